@@ -1,0 +1,131 @@
+"""Columnar sample batches: what the engine classifies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class SampleError(ValueError):
+    """A sample that cannot be classified; names the sample index and the field."""
+
+    def __init__(self, index: int, field: str, reason: str, *, label: str | None = None) -> None:
+        self.index = index
+        self.field = field
+        self.reason = reason
+        where = label if label is not None else f"sample {index}"
+        super().__init__(f"{where}: field '{field}': {reason}")
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """N samples; label sets are stored as CSR (``label_offsets[i]:label_offsets[i+1]``)."""
+
+    target: np.ndarray  # int32[N]
+    pred: np.ndarray  # int32[N]
+    label_offsets: np.ndarray  # int64[N+1]
+    label_values: np.ndarray  # int32[M]
+    problematic: np.ndarray  # bool[N]
+    images: Sequence[str] | None = None
+    ids: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    @classmethod
+    def from_lists(
+        cls,
+        *,
+        target: Sequence[int] | np.ndarray,
+        labels: Sequence[Sequence[int]],
+        pred: Sequence[int] | np.ndarray,
+        problematic: Sequence[bool] | np.ndarray | None = None,
+        images: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> SampleBatch:
+        """Build a batch from Python lists (label sets as lists of class indices)."""
+        n = len(target)
+        for field, column in (("labels", labels), ("pred", pred), ("problematic", problematic),
+                              ("images", images), ("ids", ids)):
+            if column is not None and len(column) != n:
+                raise SampleError(min(len(column), n), field, f"has {len(column)} entries for {n} samples")
+        sizes = np.fromiter((len(s) for s in labels), dtype=np.int64, count=n)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        values = np.fromiter((c for s in labels for c in s), dtype=np.int64, count=int(offsets[-1]))
+        return cls.from_arrays(
+            target=np.asarray(target), pred=np.asarray(pred), label_offsets=offsets, label_values=values,
+            problematic=None if problematic is None else np.asarray(problematic, dtype=bool),
+            images=images, ids=ids,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        target: np.ndarray,
+        pred: np.ndarray,
+        label_offsets: np.ndarray,
+        label_values: np.ndarray,
+        problematic: np.ndarray | None = None,
+        images: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> SampleBatch:
+        """Build a batch from columns, converting dtypes (no copy where they already match)."""
+        n = int(np.asarray(target).shape[0])
+        return cls(
+            target=_int32(target, "target"),
+            pred=_int32(pred, "pred"),
+            label_offsets=np.ascontiguousarray(label_offsets, dtype=np.int64),
+            label_values=_int32(label_values, "labels"),
+            problematic=np.zeros(n, dtype=bool) if problematic is None else np.asarray(problematic, dtype=bool),
+            images=images,
+            ids=ids,
+        )
+
+    def labels_of(self, i: int) -> list[int]:
+        """The label set of sample i."""
+        return self.label_values[self.label_offsets[i] : self.label_offsets[i + 1]].tolist()
+
+    def label_rows(self) -> np.ndarray:
+        """For each entry of ``label_values``, the index of the sample it belongs to."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.label_offsets))
+
+    def validate(self, num_classes: int) -> None:
+        """Raise SampleError for the first malformed sample (shapes, class ranges)."""
+        n = len(self)
+        if self.pred.shape != (n,):
+            raise SampleError(min(n, self.pred.shape[0]), "pred", f"has {self.pred.shape[0]} entries for {n}")
+        if self.problematic.shape != (n,):
+            raise SampleError(0, "problematic", f"has {self.problematic.shape[0]} entries for {n} samples")
+        if self.label_offsets.shape != (n + 1,) or self.label_offsets[0] != 0 or \
+                self.label_offsets[-1] != self.label_values.shape[0] or np.any(np.diff(self.label_offsets) < 0):
+            raise SampleError(0, "labels", "label offsets do not describe the label values")
+        for field, column in (("images", self.images), ("ids", self.ids)):
+            if column is not None and len(column) != n:
+                raise SampleError(min(len(column), n), field, f"has {len(column)} entries for {n} samples")
+        for field, values in (("target", self.target), ("pred", self.pred)):
+            bad = np.flatnonzero((values < 0) | (values >= num_classes))
+            if bad.size:
+                i = int(bad[0])
+                raise SampleError(i, field, f"class id {int(values[i])} is outside 0..{num_classes - 1}")
+        bad = np.flatnonzero((self.label_values < 0) | (self.label_values >= num_classes))
+        if bad.size:
+            j = int(bad[0])
+            i = int(np.searchsorted(self.label_offsets, j, side="right") - 1)
+            raise SampleError(i, "labels", f"class id {int(self.label_values[j])} is outside 0..{num_classes - 1}")
+
+
+def _int32(values: np.ndarray, field: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        if array.size and array.dtype.kind == "f" and np.all(np.mod(array, 1) == 0):
+            array = array.astype(np.int64)
+        elif array.size:
+            raise SampleError(0, field, f"must hold integer class ids, got {array.dtype}")
+    too_big = array.size and (array.max() > np.iinfo(np.int32).max or array.min() < np.iinfo(np.int32).min)
+    if too_big:
+        raise SampleError(int(np.argmax(np.abs(array))), field, "class id does not fit in 32 bits")
+    return np.ascontiguousarray(array, dtype=np.int32)

@@ -1,0 +1,1 @@
+"""The ErrorTaxa gRPC server."""
