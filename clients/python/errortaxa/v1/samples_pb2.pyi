@@ -1,0 +1,59 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SampleColumns(_message.Message):
+    __slots__ = ("target", "pred", "label_offsets", "label_values", "problematic", "images", "ids", "oov")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    PRED_FIELD_NUMBER: _ClassVar[int]
+    LABEL_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_VALUES_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMATIC_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    OOV_FIELD_NUMBER: _ClassVar[int]
+    target: _containers.RepeatedScalarFieldContainer[int]
+    pred: _containers.RepeatedScalarFieldContainer[int]
+    label_offsets: _containers.RepeatedScalarFieldContainer[int]
+    label_values: _containers.RepeatedScalarFieldContainer[int]
+    problematic: _containers.RepeatedScalarFieldContainer[bool]
+    images: _containers.RepeatedScalarFieldContainer[str]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    oov: OovEvidence
+    def __init__(self, target: _Optional[_Iterable[int]] = ..., pred: _Optional[_Iterable[int]] = ..., label_offsets: _Optional[_Iterable[int]] = ..., label_values: _Optional[_Iterable[int]] = ..., problematic: _Optional[_Iterable[bool]] = ..., images: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[str]] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ...) -> None: ...
+
+class OovEvidence(_message.Message):
+    __slots__ = ("evidence_json", "embeddings")
+    EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    evidence_json: _containers.RepeatedScalarFieldContainer[str]
+    embeddings: FloatMatrix
+    def __init__(self, evidence_json: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[FloatMatrix, _Mapping]] = ...) -> None: ...
+
+class FloatMatrix(_message.Message):
+    __slots__ = ("rows", "cols", "values")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    cols: int
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class DatasetPredictions(_message.Message):
+    __slots__ = ("dataset", "pred", "logits", "images", "offset")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PRED_FIELD_NUMBER: _ClassVar[int]
+    LOGITS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    pred: _containers.RepeatedScalarFieldContainer[int]
+    logits: FloatMatrix
+    images: _containers.RepeatedScalarFieldContainer[str]
+    offset: int
+    def __init__(self, dataset: _Optional[str] = ..., pred: _Optional[_Iterable[int]] = ..., logits: _Optional[_Union[FloatMatrix, _Mapping]] = ..., images: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ...) -> None: ...
