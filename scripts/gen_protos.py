@@ -60,11 +60,13 @@ def check_generator() -> None:
     except importlib.metadata.PackageNotFoundError:
         raise SystemExit(f"{GENERATOR}=={GENERATOR_VERSION} is needed: pip install -e '.[dev]'") from None
     if version != GENERATOR_VERSION:
-        raise SystemExit(f"{GENERATOR} {version} is installed; the committed code is made by {GENERATOR_VERSION}")
+        raise SystemExit(f"{GENERATOR} {version} is installed; the committed code needs {GENERATOR_VERSION}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="fail if the committed generated code is stale")
     args = parser.parse_args(argv)
     check_generator()
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         fresh = {p.name: p for p in generate(Path(tmp))}
         committed = {p.name: p for p in generated_files(OUT_ROOT)}
         problems = [f"missing: {name}" for name in sorted(fresh.keys() - committed.keys())]
-        problems += [f"not generated from any .proto: {name}" for name in sorted(committed.keys() - fresh.keys())]
+        problems += [f"no .proto makes: {name}" for name in sorted(committed.keys() - fresh.keys())]
         problems += [
             f"stale: {name}" for name in sorted(fresh.keys() & committed.keys())
             if not filecmp.cmp(fresh[name], committed[name], shallow=False)

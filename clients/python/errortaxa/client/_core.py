@@ -1,0 +1,229 @@
+"""Transport-independent pieces shared by Client and AsyncClient: request building, channel
+options and credentials, retry delays, progress reporting, the health-check codec."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from errortaxa.client.columns import Samples, dataset_predictions
+from errortaxa.client.results import TaxonomyInfo
+from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
+
+#: Default port of ``errortaxa serve``.
+DEFAULT_PORT = 50051
+DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+HEALTH_METHOD = "/grpc.health.v1.Health/Check"
+
+TaxonomyLike = str | TaxonomyInfo | taxonomy_pb2.TaxonomyRef | None
+#: Something that can be classified: Samples, an engine SampleBatch, a dict of columns for
+#: Samples.build, or predictions on a held dataset (DatasetPredictions, see dataset_predictions()).
+BatchLike = Any
+ProgressLike = Callable[[int, "int | None"], None] | bool | None
+
+
+def taxonomy_ref(taxonomy: TaxonomyLike) -> taxonomy_pb2.TaxonomyRef | None:
+    """``None`` (the active taxonomy), ``"name"``, ``"name@version"``, a TaxonomyInfo or a ref."""
+    if taxonomy is None or taxonomy == "":
+        return None
+    if isinstance(taxonomy, taxonomy_pb2.TaxonomyRef):
+        return taxonomy
+    if isinstance(taxonomy, TaxonomyInfo):
+        return taxonomy_pb2.TaxonomyRef(name=taxonomy.name, version=taxonomy.version)
+    name, _, version = taxonomy.partition("@")
+    return taxonomy_pb2.TaxonomyRef(name=name, version=version)
+
+
+def result_options(*, records: bool, evidence: bool, summary: bool) -> service_pb2.ResultOptions:
+    return service_pb2.ResultOptions(records=records, evidence=evidence, summary=summary)
+
+
+def samples_of(item: BatchLike) -> Samples | samples_pb2.DatasetPredictions:
+    if isinstance(item, (Samples, samples_pb2.DatasetPredictions)):
+        return item
+    if isinstance(item, Mapping):
+        return Samples.build(**item)
+    return Samples.of(item)
+
+
+def input_size(item: Samples | samples_pb2.DatasetPredictions) -> int:
+    if isinstance(item, Samples):
+        return len(item)
+    return len(item.pred) if len(item.pred) else item.logits.rows
+
+
+def classify_request(
+    item: BatchLike,
+    *,
+    taxonomy: TaxonomyLike = None,
+    options: service_pb2.ResultOptions | None = None,
+    sequence: int = 0,
+) -> service_pb2.ClassifyRequest:
+    request = service_pb2.ClassifyRequest(sequence=sequence)
+    ref = taxonomy_ref(taxonomy)
+    if ref is not None:
+        request.taxonomy.CopyFrom(ref)
+    if options is not None:
+        request.options.CopyFrom(options)
+    source = samples_of(item)
+    if isinstance(source, Samples):
+        request.samples.CopyFrom(source.to_proto())
+    else:
+        request.dataset.CopyFrom(source)
+    return request
+
+
+def explain_request(item: BatchLike, *, index: int, taxonomy: TaxonomyLike) -> service_pb2.ExplainRequest:
+    request = service_pb2.ExplainRequest(index=index)
+    ref = taxonomy_ref(taxonomy)
+    if ref is not None:
+        request.taxonomy.CopyFrom(ref)
+    source = samples_of(item)
+    if isinstance(source, Samples):
+        request.samples.CopyFrom(source.to_proto())
+    else:
+        request.dataset.CopyFrom(source)
+    return request
+
+
+def column_batches(samples: Samples, batch_size: int) -> Iterator[Samples]:
+    for start in range(0, len(samples), batch_size):
+        yield samples.slice(start, start + batch_size)
+
+
+def dataset_chunks(
+    dataset: str,
+    *,
+    pred: Sequence[int] | np.ndarray | None,
+    logits: np.ndarray | None,
+    images: Sequence[str] | None,
+    batch_size: int,
+) -> Iterator[samples_pb2.DatasetPredictions]:
+    n = len(pred) if pred is not None else len(logits)  # type: ignore[arg-type]
+    for start in range(0, n, batch_size):
+        stop = min(n, start + batch_size)
+        yield dataset_predictions(
+            dataset,
+            pred=None if pred is None else pred[start:stop],
+            logits=None if logits is None else logits[start:stop],
+            images=None if images is None else images[start:stop],
+            offset=0 if images is not None else start,
+        )
+
+
+def channel_options(max_message_bytes: int, extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", 60_000),
+        *extra,
+    ]
+
+
+def channel_credentials(
+    root_certificates: bytes | str | Path | None,
+    certificate_chain: bytes | str | Path | None = None,
+    private_key: bytes | str | Path | None = None,
+) -> grpc.ChannelCredentials:
+    """TLS credentials; certificates as PEM bytes or paths to PEM files (None: system roots)."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=_pem(root_certificates),
+        private_key=_pem(private_key),
+        certificate_chain=_pem(certificate_chain),
+    )
+
+
+def _pem(value: bytes | str | Path | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter for retries on UNAVAILABLE."""
+
+    retries: int = 4
+    initial: float = 0.1
+    maximum: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.maximum, self.initial * (2**attempt)))
+
+
+def is_retryable(error: grpc.RpcError) -> bool:
+    code = getattr(error, "code", None)
+    return callable(code) and code() == grpc.StatusCode.UNAVAILABLE
+
+
+class StderrProgress:
+    """A one-line progress display on stderr: samples done, share and rate."""
+
+    def __init__(self, label: str = "classified") -> None:
+        self.label = label
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if not final and now - self.last < 0.2:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        share = f"/{total:,} ({100 * done / max(total, 1):.0f}%)" if total is not None else ""
+        end = "\n" if final else ""
+        print(f"\r{self.label} {done:,}{share} at {rate:,.0f}/s", end=end, file=sys.stderr, flush=True)
+
+
+def progress_callback(progress: ProgressLike) -> Callable[[int, int | None], None] | None:
+    if progress is True:
+        return StderrProgress()
+    if progress is False or progress is None:
+        return None
+    return progress
+
+
+def encode_health_request(service: str) -> bytes:
+    """grpc.health.v1.HealthCheckRequest {string service = 1}, without a grpc-health dependency."""
+    data = service.encode()
+    return (b"\x0a" + _varint(len(data)) + data) if data else b""
+
+
+def decode_health_status(data: bytes) -> str:
+    """The ServingStatus name of a grpc.health.v1.HealthCheckResponse {ServingStatus status = 1}."""
+    names = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+    value = 0
+    if data[:1] == b"\x08":
+        shift = 0
+        for byte in data[1:]:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+    return names.get(value, str(value))
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _identity(data: bytes) -> bytes:
+    return data
