@@ -85,6 +85,17 @@ class SampleBatch:
             ids=ids,
         )
 
+    def slice(self, start: int, stop: int) -> SampleBatch:
+        """Samples ``start:stop`` as a batch of their own (label values are views, offsets rebased)."""
+        lo, hi = int(self.label_offsets[start]), int(self.label_offsets[stop])
+        return SampleBatch(
+            target=self.target[start:stop], pred=self.pred[start:stop],
+            label_offsets=self.label_offsets[start : stop + 1] - lo, label_values=self.label_values[lo:hi],
+            problematic=self.problematic[start:stop],
+            images=None if self.images is None else self.images[start:stop],
+            ids=None if self.ids is None else self.ids[start:stop],
+        )
+
     def labels_of(self, i: int) -> list[int]:
         """The label set of sample i."""
         return self.label_values[self.label_offsets[i] : self.label_offsets[i + 1]].tolist()
