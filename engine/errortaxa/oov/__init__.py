@@ -1,0 +1,67 @@
+"""errortaxa.oov: the ``oov`` feature provider (fine-grained out-of-vocabulary errors, REFERENCE.md step 6).
+
+Importing this package is cheap: the proposal generator and the configuration need neither torch nor
+open_clip; the model, caches, index and provider are imported on first use (``errortaxa.oov.OOVProvider``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .config import OOVConfig, default_cache_dir
+from .errors import OOVConfigError, OOVError, WeightsNotFoundError
+from .proposals import META_LABELS, Proposal, ProposalGenerator, generate, generate_many, proposals_json
+
+if TYPE_CHECKING:
+    from ._compat import FeatureResult
+    from .cache import EmbeddingCache
+    from .embed import ImageEmbedder
+    from .knn import TrainIndex, build_index
+    from .model import ClipEncoder
+    from .provider import OOVProvider, UnavailableProvider, load_provider, same_superclass_matrix
+
+_LAZY = {
+    "FeatureResult": "._compat",
+    "EmbeddingCache": ".cache",
+    "ImageEmbedder": ".embed",
+    "TrainIndex": ".knn",
+    "build_index": ".knn",
+    "ClipEncoder": ".model",
+    "OOVProvider": ".provider",
+    "UnavailableProvider": ".provider",
+    "load_provider": ".provider",
+    "same_superclass_matrix": ".provider",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'errortaxa.oov' has no attribute {name!r}")
+    return getattr(importlib.import_module(mod, __name__), name)
+
+
+__all__ = [
+    "META_LABELS",
+    "ClipEncoder",
+    "EmbeddingCache",
+    "FeatureResult",
+    "ImageEmbedder",
+    "OOVConfig",
+    "OOVConfigError",
+    "OOVError",
+    "OOVProvider",
+    "Proposal",
+    "ProposalGenerator",
+    "TrainIndex",
+    "UnavailableProvider",
+    "WeightsNotFoundError",
+    "build_index",
+    "default_cache_dir",
+    "generate",
+    "generate_many",
+    "load_provider",
+    "proposals_json",
+    "same_superclass_matrix",
+]
