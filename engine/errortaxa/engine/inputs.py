@@ -69,7 +69,7 @@ class InputError(ValueError):
         elif record is not None:
             location += f" record {record}"
         message = f"{location}: " + (f"field '{field}': " if field is not None else "") + reason
-        super().__init__(" ".join(message.split()))
+        super().__init__(" ".join(message.splitlines()))
 
 
 def validation_image_name(row: int) -> str:
@@ -298,8 +298,11 @@ def _build_batch(target: np.ndarray, pred: np.ndarray, flat: np.ndarray, labels:
 
 
 def _read_jsonl_checked(path: PathLike, text: str, num_classes: int) -> SampleBatch:
-    """Record by record, raising InputError at the first problem (the slow, exact path)."""
-    loads: Any = _orjson.loads if _orjson is not None else json.loads
+    """Record by record, raising InputError at the first problem (the slow, exact path).
+
+    Always the standard library parser: arbitrary-size integers and stable error messages.
+    """
+    loads = json.loads
     decode_errors: tuple[type[Exception], ...] = (ValueError, RecursionError)
     target: list[int] = []
     pred: list[int] = []
