@@ -96,6 +96,23 @@ class SampleBatch:
             ids=None if self.ids is None else self.ids[start:stop],
         )
 
+    def take(self, rows: np.ndarray, pred: np.ndarray | None = None) -> SampleBatch:
+        """The samples at ``rows`` (repeats allowed), optionally with other predictions."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.label_offsets[rows]
+        counts = self.label_offsets[rows + 1] - starts
+        offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        first = offsets[:-1]
+        index = np.repeat(starts - first, counts) + np.arange(int(offsets[-1]), dtype=np.int64)
+        pick = rows.tolist() if (self.images is not None or self.ids is not None) else []
+        return SampleBatch(
+            target=self.target[rows], pred=self.pred[rows] if pred is None else _int32(pred, "pred"),
+            label_offsets=offsets, label_values=self.label_values[index], problematic=self.problematic[rows],
+            images=None if self.images is None else [self.images[i] for i in pick],
+            ids=None if self.ids is None else [self.ids[i] for i in pick],
+        )
+
     def labels_of(self, i: int) -> list[int]:
         """The label set of sample i."""
         return self.label_values[self.label_offsets[i] : self.label_offsets[i + 1]].tolist()
