@@ -1,0 +1,279 @@
+"""Schema, loader and compiler: validation errors, extends, three-valued evaluation, explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from errortaxa.engine import (
+    FeatureResult,
+    SampleBatch,
+    SampleError,
+    TaxonomyError,
+    compile_path,
+    default_compiled,
+    load_taxonomy,
+)
+from errortaxa.engine.imageset import ImageSetClassifier
+from errortaxa.engine.schema import json_schema
+
+HEADER = "schema: errortaxa/v1\nname: tiny\n"
+TINY = HEADER + """\
+superclasses:
+  terrier:
+    members: {ancestor: terrier.n.01}
+  car:
+    members:
+      any: [{ancestor: car.n.01}]
+      except: [{classes: [n03100240]}]
+axes:
+  category:
+    values:
+      - {id: right, tags: [mla_correct]}
+      - {id: near}
+      - {id: wrong}
+    rules:
+      - {id: right, when: {pred_in_labels: true}, then: right}
+      - {id: near, when: {pred_vs_label: {same_superclass: true}}, then: near}
+      - {id: wrong, when: {always: true}, then: wrong}
+"""
+
+# ImageNet classes used below: 189 Lakeland terrier, 190 Sealyham terrier, 817 sports car,
+# 511 convertible (n03100240), 0 tench.
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(text: str, tmp_path: Path) -> list[str]:
+    with pytest.raises(TaxonomyError) as info:
+        compile_path(write(tmp_path, "t.yaml", text))
+    return [str(p) for p in info.value.problems]
+
+
+def test_tiny_taxonomy_classifies_a_batch(tmp_path: Path) -> None:
+    tx = compile_path(write(tmp_path, "t.yaml", TINY))
+    batch = SampleBatch.from_lists(target=[189, 189, 189, 817], labels=[[189], [189], [189], [817]],
+                                   pred=[189, 190, 0, 511])
+    decisions = tx.evaluate(batch)
+    assert decisions.primary.value_names().tolist() == ["right", "near", "wrong", "wrong"]
+    record = decisions.record(1)
+    assert record["rule"] == "near"
+    assert record["evidence"]["with_class"] == 189
+    assert record["evidence"]["superclasses"] == ["terrier"]
+    assert 511 not in tx.superclass_members("car")  # except removed the convertible
+    assert 817 in tx.superclass_members("car")
+    assert tx.superclasses_of(190) == ["terrier"]
+
+
+def test_errors_name_file_line_and_key_path(tmp_path: Path) -> None:
+    text = TINY.replace("{pred_in_labels: true}", "{pred_inlabels: true}")
+    [problem] = problems_of(text, tmp_path)
+    line = text.splitlines().index(next(x for x in text.splitlines() if "pred_inlabels" in x)) + 1
+    assert f"t.yaml:{line}:" in problem
+    assert "axes.category.rules[0].when" in problem
+    assert "exactly one of" in problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("terrier.n.01", "terrierx.n.01", "unknown synset 'terrierx.n.01'"),
+        ("then: near", "then: nearby", "unknown value 'nearby'"),
+        ("n03100240", "n99999999", "unknown class 'n99999999'"),
+        ("{same_superclass: true}", "{same_superclass: [terriers]}", "unknown superclass 'terriers'"),
+        ("{pred_in_labels: true}", "{in_sample_list: missing}", "no sample_list resource named 'missing'"),
+        ("{pred_in_labels: true}", "{pred_vs_label: {cooccurs: {table: t, min_count: 2}}}",
+         "no cooccurrence resource named 't'"),
+        ("name: tiny", "name: tiny\nname: again", "duplicate key"),
+        ("rules:\n      - {id: right", "rules: [\n      - {id: right", "invalid YAML"),
+    ],
+)
+def test_compile_errors(tmp_path: Path, old: str, new: str, message: str) -> None:
+    assert old in TINY
+    problems = problems_of(TINY.replace(old, new, 1), tmp_path)
+    assert any(message in p for p in problems), problems
+
+
+def test_shadowed_rule_and_missing_fallback_are_warnings(tmp_path: Path) -> None:
+    text = TINY.replace(
+        "      - {id: wrong, when: {always: true}, then: wrong}\n",
+        "      - {id: narrower, when: {all: [{pred_in_labels: true}, {problematic: true}]}, then: right}\n",
+    )
+    tx = compile_path(write(tmp_path, "t.yaml", text))
+    warnings = [str(w) for w in tx.warnings]
+    assert any("'narrower' can never fire" in w and "'right'" in w for w in warnings)
+    assert any("not 'always: true'" in w for w in warnings)
+    decisions = tx.evaluate(SampleBatch.from_lists(target=[1], labels=[[1]], pred=[0]))
+    assert decisions.record(0)["category"] is None
+
+
+def test_extends_overrides_only_what_changes(tmp_path: Path) -> None:
+    base = write(tmp_path, "base.yaml", TINY)
+    child = write(tmp_path, "child.yaml", HEADER.replace("tiny", "child") + f"""\
+extends: {base.name}
+superclasses:
+  car: null
+axes:
+  category:
+    values:
+      - {{id: oops}}
+    rules:
+      - {{id: oops, before: near, when: {{pred_is_target: false}}, then: oops}}
+      - {{id: right, when: {{pred_is_target: true}}, then: right}}
+""")
+    tx = compile_path(child)
+    assert tx.name == "child"
+    assert tx.axes["category"].rule_ids == ["right", "oops", "near", "wrong"]
+    assert tx.superclass_names == ["terrier"]
+    assert tx.axes["category"].rules[0].file == str(child)
+    assert tx.axes["category"].rules[2].file == str(base)
+    # an error in an inherited rule points at the base file's line
+    loaded = load_taxonomy(child)
+    file, line = loaded.locate(("axes", "category", "rules", 2, "when"))
+    assert file == str(base)
+    assert TINY.splitlines()[line - 1].strip().startswith("- {id: near")
+
+
+def test_cyclic_extends_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", TINY + "extends: b.yaml\n")
+    write(tmp_path, "b.yaml", TINY + "extends: a.yaml\n")
+    problems = problems_of(TINY + "extends: a.yaml\n", tmp_path)
+    assert any("cyclic extends" in p for p in problems)
+
+
+def test_rule_files_never_execute_code(tmp_path: Path) -> None:
+    text = TINY + "evil: !!python/object/apply:os.system ['touch pwned']\n"
+    problems = problems_of(text, tmp_path)
+    assert any("invalid YAML" in p for p in problems)
+    assert not Path("pwned").exists()
+
+
+class ParityProvider:
+    """A real provider: the test holds for even predictions, cannot be evaluated for pred 7."""
+
+    name = "parity"
+
+    def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch,
+                 rows: np.ndarray) -> FeatureResult:
+        pred = batch.pred[rows]
+        known = pred != 7
+        return FeatureResult(holds=pred % 2 == 0, known=known,
+                             reason=[None if k else "seven is unknowable" for k in known.tolist()],
+                             evidence=[{"pred": int(p)} for p in pred.tolist()])
+
+
+FEATURE = HEADER + """\
+axes:
+  category:
+    values: [{id: even}, {id: odd_or_unknown}, {id: last}]
+    rules:
+      - {id: even, when: {feature: {provider: parity, test: even}}, then: even}
+      - {id: not_even, when: {not: {feature: {provider: parity, test: even}}}, then: odd_or_unknown}
+      - {id: last, when: {always: true}, then: last}
+"""
+
+
+def test_feature_rules_record_not_evaluated_and_continue(tmp_path: Path) -> None:
+    tx = compile_path(write(tmp_path, "f.yaml", FEATURE))
+    batch = SampleBatch.from_lists(target=[0, 0, 0], labels=[[0], [0], [0]], pred=[2, 3, 7])
+    without = tx.evaluate(batch)
+    assert without.primary.value_names().tolist() == ["last"] * 3
+    reasons = without.record(0)["evidence"]["not_evaluated"]
+    assert [r["rule"] for r in reasons] == ["even", "not_even"]
+    assert "no 'parity' feature provider is configured" in reasons[0]["reason"]
+    with_provider = tx.evaluate(batch, {"parity": ParityProvider()})
+    assert with_provider.primary.value_names().tolist() == ["even", "odd_or_unknown", "last"]
+    assert with_provider.record(0)["evidence"]["feature"] == {"pred": 2}
+    assert with_provider.record(2)["evidence"]["not_evaluated"][0]["reason"] == "seven is unknowable"
+    trace = tx.explain(batch, 2, {"parity": ParityProvider()})
+    assert [t.result for t in trace] == ["not evaluated", "not evaluated", "holds"]
+
+
+def test_bad_samples_name_the_sample_and_field() -> None:
+    tx = default_compiled()
+    with pytest.raises(SampleError, match="sample 1: field 'pred': class id 1000"):
+        tx.evaluate(SampleBatch.from_lists(target=[1, 2], labels=[[1], [2]], pred=[1, 1000]))
+    with pytest.raises(SampleError, match="sample 0: field 'labels': class id -3"):
+        tx.evaluate(SampleBatch.from_lists(target=[1], labels=[[-3]], pred=[1]))
+    with pytest.raises(SampleError, match="field 'labels'"):
+        SampleBatch.from_lists(target=[1, 2], labels=[[1]], pred=[1, 2])
+
+
+def test_json_schema_export_covers_the_language() -> None:
+    schema = json_schema()
+    text = str(schema)
+    for key in ("pred_vs_label", "same_superclass", "cooccurs", "in_sample_list", "feature", "ancestor"):
+        assert key in text
+    assert schema["title"].startswith("ErrorTaxa")
+
+
+# ------------------------------------------------------------ generated taxonomies and records
+
+FLAGS = ["pred_is_target", "pred_in_labels", "target_in_labels", "labels_empty", "problematic"]
+
+
+def reference_flag(flag: str, target: int, labels: list[int], pred: int, problematic: bool) -> bool:
+    return {
+        "pred_is_target": pred == target, "pred_in_labels": pred in labels,
+        "target_in_labels": target in labels, "labels_empty": not labels, "problematic": problematic,
+    }[flag]
+
+
+flag_pred = st.tuples(st.sampled_from(FLAGS), st.booleans())
+rule_pred = st.lists(flag_pred, min_size=1, max_size=3)
+sample = st.tuples(st.integers(0, 5), st.lists(st.integers(0, 5), max_size=3), st.integers(0, 5), st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(rules=st.lists(rule_pred, min_size=1, max_size=5), samples=st.lists(sample, min_size=1, max_size=30))
+def test_generated_taxonomies_match_a_row_by_row_interpreter(
+    tmp_path_factory: pytest.TempPathFactory, rules: list[list[tuple[str, bool]]],
+    samples: list[tuple[int, list[int], int, bool]],
+) -> None:
+    lines = [HEADER, "axes:\n  category:\n    values: [{id: a}, {id: b}, {id: z}]\n    rules:\n"]
+    for k, conj in enumerate(rules):
+        parts = ", ".join(f"{{{flag}: {str(v).lower()}}}" for flag, v in conj)
+        lines.append(f"      - {{id: r{k}, when: {{all: [{parts}]}}, then: {'ab'[k % 2]}}}\n")
+    lines.append("      - {id: rest, when: {always: true}, then: z}\n")
+    path = tmp_path_factory.mktemp("gen") / "g.yaml"
+    path.write_text("".join(lines))
+    tx = compile_path(path)
+    batch = SampleBatch.from_lists(target=[s[0] for s in samples], labels=[s[1] for s in samples],
+                                   pred=[s[2] for s in samples], problematic=[s[3] for s in samples])
+    got = tx.evaluate(batch).primary.rule
+    for i, (target, labels, pred, problematic) in enumerate(samples):
+        expected = next((k for k, conj in enumerate(rules)
+                         if all(reference_flag(f, target, labels, pred, problematic) == v for f, v in conj)),
+                        len(rules))
+        assert got[i] == expected
+    # any slice of the batch decides the same as the whole
+    half = len(batch) // 2
+    assert np.array_equal(tx.evaluate(batch.slice(half, len(batch))).primary.rule, got[half:])
+
+
+def test_image_set_classifier_equals_plain_evaluation() -> None:
+    tx = default_compiled()
+    rng = np.random.default_rng(3)
+    n = 300
+    target = rng.integers(0, 1000, n)
+    labels = [[int(t)] + ([int(rng.integers(0, 1000))] if rng.random() < 0.3 else []) for t in target]
+    images = SampleBatch.from_lists(target=target, labels=labels, pred=target,
+                                    problematic=rng.random(n) < 0.1, images=[f"img{i}" for i in range(n)])
+    clf = ImageSetClassifier(tx, images)
+    for _ in range(3):
+        pred = np.where(rng.random(n) < 0.5, target, rng.integers(0, 1000, n))
+        shared = clf.classify(pred)
+        plain = tx.evaluate(images.take(np.arange(n), pred))
+        assert np.array_equal(shared.primary.rule, plain.primary.rule)
+        assert np.array_equal(shared.primary.witness, plain.primary.witness)
+        assert [shared.record(i) for i in range(n)] == [plain.record(i) for i in range(n)]
