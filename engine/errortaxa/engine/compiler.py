@@ -357,8 +357,8 @@ class _Compiler:
                     out |= self.incidence[:, k]
         elif isinstance(expr, s.ClassesMember):
             out = np.zeros(c, bool)
-            for j, ref in enumerate(expr.classes):
-                k = self.class_index(ref, (*path, "classes", j))
+            for j, class_ref in enumerate(expr.classes):
+                k = self.class_index(class_ref, (*path, "classes", j))
                 if k is not None:
                     out[k] = True
         elif isinstance(expr, s.AllMember):
