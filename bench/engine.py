@@ -22,10 +22,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic import make_images, make_predictions  # noqa: E402
-
-from errortaxa.engine import CompiledTaxonomy, SampleBatch, default_compiled  # noqa: E402
-from errortaxa.engine.imageset import ImageSetClassifier  # noqa: E402
+from errortaxa.engine import CompiledTaxonomy, SampleBatch, default_compiled
+from errortaxa.engine.imageset import ImageSetClassifier
+from synthetic import make_images, make_predictions
 
 
 def baseline_row_function(taxonomy: CompiledTaxonomy) -> Any:

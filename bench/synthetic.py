@@ -9,7 +9,6 @@ accuracy between 0.65 and 0.9; its errors fall mostly on each image's few confus
 from __future__ import annotations
 
 import numpy as np
-
 from errortaxa.engine import CompiledTaxonomy, SampleBatch
 from errortaxa.engine.inputs import validation_image_name
 

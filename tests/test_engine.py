@@ -8,9 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from errortaxa.engine import (
     FeatureResult,
     SampleBatch,
@@ -22,6 +19,8 @@ from errortaxa.engine import (
 )
 from errortaxa.engine.imageset import ImageSetClassifier
 from errortaxa.engine.schema import json_schema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 HEADER = "schema: errortaxa/v1\nname: tiny\n"
 TINY = HEADER + """\
@@ -277,3 +276,16 @@ def test_image_set_classifier_equals_plain_evaluation() -> None:
         assert np.array_equal(shared.primary.rule, plain.primary.rule)
         assert np.array_equal(shared.primary.witness, plain.primary.witness)
         assert [shared.record(i) for i in range(n)] == [plain.record(i) for i in range(n)]
+
+
+def test_dataframe_api_returns_decisions_beside_the_input() -> None:
+    import pandas as pd
+
+    from errortaxa.engine.frame import classify_frame
+
+    frame = pd.DataFrame({"target": [250, 207], "labels": [[250], [207]], "pred": [248, 207]}, index=[10, 11])
+    out = classify_frame(frame)
+    assert out.loc[10, "category"] == "overlapping_classes" and out.loc[11, "category"] == "correct"
+    assert list(out.columns[:3]) == ["target", "labels", "pred"]
+    with pytest.raises(KeyError, match="pred"):
+        classify_frame(frame.drop(columns=["pred"]))

@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from errortaxa.engine import (
     CompiledTaxonomy,
     Decisions,
@@ -24,6 +22,7 @@ from errortaxa.engine import (
 from errortaxa.engine.inputs import load_label_file, read_jsonl, read_predictions_npz
 from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.schema import json_schema
+from tqdm import tqdm
 
 from .errors import UsageError
 

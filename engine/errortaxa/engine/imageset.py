@@ -19,7 +19,6 @@ from .providers import FeatureProvider
 from .samples import SampleBatch
 
 
-
 class ImageSetClassifier:
     """Decisions for predictions over ``images`` (a batch whose ``pred`` column is ignored)."""
 
