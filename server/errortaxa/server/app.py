@@ -1,0 +1,181 @@
+"""Start, drain and stop the server; ``errortaxa serve`` (main)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+from errortaxa.server.auth import SERVICE, Tokens
+from errortaxa.server.config import ConfigError, ServerConfig, load_config
+from errortaxa.server.datasets import DatasetRegistry
+from errortaxa.server.errors import ServiceError
+from errortaxa.server.interceptor import CallInterceptor
+from errortaxa.server.logs import setup_logging
+from errortaxa.server.metrics import Metrics, MetricsHTTPServer
+from errortaxa.server.service import Service
+from errortaxa.server.store import TaxonomyStore
+from errortaxa.server.taxonomies import ProviderFactory, TaxonomyRegistry
+from errortaxa.v1 import service_pb2, service_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger("errortaxa.server")
+
+
+@dataclass
+class RunningServer:
+    """A started server. ``port`` is the bound port (useful with port 0)."""
+
+    config: ServerConfig
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    registry: TaxonomyRegistry
+    metrics: Metrics
+    metrics_http: MetricsHTTPServer | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def address(self) -> str:
+        host = self.config.host
+        return f"[{host}]:{self.port}" if ":" in host and not host.startswith("[") else f"{host}:{self.port}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_http.port if self.metrics_http is not None else None
+
+    def drain(self, drain_seconds: float | None = None, grace: float | None = None) -> None:
+        """Health NOT_SERVING (load balancers move away) while calls are still served for
+        ``drain_seconds``; then stop accepting calls and give those in flight ``grace`` seconds."""
+        drain = self.config.drain_seconds if drain_seconds is None else drain_seconds
+        log.info("draining", extra={"drain_seconds": drain})
+        self.health.enter_graceful_shutdown()
+        if drain > 0:
+            time.sleep(drain)
+        self.stop(grace)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls; calls in flight get ``grace`` seconds (default: config) to finish."""
+        if self._stopped.is_set():
+            return
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        if self.metrics_http is not None:
+            self.metrics_http.close()
+        self._stopped.set()
+        log.info("stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stopped (True) or ``timeout`` passes (False)."""
+        return self._stopped.wait(timeout)
+
+
+def _oov_providers(config: ServerConfig) -> ProviderFactory | None:
+    if config.oov_config is None:
+        return None
+    try:
+        provider_from_config = importlib.import_module("errortaxa.oov.config").provider_from_config
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"oov_config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
+    path = str(config.oov_config)
+
+    def factory(compiled: object) -> dict[str, object]:
+        provider = provider_from_config(path, compiled)
+        return {provider.name: provider}
+
+    return factory  # type: ignore[return-value]
+
+
+def build_server(config: ServerConfig) -> RunningServer:
+    """Load the store and datasets, compile the active taxonomy, bind, start; health SERVING."""
+    config.check()
+    started = time.perf_counter()
+    store = TaxonomyStore(config.store)
+    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=_oov_providers(config))
+    try:
+        datasets = DatasetRegistry(store, config.datasets)
+    except ServiceError as exc:
+        raise ConfigError(f"dataset: {exc.message}") from None
+    metrics = Metrics()
+    metrics.active = lambda: (registry.active.name, registry.active.version, registry.active.compiled.content_hash)
+    max_bytes = config.max_message_mb * 1024 * 1024
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="errortaxa-rpc"),
+        interceptors=[CallInterceptor(Tokens(config.read_tokens, config.admin_tokens,
+                                             public_health=config.public_health), metrics)],
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+    )
+    service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        names = (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name, health.SERVICE_NAME,
+                 reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert is not None and config.tls_key is not None:
+        credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise ConfigError(f"cannot bind {address}")
+    metrics_http = MetricsHTTPServer(metrics, config.metrics_host, config.metrics_port) \
+        if config.metrics_port is not None else None
+    server.start()
+    for name in ("", SERVICE):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = RunningServer(config, server, port, health_servicer, registry, metrics, metrics_http)
+    log.info("serving", extra={
+        "address": running.address, "port": port, "tls": config.tls, "auth": config.auth_enabled,
+        "store": str(config.store) if config.store else None, "taxonomy": registry.active.name,
+        "version": registry.active.version, "datasets": [d.name for d in datasets.all()],
+        "metrics_port": running.metrics_port, "startup_seconds": round(time.perf_counter() - started, 3)})
+    return running
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """``errortaxa serve``: run until SIGTERM or SIGINT, then drain and stop. Exit status 0 after a
+    clean stop, 2 for a bad configuration, 1 when the server cannot start."""
+    try:
+        config = load_config(sys.argv[1:] if argv is None else argv, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        print(f"errortaxa serve: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, config.log_format)
+    try:
+        running = build_server(config)
+    except ConfigError as exc:
+        print(f"errortaxa serve: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        log.exception("cannot start")
+        print(f"errortaxa serve: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(1.0):
+        pass
+    running.drain()
+    return 0

@@ -1,0 +1,70 @@
+"""API tokens: read tokens and admin tokens, sent as ``authorization: Bearer <token>`` metadata."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import grpc
+
+READ = "read"
+ADMIN = "admin"
+ANONYMOUS = "anonymous"
+SERVICE = "errortaxa.v1.ErrorTaxa"
+#: Methods that change the server's state: admin tokens only.
+ADMIN_METHODS = frozenset(
+    f"/{SERVICE}/{name}" for name in ("PutTaxonomy", "ActivateTaxonomy", "DeleteTaxonomy", "RegisterDataset")
+)
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+
+@dataclass(frozen=True)
+class Denied:
+    code: grpc.StatusCode
+    message: str
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str
+
+
+class Tokens:
+    """Checks a call's token against the configured ones (constant-time comparisons)."""
+
+    def __init__(self, read: dict[str, str], admin: dict[str, str], *, public_health: bool = False) -> None:
+        self._tokens = [(token.encode(), Identity(name, READ)) for name, token in read.items()]
+        self._tokens += [(token.encode(), Identity(name, ADMIN)) for name, token in admin.items()]
+        self.enabled = bool(self._tokens)
+        self.public_health = public_health
+
+    def _lookup(self, token: str) -> Identity | None:
+        given = token.encode()
+        found = None
+        for secret, identity in self._tokens:  # no early exit: time does not depend on which matched
+            if hmac.compare_digest(secret, given):
+                found = identity
+        return found
+
+    def check(self, method: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> Identity | Denied:
+        """The caller's identity, or why the call is refused."""
+        if not self.enabled or (self.public_health and method.startswith(HEALTH_PREFIX)):
+            return Identity(ANONYMOUS, ADMIN if not self.enabled else READ)
+        token = None
+        for key, value in metadata or ():
+            if key == "authorization":
+                text = value.decode() if isinstance(value, bytes) else value
+                scheme, _, rest = text.strip().partition(" ")
+                token = rest.strip() if scheme.lower() == "bearer" and rest else text.strip()
+        if not token:
+            return Denied(grpc.StatusCode.UNAUTHENTICATED,
+                          "this server needs a token: send metadata 'authorization: Bearer <token>'")
+        identity = self._lookup(token)
+        if identity is None:
+            return Denied(grpc.StatusCode.UNAUTHENTICATED, "unknown token")
+        if method in ADMIN_METHODS and identity.role != ADMIN:
+            return Denied(grpc.StatusCode.PERMISSION_DENIED,
+                          f"{method.rsplit('/', 1)[-1]} needs an admin token; '{identity.name}' is a read token")
+        return identity

@@ -1,0 +1,231 @@
+"""Server configuration: defaults < config file < environment variables < command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+ENV_PREFIX = "ERRORTAXA_"
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the setting and where it came from."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``errortaxa serve`` can be told. See docs/SERVICE.md for each setting."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 = any free port
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    read_tokens: dict[str, str] = field(default_factory=dict)  # token name -> token
+    admin_tokens: dict[str, str] = field(default_factory=dict)
+    public_health: bool = False  # health checks need no token even when tokens are configured
+    max_message_mb: int = 256
+    max_batch: int = 2_000_000  # samples per request
+    concurrency: int = 8  # worker threads
+    max_concurrent_rpcs: int = 64  # beyond this, calls fail with RESOURCE_EXHAUSTED
+    store: Path | None = None  # taxonomy store directory (None: in memory only)
+    default_taxonomy: str | None = None  # built-in name or YAML path served when nothing was activated
+    datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> label file
+    oov_config: Path | None = None  # OOV provider config (needs errortaxa[oov])
+    metrics_port: int | None = None  # Prometheus text on http://metrics_host:metrics_port/metrics
+    metrics_host: str = "127.0.0.1"
+    drain_seconds: float = 5.0  # after SIGTERM: health NOT_SERVING this long while still serving
+    grace_seconds: float = 10.0  # then: calls in flight get this long to finish
+    reflection: bool = True
+    log_level: str = "INFO"
+    log_format: str = "json"  # "json" | "text"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.read_tokens or self.admin_tokens)
+
+    def check(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together")
+        for key, value in (("port", self.port), ("max_message_mb", self.max_message_mb),
+                           ("max_batch", self.max_batch), ("concurrency", self.concurrency),
+                           ("max_concurrent_rpcs", self.max_concurrent_rpcs)):
+            if value < (0 if key == "port" else 1):
+                raise ConfigError(f"{key} must be {'>= 0' if key == 'port' else 'positive'}, got {value}")
+        seen: dict[str, str] = {}
+        for role, tokens in (("read", self.read_tokens), ("admin", self.admin_tokens)):
+            for name, token in tokens.items():
+                if not token:
+                    raise ConfigError(f"{role} token '{name}' is empty")
+                if token in seen:
+                    raise ConfigError(f"token '{name}' has the same value as token '{seen[token]}'")
+                seen[token] = name
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
+        return self
+
+
+_FIELDS = {f.name: f for f in fields(ServerConfig)}
+_PATHS = {"tls_cert", "tls_key", "store", "oov_config"}
+_INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port"}
+_FLOATS = {"drain_seconds", "grace_seconds"}
+_BOOLS = {"public_health", "reflection"}
+_MAPS = {"read_tokens", "admin_tokens", "datasets"}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    """A raw value (from a file, an env var or a flag) as the field's type."""
+    try:
+        if value is None:
+            return None
+        if key in _PATHS:
+            return Path(os.path.expanduser(str(value)))
+        if key in _INTS:
+            return int(value)
+        if key in _FLOATS:
+            return float(value)
+        if key in _BOOLS:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(f"{value!r} is not a boolean")
+            return text in ("1", "true", "yes", "on")
+        if key in _MAPS:
+            return _mapping(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{origin}: {key}: {exc}") from None
+
+
+def _mapping(value: Any) -> dict[str, str]:
+    """``{name: value}``, or ``"name=value,name2=value2"``, or a list of ``name=value`` strings."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: dict[str, str] = {}
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        name, sep, rest = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"expected NAME=VALUE, got {item!r}")
+        out[name.strip()] = rest.strip()
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML, YAML or JSON file of settings (keys as in ServerConfig; '-' may stand for '_')."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except Exception as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a table of settings")
+    data = data.get("server", data) if isinstance(data.get("server"), dict) else data
+    out: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key).replace("-", "_")
+        if key not in _FIELDS:
+            raise ConfigError(f"config file {path}: unknown setting '{raw_key}'")
+        out[key] = _coerce(key, value, f"config file {path}")
+    base = path.parent
+    for key in _PATHS & out.keys():  # relative paths are relative to the config file
+        if out[key] is not None and not out[key].is_absolute():
+            out[key] = base / out[key]
+    return out
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``ERRORTAXA_<SETTING>`` variables (e.g. ERRORTAXA_PORT, ERRORTAXA_ADMIN_TOKENS=ops=s3cret)."""
+    out: dict[str, Any] = {}
+    for key in _FIELDS:
+        name = ENV_PREFIX + key.upper()
+        if name in environ and environ[name] != "":
+            out[key] = _coerce(key, environ[name], f"${name}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="errortaxa serve",
+        description="Run the ErrorTaxa gRPC service. Settings: defaults < --config file < "
+        "ERRORTAXA_* environment variables < flags (docs/SERVICE.md).",
+    )
+    p.add_argument("--config", type=Path, help="TOML, YAML or JSON file of settings ($ERRORTAXA_CONFIG)")
+    p.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 or [::] for all interfaces)")
+    p.add_argument("--port", type=int, help="port (default 50051; 0 = any free port, printed at start)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain; with --tls-key enables TLS")
+    p.add_argument("--tls-key", type=Path, help="PEM private key")
+    p.add_argument("--read-token", action="append", metavar="NAME=TOKEN",
+                   help="a token allowed to classify, explain, list and validate (repeatable)")
+    p.add_argument("--admin-token", action="append", metavar="NAME=TOKEN",
+                   help="a token also allowed to put, activate and delete taxonomies and register "
+                   "datasets (repeatable)")
+    p.add_argument("--public-health", action="store_true", default=None,
+                   help="health checks need no token even when tokens are configured")
+    p.add_argument("--max-message-mb", type=int, help="largest request or response message (default 256)")
+    p.add_argument("--max-batch", type=int, help="most samples in one request (default 2,000,000)")
+    p.add_argument("--concurrency", type=int, help="worker threads (default 8)")
+    p.add_argument("--max-concurrent-rpcs", type=int,
+                   help="calls in progress at once; more fail with RESOURCE_EXHAUSTED (default 64)")
+    p.add_argument("--store", type=Path, help="taxonomy store directory (default: in memory, lost at exit)")
+    p.add_argument("--default-taxonomy", help="built-in name or YAML file served until one is activated")
+    p.add_argument("--dataset", action="append", metavar="NAME=PATH",
+                   help="hold a label file (multi-label CSV, ReaL json, target list, JSONL) as NAME")
+    p.add_argument("--oov-config", type=Path, help="OOV provider config (needs the errortaxa[oov] extra)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this HTTP port")
+    p.add_argument("--metrics-host", help="bind address of the metrics port (default 127.0.0.1)")
+    p.add_argument("--drain-seconds", type=float, help="after SIGTERM, report NOT_SERVING this long (5)")
+    p.add_argument("--grace-seconds", type=float, help="then give calls in flight this long (10)")
+    p.add_argument("--no-reflection", dest="reflection", action="store_false", default=None,
+                   help="do not offer gRPC server reflection")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.add_argument("--log-format", choices=("json", "text"), help="structured JSON lines (default) or text")
+    return p
+
+
+_FLAG_KEYS = {"read_token": "read_tokens", "admin_token": "admin_tokens", "dataset": "datasets"}
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Parse flags, read the config file and the environment, merge, check."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(list(argv))
+    values: dict[str, Any] = {}
+    config_path = args.config or (Path(environ[f"{ENV_PREFIX}CONFIG"]) if environ.get(f"{ENV_PREFIX}CONFIG")
+                                  else None)
+    if config_path is not None:
+        values.update(read_config_file(config_path))
+    values.update(read_env(environ))
+    for name, value in vars(args).items():
+        if name == "config" or value is None:
+            continue
+        key = _FLAG_KEYS.get(name, name)
+        coerced = _coerce(key, value, f"--{name.replace('_', '-')}")
+        if key in _MAPS:
+            coerced = {**values.get(key, {}), **coerced}
+        values[key] = coerced
+    return replace(ServerConfig(), **values).check()

@@ -1,0 +1,153 @@
+"""Datasets the server holds: label sets loaded from files, that clients send predictions for."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+from errortaxa.client.columns import matrix_array
+from errortaxa.engine import SampleBatch
+from errortaxa.engine.inputs import InputError, LabeledImages, load_label_file, read_jsonl
+from errortaxa.server.errors import ServiceError, invalid, not_found
+from errortaxa.server.store import NAME_PATTERN, TaxonomyStore
+from errortaxa.v1 import samples_pb2, service_pb2
+
+log = logging.getLogger("errortaxa.server")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    labels: LabeledImages
+    source: str
+    format: str
+
+    def info(self) -> service_pb2.DatasetInfo:
+        sizes = np.diff(self.labels.label_offsets)
+        return service_pb2.DatasetInfo(
+            name=self.name, size=len(self.labels), problematic=int(self.labels.problematic.sum()),
+            multi_label=int((sizes > 1).sum()), empty=int((sizes == 0).sum()), source=self.source,
+            format=self.format, first_images=self.labels.images[:5],
+        )
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".csv":
+        return "multilabel-csv"
+    if suffix == ".json":
+        return "real-json"
+    with path.open("r", encoding="utf-8", errors="replace") as stream:
+        head = stream.read(4096).lstrip()
+    if head.startswith("["):
+        return "real-json"
+    if head.startswith("{"):
+        return "jsonl"
+    if "proposed_labels" in head.split("\n", 1)[0]:
+        return "multilabel-csv"
+    return "targets"
+
+
+def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
+    """Read a label file: the multi-label CSV, ReaL json, a target list, or JSONL samples."""
+    file = Path(path)
+    if not file.is_file():
+        raise not_found(f"no label file {path} on the server", field="path")
+    fmt = _format_of(file)
+    try:
+        if fmt == "jsonl":
+            batch = read_jsonl(file, num_classes)
+            images = list(batch.images if batch.images is not None else batch.ids or [])
+            labels = LabeledImages(images=images, target=batch.target, label_offsets=batch.label_offsets,
+                                   label_values=batch.label_values, problematic=batch.problematic,
+                                   source=str(file))
+        else:
+            labels = load_label_file(file, num_classes=num_classes)
+    except InputError as exc:
+        raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), field="path",
+                           reason="BAD_LABEL_FILE", row=None if exc.record is None else exc.record - 1) from None
+    if len(set(labels.images)) != len(labels.images):
+        raise invalid(f"{path}: image ids are not unique", field="path", reason="BAD_LABEL_FILE")
+    return Dataset(name, labels, str(file), fmt)
+
+
+class DatasetRegistry:
+    """Named label sets: from the configuration and from RegisterDataset (remembered in the store)."""
+
+    def __init__(self, store: TaxonomyStore, configured: dict[str, str]) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._datasets: dict[str, Dataset] = {}
+        for name, path in {**store.datasets(), **configured}.items():
+            self._datasets[name] = load_dataset(name, path)
+            log.info("dataset loaded", extra={"dataset": name, "path": path, "size": len(self._datasets[name].labels)})
+
+    def get(self, name: str) -> Dataset:
+        dataset = self._datasets.get(name)
+        if dataset is None:
+            raise not_found(f"no dataset named '{name}'", field="dataset.dataset")
+        return dataset
+
+    def all(self) -> list[Dataset]:
+        return sorted(self._datasets.values(), key=lambda d: d.name)
+
+    def register(self, name: str, path: str, *, replace: bool) -> Dataset:
+        if not NAME_PATTERN.match(name):
+            raise invalid(f"dataset name {name!r}: use letters, digits, '.', '_' and '-'", field="name",
+                          reason="BAD_NAME")
+        if name in self._datasets and not replace:
+            raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"dataset '{name}' exists (set replace)",
+                               field="name", reason="DATASET_EXISTS")
+        dataset = load_dataset(name, str(Path(path).resolve()))
+        with self._lock:
+            self.store.set_dataset(name, dataset.source)
+            self._datasets[name] = dataset
+        return dataset
+
+
+def predictions_batch(dataset: Dataset, msg: samples_pb2.DatasetPredictions, field: str = "dataset"
+                      ) -> tuple[SampleBatch, np.ndarray]:
+    """The samples (held labels + sent predictions) and the dataset row of each prediction."""
+    labels = dataset.labels
+    if len(msg.pred) and msg.HasField("logits"):
+        raise invalid("give pred or logits, not both", field=f"{field}.logits", reason="ONE_OF")
+    if msg.HasField("logits"):
+        try:
+            logits = matrix_array(msg.logits)
+        except ValueError as exc:
+            raise invalid(f"{field}.logits {exc}", field=f"{field}.logits", reason="LENGTH_MISMATCH") from None
+        if not np.isfinite(logits).all():
+            bad = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
+            raise invalid(f"{field}.logits row {bad} holds NaN or infinity", field=f"{field}.logits",
+                          reason="NOT_FINITE", sample_index=bad)
+        pred = np.argmax(logits, axis=1).astype(np.int32) if logits.shape[0] else np.zeros(0, np.int32)
+    else:
+        pred = np.array(msg.pred, dtype=np.int32)
+    n = pred.shape[0]
+    if len(msg.images):
+        if len(msg.images) != n:
+            raise invalid(f"{field}.images has {len(msg.images)} entries for {n} predictions",
+                          field=f"{field}.images", reason="LENGTH_MISMATCH", sample_index=min(n, len(msg.images)))
+        rows = labels.indices_of(msg.images)
+        missing = np.flatnonzero(rows < 0)
+        if missing.size:
+            i = int(missing[0])
+            raise not_found(f"{field}.images[{i}]: {msg.images[i]!r} is not in dataset '{dataset.name}'",
+                            field=f"{field}.images", sample_index=i)
+    else:
+        if msg.offset < 0 or msg.offset + n > len(labels):
+            raise invalid(f"{n} predictions from row {msg.offset} do not fit dataset '{dataset.name}' "
+                          f"of {len(labels)} images", field=f"{field}.offset", reason="OUT_OF_RANGE")
+        rows = np.arange(msg.offset, msg.offset + n, dtype=np.int64)
+    picked = labels if (n == len(labels) and msg.offset == 0 and not len(msg.images)) else labels.take(rows)
+    batch = SampleBatch.from_arrays(
+        target=picked.target, pred=pred, label_offsets=picked.label_offsets, label_values=picked.label_values,
+        problematic=picked.problematic, images=picked.images,
+    )
+    return batch, rows

@@ -1,0 +1,115 @@
+"""One server interceptor for every call: token check, metrics, call log, caller identity."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from errortaxa.server.auth import ANONYMOUS, Denied, Identity, Tokens
+from errortaxa.server.metrics import Metrics
+
+log = logging.getLogger("errortaxa.server.calls")
+_local = threading.local()
+
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+
+def current_identity() -> Identity:
+    """Who makes the call being handled on this thread (set by the interceptor)."""
+    identity: Identity | None = getattr(_local, "identity", None)
+    return identity if identity is not None else Identity(ANONYMOUS, "admin")
+
+
+def _code_name(context: grpc.ServicerContext, failed: bool) -> str:
+    code_fn = getattr(context, "code", None)
+    code = code_fn() if callable(code_fn) else None
+    if code is None:
+        return "UNKNOWN" if failed else "OK"
+    return str(code.name) if isinstance(code, grpc.StatusCode) else str(code)
+
+
+class CallInterceptor(grpc.ServerInterceptor):
+    def __init__(self, tokens: Tokens, metrics: Metrics) -> None:
+        self.tokens = tokens
+        self.metrics = metrics
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method: str = details.method
+        outcome = self.tokens.check(method, details.invocation_metadata)
+        short = method.rsplit("/", 1)[-1]
+        if isinstance(outcome, Denied):
+            return _rebuild(handler, lambda inner, streaming: self._deny(short, outcome))
+        return _rebuild(handler, lambda inner, streaming: self._observe(short, outcome, inner, streaming))
+
+    def _deny(self, method: str, denied: Denied) -> Behavior:
+        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            self.metrics.started()
+            self.metrics.finished(method, denied.code.name, 0.0)
+            log.info("call refused", extra={"method": method, "code": denied.code.name, "peer": context.peer()})
+            context.abort(denied.code, denied.message)
+
+        return behavior
+
+    def _observe(self, method: str, identity: Identity, inner: Behavior, streaming: bool) -> Behavior:
+        metrics = self.metrics
+
+        def finish(context: grpc.ServicerContext, start: float, failed: bool) -> None:
+            code = _code_name(context, failed)
+            seconds = time.perf_counter() - start
+            metrics.finished(method, code, seconds)
+            if code != "OK":
+                log.info("call failed", extra={"method": method, "code": code, "caller": identity.name,
+                                               "seconds": round(seconds, 6), "peer": context.peer()})
+            elif log.isEnabledFor(logging.DEBUG):
+                log.debug("call", extra={"method": method, "code": code, "caller": identity.name,
+                                         "seconds": round(seconds, 6)})
+
+        if not streaming:
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                _local.identity = identity
+                metrics.started()
+                start = time.perf_counter()
+                failed = True
+                try:
+                    response = inner(request, context)
+                    failed = False
+                    return response
+                finally:
+                    _local.identity = None
+                    finish(context, start, failed)
+
+            return unary
+
+        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            _local.identity = identity
+            metrics.started()
+            start = time.perf_counter()
+            failed = True
+            try:
+                yield from inner(request, context)
+                failed = False
+            finally:
+                _local.identity = None
+                finish(context, start, failed)
+
+        return stream
+
+
+def _rebuild(handler: Any, wrap: Callable[[Behavior, bool], Behavior]) -> Any:
+    """The same kind of method handler with its behavior wrapped."""
+    codec = {"request_deserializer": handler.request_deserializer,
+             "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, False), **codec)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, True), **codec)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(wrap(handler.stream_unary, False), **codec)
+    return grpc.stream_stream_rpc_method_handler(wrap(handler.stream_stream, True), **codec)

@@ -1,0 +1,284 @@
+"""Compiled taxonomy versions in memory, over the persistent store, with an atomic active pointer.
+
+A request resolves its taxonomy once, at its start, to an immutable ``Entry``; Activate swaps one
+reference, so requests in flight finish on the version they started with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import yaml as yaml_lib
+from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
+from errortaxa.engine.compiler import default_compiled
+from errortaxa.engine.problems import Problem
+from errortaxa.server.errors import ServiceError, not_found, problem_proto
+from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
+from errortaxa.v1 import taxonomy_pb2
+
+log = logging.getLogger("errortaxa.server")
+UPLOAD_NAME = "<upload>"
+CACHE_SIZE = 16  # compiled versions kept besides the active one and the builtin
+
+ProviderFactory = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compiled taxonomy version, immutable once built."""
+
+    compiled: CompiledTaxonomy
+    yaml: str
+    builtin: bool
+    created_at: str = ""
+    created_by: str = ""
+    providers: Mapping[str, FeatureProvider] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.compiled.name
+
+    @property
+    def version(self) -> str:
+        return self.compiled.version
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.compiled.name, self.compiled.version
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.compiled.vocabulary)
+
+    def info(self, *, active: bool, full: bool = True) -> taxonomy_pb2.TaxonomyInfo:
+        """The metadata message; ``full`` adds the axes (outcomes and rules) and description."""
+        c = self.compiled
+        msg = taxonomy_pb2.TaxonomyInfo(
+            name=c.name, version=c.version, content_hash=c.content_hash, active=active,
+            builtin=self.builtin, num_classes=self.num_classes, created_at=self.created_at,
+            created_by=self.created_by,
+        )
+        if full:
+            msg.description = (getattr(c.document, "description", None) or "").strip()
+            for axis in c.axes.values():
+                msg.axes.add(name=axis.name, values=axis.value_ids, rules=axis.rule_ids)
+        return msg
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message, field="yaml", reason="TAXONOMY_INVALID",
+                        problems=[problem_proto(p) for p in problems])
+
+
+def _extends_problems(text: str, filename: str) -> list[Problem]:
+    """Uploaded taxonomies may extend built-in taxonomy names only, never server file paths."""
+    try:
+        raw = yaml_lib.safe_load(text)
+    except yaml_lib.YAMLError:
+        return []  # the engine's loader reports the syntax error with its line
+    parent = raw.get("extends") if isinstance(raw, dict) else None
+    if isinstance(parent, str) and (parent.startswith(("/", "~", "\\")) or ".." in parent.split("/")):
+        return [Problem(filename, None, ("extends",), "an uploaded taxonomy can only extend a built-in name")]
+    return []
+
+
+def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
+    """Load and compile uploaded YAML text (TaxonomyError with every problem)."""
+    problems = _extends_problems(text, filename)
+    if problems:
+        raise TaxonomyError(problems)
+    return compile_taxonomy(load_taxonomy(filename, text=text))
+
+
+def compile_text(text: str, filename: str) -> CompiledTaxonomy:
+    """Load and compile uploaded YAML text; ServiceError(INVALID_ARGUMENT) with every problem."""
+    try:
+        return load_and_compile(text, filename)
+    except TaxonomyError as exc:
+        errors = sum(p.severity == "error" for p in exc.problems)
+        raise _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems) from None
+
+
+class TaxonomyRegistry:
+    """The builtin taxonomy, stored versions (compiled on demand, cached) and the active one."""
+
+    def __init__(self, store: TaxonomyStore, *, default_taxonomy: str | None = None,
+                 providers: ProviderFactory | None = None) -> None:
+        self.store = store
+        self._providers = providers
+        self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles
+        self._cache: OrderedDict[tuple[str, str], Entry] = OrderedDict()
+        compiled = default_compiled() if default_taxonomy is None else compile_taxonomy(
+            load_taxonomy(default_taxonomy))
+        self.builtin = self._entry(compiled, compiled.loaded.sources[0].text, builtin=True)
+        pointer = store.active()
+        self._active = self.builtin
+        if pointer is not None and pointer != self.builtin.key:
+            stored = store.get(*pointer)
+            if stored is None:
+                raise RuntimeError(f"the store's active taxonomy {pointer[0]}@{pointer[1]} is missing")
+            self._active = self._compile_stored(stored)
+        log.info("active taxonomy", extra={"taxonomy": self._active.name, "version": self._active.version,
+                                           "content_hash": self._active.compiled.content_hash})
+
+    def _entry(self, compiled: CompiledTaxonomy, text: str, *, builtin: bool, created_at: str = "",
+               created_by: str = "") -> Entry:
+        providers = self._providers(compiled) if self._providers is not None else {}
+        return Entry(compiled, text, builtin, created_at, created_by, providers)
+
+    def _compile_stored(self, stored: StoredVersion) -> Entry:
+        try:
+            compiled = compile_text(stored.yaml, stored.filename)
+        except ServiceError as exc:
+            raise RuntimeError(f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
+                               f"{exc.message}") from None
+        return self._entry(compiled, stored.yaml, builtin=False, created_at=stored.created_at,
+                           created_by=stored.created_by)
+
+    @property
+    def active(self) -> Entry:
+        return self._active
+
+    # -- lookup ------------------------------------------------------------------------------
+    def resolve(self, ref: taxonomy_pb2.TaxonomyRef | None) -> Entry:
+        """The version a request names (see TaxonomyRef); NOT_FOUND when there is none."""
+        active = self._active  # read once: the whole request uses this version
+        if ref is None or not ref.name:
+            if ref is not None and ref.version:
+                raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, "taxonomy.version needs taxonomy.name",
+                                   field="taxonomy.name", reason="MISSING_FIELD")
+            return active
+        name, version = ref.name, ref.version
+        if not version:
+            if active.name == name:
+                return active
+            if self.builtin.name == name:
+                return self.builtin
+            versions = [s for s in self.store.versions() if s.name == name]
+            if not versions:
+                raise not_found(f"no taxonomy named '{name}'", field="taxonomy.name")
+            version = versions[-1].version
+        for entry in (active, self.builtin):
+            if entry.key == (name, version):
+                return entry
+        return self._cached(name, version)
+
+    def _cached(self, name: str, version: str) -> Entry:
+        with self._lock:
+            entry = self._cache.get((name, version))
+            if entry is not None:
+                self._cache.move_to_end((name, version))
+                return entry
+            stored = self.store.get(name, version)
+            if stored is None:
+                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+            entry = self._compile_stored(stored)
+            self._remember(entry)
+            return entry
+
+    def _remember(self, entry: Entry) -> None:
+        self._cache[entry.key] = entry
+        self._cache.move_to_end(entry.key)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def infos(self, name: str = "") -> list[taxonomy_pb2.TaxonomyInfo]:
+        active = self._active
+        out = [self.builtin.info(active=self.builtin is active)]
+        for stored in self.store.versions():
+            key = (stored.name, stored.version)
+            entry = active if active.key == key else self._cache.get(key)
+            if entry is not None:
+                out.append(entry.info(active=entry is active))
+            else:  # not compiled yet: metadata from the store only
+                out.append(taxonomy_pb2.TaxonomyInfo(
+                    name=stored.name, version=stored.version, content_hash=stored.content_hash,
+                    created_at=stored.created_at, created_by=stored.created_by))
+        return [info for info in out if not name or info.name == name]
+
+    # -- changes -----------------------------------------------------------------------------
+    def validate(self, text: str, filename: str) -> tuple[CompiledTaxonomy | None, list[Problem]]:
+        """Dry run: the compiled taxonomy (or None) and every problem."""
+        try:
+            compiled = load_and_compile(text, filename)
+        except TaxonomyError as exc:
+            return None, list(exc.problems)
+        return compiled, list(compiled.warnings)
+
+    def put(self, text: str, filename: str, *, who: str) -> tuple[Entry, bool]:
+        """Compile and store a version; (entry, created). Same name, version and content: no-op."""
+        compiled = compile_text(text, filename)
+        for label, value in (("name", compiled.name), ("version", compiled.version)):
+            if not NAME_PATTERN.match(value):
+                raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"taxonomy {label} {value!r} cannot be stored: use letters, digits, '.', "
+                                   "'_' and '-' (at most 128)", field=f"yaml.{label}", reason="BAD_NAME")
+        with self._lock:
+            existing = self._existing(compiled.name, compiled.version)
+            if existing is not None:
+                if existing.content_hash != compiled.content_hash:
+                    raise ServiceError(
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        f"{compiled.name}@{compiled.version} is stored with other content "
+                        f"({existing.content_hash}); give the new one another version",
+                        field="yaml.version", reason="VERSION_EXISTS")
+                return self.resolve(taxonomy_pb2.TaxonomyRef(name=compiled.name, version=compiled.version)), False
+            stored = StoredVersion(compiled.name, compiled.version, text, filename, compiled.content_hash,
+                                   _now(), who)
+            self.store.put(stored)
+            entry = self._entry(compiled, text, builtin=False, created_at=stored.created_at, created_by=who)
+            self._remember(entry)
+            return entry, True
+
+    def _existing(self, name: str, version: str) -> taxonomy_pb2.TaxonomyInfo | StoredVersion | None:
+        if self.builtin.key == (name, version):
+            return self.builtin.info(active=False, full=False)
+        return self.store.get(name, version)
+
+    def activate(self, ref: taxonomy_pb2.TaxonomyRef) -> tuple[Entry, Entry]:
+        """Make a version the default: (new active, previous active)."""
+        with self._lock:
+            entry = self.resolve(ref)
+            previous = self._active
+            self.store.set_active(entry.name, entry.version)  # durable first, then visible
+            self._active = entry
+            self._cache.pop(previous.key, None)
+            if not previous.builtin:
+                self._remember(previous)
+            return entry, previous
+
+    def delete(self, ref: taxonomy_pb2.TaxonomyRef) -> StoredVersion:
+        with self._lock:
+            name, version = ref.name, ref.version
+            if self.builtin.key == (name, version):
+                raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, f"{name}@{version} is built in",
+                                   field="taxonomy", reason="BUILTIN")
+            if self._active.key == (name, version):
+                raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                                   f"{name}@{version} is the active taxonomy: activate another one first",
+                                   field="taxonomy", reason="ACTIVE")
+            stored = self.store.get(name, version)
+            if stored is None or not self.store.delete(name, version):
+                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+            self._cache.pop((name, version), None)
+            return stored
+
+
+def info_of(compiled: CompiledTaxonomy) -> taxonomy_pb2.TaxonomyInfo:
+    """Metadata of a compiled taxonomy that is not stored (e.g. a dry run)."""
+    return Entry(compiled, "", builtin=False).info(active=False)
+
+
+def audit_entry(action: str, who: str, **what: Any) -> dict[str, Any]:
+    return {"time": _now(), "action": action, "who": who, **what}
