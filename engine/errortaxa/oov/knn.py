@@ -320,6 +320,10 @@ def build_index(
     seconds = time.perf_counter() - t0
     emb.flush()
     keep = np.flatnonzero(ok)
+    if keep.size == 0:
+        del emb
+        tmp_path.unlink()
+        raise OOVConfigError(f"none of the {n} training images could be read and decoded ({names[0]}, ...)")
     if keep.size == n:
         del emb
         os.replace(tmp_path, out_dir / "embeddings.npy")

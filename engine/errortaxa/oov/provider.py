@@ -46,10 +46,18 @@ def _default_vocab() -> Any:
 def same_superclass_matrix(compiled: Any, num_classes: int | None = None) -> np.ndarray:
     """bool[C, C]: classes i, j share a superclass of a compiled taxonomy (true on the diagonal).
 
-    Uses only ``CompiledTaxonomy.superclasses_of(class_index)``; a class in no superclass is its own
+    Uses the compiled ``same_superclass`` matrix when the taxonomy has one, else
+    ``CompiledTaxonomy.superclasses_of(class_index)``; a class in no superclass is its own
     singleton superclass.
     """
-    n = int(num_classes if num_classes is not None else getattr(compiled, "num_classes", 1000))
+    given = getattr(compiled, "same_superclass", None)
+    if isinstance(given, np.ndarray) and given.ndim == 2 and given.shape[0] == given.shape[1]:
+        m = np.array(given, dtype=bool, copy=True)
+        np.fill_diagonal(m, True)
+        return m
+    vocab = getattr(compiled, "vocabulary", None)
+    default_n = len(vocab) if vocab is not None and hasattr(vocab, "__len__") else 1000
+    n = int(num_classes if num_classes is not None else default_n)
     names: dict[str, int] = {}
     member: list[list[int]] = []
     for c in range(n):
