@@ -1,0 +1,184 @@
+"""Subcommands of studies: ``study``, ``mcnemar``, ``diff`` (taxonomy diff) and ``agreement``.
+
+Registered by ``errortaxa.cli`` through :func:`register`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from errortaxa.engine import CompiledTaxonomy, compile_path
+from errortaxa.engine.inputs import LabeledImages, load_label_file
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
+    p.add_argument("sources", nargs="+",
+                   help="directories of per-model prediction files (.npz top-1 or logits, .jsonl), files, "
+                        "or .txt lists of files")
+    p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list) defining the images; "
+                                    "default: the first JSONL file's own samples")
+    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
+    p.add_argument("--image-list", help="images to report accuracy on apart (e.g. the 68 of ImageNet-M)")
+    p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
+    p.add_argument("--report", action="store_true", help="also write plots (PNG, SVG) and report.html")
+    p.add_argument("--color-by", help="metadata column that colours the plots (default: the first one)")
+    p.add_argument("--top-k", type=int, default=10, help="most common errors kept per category")
+    p.add_argument("--ray", metavar="ADDRESS", help="distribute models on a Ray cluster ('local' for a local one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
+    p.add_argument("model_a")
+    p.add_argument("model_b")
+    p.add_argument("--labels", help="label file defining the images (needed for .npz inputs)")
+    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_mcnemar)
+
+    p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
+                                    "(rules diff A.yaml B.yaml INPUT)")
+    p.add_argument("taxonomy_a")
+    p.add_argument("taxonomy_b")
+    p.add_argument("input", help="JSONL samples, or .npz predictions with --labels")
+    p.add_argument("--labels", help="for .npz input: the label file")
+    p.add_argument("--axis-a", help="axis of taxonomy A (default: its primary axis)")
+    p.add_argument("--axis-b", help="axis of taxonomy B (default: its primary axis)")
+    p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
+    p.add_argument("--examples", type=int, default=3, help="example errors per cell")
+    p.add_argument("--json", help="also write the diff as JSON here")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("agreement", help="agreement of a taxonomy with an external categorisation "
+                                         "(imagenet-mistakes JSON)")
+    p.add_argument("external", nargs="+", help="JSON files: file name -> {top_prediction, category, severity}")
+    p.add_argument("--labels", required=True, help="label file defining the images (multi-label CSV)")
+    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--json", help="also write the result as JSON here")
+    p.set_defaults(func=cmd_agreement)
+
+
+def _taxonomy(ref: str | None) -> CompiledTaxonomy:
+    return compile_path(ref)
+
+
+def _labels(path: str | None) -> LabeledImages | None:
+    return None if path is None else load_label_file(path)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from errortaxa.engine.inputs import read_jsonl
+
+    from .study import ImageSet, discover_models, read_image_list, read_metadata, run_study
+
+    taxonomy = _taxonomy(args.taxonomy)
+    models = discover_models(args.sources)
+    if not models:
+        print("errortaxa: error: no prediction files found", file=sys.stderr)
+        return 2
+    labels = _labels(args.labels)
+    if labels is not None:
+        images = ImageSet.from_labels(labels)
+    else:
+        first = next((m for m in models if m.path.endswith(".jsonl")), None)
+        if first is None:
+            print("errortaxa: error: .npz predictions need --labels", file=sys.stderr)
+            return 2
+        images = ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
+    metadata = read_metadata(args.metadata) if args.metadata else None
+    image_list = read_image_list(args.image_list) if args.image_list else None
+    result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
+                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray)
+    paths = result.write(args.out)
+    if args.report:
+        from .report import write_report
+
+        paths.update(write_report(result, args.out, color_by=args.color_by))
+    print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None) -> tuple[Any, Any, list[str]]:
+    """(multi-label correct, top-1 correct, image names) of one model's predictions."""
+    import numpy as np
+    from errortaxa.engine.inputs import read_jsonl, read_predictions_npz
+
+    if path.endswith(".jsonl"):
+        batch = read_jsonl(path, len(taxonomy.vocabulary))
+    else:
+        if labels is None:
+            raise SystemExit("errortaxa: error: .npz predictions need --labels")
+        batch, _ = read_predictions_npz(path, labels, len(taxonomy.vocabulary))
+    decisions = taxonomy.evaluate(batch)
+    axis = taxonomy.axes[taxonomy.primary_axis]
+    mla_value = np.array([("mla_correct" in v.tags) for v in axis.values] + [False])
+    keep = ~batch.problematic
+    names = batch.images or [str(i) for i in range(len(batch))]
+    return (mla_value[decisions.primary.value][keep], (batch.pred == batch.target)[keep],
+            [n for n, k in zip(names, keep.tolist(), strict=True) if k])
+
+
+def cmd_mcnemar(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .stats import mcnemar_exact
+
+    taxonomy = _taxonomy(args.taxonomy)
+    labels = _labels(args.labels)
+    mla_a, top_a, names_a = _correctness(args.model_a, taxonomy, labels)
+    mla_b, top_b, names_b = _correctness(args.model_b, taxonomy, labels)
+    common = sorted(set(names_a) & set(names_b))
+    ia = {n: i for i, n in enumerate(names_a)}
+    ib = {n: i for i, n in enumerate(names_b)}
+    ra = np.array([ia[n] for n in common], np.int64)
+    rb = np.array([ib[n] for n in common], np.int64)
+    a, b = (top_a, top_b) if args.top1 else (mla_a, mla_b)
+    result = mcnemar_exact(a[ra] if ra.size else a[:0], b[rb] if rb.size else b[:0])
+    if args.json:
+        print(json.dumps({"a": args.model_a, "b": args.model_b, "measure": "top1" if args.top1 else "mla",
+                          **result.to_dict()}))
+        return 0
+    measure = "top-1" if args.top1 else "multi-label"
+    print(f"{result.samples} shared non-problematic images, {measure} correctness")
+    print(f"  A {Path(args.model_a).name}: {result.accuracy_a:.4f}   B {Path(args.model_b).name}: "
+          f"{result.accuracy_b:.4f}")
+    print(f"  both correct {result.both_correct}, only A {result.only_a}, only B {result.only_b}, "
+          f"both wrong {result.both_wrong}")
+    print(f"  exact McNemar p = {result.p_value:.4g}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff_taxonomies, format_diff, read_samples
+
+    a, b = _taxonomy(args.taxonomy_a), _taxonomy(args.taxonomy_b)
+    batch = read_samples(args.input, _labels(args.labels), len(a.vocabulary))
+    result = diff_taxonomies(a, b, batch, axis_a=args.axis_a, axis_b=args.axis_b,
+                             errors_only=not args.all, examples=args.examples)
+    print(format_diff(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from .agreement import agreement, format_agreement, read_external
+
+    taxonomy = _taxonomy(args.taxonomy)
+    labels = load_label_file(args.labels)
+    external = read_external(args.external)
+    result = agreement(taxonomy, labels, external)
+    print(format_agreement(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
