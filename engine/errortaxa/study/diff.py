@@ -1,0 +1,122 @@
+"""Compare two taxonomies on the same samples: a confusion matrix of their categories."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from errortaxa.engine import CompiledTaxonomy, SampleBatch
+from errortaxa.engine.inputs import InputError, LabeledImages, read_jsonl, read_predictions_npz
+
+NONE = "(none)"
+
+
+def read_samples(path: str | os.PathLike[str], labels: LabeledImages | None, num_classes: int = 1000) -> SampleBatch:
+    """JSONL samples, or .npz predictions joined with ``labels``."""
+    if str(path).lower().endswith(".jsonl"):
+        return read_jsonl(path, num_classes)
+    if labels is None:
+        raise InputError(path, ".npz predictions need --labels")
+    return read_predictions_npz(path, labels, num_classes)[0]
+
+
+@dataclass
+class DiffResult:
+    """Rows: taxonomy A's values (+ none), columns: B's; ``examples[(i, j)]``: sample indices."""
+
+    name_a: str
+    name_b: str
+    axis_a: str
+    axis_b: str
+    values_a: list[str]
+    values_b: list[str]
+    matrix: np.ndarray  # int64[len(values_a), len(values_b)]
+    examples: dict[tuple[int, int], list[dict[str, Any]]] = field(default_factory=dict)
+    samples: int = 0
+
+    @property
+    def same(self) -> int:
+        """Samples whose value has the same id in both taxonomies."""
+        return int(sum(self.matrix[i, self.values_b.index(v)] for i, v in enumerate(self.values_a)
+                       if v in self.values_b))
+
+    @property
+    def agreement(self) -> float:
+        return self.same / self.samples if self.samples else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": {"taxonomy": self.name_a, "axis": self.axis_a, "values": self.values_a},
+            "b": {"taxonomy": self.name_b, "axis": self.axis_b, "values": self.values_b},
+            "samples": self.samples, "same": self.same, "agreement": self.agreement,
+            "matrix": self.matrix.tolist(),
+            "cells": [{"a": self.values_a[i], "b": self.values_b[j], "count": int(self.matrix[i, j]),
+                       "examples": ex} for (i, j), ex in sorted(self.examples.items())],
+        }
+
+
+def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch, *,
+                    axis_a: str | None = None, axis_b: str | None = None, errors_only: bool = True,
+                    examples: int = 3) -> DiffResult:
+    """Classify ``batch`` with both taxonomies and cross-tabulate the values of one axis of each.
+
+    With ``errors_only`` the samples both taxonomies call correct (values tagged ``mla_correct``)
+    are left out.
+    """
+    axis_a = axis_a or a.primary_axis
+    axis_b = axis_b or b.primary_axis
+    for tax, axis in ((a, axis_a), (b, axis_b)):
+        if axis not in tax.axes:
+            raise KeyError(f"taxonomy '{tax.name}' has no axis '{axis}' (axes: {', '.join(tax.axes)})")
+    da = a.evaluate(batch).axes[axis_a]
+    db = b.evaluate(batch).axes[axis_b]
+    va = [*da.values, NONE]
+    vb = [*db.values, NONE]
+    ia = np.where(da.value >= 0, da.value, len(da.values)).astype(np.int64)
+    ib = np.where(db.value >= 0, db.value, len(db.values)).astype(np.int64)
+    keep = np.ones(len(batch), bool)
+    if errors_only:
+        ok_a = np.array([("mla_correct" in v.tags) for v in a.axes[axis_a].values] + [False])
+        ok_b = np.array([("mla_correct" in v.tags) for v in b.axes[axis_b].values] + [False])
+        keep = ~(ok_a[ia] & ok_b[ib])
+    rows = np.flatnonzero(keep)
+    matrix = np.bincount(ia[rows] * len(vb) + ib[rows], minlength=len(va) * len(vb)).reshape(len(va), len(vb))
+    # drop an all-zero "(none)" row / column
+    if not matrix[-1].any():
+        matrix, va = matrix[:-1], va[:-1]
+    if not matrix[:, -1].any():
+        matrix, vb = matrix[:, :-1], vb[:-1]
+    names = a.vocabulary.names
+    out: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for r in rows.tolist():
+        i, j = int(ia[r]), int(ib[r])
+        cell = out.setdefault((i, j), [])
+        if len(cell) < examples:
+            t, p = int(batch.target[r]), int(batch.pred[r])
+            ident = (batch.ids[r] if batch.ids is not None else batch.images[r] if batch.images else str(r))
+            cell.append({"sample": ident, "target": t, "target_name": names[t], "pred": p, "pred_name": names[p],
+                         "labels": [names[x] for x in batch.labels_of(r)]})
+    return DiffResult(a.name, b.name, axis_a, axis_b, va, vb, matrix.astype(np.int64), out, int(rows.shape[0]))
+
+
+def format_diff(result: DiffResult, examples: bool = True) -> str:
+    """The confusion matrix as a terminal table, then example errors per off-diagonal cell."""
+    head = f"{result.name_a}.{result.axis_a} (rows) vs {result.name_b}.{result.axis_b} (columns)"
+    width = max([len(v) for v in result.values_a] + [8])
+    cols = [v[:14] for v in result.values_b]
+    lines = [head, " " * width + " " + " ".join(f"{c:>14}" for c in cols)]
+    for i, v in enumerate(result.values_a):
+        lines.append(f"{v:<{width}} " + " ".join(f"{int(x):>14}" for x in result.matrix[i]))
+    lines.append(f"{result.samples} samples; same category in both: {result.same} ({result.agreement:.1%})")
+    if examples:
+        for (i, j), exs in sorted(result.examples.items()):
+            a_id, b_id = result.values_a[i], result.values_b[j]
+            if a_id == b_id or not exs:
+                continue
+            lines.append(f"  {a_id} -> {b_id} ({int(result.matrix[i, j])}):")
+            for e in exs:
+                lines.append(f"    {e['sample']}: target {e['target']} {e['target_name']}, "
+                             f"pred {e['pred']} {e['pred_name']}")
+    return "\n".join(lines)
