@@ -119,7 +119,7 @@ def batch_from_columns(msg: samples_pb2.SampleColumns, num_classes: int, max_bat
         if offsets.shape[0] != n + 1:
             raise invalid(f"{field}.label_offsets has {offsets.shape[0]} entries for {n} samples (needs {n + 1})",
                           field=f"{field}.label_offsets", reason="LENGTH_MISMATCH",
-                          sample_index=min(offsets.shape[0], n))
+                          sample_index=min(max(offsets.shape[0] - 1, 0), n))  # first sample without a set
         steps = np.diff(offsets)
         if offsets[0] != 0 or (steps < 0).any() or offsets[-1] != values.shape[0]:
             bad = 0 if offsets[0] != 0 else (int(np.flatnonzero(steps < 0)[0]) if (steps < 0).any() else n - 1)

@@ -176,6 +176,7 @@ class ClassifyResult:
             return None
         return [json.loads(e) if e else None for e in self.evidence_json]
 
+    @property
     def records(self) -> list[dict[str, Any]]:
         """The engine's JSON record of each sample (what local ``errortaxa classify`` writes);
         needs ``records=True``."""

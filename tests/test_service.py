@@ -1,0 +1,678 @@
+"""The gRPC service end to end: a real server on 127.0.0.1 (free port), the real engine and the real
+default taxonomy, called through errortaxa.client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+engine = pytest.importorskip("errortaxa.engine", reason="the engine is not installed")
+if not hasattr(engine, "default_compiled"):  # pragma: no cover - while the engine is being written
+    pytest.skip("the engine API is not complete yet", allow_module_level=True)
+
+from errortaxa.client import (  # noqa: E402
+    AlreadyExists,
+    AsyncClient,
+    Client,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+from errortaxa.engine import SampleBatch, compile_taxonomy, default_compiled, load_taxonomy  # noqa: E402
+from errortaxa.server import RunningServer, ServerConfig, build_server  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+ANCHOR = DATA / "anchor-decisions-dev.jsonl"
+MULTILABEL_CSV = DATA / "imagenet2012_multilabel_validation.csv"
+needs_data = pytest.mark.skipif(not ANCHOR.is_file(), reason="../shared/data is absent")
+
+ADMIN, READER = "a-secret-admin-token", "r-secret-read-token"
+
+
+def start(**settings: Any) -> RunningServer:
+    config = ServerConfig(**{"host": "127.0.0.1", "port": 0, "drain_seconds": 0.0, "grace_seconds": 2.0, **settings})
+    return build_server(config)
+
+
+def address(server: RunningServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    running = start()
+    yield running
+    running.stop(0)
+
+
+@pytest.fixture()
+def client(server: RunningServer) -> Iterator[Client]:
+    with Client(address(server), retries=0, timeout=30) as c:
+        yield c
+
+
+def builtin_yaml() -> str:
+    return default_compiled().loaded.sources[0].text
+
+
+def variant_yaml(version: str, *, drop_husky_pair: bool = True) -> str:
+    """The default taxonomy under another version; without the (248 <- 250) overlapping pair, so
+    that target 250 predicted as 248 is decided differently."""
+    text = builtin_yaml()
+    text, n = re.subn(r'(?m)^version:\s*"?[^"\n]*"?\s*$', f'version: "{version}"', text, count=1)
+    assert n == 1
+    if drop_husky_pair:
+        text = "".join(line for line in text.splitlines(keepends=True) if "[248, 250]" not in line)
+    return text
+
+
+def local(text: str | None = None) -> Any:
+    return default_compiled() if text is None else compile_taxonomy(load_taxonomy("<test>", text=text))
+
+
+def small_batch() -> dict[str, Any]:
+    return {
+        "target": [250, 65, 250, 1, 207],
+        "labels": [[250], [65], [250, 248], [1], [207, 208]],
+        "pred": [248, 65, 248, 1, 208],
+        "images": [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 6)],
+    }
+
+
+def jsonable(record: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(record))
+
+
+def anchor_batch() -> SampleBatch:
+    records = [json.loads(line) for line in ANCHOR.read_text().splitlines() if line.strip()]
+    return SampleBatch.from_lists(
+        target=[r["target"] for r in records], labels=[r["multi_labels"] for r in records],
+        pred=[r["pred"] for r in records], images=[r["file"] for r in records],
+        ids=[str(i) for i in range(len(records))],
+    )
+
+
+# ------------------------------------------------------------------------------------------- fidelity
+@needs_data
+def test_results_over_grpc_equal_the_local_engine(client: Client) -> None:
+    batch = anchor_batch()
+    decisions = default_compiled().evaluate(batch)
+    want = [jsonable(decisions.record(i)) for i in range(len(batch))]
+    remote = client.classify(batch, records=True, with_evidence=True)
+    assert remote.taxonomy.name == default_compiled().name
+    assert remote.taxonomy.version == default_compiled().version
+    assert remote.records == want
+    assert remote.category == [r["category"] for r in want]
+    assert remote.rule == [r["rule"] for r in want]
+    assert remote.evidence == [r["evidence"] or None for r in want]
+    primary = next(iter(decisions.axes.values()))
+    assert np.array_equal(remote.witness, primary.witness)
+    # the same over a stream, in batches
+    streamed = client.classify_many(batch, batch_size=500, records=True)
+    assert streamed.records == want
+
+
+@needs_data
+def test_summary_over_grpc_equals_local(client: Client) -> None:
+    batch = anchor_batch()
+    compiled = default_compiled()
+    decisions = compiled.evaluate(batch)
+    result = client.classify(batch, summary=True)
+    assert result.summary is not None
+    primary = next(iter(decisions.axes.values()))
+    assert result.summary.counts == {k: v for k, v in primary.counts().items() if v}
+    assert result.summary.samples == len(batch)
+    assert result.summary.data["samples"] == len(batch)
+
+
+@needs_data
+def test_dataset_predictions_equal_local(tmp_path: Path) -> None:
+    running = start(datasets={"multilabel": str(MULTILABEL_CSV)})
+    try:
+        from errortaxa.engine.inputs import load_label_file
+
+        labels = load_label_file(MULTILABEL_CSV)
+        rng = np.random.default_rng(0)
+        pred = rng.integers(0, 1000, size=len(labels))
+        pred[:500] = labels.target[:500]
+        want = default_compiled().evaluate(labels.to_batch(pred))
+        with Client(address(running), retries=0) as c:
+            info = c.get_dataset("multilabel")
+            assert (info.size, info.problematic, info.format) == (20_000, 1308, "multilabel-csv")
+            assert [d.name for d in c.list_datasets()] == ["multilabel"]
+            in_order = c.classify_dataset_many("multilabel", pred=pred, batch_size=7000)
+            assert in_order.category == [want.record(i)["category"] for i in range(len(labels))]
+            # keyed by image id, in another order, as logits
+            rows = rng.permutation(len(labels))[:300]
+            logits = np.zeros((300, 1000), np.float32)
+            logits[np.arange(300), pred[rows]] = 5.0
+            keyed = c.classify_dataset("multilabel", logits=logits, images=[labels.images[r] for r in rows])
+            assert keyed.rows is not None and keyed.rows.tolist() == rows.tolist()
+            assert keyed.category == [want.record(int(r))["category"] for r in rows]
+            with pytest.raises(NotFound) as err:
+                c.classify_dataset("multilabel", pred=[1, 2], images=[labels.images[0], "nope.JPEG"])
+            assert err.value.field == "dataset.images" and err.value.sample_index == 1
+            with pytest.raises(NotFound):
+                c.classify_dataset("nothing", pred=[1])
+            with pytest.raises(InvalidArgument) as err:
+                c.classify_dataset("multilabel", pred=[1, 2], offset=19_999)
+            assert err.value.field == "dataset.offset"
+    finally:
+        running.stop(0)
+
+
+# ------------------------------------------------------------------------------------------- basics
+def test_classify_lists_and_numpy(client: Client) -> None:
+    columns = small_batch()
+    want = local().evaluate(SampleBatch.from_lists(**columns))
+    got = client.classify(**columns, records=True)
+    assert got.records == [jsonable(want.record(i)) for i in range(5)]
+    as_numpy = client.classify(target=np.array(columns["target"]), pred=np.array(columns["pred"], np.int64),
+                               labels=columns["labels"])
+    assert as_numpy.category == got.category
+    assert len(got) == 5 and got.category[0] == "overlapping_classes"
+
+
+def test_explain_names_every_rule(client: Client) -> None:
+    explanation = client.explain(target=[250], labels=[[250]], pred=[248])
+    rules = [t.rule for t in explanation.traces]
+    assert rules == local().axes[local().primary_axis].rule_ids
+    decided = [t for t in explanation.traces if t.decided]
+    assert len(decided) == 1 and decided[0].rule == "overlapping_classes" and decided[0].outcome == "held"
+    assert explanation.traces[0].outcome == "failed" and explanation.traces[0].reason
+    assert explanation.record["category"] == "overlapping_classes"
+
+
+def test_request_evidence_feeds_the_oov_rule(client: Client) -> None:
+    columns = {"target": [1, 1], "labels": [[1], [1]], "pred": [900, 900]}
+    plain = client.classify(**columns)
+    assert plain.category[0] not in {"correct", "overlapping_classes", "multi_label", "fine_grained"}
+    proposals = [["n04254680", "soccer_ball", 0.7]]
+    evidence = [{"oov": {"fine_grained_oov": True, "proposals": proposals}}, None]
+    got = client.classify(**columns, evidence=evidence, records=True)
+    oov_rule = "fine_grained_oov"
+    if oov_rule in local().axes[local().primary_axis].rule_ids and plain.rule[0] != "correct":
+        assert got.category[0] == "fine_grained_oov"
+        assert got.records[0]["evidence"]["feature"] == {"proposals": proposals}
+        assert got.category[1] == plain.category[1]
+
+
+def test_taxonomy_listing_and_text(client: Client) -> None:
+    infos = client.list_taxonomies()
+    assert sum(i.active for i in infos) == 1
+    active, text = client.get_taxonomy()
+    assert active.builtin and active.active and text == builtin_yaml()
+    assert active.axes[0].rules == local().axes[local().primary_axis].rule_ids
+    ok = client.validate_taxonomy(variant_yaml("9.9"))
+    assert ok.ok and ok.taxonomy is not None and ok.taxonomy.version == "9.9"
+
+
+def test_validate_reports_every_problem_with_line_and_key(client: Client) -> None:
+    text = builtin_yaml().replace("then: multi_label", "then: no_such_category", 1)
+    result = client.validate_taxonomy(text, filename="mine.yaml")
+    assert not result.ok and result.problems
+    problem = next(p for p in result.problems if p.severity == "error")
+    assert problem.file == "mine.yaml" and problem.line > 0 and problem.key_path
+    assert client.validate_taxonomy("extends: /etc/passwd\n").ok is False
+
+
+def test_stream_keeps_order_and_reports_progress(client: Client) -> None:
+    rng = np.random.default_rng(1)
+    n = 25_000
+    target = rng.integers(0, 1000, n)
+    pred = np.where(rng.random(n) < 0.5, target, rng.integers(0, 1000, n))
+    seen: list[tuple[int, int | None]] = []
+    result = client.classify_many(target=target, pred=pred, label_offsets=np.arange(n + 1),
+                                  label_values=target, batch_size=10_000,
+                                  progress=lambda done, total: seen.append((done, total)))
+    whole = client.classify(target=target, pred=pred, label_offsets=np.arange(n + 1), label_values=target)
+    assert result.category == whole.category
+    assert seen == [(10_000, n), (20_000, n), (25_000, n)]
+
+
+def test_async_client(server: RunningServer) -> None:
+    async def run() -> tuple[list[str | None], list[int], str]:
+        async with AsyncClient(address(server), retries=0) as c:
+            one = await c.classify(**small_batch())
+
+            async def batches() -> Any:
+                for _ in range(3):
+                    yield small_batch()
+
+            sizes = [len(r) async for r in c.classify_stream(batches(), max_in_flight=1)]
+            return one.category, sizes, await c.health()
+
+    category, sizes, health = asyncio.run(run())
+    assert category[0] == "overlapping_classes" and sizes == [5, 5, 5] and health == "SERVING"
+
+
+def test_reflection_lists_the_services(server: RunningServer) -> None:
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    with grpc.insecure_channel(address(server)) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"errortaxa.v1.ErrorTaxa", "grpc.health.v1.Health"} <= services
+
+
+# ------------------------------------------------------------------------------------------- bad requests
+BAD_REQUESTS = {
+    "class id out of range": (
+        lambda c: c.classify(target=[1, 2, 3], labels=[[1], [2], [3]], pred=[1, 1000, 2]),
+        InvalidArgument, "samples.pred", 1),
+    "negative label": (
+        lambda c: c.classify(target=[1, 2], labels=[[1], [2, -4]], pred=[1, 2]),
+        InvalidArgument, "samples.label_values", 1),
+    "lists of different lengths": (
+        lambda c: c.classify(target=[1, 2, 3], labels=[[1], [2], [3]], pred=[1, 2]),
+        InvalidArgument, "samples.pred", 2),
+    "images of another length": (
+        lambda c: c.classify(target=[1, 2], labels=[[1], [2]], pred=[1, 2], images=["a"]),
+        InvalidArgument, "samples.images", 1),
+    "label offsets of another length": (
+        lambda c: c.classify(target=[1, 2], pred=[1, 2], label_offsets=[0, 1], label_values=[1]),
+        InvalidArgument, "samples.label_offsets", 1),
+    "unknown taxonomy version": (
+        lambda c: c.classify(target=[1], labels=[[1]], pred=[1], taxonomy="peychev2023@no-such-version"),
+        NotFound, "taxonomy.version", None),
+    "unknown taxonomy": (
+        lambda c: c.classify(target=[1], labels=[[1]], pred=[1], taxonomy="nope"),
+        NotFound, "taxonomy.name", None),
+    "explain index out of range": (
+        lambda c: c.explain(target=[1], labels=[[1]], pred=[1], index=3),
+        InvalidArgument, "index", 3),
+    "evidence of another length": (
+        lambda c: c.classify(target=[1, 2], labels=[[1], [2]], pred=[1, 2], evidence=["{}"]),
+        InvalidArgument, "samples.oov.evidence_json", 1),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_request_gets_the_right_code_and_the_server_keeps_serving(client: Client, case: str) -> None:
+    call, error, field, index = BAD_REQUESTS[case]
+    with pytest.raises(error) as caught:
+        call(client)
+    assert caught.value.field == field
+    assert caught.value.sample_index == index
+    assert client.health() == "SERVING"
+    assert client.classify(**small_batch()).category[0] == "overlapping_classes"
+
+
+def test_malformed_taxonomy_upload(tmp_path: Path) -> None:
+    running = start(store=tmp_path / "store")
+    try:
+        with Client(address(running), retries=0) as c:
+            with pytest.raises(InvalidArgument) as err:
+                c.put_taxonomy("name: broken\nversion: '1'\naxes: [1, 2\n", filename="broken.yaml")
+            assert err.value.problems and err.value.problems[0].file == "broken.yaml"
+            assert err.value.problems[0].line >= 1
+            text = builtin_yaml().replace("then: multi_label", "then: no_such_category", 1)
+            with pytest.raises(InvalidArgument) as err:
+                c.put_taxonomy(text)
+            assert any(p.key_path for p in err.value.problems)
+            assert c.list_taxonomies() == [c.get_taxonomy()[0]]  # nothing stored
+            assert c.health() == "SERVING"
+    finally:
+        running.stop(0)
+
+
+def test_oversized_message_is_refused_and_the_server_keeps_serving() -> None:
+    running = start(max_message_mb=1)
+    try:
+        with Client(address(running), retries=0) as c:
+            n = 400_000  # ~ 2.5 MB of packed columns
+            with pytest.raises(ResourceExhausted):
+                c.classify(target=np.ones(n, int), pred=np.ones(n, int), label_offsets=np.arange(n + 1),
+                           label_values=np.ones(n, int))
+            assert c.health() == "SERVING"
+            assert c.classify(**small_batch()).category[0] == "overlapping_classes"
+    finally:
+        running.stop(0)
+
+
+def test_batch_over_the_sample_limit() -> None:
+    running = start(max_batch=10)
+    try:
+        with Client(address(running), retries=0) as c:
+            with pytest.raises(ResourceExhausted) as err:
+                c.classify(target=[1] * 11, labels=[[1]] * 11, pred=[1] * 11)
+            assert err.value.reason == "BATCH_TOO_LARGE"
+            assert len(c.classify_many(target=[1] * 25, labels=[[1]] * 25, pred=[1] * 25, batch_size=10)) == 25
+    finally:
+        running.stop(0)
+
+
+# ------------------------------------------------------------------------------------------- auth
+def test_auth_tokens(tmp_path: Path) -> None:
+    running = start(store=tmp_path / "store", read_tokens={"alice": READER}, admin_tokens={"ops": ADMIN})
+    try:
+        target = address(running)
+        with Client(target, retries=0) as anonymous:
+            for call in (lambda: anonymous.put_taxonomy(variant_yaml("2.0")),
+                         lambda: anonymous.activate_taxonomy("peychev2023@1.0"),
+                         lambda: anonymous.delete_taxonomy("peychev2023@2.0"),
+                         lambda: anonymous.classify(**small_batch()),
+                         lambda: anonymous.health()):
+                with pytest.raises(Unauthenticated):
+                    call()
+        with Client(target, token="wrong", retries=0) as wrong, pytest.raises(Unauthenticated):
+            wrong.list_taxonomies()
+        with Client(target, token=READER, retries=0) as reader:
+            assert reader.classify(**small_batch()).category[0] == "overlapping_classes"
+            assert reader.validate_taxonomy(variant_yaml("2.0")).ok
+            for call in (lambda: reader.put_taxonomy(variant_yaml("2.0")),
+                         lambda: reader.activate_taxonomy("peychev2023@1.0"),
+                         lambda: reader.delete_taxonomy("peychev2023@2.0"),
+                         lambda: reader.register_dataset("x", "/nonexistent")):
+                with pytest.raises(PermissionDenied):
+                    call()
+        with Client(target, token=ADMIN, retries=0) as admin:
+            stored = admin.put_taxonomy(variant_yaml("2.0"), activate=True)
+            assert stored.created and stored.taxonomy.created_by == "ops"
+            admin.activate_taxonomy("peychev2023@1.0")
+            admin.delete_taxonomy("peychev2023@2.0")
+        audit = [json.loads(line) for line in (tmp_path / "store" / "audit.jsonl").read_text().splitlines()]
+        assert [(a["action"], a["who"], a["version"]) for a in audit] == [
+            ("put", "ops", "2.0"), ("activate", "ops", "2.0"), ("activate", "ops", "1.0"), ("delete", "ops", "2.0")]
+        assert all(a["time"].endswith("Z") for a in audit)
+    finally:
+        running.stop(0)
+
+
+def test_public_health_needs_no_token() -> None:
+    running = start(admin_tokens={"ops": ADMIN}, public_health=True)
+    try:
+        with Client(address(running), retries=0) as anonymous:
+            assert anonymous.health() == "SERVING"
+            with pytest.raises(Unauthenticated):
+                anonymous.list_taxonomies()
+    finally:
+        running.stop(0)
+
+
+# ------------------------------------------------------------------------------------------- taxonomy store
+def test_put_activate_delete_rules(tmp_path: Path) -> None:
+    running = start(store=tmp_path / "store")
+    try:
+        with Client(address(running), retries=0) as c:
+            first = c.put_taxonomy(variant_yaml("2.0"))
+            assert first.created and not first.taxonomy.active
+            again = c.put_taxonomy(variant_yaml("2.0"))
+            assert not again.created
+            with pytest.raises(AlreadyExists):
+                c.put_taxonomy(variant_yaml("2.0", drop_husky_pair=False))
+            with pytest.raises(AlreadyExists):
+                c.put_taxonomy(variant_yaml("1.0"))  # the builtin's name and version, other content
+            c.activate_taxonomy("peychev2023@2.0")
+            with pytest.raises(FailedPrecondition):
+                c.delete_taxonomy("peychev2023@2.0")
+            with pytest.raises(FailedPrecondition):
+                c.delete_taxonomy("peychev2023@1.0")
+            # a name without a version: the active one
+            assert c.classify(**small_batch(), taxonomy="peychev2023").version == "2.0"
+            c.activate_taxonomy("peychev2023@1.0")
+            # explicit versions are served side by side
+            assert c.classify(**small_batch(), taxonomy="peychev2023@2.0").category[0] != \
+                c.classify(**small_batch()).category[0]
+            c.delete_taxonomy("peychev2023@2.0")
+            with pytest.raises(NotFound):
+                c.delete_taxonomy("peychev2023@2.0")
+            with pytest.raises(NotFound):
+                c.classify(**small_batch(), taxonomy="peychev2023@2.0")
+    finally:
+        running.stop(0)
+
+
+def test_restart_serves_the_last_activated_version(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    running = start(store=store)
+    with Client(address(running), retries=0) as c:
+        c.put_taxonomy(variant_yaml("2.0"), activate=True)
+        c.put_taxonomy(variant_yaml("3.0"))  # stored, never activated
+    running.stop(0)
+    (store / ".active.json.crashed.tmp").write_text("{half")  # a crash mid-write leaves only a temp file
+    again = start(store=store)
+    try:
+        with Client(address(again), retries=0) as c:
+            assert c.get_taxonomy()[0].version == "2.0"
+            result = c.classify(**small_batch())
+            assert result.version == "2.0"
+            assert result.category == [
+                local(variant_yaml("2.0")).evaluate(SampleBatch.from_lists(**small_batch())).record(i)["category"]
+                for i in range(5)]
+            versions = {(i.version, i.active) for i in c.list_taxonomies()}
+            assert versions == {("1.0", False), ("2.0", True), ("3.0", False)}
+        assert not (store / ".active.json.crashed.tmp").exists()
+    finally:
+        again.stop(0)
+
+
+def test_hot_reload_under_concurrent_clients_loses_nothing(tmp_path: Path) -> None:
+    running = start(store=tmp_path / "store", concurrency=8)
+    target = address(running)
+    columns = small_batch()
+    batch = SampleBatch.from_lists(**columns)
+    expected = {
+        "1.0": [local().evaluate(batch).record(i)["category"] for i in range(5)],
+        "2.0": [local(variant_yaml("2.0")).evaluate(batch).record(i)["category"] for i in range(5)],
+    }
+    assert expected["1.0"] != expected["2.0"]
+    stop = threading.Event()
+    seen: list[tuple[str, list[str | None]]] = []
+    failures: list[BaseException] = []
+    attempts = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        with Client(target, retries=0) as c:
+            while not stop.is_set():
+                with lock:
+                    attempts[0] += 1
+                try:
+                    result = c.classify(**columns)
+                except BaseException as exc:  # every failure is a lost request
+                    failures.append(exc)
+                    return
+                with lock:
+                    seen.append((result.version, result.category))
+
+    try:
+        with Client(target, retries=0) as admin:
+            admin.put_taxonomy(variant_yaml("2.0"))
+            threads = [threading.Thread(target=worker) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for _ in range(8):
+                admin.activate_taxonomy("peychev2023@2.0")
+                time.sleep(0.05)
+                admin.activate_taxonomy("peychev2023@1.0")
+                time.sleep(0.05)
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert not failures
+        assert len(seen) == attempts[0] > 20
+        assert {version for version, _ in seen} == {"1.0", "2.0"}
+        for version, categories in seen:  # every response is consistent with the version it names
+            assert categories == expected[version]
+    finally:
+        running.stop(0)
+
+
+def test_a_stream_keeps_the_version_it_started_with(tmp_path: Path) -> None:
+    running = start(store=tmp_path / "store")
+    try:
+        with Client(address(running), retries=0) as admin, Client(address(running), retries=0) as c:
+            admin.put_taxonomy(variant_yaml("2.0"))
+
+            def batches() -> Iterator[dict[str, Any]]:
+                yield small_batch()
+                admin.activate_taxonomy("peychev2023@2.0")  # after the first batch was answered
+                for _ in range(3):
+                    yield small_batch()
+
+            versions = [r.version for r in c.classify_stream(batches(), max_in_flight=1)]
+            assert versions == ["1.0"] * 4
+            assert c.classify(**small_batch()).version == "2.0"
+    finally:
+        running.stop(0)
+
+
+# ------------------------------------------------------------------------------------------- lifecycle
+def test_health_goes_not_serving_while_draining() -> None:
+    running = start(drain_seconds=1.5)
+    target = address(running)
+    with Client(target, retries=0) as c:
+        assert c.health() == "SERVING"
+        drainer = threading.Thread(target=running.drain)
+        drainer.start()
+        deadline = time.monotonic() + 1.0
+        status = "SERVING"
+        while status == "SERVING" and time.monotonic() < deadline:
+            status = c.health()
+        assert status == "NOT_SERVING"
+        assert c.classify(**small_batch()).category[0] == "overlapping_classes"  # still served
+        drainer.join(10)
+        assert running.wait(0)
+        with pytest.raises(Unavailable):
+            c.classify(**small_batch(), timeout=2)
+
+
+def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
+    env = {**os.environ, "ERRORTAXA_DRAIN_SECONDS": "1.5", "ERRORTAXA_STORE": str(tmp_path / "store")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "errortaxa.server", "--port", "0", "--log-format", "json"],
+        stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    lines: list[str] = []
+    port: list[int] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("msg") == "serving":
+                port.append(int(entry["port"]))
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(60), "".join(lines)
+        with Client(f"127.0.0.1:{port[0]}", retries=0) as c:
+            assert c.health() == "SERVING"
+            process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 1.2
+            status = "SERVING"
+            while status == "SERVING" and time.monotonic() < deadline:
+                status = c.health()
+            assert status == "NOT_SERVING"
+        assert process.wait(30) == 0
+        reader.join(5)
+        messages = [json.loads(line).get("msg") for line in lines if line.startswith("{")]
+        assert "draining" in messages and "stopped" in messages
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_client_retries_unavailable_with_backoff() -> None:
+    port = _free_port()
+    holder: list[RunningServer] = []
+    starter = threading.Timer(0.5, lambda: holder.append(build_server(ServerConfig(port=port, drain_seconds=0))))
+    starter.start()
+    try:
+        with Client(f"127.0.0.1:{port}", retries=12, backoff=0.1, max_backoff=1.0) as c:
+            assert c.health(timeout=2) == "SERVING"
+        with Client(f"127.0.0.1:{_free_port()}", retries=1, backoff=0.01) as nobody, pytest.raises(Unavailable):
+            nobody.health(timeout=2)
+    finally:
+        starter.join()
+        for running in holder:
+            running.stop(0)
+
+
+def test_metrics_endpoint(tmp_path: Path) -> None:
+    running = start(metrics_port=0)
+    try:
+        with Client(address(running), retries=0) as c:
+            c.classify(**small_batch())
+            with pytest.raises(InvalidArgument):
+                c.classify(target=[1], labels=[[1]], pred=[5000])
+        assert running.metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        assert 'errortaxa_requests_total{method="Classify",code="OK"} 1' in text
+        assert 'errortaxa_requests_total{method="Classify",code="INVALID_ARGUMENT"} 1' in text
+        assert 'errortaxa_samples_total{method="Classify"} 5' in text
+        assert 'errortaxa_request_seconds_count{method="Classify"} 2' in text
+        assert "errortaxa_active_taxonomy_info{name=\"peychev2023\"" in text
+    finally:
+        running.stop(0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    running = start(tls_cert=cert, tls_key=key, admin_tokens={"ops": ADMIN})
+    try:
+        with Client(address(running), root_certificates=cert, token=ADMIN, retries=0) as c:
+            assert c.classify(**small_batch()).category[0] == "overlapping_classes"
+        with Client(address(running), token=ADMIN, retries=0) as plain, pytest.raises(Unavailable):
+            plain.health(timeout=2)
+    finally:
+        running.stop(0)
+
+
+def test_config_file_env_and_flags(tmp_path: Path) -> None:
+    from errortaxa.server import load_config
+
+    config_file = tmp_path / "serve.toml"
+    config_file.write_text('port = 6000\nstore = "store"\nconcurrency = 3\n[admin_tokens]\nops = "from-file"\n')
+    config = load_config(["--config", str(config_file), "--port", "7000", "--read-token", "alice=r1"],
+                         {"ERRORTAXA_CONCURRENCY": "5", "ERRORTAXA_READ_TOKENS": "bob=r2"})
+    assert config.port == 7000 and config.concurrency == 5
+    assert config.store == tmp_path / "store"
+    assert config.admin_tokens == {"ops": "from-file"}
+    assert config.read_tokens == {"bob": "r2", "alice": "r1"}
+    from errortaxa.server import main
+
+    assert main(["--tls-cert", "x.pem"], {}) == 2  # a certificate without its key
