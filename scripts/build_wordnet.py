@@ -5,10 +5,12 @@ Outputs (in ``engine/errortaxa/engine/data/``):
 
 * ``wordnet30_nouns.tsv.gz``: one line per WordNet 3.0 noun synset, in data-file order::
 
-      offset <TAB> name <TAB> lemmas <TAB> parents <TAB> definition
+      offset <TAB> name <TAB> lemmas <TAB> senses <TAB> parents <TAB> definition
 
   ``offset`` is the 8-digit synset offset (the wnid is ``"n" + offset``), ``name`` the NLTK
-  synset name (``dog.n.01``), ``lemmas`` NLTK's lemma names separated by spaces, ``parents``
+  synset name (``dog.n.01``), ``lemmas`` NLTK's lemma names separated by spaces, ``senses``
+  the sense number of the synset for each lemma (``jesus.n.01`` is also ``christ.n.01``, as
+  NLTK's ``synset()`` looks it up), ``parents``
   the direct hypernyms then the instance hypernyms, each sorted by synset name (the order of
   NLTK <= 3.8; newer NLTK returns them in an arbitrary set order), space separated, each
   ``h<offset>`` (hypernym) or ``i<offset>`` (instance hypernym), and ``definition`` NLTK's
@@ -144,7 +146,11 @@ def snapshot_lines(wn: Any) -> tuple[list[str], dict[str, Any]]:
         children_nltk[off] = [h.offset() for h in s.hyponyms() + s.instance_hyponyms()]
         name = s.name()
         assert "\t" not in name
-        rows.append(f"{off:08d}\t{name}\t{' '.join(lemmas)}\t{' '.join(parents)}\t{definition}")
+        offsets_of = wn._lemma_pos_offset_map
+        senses = [offsets_of[lemma.lower()]["n"].index(off) + 1 for lemma in lemmas]
+        assert name == f"{lemmas[0].lower()}.n.{senses[0]:02d}", name
+        sense_field = " ".join(map(str, senses))
+        rows.append(f"{off:08d}\t{name}\t{' '.join(lemmas)}\t{sense_field}\t{' '.join(parents)}\t{definition}")
     # Pointers are symmetric: every hypernym edge is the parent's hyponym edge.
     derived: dict[int, list[int]] = {o: [] for o in offsets}
     for child, ps in parents_of.items():
@@ -210,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     header = [
         "# WordNet 3.0 nouns (Princeton University; license: WORDNET_LICENSE in this directory)",
         f"# source: {source}; built by scripts/build_wordnet.py with NLTK's WordNetCorpusReader",
-        "# columns: offset, name, lemmas (space separated), parents (h=hypernym, i=instance), definition",
+        "# columns: offset, name, lemmas (space separated), senses (per lemma), "
+        "parents (h=hypernym, i=instance), definition",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     write_gzip(args.out / SNAPSHOT, "\n".join([*header, *rows]) + "\n")

@@ -6,7 +6,9 @@ followed, the class itself included; see :mod:`errortaxa.engine.wordnet`):
 * ``ancestor[i, j]``: class i is an ancestor of class j, ``i != j``.
 * ``sibling[i, j]``: ``i != j`` share a direct parent (hypernym or instance hypernym).
 * ``lca_depth[i, j]``: the largest ``min_depth`` of a common ancestor of i and j (the root
-  entity.n.01 has depth 0); on the diagonal the class's own ``min_depth``.
+  entity.n.01 has depth 0), the diagonal included. With multiple inheritance an ancestor can
+  be deeper than its descendant (canine.n.02: 12; norfolk_terrier.n.01: 11, via
+  domestic_animal.n.01), so two terriers have lca_depth 12.
 * ``distance[i, j]``: ``min`` over common ancestors ``a`` of ``up(i, a) + up(j, a)``, where
   ``up(x, a)`` is the number of edges of the shortest child -> parent path from x to a: the
   shortest path between i and j that goes up to a common ancestor and down again, as NLTK's
