@@ -1,0 +1,179 @@
+"""errortaxa.client without a server: column encoding, typed errors, the health codec, results,
+its dependencies, and the committed generated code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from errortaxa.client import ClassifyResult, InvalidArgument, NotFound, Samples, _core, dataset_predictions
+from errortaxa.client.errors import STATUS_DETAILS_KEY, ErrorTaxaError, encode_status, make_error
+from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_samples_from_lists_and_csr_agree() -> None:
+    lists = Samples.build(target=[1, 2, 3], labels=[[1], [], [3, 4]], pred=[1, 5, 3],
+                          problematic=[False, True, False], images=["a", "b", "c"])
+    csr = Samples.build(target=np.array([1, 2, 3]), label_offsets=[0, 1, 1, 3], label_values=[1, 3, 4],
+                        pred=np.array([1, 5, 3], np.int16), problematic=np.array([0, 1, 0]), images=["a", "b", "c"])
+    assert lists.to_proto() == csr.to_proto()
+    msg = lists.to_proto()
+    assert list(msg.label_offsets) == [0, 1, 1, 3] and list(msg.label_values) == [1, 3, 4]
+    assert list(msg.problematic) == [False, True, False] and not msg.HasField("oov")
+
+
+def test_packed_columns_are_compact() -> None:
+    n = 10_000
+    samples = Samples.build(target=np.full(n, 999), pred=np.full(n, 998), label_offsets=np.arange(n + 1),
+                            label_values=np.full(n, 999))
+    size = samples.to_proto().ByteSize()
+    assert size < n * 12  # packed varints: no per-sample message overhead
+
+
+def test_slice_rebases_label_offsets() -> None:
+    samples = Samples.build(target=[1, 2, 3, 4], labels=[[1], [2, 9], [], [4]], pred=[1, 2, 3, 4],
+                            ids=["w", "x", "y", "z"], evidence=[None, {"oov": {}}, "{}", None])
+    part = samples.slice(1, 3)
+    assert part.label_offsets.tolist() == [0, 2, 2] and part.label_values.tolist() == [2, 9]
+    assert list(part.ids or []) == ["x", "y"]
+    msg = part.to_proto()
+    assert list(msg.oov.evidence_json) == ['{"oov":{}}', "{}"]
+
+
+def test_samples_of_duck_types_an_engine_batch() -> None:
+    class Batch:
+        target = np.array([1])
+        pred = np.array([2])
+        label_offsets = np.array([0, 1])
+        label_values = np.array([1])
+        problematic = np.array([True])
+        images = ("img",)
+        ids = None
+
+    msg = Samples.of(Batch()).to_proto()
+    assert list(msg.target) == [1] and list(msg.images) == ["img"] and list(msg.problematic) == [True]
+
+
+def test_dataset_predictions_one_of_pred_or_logits() -> None:
+    assert list(dataset_predictions("d", pred=[3, 4], offset=10).pred) == [3, 4]
+    logits = dataset_predictions("d", logits=np.eye(3, dtype=np.float32))
+    assert (logits.logits.rows, logits.logits.cols) == (3, 3)
+    with pytest.raises(ValueError):
+        dataset_predictions("d")
+    with pytest.raises(ValueError):
+        dataset_predictions("d", pred=[1], logits=np.eye(1))
+
+
+def test_dataset_chunks_carry_offsets() -> None:
+    chunks = list(_core.dataset_chunks("d", pred=np.arange(25), logits=None, images=None, batch_size=10))
+    assert [(c.offset, len(c.pred)) for c in chunks] == [(0, 10), (10, 10), (20, 5)]
+
+
+def test_taxonomy_refs() -> None:
+    assert _core.taxonomy_ref(None) is None and _core.taxonomy_ref("") is None
+    assert _core.taxonomy_ref("peychev2023") == taxonomy_pb2.TaxonomyRef(name="peychev2023")
+    assert _core.taxonomy_ref("a@1.2") == taxonomy_pb2.TaxonomyRef(name="a", version="1.2")
+
+
+def test_error_details_round_trip() -> None:
+    detail = service_pb2.ErrorDetail(field="samples.pred", reason="CLASS_OUT_OF_RANGE", sample_index=7)
+    detail.problems.add(file="f.yaml", line=3, key_path="axes.x", message="bad",
+                        severity=taxonomy_pb2.SEVERITY_ERROR)
+    blob = encode_status(grpc.StatusCode.INVALID_ARGUMENT, "nope", detail)
+    error = make_error(grpc.StatusCode.INVALID_ARGUMENT, "nope", [(STATUS_DETAILS_KEY, blob)])
+    assert isinstance(error, InvalidArgument)
+    assert (error.field, error.sample_index, error.row, error.reason) == ("samples.pred", 7, None,
+                                                                          "CLASS_OUT_OF_RANGE")
+    assert str(error.problems[0]) == "f.yaml:3 [axes.x]: error: bad"
+    plain = make_error(grpc.StatusCode.NOT_FOUND, "gone", [(STATUS_DETAILS_KEY, b"\xff\xff garbage")])
+    assert isinstance(plain, NotFound) and plain.field == "" and plain.sample_index is None
+    other = make_error(grpc.StatusCode.DATA_LOSS, "?")
+    assert type(other) is ErrorTaxaError
+
+
+def test_status_is_wire_compatible_with_google_rpc_status() -> None:
+    from google.protobuf import any_pb2
+
+    blob = encode_status(grpc.StatusCode.NOT_FOUND, "m", service_pb2.ErrorDetail(field="f"))
+    # google.rpc.Status: code = 1 (int32), message = 2 (string), details = 3 (repeated Any)
+    status = service_pb2.Status.FromString(blob)
+    assert status.code == grpc.StatusCode.NOT_FOUND.value[0] and status.message == "m"
+    assert isinstance(status.details[0], any_pb2.Any)
+    assert status.details[0].type_url == "type.googleapis.com/errortaxa.v1.ErrorDetail"
+
+
+def test_health_codec() -> None:
+    assert _core.encode_health_request("") == b""
+    assert _core.encode_health_request("errortaxa.v1.ErrorTaxa") == b"\n\x16errortaxa.v1.ErrorTaxa"
+    assert _core.decode_health_status(b"\x08\x01") == "SERVING"
+    assert _core.decode_health_status(b"\x08\x02") == "NOT_SERVING"
+    assert _core.decode_health_status(b"") == "UNKNOWN"
+
+
+def test_backoff_is_bounded_and_grows() -> None:
+    backoff = _core.Backoff(retries=5, initial=0.1, maximum=0.5)
+    for attempt in range(10):
+        assert 0 <= backoff.delay(attempt) <= min(0.5, 0.1 * 2**attempt)
+
+
+def _response(values: list[int], version: str = "1.0") -> service_pb2.ClassifyResponse:
+    response = service_pb2.ClassifyResponse(count=len(values))
+    response.taxonomy.name, response.taxonomy.version = "t", version
+    axis = response.axes.add(axis="category", values=["a", "b"], rules=["r0", "r1"])
+    axis.value.extend(values)
+    axis.rule.extend(values)
+    axis.witness.extend([-1] * len(values))
+    response.record_json.extend(json.dumps({"category": "ab"[v] if v >= 0 else None}) for v in values)
+    return response
+
+
+def test_results_decode_and_concatenate() -> None:
+    first = ClassifyResult.from_proto(_response([0, 1, -1]))
+    assert first.category == ["a", "b", None] and first.rule == ["r0", "r1", None]
+    assert first.axes["category"].counts() == {"a": 1, "b": 1}
+    assert first.axes["category"].not_evaluated.tolist() == [0, 0, 0]
+    assert first.evidence is None and first.records[1] == {"category": "b"}
+    both = ClassifyResult.concat([first, ClassifyResult.from_proto(_response([1]))])
+    assert both.category == ["a", "b", None, "b"] and len(both.records) == 4
+    with pytest.raises(ValueError):
+        ClassifyResult.concat([first, ClassifyResult.from_proto(_response([1], version="2.0"))])
+    empty = _response([0])
+    del empty.record_json[:]
+    with pytest.raises(ValueError):
+        _ = ClassifyResult.from_proto(empty).records
+
+
+def test_client_imports_neither_the_engine_nor_torch() -> None:
+    code = ("import sys, errortaxa.client, errortaxa.client.aio; "
+            "bad = sorted(m for m in sys.modules if m.startswith(('errortaxa.engine', 'errortaxa.server', "
+            "'torch', 'pandas', 'pydantic'))); print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_client_distribution_depends_on_grpc_protobuf_numpy_only() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())["project"]
+    names = {dep.split(">")[0].split("=")[0].split("<")[0].strip() for dep in project["dependencies"]}
+    assert names == {"grpcio", "protobuf", "numpy"}
+
+
+def test_generated_code_is_up_to_date() -> None:
+    pytest.importorskip("grpc_tools", reason="grpcio-tools (dev extra) is not installed")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_protos_use_packed_columns() -> None:
+    field = samples_pb2.SampleColumns.DESCRIPTOR.fields_by_name["target"]
+    assert field.is_repeated and field.is_packed
+    assert service_pb2.AxisDecisions.DESCRIPTOR.fields_by_name["value"].is_packed
