@@ -1,0 +1,78 @@
+"""Scale-out of studies on Ray (an optional extra: ``pip install 'errortaxa[ray]'``).
+
+Models are split into contiguous chunks; each Ray task builds its own ImageSetClassifier for the
+shared image set (put once in the object store), reads and tabulates its chunk, and returns the
+per-model counts. The driver concatenates the chunks in order, so the table equals the
+single-process one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from errortaxa.engine import CompiledTaxonomy
+
+from .study import ImageSet, ModelFile, _Accumulator, _Tabulator, read_model
+
+
+def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
+           image_list: Sequence[str] | None) -> _Accumulator:
+    tab = _Tabulator(taxonomy, images, image_list)
+    acc = _Accumulator()
+    for model in models:
+        tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
+    return acc
+
+
+def init_ray(address: str) -> bool:
+    """Connect to ``address`` (``"local"``: start a local instance without dashboard or usage
+    statistics). Returns whether this call started Ray (the caller then shuts it down)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address == "local":
+        ray.init(**kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+    return True
+
+
+def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
+               image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
+               progress: bool | None = None) -> _Accumulator:
+    """The accumulated per-model counts of ``models``, computed as Ray tasks."""
+    import ray
+    from tqdm import tqdm
+
+    started = init_ray(address)
+    try:
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n = max(1, min(len(models), chunks or 2 * cpus))
+        bounds = [round(k * len(models) / n) for k in range(n + 1)]
+        task = ray.remote(num_cpus=1)(_chunk)
+        tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
+        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list)
+                for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        order = {ref: k for k, ref in enumerate(refs)}
+        results: dict[int, _Accumulator] = {}
+        pending = list(refs)
+        with tqdm(total=len(models), desc="models (ray)", unit="model",
+                  disable=None if progress is None else not progress) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    acc = ray.get(ref)
+                    results[order[ref]] = acc
+                    bar.update(len(acc.models))
+        out = _Accumulator()
+        for k in range(len(refs)):
+            out.extend(results[k])
+        return out
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,33 @@
+"""A study on a small local Ray instance (usage statistics off, no dashboard) equals the single-process run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+from errortaxa.engine import default_compiled
+from errortaxa.study.study import ImageSet, discover_models, run_study
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synthetic import make_images, make_predictions
+
+
+def test_ray_local_equals_single_process(tmp_path: Path) -> None:
+    tax = default_compiled()
+    images = make_images(tax, 400, seed=7)
+    preds = make_predictions(tax, images, 7, seed=8)
+    for m, p in enumerate(preds):
+        np.savez(tmp_path / f"m{m}.npz", top1=p, images=np.array(images.images))
+    models = discover_models([tmp_path])
+    single = run_study(tax, ImageSet(images), models, progress=False)
+    distributed = run_study(tax, ImageSet(images), models, progress=False, ray_address="local", chunks=3)
+    assert list(distributed.table["model"]) == [f"m{m}" for m in range(7)]
+    assert distributed.table.equals(single.table)
+    assert distributed.top_errors == single.top_errors
