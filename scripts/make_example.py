@@ -15,9 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from synthetic import make_images, make_predictions  # noqa: E402
-
 from errortaxa.engine import default_compiled  # noqa: E402
+from synthetic import make_images, make_predictions  # noqa: E402
 
 
 def main() -> None:

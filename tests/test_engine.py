@@ -280,7 +280,6 @@ def test_image_set_classifier_equals_plain_evaluation() -> None:
 
 def test_dataframe_api_returns_decisions_beside_the_input() -> None:
     import pandas as pd
-
     from errortaxa.engine.frame import classify_frame
 
     frame = pd.DataFrame({"target": [250, 207], "labels": [[250], [207]], "pred": [248, 207]}, index=[10, 11])

@@ -96,14 +96,28 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def oov_providers(config: str | None, taxonomy: CompiledTaxonomy) -> dict[str, FeatureProvider]:
-    """The OOV provider when configured (it needs torch and open_clip: ``pip install errortaxa[oov]``)."""
+    """The OOV provider when configured (it needs torch and open_clip: ``pip install errortaxa[oov]``).
+    ``config`` is a YAML or JSON file of OOV settings (model, checkpoint, index; docs/OOV.md)."""
     if config is None:
         return {}
+    import yaml
+
     try:
-        from errortaxa.oov.config import provider_from_config
+        with open(config, encoding="utf-8") as stream:
+            settings = yaml.safe_load(stream) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--oov-config {config}: invalid YAML/JSON: {exc}") from None
+    if not isinstance(settings, dict):
+        raise UsageError(f"--oov-config {config}: must be a mapping of settings")
+    try:
+        from errortaxa.oov import OOVProvider
+        from errortaxa.oov.errors import OOVError
     except ImportError as exc:
         raise UsageError(f"--oov-config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
-    provider: FeatureProvider = provider_from_config(config, taxonomy)
+    try:
+        provider = OOVProvider(settings, same_superclass=taxonomy.same_superclass)
+    except (OOVError, ValueError) as exc:
+        raise UsageError(f"--oov-config {config}: {exc}") from None
     return {provider.name: provider}
 
 

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import numpy as np
 from errortaxa.engine.samples import SampleBatch
 
+_orjson: Any
 try:  # optional accelerator; the standard library is the fallback
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
