@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from errortaxa.engine import CompiledTaxonomy
@@ -57,7 +58,7 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
         task = ray.remote(num_cpus=1)(_chunk)
         tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
         refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list)
-                for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+                for a, b in pairwise(bounds) if b > a]
         order = {ref: k for k, ref in enumerate(refs)}
         results: dict[int, _Accumulator] = {}
         pending = list(refs)
