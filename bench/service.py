@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from errortaxa.client import Client, ErrorTaxaError, Samples
 
 ROOT = Path(__file__).resolve().parents[1]

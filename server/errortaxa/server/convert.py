@@ -126,12 +126,13 @@ def batch_from_columns(msg: samples_pb2.SampleColumns, num_classes: int, max_bat
             raise invalid(f"{field}.label_offsets must start at 0, never decrease and end at "
                           f"len(label_values) = {values.shape[0]}", field=f"{field}.label_offsets",
                           reason="BAD_OFFSETS", sample_index=max(bad, 0))
-    batch = SampleBatch.from_arrays(
+    # the wire types already are the batch's dtypes: build it directly (from_arrays would re-check)
+    batch = SampleBatch(
         target=np.array(msg.target, dtype=np.int32),
         pred=np.array(msg.pred, dtype=np.int32),
         label_offsets=offsets,
         label_values=values,
-        problematic=np.array(msg.problematic, dtype=bool) if len(msg.problematic) else None,
+        problematic=np.array(msg.problematic, dtype=bool) if len(msg.problematic) else np.zeros(n, bool),
         images=list(msg.images) if len(msg.images) else None,
         ids=list(msg.ids) if len(msg.ids) else None,
     )
@@ -147,6 +148,17 @@ def validate(batch: SampleBatch, num_classes: int, field: str) -> None:
         reason = "CLASS_OUT_OF_RANGE" if "outside" in exc.reason else "INVALID_SAMPLE"
         raise invalid(f"{field}.{name}: sample {exc.index}: {exc.reason}", field=f"{field}.{name}",
                       reason=reason, sample_index=exc.index) from None
+
+
+_EVALUATE_VALIDATES = "validate" in inspect.signature(CompiledTaxonomy.evaluate).parameters
+
+
+def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[str, FeatureProvider]
+             ) -> Decisions:
+    """compiled.evaluate on a batch that batch_from_columns / validate already checked."""
+    if _EVALUATE_VALIDATES:  # skip the engine's second validation of the same batch
+        return compiled.evaluate(batch, providers or None, validate=False)
+    return compiled.evaluate(batch, providers or None)
 
 
 def _int_list(array: np.ndarray) -> list[int]:
