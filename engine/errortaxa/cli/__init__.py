@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--superclass", help="superclass name")
     group.add_argument("--class", dest="class_", help="class index, wnid or synset name")
     p.set_defaults(func=cmd_rules_show)
+    try:
+        from errortaxa.study.cli import add_diff_arguments
+    except ImportError:  # the study extra is not installed
+        pass
+    else:
+        p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
+        add_diff_arguments(p)
     p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
     p.set_defaults(func=cmd_rules_schema)
 

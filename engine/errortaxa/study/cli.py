@@ -45,17 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_mcnemar)
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
-                                    "(rules diff A.yaml B.yaml INPUT)")
-    p.add_argument("taxonomy_a")
-    p.add_argument("taxonomy_b")
-    p.add_argument("input", help="JSONL samples, or .npz predictions with --labels")
-    p.add_argument("--labels", help="for .npz input: the label file")
-    p.add_argument("--axis-a", help="axis of taxonomy A (default: its primary axis)")
-    p.add_argument("--axis-b", help="axis of taxonomy B (default: its primary axis)")
-    p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
-    p.add_argument("--examples", type=int, default=3, help="example errors per cell")
-    p.add_argument("--json", help="also write the diff as JSON here")
-    p.set_defaults(func=cmd_diff)
+                                    "(also: rules diff A.yaml B.yaml INPUT)")
+    add_diff_arguments(p)
 
     p = sub.add_parser("agreement", help="agreement of a taxonomy with an external categorisation "
                                          "(imagenet-mistakes JSON)")
@@ -182,3 +173,17 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
+
+
+def add_diff_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``diff`` (also registered as ``rules diff`` by the main CLI)."""
+    p.add_argument("taxonomy_a")
+    p.add_argument("taxonomy_b")
+    p.add_argument("input", help="JSONL samples, or .npz predictions with --labels")
+    p.add_argument("--labels", help="for .npz input: the label file")
+    p.add_argument("--axis-a", help="axis of taxonomy A (default: its primary axis)")
+    p.add_argument("--axis-b", help="axis of taxonomy B (default: its primary axis)")
+    p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
+    p.add_argument("--examples", type=int, default=3, help="example errors per cell")
+    p.add_argument("--json", help="also write the diff as JSON here")
+    p.set_defaults(func=cmd_diff)
