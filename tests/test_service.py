@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ from errortaxa.client import (  # noqa: E402
 )
 from errortaxa.engine import SampleBatch, compile_taxonomy, default_compiled, load_taxonomy  # noqa: E402
 from errortaxa.server import RunningServer, ServerConfig, build_server  # noqa: E402
+from errortaxa.server.logs import JsonFormatter, TextFormatter  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -49,6 +51,18 @@ MULTILABEL_CSV = DATA / "imagenet2012_multilabel_validation.csv"
 needs_data = pytest.mark.skipif(not ANCHOR.is_file(), reason="../shared/data is absent")
 
 ADMIN, READER = "a-secret-admin-token", "r-secret-read-token"
+
+
+class _FormatEveryRecord(logging.Handler):
+    """Build and format every log record of the server (as `errortaxa serve` does at INFO and DEBUG)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        JsonFormatter().format(record)
+        TextFormatter().format(record)
+
+
+logging.getLogger("errortaxa").addHandler(_FormatEveryRecord())
+logging.getLogger("errortaxa").setLevel(logging.DEBUG)
 
 
 def start(**settings: Any) -> RunningServer:
@@ -249,6 +263,23 @@ def test_stream_keeps_order_and_reports_progress(client: Client) -> None:
     whole = client.classify(target=target, pred=pred, label_offsets=np.arange(n + 1), label_values=target)
     assert result.category == whole.category
     assert seen == [(10_000, n), (20_000, n), (25_000, n)]
+
+
+def test_stream_sends_at_most_max_in_flight_batches_ahead(client: Client) -> None:
+    produced = [0]
+    ahead: list[int] = []
+
+    def batches() -> Iterator[dict[str, Any]]:
+        for _ in range(30):
+            produced[0] += 1
+            yield small_batch()
+
+    received = 0
+    for result in client.classify_stream(batches(), max_in_flight=3):
+        received += 1
+        ahead.append(produced[0] - received)
+        assert len(result) == 5
+    assert received == 30 and max(ahead) <= 3
 
 
 def test_async_client(server: RunningServer) -> None:
@@ -560,47 +591,76 @@ def test_health_goes_not_serving_while_draining() -> None:
             c.classify(**small_batch(), timeout=2)
 
 
-def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
-    env = {**os.environ, "ERRORTAXA_DRAIN_SECONDS": "1.5", "ERRORTAXA_STORE": str(tmp_path / "store")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "errortaxa.server", "--port", "0", "--log-format", "json"],
-        stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-    lines: list[str] = []
-    port: list[int] = []
-    ready = threading.Event()
+class ServerProcess:
+    """``python -m errortaxa.server`` in a subprocess; the port comes from its "serving" log line."""
 
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.append(line)
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "errortaxa.server", "--port", "0", "--log-format", "json", *args],
+            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self._ready.wait(60), "".join(self.lines)
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
             if entry.get("msg") == "serving":
-                port.append(int(entry["port"]))
-                ready.set()
+                self.port = int(entry["port"])
+                self._ready.set()
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    def messages(self) -> list[str]:
+        self._reader.join(5)
+        return [json.loads(line).get("msg") for line in self.lines if line.startswith("{")]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
+    server = ServerProcess(env={"ERRORTAXA_DRAIN_SECONDS": "1.5", "ERRORTAXA_STORE": str(tmp_path / "store")})
     try:
-        assert ready.wait(60), "".join(lines)
-        with Client(f"127.0.0.1:{port[0]}", retries=0) as c:
+        with Client(f"127.0.0.1:{server.port}", retries=0) as c:
             assert c.health() == "SERVING"
-            process.send_signal(signal.SIGTERM)
+            server.process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 1.2
             status = "SERVING"
             while status == "SERVING" and time.monotonic() < deadline:
                 status = c.health()
             assert status == "NOT_SERVING"
-        assert process.wait(30) == 0
-        reader.join(5)
-        messages = [json.loads(line).get("msg") for line in lines if line.startswith("{")]
+        assert server.process.wait(30) == 0
+        messages = server.messages()
         assert "draining" in messages and "stopped" in messages
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        server.close()
+
+
+def test_a_crash_keeps_the_activated_version(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    server = ServerProcess("--store", str(store))
+    try:
+        with Client(f"127.0.0.1:{server.port}", retries=0) as c:
+            c.put_taxonomy(variant_yaml("2.0"), activate=True)
+        server.process.kill()  # SIGKILL: no drain, no clean stop
+        server.process.wait()
+    finally:
+        server.close()
+    again = start(store=store)
+    try:
+        with Client(address(again), retries=0) as c:
+            assert c.classify(**small_batch()).version == "2.0"
+    finally:
+        again.stop(0)
 
 
 def _free_port() -> int:

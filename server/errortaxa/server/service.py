@@ -18,6 +18,7 @@ from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, au
 from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
 log = logging.getLogger("errortaxa.server")
+RESERVED_LOG_KEYS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "action"}
 audit_log = logging.getLogger("errortaxa.audit")
 
 R = TypeVar("R")
@@ -155,7 +156,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         entry = audit_entry(action, who, **what)
         self.registry.store.audit(entry)
         self.metrics.change(action)
-        audit_log.info(action, extra={k: v for k, v in entry.items() if k != "action"})
+        audit_log.info(action, extra={k: v for k, v in entry.items() if k not in RESERVED_LOG_KEYS})
         return who
 
     @handled
@@ -164,7 +165,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         who = current_identity().name
         entry, created = self.registry.put(request.yaml, request.filename or UPLOAD_NAME, who=who)
         self._audit("put", taxonomy=entry.name, version=entry.version, content_hash=entry.compiled.content_hash,
-                    created=created)
+                    new=created)
         if request.activate:
             self._activate(entry.name, entry.version)
         return service_pb2.PutTaxonomyResponse(
