@@ -115,6 +115,30 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     assert ClipEncoder(tiny_config(tmp_path, random_init=False, checkpoint=str(ckpt2))).model_id != loaded.model_id
 
 
+def test_tag_weights_found_in_the_local_cache(tmp_path: Path) -> None:
+    from errortaxa.oov.model import resolve_weights
+
+    clip_cache = tmp_path / "clip"
+    clip_cache.mkdir()
+    (clip_cache / "ViT-L-14-336px.pt").write_bytes(b"weights")  # where open_clip keeps OpenAI's file
+    src = resolve_weights(OOVConfig(model="ViT-L-14-336", pretrained="openai", open_clip_cache_dir=str(clip_cache)))
+    assert src.path == clip_cache / "ViT-L-14-336px.pt" and src.quick_gelu
+    assert src.preprocess["size"] == 336
+    with pytest.raises(Exception, match="no pretrained tag"):
+        resolve_weights(OOVConfig(model="ViT-L-14-336", pretrained="nonsense", open_clip_cache_dir=str(clip_cache)))
+
+
+def test_text_at_prompt_length_equals_full_context(tmp_path: Path) -> None:
+    enc = ClipEncoder(tiny_config(tmp_path))
+    prompts = ["A photo of a dog", "A photo of a teeter-totter", "A photo of a pj's", "A photo of a irish wolfhound",
+               "A photo of a carassius auratus"]
+    fast = enc.encode_texts(prompts)
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(enc.load().encode_text(enc.tokenizer(prompts)), dim=-1).numpy()
+    np.testing.assert_allclose(fast, full, atol=1e-5)
+    np.testing.assert_array_equal(fast, enc.encode_texts(prompts))
+
+
 # -- embeddings and the cache ---------------------------------------------------------------------
 
 def test_cache_hits_and_invalidation(tmp_path: Path) -> None:
@@ -322,6 +346,13 @@ def test_gate_and_reasons(tmp_path: Path) -> None:
     assert with_index.last_stats["gate_passed"] == 3
     with pytest.raises(ValueError, match="no test"):
         prov.evaluate("spurious", {}, batch, np.arange(1))
+    with pytest.raises(ValueError, match="unknown parameters"):
+        prov.evaluate("fine_grained_oov", {"knn": 3}, batch, np.arange(1))
+    # the taxonomy's parameter name; gate: false scores every row that has an embedding
+    bound.evaluate("fine_grained_oov", {"knn_k": 2}, batch, np.arange(3))
+    assert bound.last_stats["gate_passed"] == 1
+    bound.evaluate("fine_grained_oov", {"gate": False}, batch, np.arange(3))
+    assert bound.last_stats["gate_passed"] == 3
 
 
 def test_holds_when_best_prompt_is_out_of_vocabulary(tmp_path: Path) -> None:
@@ -393,3 +424,29 @@ def test_png_with_alpha_and_grayscale(tmp_path: Path) -> None:
     Image.new("LA", (20, 30), (128, 200)).save(buf, format="PNG")
     emb = ImageEmbedder.from_encoder(ClipEncoder(tiny_config(tmp_path)))
     assert emb.embed([buf.getvalue()]).ok.all()
+
+
+def test_cli_index_and_embed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import yaml
+    from errortaxa.cli import main
+
+    root = image_folder(tmp_path / "train", classes=2, per_class=3)
+    cfg = tmp_path / "oov.yaml"
+    cfg.write_text(yaml.safe_dump({"model_config": TINY, "pretrained": None, "random_init": True,
+                                   "cache_dir": str(tmp_path / "cache"), "device": "cpu", "num_workers": 0}))
+    assert main(["oov", "index", str(root), "--out", str(tmp_path / "idx"), "--oov-config", str(cfg),
+                 "--class-names", "sorted"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["count"] == 6 and out["num_classes"] == 2
+    assert TrainIndex.load(tmp_path / "idx").classes.tolist() == [0, 0, 0, 1, 1, 1]
+    assert main(["oov", "embed", str(root), "--oov-config", str(cfg)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["images"] == 6 and out["encoded"] == 6
+    assert main(["oov", "embed", str(root), "--oov-config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cache_hits"] == 6
+    # a missing checkpoint: one line, exit status 2
+    assert main(["oov", "index", str(root), "--out", str(tmp_path / "i2"), "--checkpoint",
+                 str(tmp_path / "missing.pt")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

@@ -368,18 +368,70 @@ class ClipEncoder:
         return F.normalize(feats.float(), dim=-1)
 
     def encode_texts(self, prompts: Sequence[str]) -> np.ndarray:
-        """Prompts -> float32 [P, D] unit vectors (numpy, CPU)."""
-        if not prompts:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        """Prompts -> float32 [P, D] unit vectors (numpy, CPU).
+
+        Prompts are grouped by token length and, for open_clip's standard CLIP text tower (causal
+        attention, pooled at the end-of-text token), run at their own length instead of the padded
+        context (77): the pooled token only sees the tokens before it, so the result is the same up to
+        float rounding, and a prompt's embedding never depends on the other prompts of the batch.
+        """
+        n = len(prompts)
+        out = np.zeros((n, self.embed_dim), dtype=np.float32)
+        if n == 0:
+            return out
         model = self.load()
-        out = []
+        tokens = self.tokenizer(list(prompts))
+        lengths = _text_lengths(model, tokens)
         bs = self.config.text_batch_size
-        for start in range(0, len(prompts), bs):
-            tokens = self.tokenizer(list(prompts[start : start + bs]))
+        if lengths is None:
+            groups = [np.arange(s, min(s + bs, n)) for s in range(0, n, bs)]
+        else:
+            groups = []
+            for length in np.unique(lengths):
+                members = np.flatnonzero(lengths == length)
+                groups.extend(members[s : s + bs] for s in range(0, members.size, bs))
+        for idx in groups:
+            batch = tokens[torch.from_numpy(idx)].to(self.device)
             with torch.inference_mode(), self._autocast():
-                feats = model.encode_text(tokens.to(self.device))  # type: ignore[operator]
-            out.append(F.normalize(feats.float(), dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+                if lengths is None:
+                    feats = model.encode_text(batch)  # type: ignore[operator]
+                else:
+                    feats = _encode_text_prefix(model, batch[:, : int(lengths[idx[0]])])
+            out[idx] = F.normalize(feats.float(), dim=-1).cpu().numpy()
+        return out
+
+
+def _text_lengths(model: Any, tokens: torch.Tensor) -> np.ndarray | None:
+    """Per prompt, the tokens up to and including the pooled one, when truncating is exact; else None."""
+    import open_clip
+
+    if type(model) is not open_clip.CLIP or getattr(model, "attn_mask", None) is None:
+        return None
+    pool = getattr(model, "text_pool_type", "argmax")
+    if pool == "argmax":
+        pos = tokens.argmax(dim=-1)
+    elif pool == "eos" and getattr(model, "text_eos_id", None) is not None:
+        pos = (tokens == model.text_eos_id).int().argmax(dim=-1)
+    else:
+        return None
+    return (pos + 1).numpy().astype(np.int64)
+
+
+def _encode_text_prefix(model: Any, text: torch.Tensor) -> torch.Tensor:
+    """open_clip CLIP.encode_text on the first L tokens (positional embedding and causal mask cut to L)."""
+    from open_clip.transformer import text_global_pool
+
+    n_ctx = text.shape[1]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(text).to(cast_dtype)
+    x = x + model.positional_embedding[:n_ctx].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:n_ctx, :n_ctx])
+    x = model.ln_final(x)
+    x = text_global_pool(x, text, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+    if model.text_projection is not None:
+        proj = model.text_projection
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return x
 
 
 def _load_into(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> None:

@@ -29,6 +29,9 @@ from .text import TextEmbeddings
 log = logging.getLogger(__name__)
 
 TEST_NAME = "fine_grained_oov"
+KNOWN_PARAMS = frozenset({"knn_k", "k", "top", "gate"})
+"""``knn_k`` (alias ``k``): neighbours of the kNN gate; ``top``: proposals in the evidence; ``gate: false``
+skips the kNN gate (every row with an embedding is scored)."""
 
 
 def _default_wordnet() -> Any:
@@ -262,7 +265,11 @@ class OOVProvider:
             raise ValueError(f"the oov provider has no test {test!r} (it has: {', '.join(self.tests)})")
         sh = self._shared
         params = dict(params or {})
-        k = int(params.get("k", sh.config.k))
+        unknown = set(params) - KNOWN_PARAMS
+        if unknown:
+            raise ValueError(
+                f"unknown parameters of oov/{TEST_NAME}: {sorted(unknown)} (known: {sorted(KNOWN_PARAMS)})")
+        k = int(params.get("knn_k", params.get("k", sh.config.k)))
         top = int(params.get("top", sh.config.top))
         use_gate = bool(params.get("gate", True))
         rows = np.asarray(rows, dtype=np.int64)
