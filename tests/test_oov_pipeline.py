@@ -133,8 +133,9 @@ def test_text_at_prompt_length_equals_full_context(tmp_path: Path) -> None:
     prompts = ["A photo of a dog", "A photo of a teeter-totter", "A photo of a pj's", "A photo of a irish wolfhound",
                "A photo of a carassius auratus"]
     fast = enc.encode_texts(prompts)
+    model: Any = enc.load()
     with torch.inference_mode():
-        full = torch.nn.functional.normalize(enc.load().encode_text(enc.tokenizer(prompts)), dim=-1).numpy()
+        full = torch.nn.functional.normalize(model.encode_text(enc.tokenizer(prompts)), dim=-1).numpy()
     np.testing.assert_allclose(fast, full, atol=1e-5)
     np.testing.assert_array_equal(fast, enc.encode_texts(prompts))
 
