@@ -451,3 +451,26 @@ def test_cli_index_and_embed(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["oov", "index", str(root), "--out", str(tmp_path / "i2"), "--checkpoint",
                  str(tmp_path / "missing.pt")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_provider_from_config_for_servers(tmp_path: Path) -> None:
+    import yaml
+    from errortaxa.oov import provider_from_config
+
+    compiled = SimpleNamespace(same_superclass=SAME, vocabulary=VOCAB)
+    good = tmp_path / "oov.yaml"
+    good.write_text(yaml.safe_dump({"model_config": TINY, "pretrained": None, "random_init": True,
+                                    "cache_dir": str(tmp_path / "cache"), "device": "cpu"}))
+    prov = provider_from_config(str(good), compiled)
+    assert isinstance(prov, OOVProvider) and prov.name == "oov"
+    assert prov.generator.class_wnids == VOCAB.wnids
+    # no weights (or no GPU with require_gpu): every row "not evaluated", with the reason
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump({"checkpoint": str(tmp_path / "ViT-L-14-336.pt")}))
+    down = provider_from_config(str(missing), compiled)
+    assert isinstance(down, UnavailableProvider)
+    res = down.evaluate("fine_grained_oov", {}, None, np.arange(2))
+    assert res.known.tolist() == [False, False] and "checkpoint not found" in (res.reason[0] or "")
+    # a malformed config is an error, not a silent "unavailable"
+    with pytest.raises(ValueError, match="unknown oov configuration keys"):
+        provider_from_config({"modle": "ViT-B-32"}, compiled)

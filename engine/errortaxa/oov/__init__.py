@@ -9,17 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .config import OOVConfig, default_cache_dir
+from .config import OOVConfig, default_cache_dir, provider_from_config
 from .errors import OOVConfigError, OOVError, WeightsNotFoundError
 from .proposals import META_LABELS, Proposal, ProposalGenerator, generate, generate_many, proposals_json
 
 if TYPE_CHECKING:
     from ._compat import FeatureResult
+    from ._unavailable import UnavailableProvider
     from .cache import EmbeddingCache
     from .embed import ImageEmbedder
     from .knn import TrainIndex, build_index
     from .model import ClipEncoder
-    from .provider import OOVProvider, UnavailableProvider, load_provider, same_superclass_matrix
+    from .provider import OOVProvider, load_provider, same_superclass_matrix
 
 _LAZY = {
     "FeatureResult": "._compat",
@@ -29,7 +30,7 @@ _LAZY = {
     "build_index": ".knn",
     "ClipEncoder": ".model",
     "OOVProvider": ".provider",
-    "UnavailableProvider": ".provider",
+    "UnavailableProvider": "._unavailable",
     "load_provider": ".provider",
     "same_superclass_matrix": ".provider",
 }
@@ -63,5 +64,6 @@ __all__ = [
     "generate_many",
     "load_provider",
     "proposals_json",
+    "provider_from_config",
     "same_superclass_matrix",
 ]

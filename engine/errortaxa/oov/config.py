@@ -111,3 +111,37 @@ class OOVConfig:
 
     def replace(self, **changes: Any) -> OOVConfig:
         return dataclasses.replace(self, **changes)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A YAML or JSON mapping of OOV settings (the keys of :class:`OOVConfig`)."""
+    import yaml
+
+    with open(path, encoding="utf-8") as stream:
+        data = yaml.safe_load(stream) or {}
+    if not isinstance(data, dict):
+        raise OOVConfigError(f"{path}: the OOV config must be a mapping of settings")
+    return data
+
+
+def provider_from_config(config: str | os.PathLike[str] | Mapping[str, Any] | OOVConfig, compiled: Any) -> Any:
+    """The ``oov`` provider for a compiled taxonomy (its superclasses and vocabulary), for servers.
+
+    When the provider cannot run here (no torch/open_clip, no weights, no GPU with ``require_gpu``)
+    this returns an :class:`~errortaxa.oov.provider.UnavailableProvider` whose rows are "not evaluated"
+    with the reason, so everything else is still classified. A malformed config still raises.
+    """
+    if isinstance(config, OOVConfig):
+        cfg = config
+    elif isinstance(config, Mapping):
+        cfg = OOVConfig.from_mapping(config)
+    else:
+        cfg = OOVConfig.from_mapping(read_config_file(config))
+    try:
+        from .provider import load_provider, same_superclass_matrix
+    except ImportError as exc:
+        from ._unavailable import UnavailableProvider
+
+        return UnavailableProvider(f"the oov extra is not installed (pip install 'errortaxa[oov]'): {exc}")
+    return load_provider(cfg, same_superclass=same_superclass_matrix(compiled),
+                         vocab=getattr(compiled, "vocabulary", None))

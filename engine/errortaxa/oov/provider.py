@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._compat import FeatureResult
+from ._unavailable import UnavailableProvider
 from .config import OOVConfig
 from .embed import ImageEmbedder, set_deterministic
 from .errors import IndexError_, OOVError
@@ -374,25 +375,6 @@ class OOVProvider:
                     ],
                     "num_prompts": len(props),
                 }
-
-
-class UnavailableProvider:
-    """Stands in for ``oov`` when it cannot run here (no weights, no GPU, no torch): never evaluated."""
-
-    name = "oov"
-    tests = (TEST_NAME,)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def evaluate(self, test: str, params: Mapping[str, Any], batch: Any, rows: np.ndarray) -> FeatureResult:
-        m = int(np.asarray(rows).shape[0])
-        return FeatureResult(
-            np.zeros(m, dtype=bool),
-            np.zeros(m, dtype=bool),
-            [f"OOV not evaluated: {self.reason}"] * m,
-            [None] * m,
-        )
 
 
 def load_provider(

@@ -1,0 +1,25 @@
+"""The provider that stands in for ``oov`` where it cannot run (no torch, no weights, no GPU)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ._compat import FeatureResult
+
+
+class UnavailableProvider:
+    """Every row "not evaluated", with the reason; the rest of the taxonomy still classifies."""
+
+    name = "oov"
+    tests = ("fine_grained_oov",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def evaluate(self, test: str, params: Mapping[str, Any], batch: Any, rows: np.ndarray) -> FeatureResult:
+        m = int(np.asarray(rows).shape[0])
+        return FeatureResult(np.zeros(m, dtype=bool), np.zeros(m, dtype=bool),
+                             [f"OOV not evaluated: {self.reason}"] * m, [None] * m)
