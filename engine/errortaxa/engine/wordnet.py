@@ -2,20 +2,20 @@
 
 The snapshot (``data/wordnet30_nouns.tsv.gz``, built by ``scripts/build_wordnet.py``) holds
 every noun synset with its name, lemma names, definition and its direct hypernyms and
-instance hypernyms. Nodes are wnids (``"n02084071"``); edges go child -> parent with
-``kind`` = ``"hypernym"`` or ``"instance"``.
+instance hypernyms. Nodes are wnids (``"n02084071"``) with attributes ``name``, ``lemmas``
+(a tuple: with no mutable lists the cyclic GC can untrack the 82k attribute dicts) and
+``definition``; edges go child -> parent with ``kind`` = ``"hypernym"`` or ``"instance"``.
 
 Order: a synset's parents are its hypernyms then its instance hypernyms, each sorted by
 synset name, as NLTK <= 3.8 returned them (NLTK >= 3.9 returns them in set order, so only
 the set of paths, not their order, is reproducible there). ``hypernym_paths`` follows this
-order.
+order; ``graph.succ`` / ``graph.pred`` list parents / children in it too.
 """
 
 from __future__ import annotations
 
 import gc
 import gzip
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -30,7 +30,6 @@ __all__ = ["SNAPSHOT", "WordNet"]
 SNAPSHOT = "wordnet30_nouns.tsv.gz"
 HYPERNYM = "hypernym"
 INSTANCE = "instance"
-_WNID_RE = re.compile(r"n\d{8}")
 
 
 class WordNet:
@@ -38,7 +37,7 @@ class WordNet:
 
     graph: Any  # networkx.DiGraph (networkx ships no type stubs)
 
-    def __init__(self, graph: Any, senses: dict[str, list[int]] | None = None) -> None:
+    def __init__(self, graph: Any, senses: dict[str, tuple[int, ...]] | None = None) -> None:
         """Wrap ``graph`` (nodes: wnids with name/lemmas/definition; edges child -> parent).
 
         ``senses`` maps a wnid to the synset's sense number for each of its lemmas (for
@@ -174,7 +173,7 @@ class WordNet:
         return d
 
 
-def _parse(raw: bytes) -> tuple[Any, dict[str, list[int]]]:
+def _parse(raw: bytes) -> tuple[Any, dict[str, tuple[int, ...]]]:
     """The DiGraph and the per-lemma sense numbers from the (gzipped) snapshot bytes."""
     with _gc_paused():
         return _parse_text((gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8"))
@@ -192,12 +191,12 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse_text(text: str) -> tuple[Any, dict[str, list[int]]]:
+def _parse_text(text: str) -> tuple[Any, dict[str, tuple[int, ...]]]:
     graph = nx.DiGraph()
     # Filled through networkx's adjacency dicts (_node/_succ/_pred, shared edge-data dicts, as
     # add_edge does): three times faster than add_nodes_from/add_edges_from on 82k nodes.
     node, succ, pred = graph._node, graph._succ, graph._pred
-    senses: dict[str, list[int]] = {}
+    senses: dict[str, tuple[int, ...]] = {}
     names: list[str] = []
     linked: list[tuple[str, str]] = []  # (wnid, parents field), parallel to names
     for line in text.split("\n"):
@@ -206,8 +205,8 @@ def _parse_text(text: str) -> tuple[Any, dict[str, list[int]]]:
         offset, name, lemmas, sense, parents, definition = line.split("\t")
         wnid = "n" + offset
         if sense != "1":
-            senses[wnid] = [int(x) for x in sense.split(" ")]
-        node[wnid] = {"name": name, "lemmas": lemmas.split(" "), "definition": definition}
+            senses[wnid] = tuple(int(x) for x in sense.split(" "))
+        node[wnid] = {"name": name, "lemmas": tuple(lemmas.split(" ")), "definition": definition}
         succ[wnid] = {}
         pred[wnid] = {}
         if parents:
