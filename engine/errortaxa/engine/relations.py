@@ -20,6 +20,7 @@ All matrices are read-only arrays shared by every caller of the same (wordnet, v
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,7 +65,7 @@ def has_ancestor(wordnet: WordNet, vocab: Vocabulary, key: str) -> np.ndarray:
     """``bool[C]``: classes with the synset ``key`` (name or wnid) on a hypernym path."""
     wnid = wordnet.wnid(key)
     nodes, inc = _incidence(wordnet, vocab)
-    k = np.searchsorted(nodes, wnid)
+    k = bisect_left(nodes, wnid)
     if k < len(nodes) and nodes[k] == wnid:
         return inc[:, k].copy()
     return np.zeros(len(vocab), dtype=bool)
