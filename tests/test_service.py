@@ -405,6 +405,7 @@ def test_auth_tokens(tmp_path: Path) -> None:
                          lambda: anonymous.activate_taxonomy("peychev2023@1.0"),
                          lambda: anonymous.delete_taxonomy("peychev2023@2.0"),
                          lambda: anonymous.classify(**small_batch()),
+                         lambda: list(anonymous.classify_stream([small_batch()])),
                          lambda: anonymous.health()):
                 with pytest.raises(Unauthenticated):
                     call()

@@ -83,8 +83,10 @@ def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
 
 def _extends_problems(text: str, filename: str) -> list[Problem]:
     """Uploaded taxonomies may extend built-in taxonomy names only, never server file paths."""
+    if "extends" not in text:
+        return []
     try:
-        raw = yaml_lib.safe_load(text)
+        raw = yaml_lib.load(text, Loader=getattr(yaml_lib, "CSafeLoader", yaml_lib.SafeLoader))
     except yaml_lib.YAMLError:
         return []  # the engine's loader reports the syntax error with its line
     parent = raw.get("extends") if isinstance(raw, dict) else None
