@@ -49,7 +49,10 @@ def spawn(port: int) -> subprocess.Popen[bytes]:
 
 
 def wait_serving(port: int, timeout: float = 60.0) -> None:
-    with Client(f"127.0.0.1:{port}", retries=0) as client:
+    # short reconnect backoff: measure when the server is ready, not gRPC's reconnect delay (1 s+)
+    fast = [("grpc.initial_reconnect_backoff_ms", 10), ("grpc.min_reconnect_backoff_ms", 10),
+            ("grpc.max_reconnect_backoff_ms", 20)]
+    with Client(f"127.0.0.1:{port}", retries=0, options=fast) as client:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

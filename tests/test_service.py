@@ -91,12 +91,15 @@ def builtin_yaml() -> str:
     return default_compiled().loaded.sources[0].text
 
 
-def variant_yaml(version: str, *, drop_husky_pair: bool = True) -> str:
+def variant_yaml(version: str, *, drop_husky_pair: bool = True, name: str | None = None) -> str:
     """The default taxonomy under another version; without the (248 <- 250) overlapping pair, so
     that target 250 predicted as 248 is decided differently."""
     text = builtin_yaml()
     text, n = re.subn(r'(?m)^version:\s*"?[^"\n]*"?\s*$', f'version: "{version}"', text, count=1)
     assert n == 1
+    if name is not None:
+        text, n = re.subn(r"(?m)^name:.*$", f"name: {name}", text, count=1)
+        assert n == 1
     if drop_husky_pair:
         text = "".join(line for line in text.splitlines(keepends=True) if "[248, 250]" not in line)
     return text
@@ -471,6 +474,15 @@ def test_put_activate_delete_rules(tmp_path: Path) -> None:
             c.delete_taxonomy("peychev2023@2.0")
             with pytest.raises(NotFound):
                 c.delete_taxonomy("peychev2023@2.0")
+            # a name that is not active: its newest stored version
+            c.put_taxonomy(variant_yaml("1", name="trial"))
+            c.put_taxonomy(variant_yaml("2", name="trial"))
+            assert c.classify(**small_batch(), taxonomy="trial").taxonomy.ref == "trial@2"
+            c.delete_taxonomy("trial@2")
+            assert c.classify(**small_batch(), taxonomy="trial").taxonomy.ref == "trial@1"
+            c.delete_taxonomy("trial@1")
+            with pytest.raises(NotFound):
+                c.classify(**small_batch(), taxonomy="trial")
             with pytest.raises(NotFound):
                 c.classify(**small_batch(), taxonomy="peychev2023@2.0")
     finally:

@@ -121,6 +121,9 @@ class TaxonomyRegistry:
         self._providers = providers
         self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles
         self._cache: OrderedDict[tuple[str, str], Entry] = OrderedDict()
+        self._newest: dict[str, str] = {}  # taxonomy name -> newest stored version (store order)
+        for kept in store.versions():
+            self._newest[kept.name] = kept.version
         compiled = default_compiled() if default_taxonomy is None else compile_taxonomy(
             load_taxonomy(default_taxonomy))
         self.builtin = self._entry(compiled, compiled.loaded.sources[0].text, builtin=True)
@@ -167,10 +170,10 @@ class TaxonomyRegistry:
                 return active
             if self.builtin.name == name:
                 return self.builtin
-            versions = [s for s in self.store.versions() if s.name == name]
-            if not versions:
+            newest = self._newest.get(name)
+            if newest is None:
                 raise not_found(f"no taxonomy named '{name}'", field="taxonomy.name")
-            version = versions[-1].version
+            version = newest
         for entry in (active, self.builtin):
             if entry.key == (name, version):
                 return entry
@@ -239,6 +242,7 @@ class TaxonomyRegistry:
             stored = StoredVersion(compiled.name, compiled.version, text, filename, compiled.content_hash,
                                    _now(), who)
             self.store.put(stored)
+            self._newest[stored.name] = stored.version
             entry = self._entry(compiled, text, builtin=False, created_at=stored.created_at, created_by=who)
             self._remember(entry)
             return entry, True
@@ -274,6 +278,12 @@ class TaxonomyRegistry:
             if stored is None or not self.store.delete(name, version):
                 raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
             self._cache.pop((name, version), None)
+            if self._newest.get(name) == version:
+                remaining = [v.version for v in self.store.versions() if v.name == name]
+                if remaining:
+                    self._newest[name] = remaining[-1]
+                else:
+                    del self._newest[name]
             return stored
 
 
