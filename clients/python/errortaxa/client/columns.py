@@ -131,7 +131,9 @@ class Samples:
             label_values=_ints(self.label_values),
         )
         if self.problematic is not None:
-            msg.problematic.extend(np.asarray(self.problematic, dtype=bool).tolist())
+            flags = np.asarray(self.problematic, dtype=bool)
+            if flags.any():  # empty means none is problematic
+                msg.problematic.extend(flags.tolist())
         if self.images is not None:
             msg.images.extend(self.images)
         if self.ids is not None:
