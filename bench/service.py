@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from errortaxa.client import Client, ErrorTaxaError, Samples
+from errortaxa.client import Client, Samples
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT.parent / "shared" / "data" / "imagenet2012_multilabel_validation.csv"
@@ -53,15 +53,7 @@ def wait_serving(port: int, timeout: float = 60.0) -> None:
     fast = [("grpc.initial_reconnect_backoff_ms", 10), ("grpc.min_reconnect_backoff_ms", 10),
             ("grpc.max_reconnect_backoff_ms", 20)]
     with Client(f"127.0.0.1:{port}", retries=0, options=fast) as client:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if client.health(timeout=0.5) == "SERVING":
-                    return
-            except ErrorTaxaError:
-                pass
-            time.sleep(0.01)
-    raise RuntimeError(f"server on port {port} did not start in {timeout} s")
+        client.wait_until_serving(timeout)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -179,6 +179,7 @@ def test_dataset_predictions_equal_local(tmp_path: Path) -> None:
             info = c.get_dataset("multilabel")
             assert (info.size, info.problematic, info.format) == (20_000, 1308, "multilabel-csv")
             assert [d.name for d in c.list_datasets()] == ["multilabel"]
+            assert c.dataset_images("multilabel") == labels.images
             in_order = c.classify_dataset_many("multilabel", pred=pred, batch_size=7000)
             assert in_order.category == [want.record(i)["category"] for i in range(len(labels))]
             # keyed by image id, in another order, as logits

@@ -53,12 +53,6 @@ def samples_of(item: BatchLike) -> Samples | samples_pb2.DatasetPredictions:
     return Samples.of(item)
 
 
-def input_size(item: Samples | samples_pb2.DatasetPredictions) -> int:
-    if isinstance(item, Samples):
-        return len(item)
-    return len(item.pred) if len(item.pred) else item.logits.rows
-
-
 def classify_request(
     item: BatchLike,
     *,

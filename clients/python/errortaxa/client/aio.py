@@ -109,7 +109,7 @@ class AsyncClient:
                 pass
             if loop.time() > deadline:
                 raise ErrorTaxaError(grpc.StatusCode.UNAVAILABLE, f"{self.target} is not serving")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
     async def classify(
         self,

@@ -119,7 +119,7 @@ class Client:
                 pass
             if time.monotonic() > deadline:
                 raise ErrorTaxaError(grpc.StatusCode.UNAVAILABLE, f"{self.target} is not serving")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def classify(
         self,

@@ -195,8 +195,3 @@ def dataset_predictions(
     if images is not None:
         msg.images.extend(images)
     return msg
-
-
-def int_array(values: Any, dtype: type = np.int32) -> np.ndarray:
-    """A packed repeated field as a numpy array (zero-copy where the runtime allows)."""
-    return np.array(values, dtype=dtype)
