@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class EmbeddingCache:
         self._mapped_rows = 0
         self.hits = 0
         self.misses = 0
+        self._mutex = threading.RLock()  # threads of one process (a server) share the in-memory index
         self._read_meta()
 
     # -- files --------------------------------------------------------------------------------------
@@ -105,6 +107,10 @@ class EmbeddingCache:
 
     def refresh(self) -> None:
         """Index keys that were appended (by this or another process) since the last look."""
+        with self._mutex:
+            self._refresh()
+
+    def _refresh(self) -> None:
         if self.dim is None:
             self._read_meta()
             if self.dim is None:
@@ -149,11 +155,13 @@ class EmbeddingCache:
             raise KeyError("the embedding cache is empty")
         rows = np.asarray(rows, dtype=np.int64)
         need = int(rows.max()) + 1 if rows.size else 0
-        if self._mmap is None or need > self._mapped_rows:
-            n = self._committed_rows()
-            self._mmap = np.memmap(self._vectors, dtype=np.float32, mode="r", shape=(n, self.dim))
-            self._mapped_rows = n
-        return np.asarray(self._mmap[rows], dtype=np.float32)
+        with self._mutex:
+            if self._mmap is None or need > self._mapped_rows:
+                n = self._committed_rows()
+                self._mmap = np.memmap(self._vectors, dtype=np.float32, mode="r", shape=(n, self.dim))
+                self._mapped_rows = n
+            mm = self._mmap
+        return np.asarray(mm[rows], dtype=np.float32)
 
     def get(self, digests: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(found bool[n], vectors float32[n, dim] with zeros where not found)."""
@@ -176,7 +184,7 @@ class EmbeddingCache:
             self.dim = int(vecs.shape[1])
         elif vecs.shape[1] != self.dim:
             raise ValueError(f"vectors have dim {vecs.shape[1]}, the cache holds dim {self.dim}")
-        with self._locked():
+        with self._mutex, self._locked():
             if not self._meta.is_file():
                 tmp = self._meta.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(
