@@ -92,6 +92,11 @@ def _add_extensions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # the server parses its own flags (docs/SERVICE.md)
+        from errortaxa.server import main as serve_main
+
+        return int(serve_main(argv[1:]))
     args = build_parser().parse_args(argv)
     with user_errors() as status:
         try:

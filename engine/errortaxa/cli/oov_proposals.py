@@ -29,7 +29,8 @@ def read_pairs(path: str, num_classes: int) -> list[tuple[int, int]]:
             for field in ("pred", "target"):
                 value = record.get(field)
                 if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < num_classes:
-                    raise UsageError(f"{path} record {number}: field '{field}': must be a class id 0..{num_classes - 1}")
+                    message = f"field '{field}': must be a class id 0..{num_classes - 1}"
+                    raise UsageError(f"{path} record {number}: {message}")
                 values.append(value)
             pairs.append((values[0], values[1]))
     return pairs
