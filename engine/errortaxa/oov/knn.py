@@ -345,7 +345,7 @@ def build_index(
         "version": INDEX_VERSION,
         "model_id": encoder.model_id,
         "space_id": encoder.space_id,
-        "model": encoder.config.model,
+        "model": encoder.name,
         "weights": encoder.weights.description,
         "dim": encoder.embed_dim,
         "count": int(keep.size),

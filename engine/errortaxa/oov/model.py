@@ -261,8 +261,8 @@ class ClipEncoder:
             "preprocess": self.preprocess_cfg,
             "precision": self.precision,
         }
-        name = (config.model if config.model_config is None else "custom").replace("/", "-").replace(":", "-")
-        name = name.split(os.sep)[-1][:40]
+        self.name = config.model if config.model_config is None else "custom"
+        name = self.name.replace("/", "-").replace(":", "-").split(os.sep)[-1][:40]
         blob = json.dumps(ident, sort_keys=True, default=str).encode()
         # model_id keys the caches (precision included: bf16 and fp32 embeddings differ slightly);
         # space_id names the embedding space (same weights, any precision), checked against an index
