@@ -16,7 +16,7 @@ from .commands import (
     cmd_rules_validate,
     cmd_serve,
 )
-from .errors import UsageError, user_errors
+from .errors import user_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,12 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(serve_main(argv[1:]))
     args = build_parser().parse_args(argv)
     with user_errors() as status:
-        try:
-            code = int(args.func(args) or 0)
-        except UsageError as exc:
-            print(f"errortaxa: error: {exc}", file=sys.stderr)
-            return 2
-        return code
+        return int(args.func(args) or 0)
     return status.code
 
 

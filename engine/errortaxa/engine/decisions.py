@@ -71,7 +71,7 @@ class Decisions:
             for part, start in zip(parts, offsets, strict=False):
                 pa = part.axes[name]
                 merged.evidence.update({int(start) + i: e for i, e in pa.evidence.items()})
-                remap = np.array([_code(reasons, t) for t in part.reasons] + [-1], dtype=np.int16)
+                remap = np.array([reason_code(reasons, t) for t in part.reasons] + [-1], dtype=np.int16)
                 for rule, codes in pa.reason_codes.items():
                     column = merged.reason_codes.setdefault(rule, np.full(len(batch), -1, np.int16))
                     column[int(start) : int(start) + len(part)] = remap[codes]
@@ -137,7 +137,8 @@ class Decisions:
         return ev
 
 
-def _code(reasons: list[str], text: str) -> int:
+def reason_code(reasons: list[str], text: str) -> int:
+    """The index of ``text`` in ``reasons``, appended if new (not-evaluated reasons are few)."""
     if text not in reasons:
         reasons.append(text)
     return reasons.index(text)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .compiler import CompiledTaxonomy
-from .decisions import AxisDecisions, Decisions
+from .decisions import AxisDecisions, Decisions, reason_code
 from .predicates import All, Any_, Feature, InSampleList, Node, Not
 from .providers import FeatureProvider
 from .samples import SampleBatch
@@ -92,7 +92,7 @@ class ImageSetClassifier:
         """Decide the (image, class) pairs ``keys`` (flat indices) and store them in the memo."""
         rows, classes = np.divmod(keys, self.classes)
         decided = self.taxonomy.evaluate(self.images.take(rows, classes), self.providers, validate=False)
-        remap = np.array([self._code(t) for t in decided.reasons] + [-1], np.int16)
+        remap = np.array([reason_code(self.reasons, t) for t in decided.reasons] + [-1], np.int16)
         for name, ax in decided.axes.items():
             self.packed[name].ravel()[keys] = (ax.rule.astype(np.int32) + 2) | ((ax.witness + 1) << 16)
             self.skipped[name].ravel()[keys] = ax.not_evaluated
@@ -102,11 +102,6 @@ class ImageSetClassifier:
                 self.reason_codes[(name, r)].ravel()[keys] = remap[codes]
             for i, ev in ax.evidence.items():
                 self.evidence[name][int(keys[i])] = ev
-
-    def _code(self, text: str) -> int:
-        if text not in self.reasons:
-            self.reasons.append(text)
-        return self.reasons.index(text)
 
 
 def _can_be_unknown(node: Node) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache, partial
 from itertools import chain
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from errortaxa.engine.samples import SampleBatch
@@ -658,16 +658,9 @@ def load_label_file(path: PathLike, *, val_labels: PathLike | LabeledImages | No
 # predictions
 
 
-def read_predictions_npz(path: PathLike, labels: LabeledImages,
-                         num_classes: int = 1000) -> tuple[SampleBatch, int]:
-    """Top-1 predictions from an .npz, joined with ``labels``.
-
-    The prediction array is the first of keys ``top1``, ``pred``, ``logits``, ``probs``,
-    ``probabilities`` present, else the only array besides ``images``: int[N] class ids, or
-    float[N, num_classes] scores (argmax). Rows are the 50,000 validation images in file order,
-    unless an ``images`` array (str[N]) names them. Returns the batch of the rows whose image has
-    labels (in file order) and the number of rows skipped for lack of labels.
-    """
+def read_npz_scores(path: PathLike) -> tuple[str, np.ndarray, Sequence[str]]:
+    """The prediction array of an .npz (its key and the array, top-1 ids or scores) and the image
+    name of each row (``validation_images()`` itself when the rows are the validation files)."""
     with _open_npz(path) as arrays:
         keys = [k for k in PREDICTION_KEYS if k in arrays]
         others = [k for k in arrays if k != "images"]
@@ -681,13 +674,26 @@ def read_predictions_npz(path: PathLike, labels: LabeledImages,
         scores = _array(path, arrays, key)
         n = scores.shape[0] if scores.ndim else 0
         if "images" in arrays:
-            names = _image_names(path, _array(path, arrays, "images"), n)
-        else:
-            if n != NUM_VALIDATION_IMAGES:
-                raise InputError(path, f"has {n} rows; without an 'images' array the rows must be the "
-                                 f"{NUM_VALIDATION_IMAGES} validation images in file order", field=key)
-            names = list(validation_images())
-        pred = _top1(path, key, scores, names, num_classes)
+            return key, scores, _image_names(path, _array(path, arrays, "images"), n)
+    if n != NUM_VALIDATION_IMAGES:
+        raise InputError(path, f"has {n} rows; without an 'images' array the rows must be the "
+                         f"{NUM_VALIDATION_IMAGES} validation images in file order", field=key)
+    return key, scores, validation_images()
+
+
+def read_predictions_npz(path: PathLike, labels: LabeledImages,
+                         num_classes: int = 1000) -> tuple[SampleBatch, int]:
+    """Top-1 predictions from an .npz, joined with ``labels``.
+
+    The prediction array is the first of keys ``top1``, ``pred``, ``logits``, ``probs``,
+    ``probabilities`` present, else the only array besides ``images``: int[N] class ids, or
+    float[N, num_classes] scores (argmax). Rows are the 50,000 validation images in file order,
+    unless an ``images`` array (str[N]) names them. Returns the batch of the rows whose image has
+    labels (in file order) and the number of rows skipped for lack of labels.
+    """
+    key, scores, names = read_npz_scores(path)
+    pred = top1(path, key, scores, names, num_classes)
+    n = len(names)
     rows = labels.indices_of(names)
     keep = rows >= 0
     picked = labels.take(rows[keep])
@@ -737,7 +743,14 @@ def _image_names(path: PathLike, array: np.ndarray, n: int) -> list[str]:
     return names
 
 
-def _top1(path: PathLike, key: str, scores: np.ndarray, names: list[str], num_classes: int) -> np.ndarray:
+class RowNames(Protocol):
+    """Anything that gives the image name of a row (for error messages)."""
+
+    def __getitem__(self, row: int, /) -> str: ...
+
+
+def top1(path: PathLike, key: str, scores: np.ndarray, names: RowNames, num_classes: int) -> np.ndarray:
+    """Top-1 class ids from ids or [N, num_classes] scores; errors name the key, row and image."""
     def fail(row: int, reason: str) -> NoReturn:
         raise InputError(path, reason, where=f"key '{key}' row {row} ({names[row]})")
 

@@ -60,12 +60,9 @@ class LoadedTaxonomy:
 
     def locate(self, path: KeyPath) -> tuple[str, int | None]:
         """The file and line that a key path of the merged document comes from."""
-        for cut in range(len(path), -1, -1):
-            hit = self.origins.get(path[:cut])
-            if hit is not None:
-                source, original = hit
-                return source.path, source.line_of(original + path[cut:])
-        return self.sources[0].path, self.sources[0].line_of(path)
+        hit = _resolve(self.origins, path)
+        source, original = hit if hit is not None else (self.sources[0], path)
+        return source.path, source.line_of(original)
 
     def problem(self, path: KeyPath, message: str, severity: str = "error") -> Problem:
         file, line = self.locate(path)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .decisions import reason_code
 from .providers import FeatureProvider
 from .samples import SampleBatch
 
@@ -44,9 +45,7 @@ class Context:
 
     def reason_code(self, text: str) -> int:
         """The code of a not-evaluated reason (codes index ``self.reasons``)."""
-        if text not in self.reasons:
-            self.reasons.append(text)
-        return self.reasons.index(text)
+        return reason_code(self.reasons, text)
 
     def label_entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For the label sets of ``rows``: (position in rows, label class) of every entry."""

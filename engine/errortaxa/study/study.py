@@ -25,14 +25,12 @@ from errortaxa.engine import CompiledTaxonomy, SampleBatch
 from errortaxa.engine.imageset import ImageSetClassifier
 from errortaxa.engine.inputs import (
     NUM_VALIDATION_IMAGES,
-    PREDICTION_KEYS,
     InputError,
     LabeledImages,
-    _array,
-    _image_names,
-    _open_npz,
-    _top1,
     read_jsonl,
+    read_npz_scores,
+    top1,
+    validation_images,
 )
 from errortaxa.engine.summary import class_groups
 
@@ -126,38 +124,12 @@ def read_model(path: PathLike, images: ImageSet, num_classes: int = 1000) -> np.
         keep = rows >= 0
         out[rows[keep]] = batch.pred[keep]
         return out
-    with _open_npz(path) as arrays:
-        keys = [k for k in PREDICTION_KEYS if k in arrays]
-        others = [k for k in arrays if k != "images"]
-        if keys:
-            key = keys[0]
-        elif len(others) == 1:
-            key = others[0]
-        else:
-            raise InputError(path, f"no prediction array: expected one of {', '.join(PREDICTION_KEYS)} or "
-                             f"a single array, found {', '.join(arrays) or 'none'}")
-        scores = _array(path, arrays, key)
-        n = scores.shape[0] if scores.ndim else 0
-        if "images" in arrays:
-            names = _image_names(path, _array(path, arrays, "images"), n)
-            rows = images.rows_of(names)
-        else:
-            if n != NUM_VALIDATION_IMAGES:
-                raise InputError(path, f"has {n} rows; without an 'images' array the rows must be the "
-                                 f"{NUM_VALIDATION_IMAGES} validation images in file order", field=key)
-            names = _LazyValNames()  # type: ignore[assignment]
-            rows = images.val_rows
-        keep = rows >= 0
-        pred = _top1(path, key, scores[keep], _Names(names, np.flatnonzero(keep)), num_classes)  # type: ignore[arg-type]
+    key, scores, names = read_npz_scores(path)
+    rows = images.val_rows if names is validation_images() else images.rows_of(names)
+    keep = rows >= 0
+    pred = top1(path, key, scores[keep], _Names(names, np.flatnonzero(keep)), num_classes)
     out[rows[keep]] = pred
     return out
-
-
-class _LazyValNames:
-    """Validation file names by row, built only when an error message needs one."""
-
-    def __getitem__(self, i: int) -> str:
-        return f"ILSVRC2012_val_{i + 1:08d}.JPEG"
 
 
 class _Names:
