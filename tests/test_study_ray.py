@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ray")
-os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 from errortaxa.engine import default_compiled
 from errortaxa.study.study import ImageSet, discover_models, run_study
@@ -19,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic import make_images, make_predictions
 
 
-def test_ray_local_equals_single_process(tmp_path: Path) -> None:
+def test_ray_local_equals_single_process(tmp_path: Path, ray_local: Any) -> None:
     tax = default_compiled()
     images = make_images(tax, 400, seed=7)
     preds = make_predictions(tax, images, 7, seed=8)
@@ -28,6 +27,7 @@ def test_ray_local_equals_single_process(tmp_path: Path) -> None:
     models = discover_models([tmp_path])
     single = run_study(tax, ImageSet(images), models, progress=False)
     distributed = run_study(tax, ImageSet(images), models, progress=False, ray_address="local", chunks=3)
+    assert ray_local.is_initialized()  # the shared instance stays up for the other Ray tests
     assert list(distributed.table["model"]) == [f"m{m}" for m in range(7)]
     assert distributed.table.equals(single.table)
     assert distributed.top_errors == single.top_errors

@@ -54,12 +54,27 @@ def register(sub: Any) -> None:
     p.add_argument("--limit-per-class", type=int, help="at most N images per class")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     _model_args(p)
+    _ray_args(p)
     p.set_defaults(func=cmd_index)
 
     p = osub.add_parser("embed", help="embed images into the on-disk cache (one pass shared by every later run)")
     p.add_argument("images", nargs="+", help="image files or directories (searched recursively)")
     _model_args(p)
+    _ray_args(p)
     p.set_defaults(func=cmd_embed)
+
+
+def _ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", help="run as a Ray Data job on this cluster ('local': a local "
+                   "instance); one actor per GPU, or CPU actors without GPUs (docs/OOV.md)")
+    p.add_argument("--actors", type=int, help="with --ray: actors (default: one per GPU, else CPUs / 4)")
+    p.add_argument("--ray-batch-size", type=int, help="with --ray: images per actor call (default: 8 batches)")
+    p.add_argument("--cpus-per-actor", type=float, help="with --ray: CPUs reserved per actor (decoding)")
+
+
+def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"address": args.ray, "actors": args.actors, "batch_size": args.ray_batch_size,
+            "cpus_per_actor": args.cpus_per_actor}
 
 
 def config_from_args(args: argparse.Namespace) -> OOVConfig:
@@ -98,17 +113,23 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 @_user_errors
 def cmd_index(args: argparse.Namespace) -> int:
     from .knn import build_index
-    from .model import ClipEncoder
 
-    encoder = ClipEncoder(config_from_args(args))
     t0 = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         rate = done / max(time.perf_counter() - t0, 1e-9)
         print(f"\r{done}/{total} images ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
 
-    index = build_index(args.images, args.out, encoder=encoder, labels=args.labels, class_names=args.class_names,
-                        limit_per_class=args.limit_per_class, dtype=args.dtype, progress=progress)
+    listing = {"labels": args.labels, "class_names": args.class_names, "limit_per_class": args.limit_per_class,
+               "dtype": args.dtype, "progress": progress}
+    if args.ray:
+        from .ray_index import build_index_ray
+
+        index = build_index_ray(args.images, args.out, config=config_from_args(args), **_ray_options(args), **listing)
+    else:
+        from .model import ClipEncoder
+
+        index = build_index(args.images, args.out, encoder=ClipEncoder(config_from_args(args)), **listing)
     print(file=sys.stderr)
     print(json.dumps({"index": str(args.out), **{k: index.meta.get(k) for k in (
         "count", "skipped", "num_classes", "dim", "model", "model_id", "space_id", "seconds")}}))
@@ -126,6 +147,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     items: list[str] = []
     for src in args.images:
         items.extend(list_images(src) if Path(src).is_dir() else [src] if is_image_file(src) else [])
+    if args.ray:
+        from .ray_index import embed_cache_ray
+
+        report = embed_cache_ray(items, config=config_from_args(args), progress=sys.stderr.isatty(),
+                                 **_ray_options(args))
+        print(json.dumps(report))
+        return 0 if report["failed"] == 0 else 1
     encoder = ClipEncoder(config_from_args(args))
     if encoder.config.resolved_cache_dir() is None:
         raise ValueError("oov embed fills the embedding cache; it cannot run with the cache disabled")

@@ -249,6 +249,115 @@ def collect_training_images(
     return [p for p, _ in pairs], np.asarray([mapping[c] for _, c in pairs], dtype=np.int32)
 
 
+@dataclass
+class TrainingSet:
+    """A training set to index, in index order: the images, their classes and the names written to
+    ``files.txt`` (paths relative to the source directory where possible)."""
+
+    items: list[ImageInput]
+    classes: np.ndarray  # int32 [n]
+    names: list[str]
+    source: str
+
+
+def training_set(
+    images: str | os.PathLike[str] | Sequence[tuple[ImageInput, int]],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    vocab: Any | None = None,
+    class_names: str = "auto",
+    limit_per_class: int | None = None,
+) -> TrainingSet:
+    """The ordered (image, class) listing that :func:`build_index` (and the Ray job) index."""
+    if isinstance(images, str | os.PathLike):
+        paths, classes = collect_training_images(
+            images, labels=labels, vocab=vocab, class_names=class_names, limit_per_class=limit_per_class
+        )
+        root = str(Path(images).expanduser())
+        return TrainingSet(list(paths), classes, [os.path.relpath(p, root) for p in paths], root)
+    pairs = list(images)
+    names = [os.fspath(p) if not isinstance(p, bytes) else f"<bytes {i}>" for i, (p, _) in enumerate(pairs)]
+    classes = np.asarray([int(c) for _, c in pairs], dtype=np.int32)
+    return TrainingSet([p for p, _ in pairs], classes, names, "<pairs>")
+
+
+def encoder_meta(encoder: Any) -> dict[str, Any]:
+    """The index metadata that describes the model (and where it ran)."""
+    return {
+        "model_id": encoder.model_id,
+        "space_id": encoder.space_id,
+        "model": encoder.name,
+        "weights": encoder.weights.description,
+        "dim": encoder.embed_dim,
+        "precision": encoder.precision,
+        "device": str(encoder.device),
+    }
+
+
+class IndexWriter:
+    """Writes an index directory: embeddings go, at their rows and in any order, into a memory-mapped
+    temporary file; :meth:`finish` drops the rows that failed and writes the other files."""
+
+    def __init__(self, out: str | os.PathLike[str], count: int, dim: int, dtype: str = "float16") -> None:
+        if dtype not in ("float16", "float32"):
+            raise OOVConfigError("index dtype must be float16 or float32")
+        if count == 0:
+            raise OOVConfigError("no training images to index")
+        self.out = Path(out).expanduser()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.dtype = dtype
+        self.dim = dim
+        self._tmp = self.out / "embeddings.tmp.npy"
+        self.emb = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.dtype(dtype), shape=(count, dim))
+        self.ok = np.zeros(count, dtype=bool)
+
+    def put(self, rows: slice | np.ndarray, vectors: np.ndarray, errors: Sequence[str | None],
+            names: Sequence[str]) -> None:
+        """Embeddings of ``rows`` (a slice or row indices); ``errors[j]`` set: row j is skipped."""
+        self.emb[rows] = vectors.astype(self.dtype, copy=False)
+        self.ok[rows] = [not e for e in errors]
+        if any(errors):
+            index = np.arange(rows.start or 0, rows.stop) if isinstance(rows, slice) else rows
+            for j, e in enumerate(errors):
+                if e:
+                    log.warning("skipping %s: %s", names[int(index[j])], e)
+
+    def finish(self, classes: np.ndarray, names: Sequence[str], meta: Mapping[str, Any]) -> TrainIndex:
+        """Write ``embeddings.npy`` (the rows that worked), ``classes.npy``, ``files.txt``, ``meta.json``."""
+        n = len(self.ok)
+        self.emb.flush()
+        keep = np.flatnonzero(self.ok)
+        if keep.size == 0:
+            del self.emb
+            self._tmp.unlink()
+            raise OOVConfigError(f"none of the {n} training images could be read and decoded ({names[0]}, ...)")
+        if keep.size == n:
+            del self.emb
+            os.replace(self._tmp, self.out / "embeddings.npy")
+        else:
+            final = np.lib.format.open_memmap(
+                self.out / "embeddings.npy", mode="w+", dtype=np.dtype(self.dtype), shape=(int(keep.size), self.dim)
+            )
+            for s in range(0, keep.size, 1 << 16):
+                final[s : s + (1 << 16)] = self.emb[keep[s : s + (1 << 16)]]
+            final.flush()
+            del final, self.emb
+            self._tmp.unlink()
+        np.save(self.out / "classes.npy", classes[keep])
+        (self.out / "files.txt").write_text("".join(names[i] + "\n" for i in keep.tolist()), encoding="utf-8")
+        full = {
+            "version": INDEX_VERSION,
+            **meta,
+            "dim": self.dim,
+            "count": int(keep.size),
+            "skipped": int(n - keep.size),
+            "dtype": self.dtype,
+            "num_classes": int(classes.max()) + 1 if classes.size else 0,
+        }
+        (self.out / "meta.json").write_text(json.dumps(full, indent=1, sort_keys=True))
+        return TrainIndex.load(self.out)
+
+
 def build_index(
     images: str | os.PathLike[str] | Sequence[tuple[ImageInput, int]],
     out: str | os.PathLike[str],
@@ -270,6 +379,7 @@ def build_index(
     ``config``. Images are decoded in DataLoader workers and embedded in batches, ``block`` images at a
     time, straight into a memory-mapped ``embeddings.npy`` (so 1.28M images need no RAM for the
     index); unreadable images are skipped and counted. Returns the loaded index.
+    (:func:`errortaxa.oov.ray_index.build_index_ray` does the same as a Ray Data job.)
     """
     from .embed import ImageEmbedder, set_deterministic
     from .model import ClipEncoder
@@ -280,89 +390,34 @@ def build_index(
         cfg = config if isinstance(config, OOVConfig) else OOVConfig.from_mapping(config)
         encoder = ClipEncoder(cfg)
     set_deterministic()
-    source_desc: str
-    items: list[ImageInput]
-    if isinstance(images, str | os.PathLike):
-        paths, classes = collect_training_images(
-            images, labels=labels, vocab=vocab, class_names=class_names, limit_per_class=limit_per_class
-        )
-        items = list(paths)
-        root = str(Path(images).expanduser())
-        names = [os.path.relpath(p, root) for p in paths]
-        source_desc = root
-    else:
-        pairs = list(images)
-        items = [p for p, _ in pairs]
-        classes = np.asarray([int(c) for _, c in pairs], dtype=np.int32)
-        names = [
-            os.fspath(p) if not isinstance(p, bytes) else f"<bytes {i}>" for i, (p, _) in enumerate(pairs)
-        ]
-        source_desc = "<pairs>"
-    n = len(items)
-    if n == 0:
-        raise OOVConfigError("no training images to index")
-    out_dir = Path(out).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_dir / "embeddings.tmp.npy"
-    emb = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.dtype(dtype), shape=(n, encoder.embed_dim))
+    train = training_set(images, labels=labels, vocab=vocab, class_names=class_names,
+                         limit_per_class=limit_per_class)
+    n = len(train.items)
+    writer = IndexWriter(out, n, encoder.embed_dim, dtype)
     embedder = ImageEmbedder(encoder, cache=None, memo=None)
-    ok = np.zeros(n, dtype=bool)
     t0 = time.perf_counter()
     for start in range(0, n, block):
-        vecs, errs = embedder.encode_items(items[start : start + block])
-        emb[start : start + len(vecs)] = vecs.astype(dtype)
-        ok[start : start + len(vecs)] = [e is None for e in errs]
-        for j, e in enumerate(errs):
-            if e is not None:
-                log.warning("skipping %s: %s", names[start + j], e)
+        vecs, errs = embedder.encode_items(train.items[start : start + block])
+        writer.put(slice(start, start + len(vecs)), vecs, errs, train.names)
         if progress is not None:
             progress(min(start + block, n), n)
     seconds = time.perf_counter() - t0
-    emb.flush()
-    keep = np.flatnonzero(ok)
-    if keep.size == 0:
-        del emb
-        tmp_path.unlink()
-        raise OOVConfigError(f"none of the {n} training images could be read and decoded ({names[0]}, ...)")
-    if keep.size == n:
-        del emb
-        os.replace(tmp_path, out_dir / "embeddings.npy")
-    else:
-        final = np.lib.format.open_memmap(
-            out_dir / "embeddings.npy",
-            mode="w+",
-            dtype=np.dtype(dtype),
-            shape=(int(keep.size), encoder.embed_dim),
-        )
-        for s in range(0, keep.size, 1 << 16):
-            final[s : s + (1 << 16)] = emb[keep[s : s + (1 << 16)]]
-        final.flush()
-        del final, emb
-        tmp_path.unlink()
-    np.save(out_dir / "classes.npy", classes[keep])
-    (out_dir / "files.txt").write_text("".join(names[i] + "\n" for i in keep), encoding="utf-8")
-    meta = {
-        "version": INDEX_VERSION,
-        "model_id": encoder.model_id,
-        "space_id": encoder.space_id,
-        "model": encoder.name,
-        "weights": encoder.weights.description,
-        "dim": encoder.embed_dim,
-        "count": int(keep.size),
-        "skipped": int(n - keep.size),
-        "dtype": dtype,
-        "num_classes": int(classes.max()) + 1 if classes.size else 0,
-        "source": source_desc,
-        "seconds": round(seconds, 3),
-        "precision": encoder.precision,
-        "device": str(encoder.device),
-    }
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-    return TrainIndex.load(out_dir)
+    return writer.finish(train.classes, train.names,
+                         {**encoder_meta(encoder), "source": train.source, "seconds": round(seconds, 3)})
 
 
 def is_index_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "meta.json").is_file() and (Path(path) / "embeddings.npy").is_file()
 
 
-__all__ = ["TrainIndex", "build_index", "collect_training_images", "is_image_file", "is_index_dir"]
+__all__ = [
+    "IndexWriter",
+    "TrainIndex",
+    "TrainingSet",
+    "build_index",
+    "collect_training_images",
+    "encoder_meta",
+    "is_image_file",
+    "is_index_dir",
+    "training_set",
+]

@@ -27,12 +27,27 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     return acc
 
 
+class RayNotInstalled(ValueError):
+    """The optional ``ray`` extra is not installed."""
+
+
+def import_ray(data: bool = False) -> Any:
+    """The ``ray`` module (and ``ray.data`` with ``data``), or :class:`RayNotInstalled` with the fix."""
+    try:
+        import ray
+
+        if data:
+            import ray.data
+    except ImportError as exc:
+        raise RayNotInstalled(f"Ray is not installed ({exc}); pip install 'errortaxa[ray]'") from None
+    return ray
+
+
 def init_ray(address: str) -> bool:
     """Connect to ``address`` (``"local"``: start a local instance without dashboard or usage
     statistics). Returns whether this call started Ray (the caller then shuts it down)."""
-    import ray
-
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = import_ray()
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
@@ -47,10 +62,10 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
                image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
                progress: bool | None = None) -> _Accumulator:
     """The accumulated per-model counts of ``models``, computed as Ray tasks."""
-    import ray
     from tqdm import tqdm
 
     started = init_ray(address)
+    ray = import_ray()
     try:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n = max(1, min(len(models), chunks or 2 * cpus))

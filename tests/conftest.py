@@ -1,0 +1,24 @@
+"""Shared fixtures: one small local Ray instance for every Ray test of the session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[Any]:
+    """A local Ray instance (2 CPUs, no dashboard, usage statistics off), shut down after the session.
+    Code under test that calls ``init_ray("local")`` finds it running and leaves it up."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()
