@@ -1,4 +1,4 @@
-"""Agreement with an external categorisation in the imagenet-mistakes JSON format."""
+"""Agreement with an external categorisation in the google-research/imagenet-mistakes format."""
 
 from __future__ import annotations
 
@@ -9,44 +9,95 @@ import pytest
 from errortaxa.cli import main
 from errortaxa.engine import compile_path
 from errortaxa.engine.inputs import LabeledImages
-from errortaxa.study.agreement import agreement, normalise, read_external
+from errortaxa.study.agreement import EXTERNAL_CATEGORIES, agreement, normalise, read_external
 
 ROOT = Path(__file__).resolve().parents[1]
+SEVERITY = ROOT / "rules" / "imagenet" / "vasudevan2022_severity.yaml"
+
+# Entries as in metadata/vit3b_mistakes.json and greedy_soups_mistakes.json (keys with spaces, the
+# files' category and severity vocabulary), with each image's original label and correct labels
+# from the multi-label CSV.
+REAL = {
+    "ILSVRC2012_val_00000612.JPEG": ({"top_prediction": 192, "failure category": "Fine-grained error",
+                                      "failure severity": "Minor"}, 186, [186]),
+    "ILSVRC2012_val_00001409.JPEG": ({"top_prediction": 843, "failure category": "Fine-grained error",
+                                      "failure severity": "Major"}, 872, [872]),
+    "ILSVRC2012_val_00002021.JPEG": ({"top_prediction": 198, "failure category": "Fine-grained error",
+                                      "failure severity": "Borderline"}, 196, [196]),
+    "ILSVRC2012_val_00003699.JPEG": ({"top_prediction": 937, "failure category": "Fine-grained error with OOV",
+                                      "failure severity": "Minor"}, 938, [938]),
+    "ILSVRC2012_val_00003189.JPEG": ({"top_prediction": 29, "failure category": "Non-prototypical",
+                                      "failure severity": "Borderline"}, 26, [26]),
+    "ILSVRC2012_val_00011933.JPEG": ({"top_prediction": 804, "failure category": "Spurious Correlation",
+                                      "failure severity": "Major"}, 414, [414, 896]),
+    "ILSVRC2012_val_00039424.JPEG": ({"top_prediction": 904, "failure category": "Fine-grained with Multilabel Options",
+                                      "failure severity": "Major"}, 825, [825, 905]),
+    "ILSVRC2012_val_00003209.JPEG": ({"top_prediction": 444, "failure category": "Fine-grained with OOV",
+                                      "failure severity": "Major"}, 920, [518, 920]),
+}
 
 
-def test_agreement_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _labels(rows: dict[str, tuple[int, list[int]]]) -> LabeledImages:
+    names = list(rows)
+    return LabeledImages.from_lists(images=names, target=[rows[n][0] for n in names],
+                                    labels=[rows[n][1] for n in names])
+
+
+def test_agreement_on_the_real_format(tmp_path: Path) -> None:
+    path = tmp_path / "vit3b_mistakes.json"
+    path.write_text(json.dumps({
+        **{name: entry for name, (entry, _, _) in REAL.items()},
+        "ILSVRC2012_val_00000413.JPEG": {"top_prediction": 807, "failure category": "Fine-grained error with OOV",
+                                         "failure severity": "Major"},  # not in the label file: skipped
+    }))
+    tax = compile_path(SEVERITY)
+    assert set(EXTERNAL_CATEGORIES.values()) <= set(tax.axes[tax.primary_axis].value_ids)
+    result = agreement(tax, _labels({n: (t, ls) for n, (_, t, ls) in REAL.items()}), read_external([path]))
+    assert (result["entries"], result["compared"], result["skipped"]) == (9, 8, 1)
+    cat = result["category"]
+    # without an OOV model and the non-prototypical list, those rules are not evaluated and fall through
+    assert cat["external"] == ["fine_grained", "fine_grained_oov", "non_prototypical", "spurious_correlation"]
+    assert cat["taxonomy"] == ["fine_grained", "model_failure", "spurious_correlation"]
+    assert cat["matrix"] == [[3, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 1]]
+    assert cat["same"] == 4 and cat["agreement"] == pytest.approx(0.5)
+    sev = result["severity"]  # "Borderline" counts as minor (the paper's analysis)
+    assert sev["external"] == ["major", "minor"] and sev["taxonomy"] == ["major", "minor"]
+    assert sev["matrix"] == [[1, 3], [0, 4]] and sev["borderline_as_minor"] == 2
+    assert sev["agreement"] == pytest.approx(5 / 8)
+
+
+def test_agreement_tolerates_aliases(tmp_path: Path) -> None:
     names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in (1, 2, 3, 4)]
     labels = LabeledImages.from_lists(images=names, target=[207, 207, 1, 1], labels=[[207], [207], [1], [1]])
     external = {
         "ILSVRC2012_val_00000001.JPEG": {"top_prediction": 817, "category": "model failure", "severity": "major"},
         "ILSVRC2012_val_00000002": {"top_prediction": "sports_car.n.01", "category": "fine-grained",
                                     "severity": "minor"},
-        "ILSVRC2012_val_00000003.JPEG": {"top_prediction": 817, "failure_category": "Model Failure",
-                                         "severity": "major"},
-        "ILSVRC2012_val_00000099.JPEG": {"top_prediction": 817, "category": "fine-grained"},  # no labels
+        "ILSVRC2012_val_00000003.JPEG": {"top_prediction": "n04285008", "failure_category": "Model Failure",
+                                         "failure_severity": "MAJOR"},
     }
     path = tmp_path / "x_mistakes.json"
     path.write_text(json.dumps(external))
-    tax = compile_path(ROOT / "rules" / "imagenet" / "vasudevan2022_severity.yaml")
-    result = agreement(tax, labels, read_external([path]))
-    assert (result["compared"], result["skipped"]) == (3, 1)
+    result = agreement(compile_path(SEVERITY), labels, read_external([path]))
+    assert (result["compared"], result["skipped"]) == (3, 0)
     cat = result["category"]
     assert cat["external"] == ["fine_grained", "model_failure"] and cat["taxonomy"] == ["model_failure"]
     assert cat["matrix"] == [[1], [2]] and cat["agreement"] == pytest.approx(2 / 3)
-    sev = result["severity"]
-    assert sev["matrix"] == [[2], [1]] and sev["external"] == ["major", "minor"]
-    assert sev["agreement"] == pytest.approx(2 / 3)
+    assert result["severity"]["matrix"] == [[2], [1]]
     assert normalise("Fine-grained with OOD") == "fine_grained_oov"
+    assert normalise("Fine-grained error with out-of-vocabulary object") == "fine_grained_oov"
+    assert normalise("Food") == "food"  # only the token 'ood' means OOV
 
 
 def test_agreement_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "multi.csv"
     csv.write_text("id,category,original_label,proposed_labels,manually_validated,unclear_multi_labels,"
                    "wrong_multi_labels,is_problematic\n"
-                   'ILSVRC2012_val_00000001.JPEG,x,207,"207",1,"","",0\n')
+                   'ILSVRC2012_val_00000612.JPEG,A,186,186,True,,192,False\n')
     ext = tmp_path / "m.json"
-    ext.write_text(json.dumps({"ILSVRC2012_val_00000001.JPEG": {"top_prediction": 817, "category": "model failure"}}))
+    ext.write_text(json.dumps({"ILSVRC2012_val_00000612.JPEG": REAL["ILSVRC2012_val_00000612.JPEG"][0]}))
     out = tmp_path / "a.json"
     assert main(["agreement", str(ext), "--labels", str(csv), "--json", str(out)]) == 0
     assert "agreement: 1 (100.0%)" in capsys.readouterr().out
-    assert json.loads(out.read_text())["category"]["matrix"] == [[1]]
+    data = json.loads(out.read_text())
+    assert data["category"]["matrix"] == [[1]] and data["category"]["external"] == ["fine_grained"]

@@ -1,12 +1,19 @@
 """Agreement of a taxonomy with an external categorisation of errors.
 
-The external file is JSON in the format of the google-research/imagenet-mistakes metadata files:
-an object mapping a validation file name to ``{"top_prediction": CLASS, "category": NAME,
-"severity": "major" | "minor"}`` (CLASS: index, wnid or synset name; the category key may also be
-``failure_category`` or ``mistake_category``). Each entry is classified by the taxonomy with the
-image's labels and the entry's prediction; the result is a confusion matrix (external rows,
-taxonomy columns) and the share of entries on which both agree (names compared after
-normalisation: lower case, ``-`` and spaces as ``_``, ``ood`` as ``oov``).
+The external file is JSON in the format of the google-research/imagenet-mistakes metadata files
+(``metadata/vit3b_mistakes.json``, ``metadata/greedy_soups_mistakes.json``): an object mapping a
+validation file name to ``{"top_prediction": 192, "failure category": "Fine-grained error",
+"failure severity": "Minor"}``. ``top_prediction`` is a class index (a wnid or synset name is
+accepted too). The category and severity vocabularies of those files map to ours as in
+:data:`EXTERNAL_CATEGORIES` and :data:`EXTERNAL_SEVERITIES` ("Borderline" counts as minor, as in
+the paper's analysis). Tolerated aliases: the keys ``category`` / ``failure_category`` /
+``mistake_category`` and ``severity`` / ``failure_severity``, and other spellings of the names
+(compared after normalisation: lower case, ``-`` and spaces as ``_``, ``ood`` and
+``out of vocabulary`` as ``oov``).
+
+Each entry is classified by the taxonomy with the image's labels and the entry's prediction; the
+result is a confusion matrix (external rows, taxonomy columns) and the share of entries on which
+both agree.
 """
 
 from __future__ import annotations
@@ -22,15 +29,54 @@ import numpy as np
 from errortaxa.engine import CompiledTaxonomy, SampleBatch
 from errortaxa.engine.inputs import InputError, LabeledImages
 
-CATEGORY_KEYS = ("category", "failure_category", "mistake_category")
+CATEGORY_KEYS = ("failure category", "category", "failure_category", "mistake_category")
+SEVERITY_KEYS = ("failure severity", "severity", "failure_severity", "mistake_severity")
 PRED_KEYS = ("top_prediction", "prediction", "pred")
+
+EXTERNAL_CATEGORIES = {
+    "Fine-grained error": "fine_grained",
+    "Fine-grained error with OOV": "fine_grained_oov",
+    "Fine-grained with OOV": "fine_grained_oov",
+    "Fine-grained with Multilabel Options": "fine_grained",
+    "Spurious Correlation": "spurious_correlation",
+    "Non-prototypical": "non_prototypical",
+}
+"""The ``failure category`` values of google-research/imagenet-mistakes and our category ids."""
+
+EXTERNAL_SEVERITIES = {"Major": "major", "Minor": "minor", "Borderline": "minor"}
+"""The ``failure severity`` values of google-research/imagenet-mistakes and our severity ids."""
+
+
+def _key(name: str) -> str:
+    tokens = re.sub(r"[\s\-/]+", "_", name.strip().lower()).split("_")
+    text = "_".join("oov" if t == "ood" else t for t in tokens if t)
+    return text.replace("out_of_vocabulary", "oov")
+
+
+_CATEGORY_ALIASES = {
+    **{_key(k): v for k, v in EXTERNAL_CATEGORIES.items()},
+    "fine_grained_with_oov": "fine_grained_oov", "fine_grained_oov_object": "fine_grained_oov",
+    "fine_grained_with_oov_object": "fine_grained_oov", "fine_grained_error_with_oov_object": "fine_grained_oov",
+    "non_prototypical_object": "non_prototypical",
+    "spurious_correlations": "spurious_correlation",
+}
+_SEVERITY_ALIASES = {_key(k): v for k, v in EXTERNAL_SEVERITIES.items()}
 
 
 def normalise(name: str) -> str:
-    text = re.sub(r"[\s\-/]+", "_", name.strip().lower())
-    text = text.replace("out_of_vocabulary", "oov").replace("ood", "oov")
-    return {"fine_grained_with_oov": "fine_grained_oov", "fine_grained_oov_object": "fine_grained_oov",
-            "non_prototypical_object": "non_prototypical"}.get(text, text)
+    """An external category name as our category id (unknown names: normalised, kept)."""
+    key = _key(name)
+    return _CATEGORY_ALIASES.get(key, key)
+
+
+def normalise_severity(name: str) -> str:
+    """An external severity as our severity id (``Borderline`` -> ``minor``)."""
+    key = _key(name)
+    return _SEVERITY_ALIASES.get(key, key)
+
+
+def _first(entry: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    return next((entry[k] for k in keys if k in entry), None)
 
 
 def read_external(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict[str, Any]]:
@@ -58,10 +104,10 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages,
     preds: list[int] = []
     ext_cat: list[str] = []
     ext_sev: list[str | None] = []
-    skipped = 0
+    skipped = borderline = 0
     for image, entry in external.items():
-        pred_ref = next((entry[k] for k in PRED_KEYS if k in entry), None)
-        cat = next((entry[k] for k in CATEGORY_KEYS if k in entry), None)
+        pred_ref = _first(entry, PRED_KEYS)
+        cat = _first(entry, CATEGORY_KEYS)
         try:
             row = labels.index_of(image)
             pred = taxonomy.class_ref(pred_ref if isinstance(pred_ref, int) else str(pred_ref))
@@ -74,8 +120,9 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages,
         rows.append(row)
         preds.append(pred)
         ext_cat.append(normalise(str(cat)))
-        sev = entry.get("severity")
-        ext_sev.append(None if sev is None else normalise(str(sev)))
+        sev = _first(entry, SEVERITY_KEYS)
+        ext_sev.append(None if sev is None else normalise_severity(str(sev)))
+        borderline += sev is not None and _key(str(sev)) == "borderline"
     picked = labels.take(np.array(rows, np.int64))
     batch = SampleBatch.from_arrays(target=picked.target, pred=np.array(preds, np.int32),
                                     label_offsets=picked.label_offsets, label_values=picked.label_values,
@@ -89,6 +136,7 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages,
         sev_ours = [str(v) if v is not None else "(none)" for v in decisions.axes["severity"].value_names()]
         keep = [i for i, s in enumerate(ext_sev) if s is not None]
         result["severity"] = _confusion([str(ext_sev[i]) for i in keep], [sev_ours[i] for i in keep])
+        result["severity"]["borderline_as_minor"] = borderline
     return result
 
 

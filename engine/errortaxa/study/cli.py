@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("agreement", help="agreement of a taxonomy with an external categorisation "
                                          "(imagenet-mistakes JSON)")
-    p.add_argument("external", nargs="+", help="JSON files: file name -> {top_prediction, category, severity}")
+    p.add_argument("external", nargs="+", help="imagenet-mistakes JSON files: file name -> {\"top_prediction\", "
+                                               "\"failure category\", \"failure severity\"}")
     p.add_argument("--labels", required=True, help="label file defining the images (multi-label CSV)")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--json", help="also write the result as JSON here")
