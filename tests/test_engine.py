@@ -278,6 +278,55 @@ def test_image_set_classifier_equals_plain_evaluation() -> None:
         assert [shared.record(i) for i in range(n)] == [plain.record(i) for i in range(n)]
 
 
+def test_classify_many_equals_per_model_classification() -> None:
+    tx = default_compiled()
+    rng = np.random.default_rng(4)
+    n, models = 400, 12
+    target = rng.integers(0, 1000, n)
+    labels = [[int(t)] + ([int(rng.integers(0, 1000))] if rng.random() < 0.3 else []) for t in target]
+    images = SampleBatch.from_lists(target=target, labels=labels, pred=target,
+                                    problematic=rng.random(n) < 0.1, images=[f"img{i}" for i in range(n)])
+    near = np.clip(target[None, :] + rng.integers(-3, 4, (models, n)), 0, 999)
+    preds = np.where(rng.random((models, n)) < 0.6, target[None, :], near).astype(np.int16)
+    many = ImageSetClassifier(tx, images).classify_many(preds, threads=3)
+    single = ImageSetClassifier(tx, images)
+    axis = tx.axes[tx.primary_axis]
+    for m in range(models):
+        plain = tx.evaluate(images.take(np.arange(n), preds[m]))
+        assert np.array_equal(many.rule()[m], plain.primary.rule)
+        assert np.array_equal(many.values()[m], plain.primary.value)
+        assert many.counts[tx.primary_axis][m].tolist() == list(plain.primary.counts().values())
+        assert [many.model(m).record(i) for i in range(n)] == [plain.record(i) for i in range(n)]
+        assert np.array_equal(single.classify(preds[m]).primary.rule, plain.primary.rule)
+    assert set(many.value_names().ravel()) <= set(axis.value_ids)
+    rows = np.array([5, 3, 399])
+    subset = many.classifier.classify_many(preds[:2, rows], rows)
+    assert np.array_equal(subset.rule(), many.rule()[:2, rows])
+    bad = preds[:2].copy()
+    bad[1, 2] = 1000
+    with pytest.raises(ValueError, match=r"preds\[1, 2\]: class id 1000"):
+        many.classifier.classify_many(bad)
+    with pytest.raises(ValueError, match="expected \\[models, 400\\]"):
+        many.classifier.classify_many(preds[0])
+
+
+def test_sample_list_lookup_is_the_same_on_taken_names() -> None:
+    from errortaxa.engine.predicates import Context, InSampleList
+    from errortaxa.engine.samples import IndexedNames
+
+    names = [f"img{i}" for i in range(6)]
+    base = SampleBatch.from_lists(target=[1] * 6, labels=[[1]] * 6, pred=[1] * 6, images=names)
+    taken = base.take(np.array([5, 0, 5, 2, 3]))
+    assert isinstance(taken.images, IndexedNames)
+    twice = taken.take(np.array([4, 0]))
+    assert list(twice.images or []) == ["img3", "img5"] and list(taken.images[1:3]) == ["img0", "img5"]
+    plain = SampleBatch.from_lists(target=[1] * 5, labels=[[1]] * 5, pred=[1] * 5, images=list(taken.images))
+    node = InSampleList("listed", frozenset({"img5", "img2"}))
+    rows = np.array([0, 1, 3, 2])
+    got = node.eval(Context(taken, {}), rows)
+    assert got.true.tolist() == node.eval(Context(plain, {}), rows).true.tolist() == [True, False, True, True]
+
+
 def test_dataframe_api_returns_decisions_beside_the_input() -> None:
     import pandas as pd
     from errortaxa.engine.frame import classify_frame

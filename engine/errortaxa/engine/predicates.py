@@ -15,7 +15,7 @@ import numpy as np
 
 from .decisions import reason_code
 from .providers import FeatureProvider
-from .samples import SampleBatch
+from .samples import IndexedNames, SampleBatch
 
 
 @dataclass
@@ -114,6 +114,15 @@ class InSampleList(Node):
         if reason is not None or self.images is None or names is None:
             code = ctx.reason_code(f"sample list '{self.name}': {reason}")
             return Outcome(np.zeros(n, bool), np.zeros(n, bool), np.full(n, -1, np.int32), np.full(n, code, np.int16))
+        if isinstance(names, IndexedNames):  # look each distinct image up once
+            used = np.zeros(len(names.base), bool)
+            picks = names.picks[rows]
+            used[picks] = True
+            distinct = np.flatnonzero(used)
+            listed = np.zeros(len(names.base), bool)
+            listed[distinct] = np.fromiter((names.base[int(k)] in self.images for k in distinct), bool,
+                                           count=distinct.shape[0])
+            return Outcome.of(listed[picks])
         mask = np.fromiter((names[int(r)] in self.images for r in rows), bool, count=n)
         return Outcome.of(mask)
 
@@ -179,8 +188,17 @@ class All(Node):
     parts: list[Node]
 
     def eval(self, ctx: Context, rows: np.ndarray) -> Outcome:
-        outs = [p.eval(ctx, rows) for p in self.parts]
-        true = np.logical_and.reduce([o.true for o in outs])
+        """Each part is asked only about the rows that no earlier part made false."""
+        n = rows.shape[0]
+        live = np.arange(n, dtype=np.int64)
+        outs: list[Outcome] = []
+        for part in self.parts:
+            out = part.eval(ctx, rows if live.shape[0] == n else rows[live])
+            outs.append(_widen(out, live, n) if live.shape[0] < n else out)
+            live = live[~out.false]
+            if live.shape[0] == 0:
+                break
+        true = np.logical_and.reduce([o.true for o in outs]) if len(outs) == len(self.parts) else np.zeros(n, bool)
         false = np.logical_or.reduce([o.false for o in outs])
         return _combine(outs, true, false)
 
@@ -212,6 +230,19 @@ class Not(Node):
 
     def describe(self) -> str:
         return f"not ({self.part.describe()})"
+
+
+def _widen(out: Outcome, rows: np.ndarray, n: int) -> Outcome:
+    """An outcome on ``rows`` of n rows as one on all n (the others: false, no witness, no reason)."""
+    true, false = np.zeros(n, bool), np.ones(n, bool)
+    true[rows], false[rows] = out.true, out.false
+    witness = np.full(n, -1, np.int32)
+    witness[rows] = out.witness
+    reason = None
+    if out.reason is not None:
+        reason = np.full(n, -1, np.int16)
+        reason[rows] = out.reason
+    return Outcome(true, false, witness, reason, {int(rows[i]): e for i, e in out.evidence.items()})
 
 
 def _combine(outs: list[Outcome], true: np.ndarray, false: np.ndarray) -> Outcome:

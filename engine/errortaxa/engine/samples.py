@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -17,6 +18,37 @@ class SampleError(ValueError):
         self.reason = reason
         where = label if label is not None else f"sample {index}"
         super().__init__(f"{where}: field '{field}': {reason}")
+
+
+class IndexedNames(Sequence[str]):
+    """Names picked from a base list without copying: ``names[i] == base[picks[i]]``."""
+
+    def __init__(self, names: Sequence[str], picks: np.ndarray) -> None:
+        picks = np.asarray(picks, dtype=np.int64)
+        if isinstance(names, IndexedNames):
+            picks = names.picks[picks]
+            names = names.base
+        self.base: Sequence[str] = names
+        self.picks: np.ndarray = picks
+
+    def __len__(self) -> int:
+        return int(self.picks.shape[0])
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> IndexedNames: ...
+    def __getitem__(self, i: int | slice) -> str | IndexedNames:
+        if isinstance(i, slice):
+            return IndexedNames(self.base, self.picks[i])
+        return self.base[int(self.picks[i])]
+
+    def __iter__(self) -> Iterator[str]:
+        base = self.base
+        return (base[k] for k in self.picks.tolist())
+
+    def __repr__(self) -> str:
+        return f"IndexedNames({list(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -105,12 +137,11 @@ class SampleBatch:
         np.cumsum(counts, out=offsets[1:])
         first = offsets[:-1]
         index = np.repeat(starts - first, counts) + np.arange(int(offsets[-1]), dtype=np.int64)
-        pick = rows.tolist() if (self.images is not None or self.ids is not None) else []
         return SampleBatch(
             target=self.target[rows], pred=self.pred[rows] if pred is None else _int32(pred, "pred"),
             label_offsets=offsets, label_values=self.label_values[index], problematic=self.problematic[rows],
-            images=None if self.images is None else [self.images[i] for i in pick],
-            ids=None if self.ids is None else [self.ids[i] for i in pick],
+            images=None if self.images is None else IndexedNames(self.images, rows),
+            ids=None if self.ids is None else IndexedNames(self.ids, rows),
         )
 
     def labels_of(self, i: int) -> list[int]:
