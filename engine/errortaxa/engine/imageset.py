@@ -38,11 +38,12 @@ class ImageSetClassifier:
         rules = max(len(ax.rules) for ax in taxonomy.axes.values())
         code_dtype = np.uint8 if rules + 2 <= 255 else np.uint16
         self.codes = {a: np.zeros(shape, code_dtype) for a in taxonomy.axes}  # rule + 2; 0 = not decided
-        self.witnesses = {a: np.zeros(shape, np.int32) for a in taxonomy.axes}  # witness + 1
+        witness_dtype = np.int16 if self.classes < 2**15 - 1 else np.int32
+        self.witnesses = {a: np.zeros(shape, witness_dtype) for a in taxonomy.axes}  # witness class + 1
         bits = rules
         dtype = np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
         self.skipped = {a: np.zeros(shape, dtype) for a in taxonomy.axes}
-        self.reason_codes: dict[tuple[str, int], np.ndarray] = {}
+        self.reason_codes: dict[tuple[str, int], np.ndarray] = {}  # (axis, rule) -> reason code + 1
         self.evidence: dict[str, dict[int, Any]] = {a: {} for a in taxonomy.axes}
         self.reasons: list[str] = []
         # value index of a rule code (codes 0 and 1: none)
@@ -82,10 +83,10 @@ class ImageSetClassifier:
             for (a, r), memo in self.reason_codes.items():
                 if a == name:
                     codes[r] = np.full(flat.shape[0], -1, np.int16)
-                    codes[r][late] = memo.ravel()[flat[late]]
+                    codes[r][late] = memo.ravel()[flat[late]] - 1
             axes[name] = AxisDecisions(
                 axis=name, values=ax.value_ids, rules=ax.rule_ids, value=self.value_of_code[name][rule + 2],
-                rule=rule, witness=self.witnesses[name].ravel()[flat] - 1, not_evaluated=skipped,
+                rule=rule, witness=self.witnesses[name].ravel()[flat].astype(np.int32) - 1, not_evaluated=skipped,
                 evidence={i: evidence[k] for i, k in enumerate(flat.tolist()) if k in evidence} if evidence else {},
                 reason_codes=codes,
             )
@@ -186,12 +187,12 @@ class ImageSetClassifier:
             for name, ax in decided.axes.items():
                 for r in ax.reason_codes:
                     if (name, r) not in self.reason_codes:
-                        self.reason_codes[(name, r)] = np.full(self.codes[name].shape, -1, np.int16)
+                        self.reason_codes[(name, r)] = np.zeros(self.codes[name].shape, np.int16)
         for name, ax in decided.axes.items():
             self.witnesses[name].ravel()[keys] = ax.witness + 1
             self.skipped[name].ravel()[keys] = ax.not_evaluated
             for r, codes in ax.reason_codes.items():
-                self.reason_codes[(name, r)].ravel()[keys] = remap[codes]
+                self.reason_codes[(name, r)].ravel()[keys] = remap[codes] + 1
             for i, ev in ax.evidence.items():
                 self.evidence[name][int(keys[i])] = ev
         for name, ax in decided.axes.items():

@@ -7,7 +7,7 @@ Every node evaluates on a set of rows at once and returns where it is true, wher
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,8 @@ class InSampleList(Node):
     name: str
     images: frozenset[str] | None
     missing_reason: str | None = None
+    # the membership of every name of the last base list seen through IndexedNames
+    _listed: tuple[Sequence[str], np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def eval(self, ctx: Context, rows: np.ndarray) -> Outcome:
         n = rows.shape[0]
@@ -114,15 +116,12 @@ class InSampleList(Node):
         if reason is not None or self.images is None or names is None:
             code = ctx.reason_code(f"sample list '{self.name}': {reason}")
             return Outcome(np.zeros(n, bool), np.zeros(n, bool), np.full(n, -1, np.int32), np.full(n, code, np.int16))
-        if isinstance(names, IndexedNames):  # look each distinct image up once
-            used = np.zeros(len(names.base), bool)
-            picks = names.picks[rows]
-            used[picks] = True
-            distinct = np.flatnonzero(used)
-            listed = np.zeros(len(names.base), bool)
-            listed[distinct] = np.fromiter((names.base[int(k)] in self.images for k in distinct), bool,
-                                           count=distinct.shape[0])
-            return Outcome.of(listed[picks])
+        if isinstance(names, IndexedNames):  # each name of the base list is looked up once
+            cached = self._listed
+            if cached is None or cached[0] is not names.base:
+                listed = np.fromiter((name in self.images for name in names.base), bool, count=len(names.base))
+                cached = self._listed = (names.base, listed)
+            return Outcome.of(cached[1][names.picks[rows]])
         mask = np.fromiter((names[int(r)] in self.images for r in rows), bool, count=n)
         return Outcome.of(mask)
 
