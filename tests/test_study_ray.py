@@ -11,11 +11,13 @@ import pytest
 
 pytest.importorskip("ray")
 
-from errortaxa.engine import default_compiled
+from errortaxa.engine import compile_path, default_compiled
 from errortaxa.study.study import ImageSet, discover_models, run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic import make_images, make_predictions
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ray_local_equals_single_process(tmp_path: Path, ray_local: Any) -> None:
@@ -25,9 +27,13 @@ def test_ray_local_equals_single_process(tmp_path: Path, ray_local: Any) -> None
     for m, p in enumerate(preds):
         np.savez(tmp_path / f"m{m}.npz", top1=p, images=np.array(images.images))
     models = discover_models([tmp_path])
-    single = run_study(tax, ImageSet(images), models, progress=False)
-    distributed = run_study(tax, ImageSet(images), models, progress=False, ray_address="local", chunks=3)
+    other = compile_path(ROOT / "rules" / "imagenet" / "vasudevan2022_severity.yaml")
+    single = run_study(tax, ImageSet(images), models, progress=False, compare=other, compare_axis="severity")
+    distributed = run_study(tax, ImageSet(images), models, progress=False, ray_address="local", chunks=3,
+                            compare=other, compare_axis="severity")
     assert ray_local.is_initialized()  # the shared instance stays up for the other Ray tests
     assert list(distributed.table["model"]) == [f"m{m}" for m in range(7)]
     assert distributed.table.equals(single.table)
     assert distributed.top_errors == single.top_errors
+    assert single.diff is not None and distributed.diff is not None and single.diff.samples > 0
+    assert distributed.diff.to_dict() == single.diff.to_dict()

@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--color-by", help="metadata column that colours the plots (default: the first one)")
     p.add_argument("--top-k", type=int, default=10, help="most common errors kept per category")
     p.add_argument("--ray", metavar="ADDRESS", help="distribute models on a Ray cluster ('local' for a local one)")
+    p.add_argument("--compare-taxonomy", metavar="B.yaml",
+                   help="also classify every model's predictions with taxonomy B: confusion matrix of the two "
+                        "taxonomies' categories on the errors of all models pooled, with example errors per cell "
+                        "(printed, taxonomy_diff.json, and in the report)")
+    p.add_argument("--compare-axis", help="axis of the compared taxonomy (default: its primary axis)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
@@ -69,9 +74,15 @@ def _labels(path: str | None) -> LabeledImages | None:
 def cmd_study(args: argparse.Namespace) -> int:
     from errortaxa.engine.inputs import read_jsonl
 
+    from .distributed import RayNotInstalled
     from .study import ImageSet, discover_models, read_image_list, read_metadata, run_study
 
     taxonomy = _taxonomy(args.taxonomy)
+    compare = _taxonomy(args.compare_taxonomy) if args.compare_taxonomy else None
+    if compare is not None and args.compare_axis and args.compare_axis not in compare.axes:
+        print(f"errortaxa: error: taxonomy '{compare.name}' has no axis '{args.compare_axis}' "
+              f"(axes: {', '.join(compare.axes)})", file=sys.stderr)
+        return 2
     models = discover_models(args.sources)
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
@@ -87,9 +98,19 @@ def cmd_study(args: argparse.Namespace) -> int:
         images = ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
-    result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray)
+    try:
+        result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
+                           progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                           compare=compare, compare_axis=args.compare_axis)
+    except RayNotInstalled as error:
+        print(f"errortaxa: error: {error}", file=sys.stderr)
+        return 2
     paths = result.write(args.out)
+    if result.diff is not None:
+        from .diff import format_diff
+
+        print(f"taxonomy comparison, all {len(result.table)} models pooled:")
+        print(format_diff(result.diff))
     if args.report:
         from .report import write_report
 

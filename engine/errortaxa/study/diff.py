@@ -59,12 +59,16 @@ class DiffResult:
 
 def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch, *,
                     axis_a: str | None = None, axis_b: str | None = None, errors_only: bool = True,
-                    examples: int = 3) -> DiffResult:
+                    examples: int = 3, weights: np.ndarray | None = None) -> DiffResult:
     """Classify ``batch`` with both taxonomies and cross-tabulate the values of one axis of each.
 
     With ``errors_only`` the samples both taxonomies call correct (values tagged ``mla_correct``)
-    are left out.
+    are left out. ``weights`` (int per sample): each sample counts that many times (a study's
+    distinct predictions with the number of models that made each); the examples of a cell are then
+    its heaviest samples, each with its ``count``.
     """
+    if a.vocabulary.wnids != b.vocabulary.wnids:
+        raise ValueError(f"taxonomies '{a.name}' and '{b.name}' have different class vocabularies")
     axis_a = axis_a or a.primary_axis
     axis_b = axis_b or b.primary_axis
     for tax, axis in ((a, axis_a), (b, axis_b)):
@@ -82,7 +86,9 @@ def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch
         ok_b = np.array([("mla_correct" in v.tags) for v in b.axes[axis_b].values] + [False])
         keep = ~(ok_a[ia] & ok_b[ib])
     rows = np.flatnonzero(keep)
-    matrix = np.bincount(ia[rows] * len(vb) + ib[rows], minlength=len(va) * len(vb)).reshape(len(va), len(vb))
+    w = None if weights is None else np.asarray(weights, np.int64)[rows]
+    matrix = np.bincount(ia[rows] * len(vb) + ib[rows], weights=w,
+                         minlength=len(va) * len(vb)).reshape(len(va), len(vb)).astype(np.int64)
     # drop an all-zero "(none)" row / column
     if not matrix[-1].any():
         matrix, va = matrix[:-1], va[:-1]
@@ -90,7 +96,8 @@ def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch
         matrix, vb = matrix[:, :-1], vb[:-1]
     names = a.vocabulary.names
     out: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for r in rows.tolist():
+    order = rows if w is None else rows[np.argsort(-w, kind="stable")]
+    for r in order.tolist():
         i, j = int(ia[r]), int(ib[r])
         cell = out.setdefault((i, j), [])
         if len(cell) < examples:
@@ -98,7 +105,10 @@ def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch
             ident = (batch.ids[r] if batch.ids is not None else batch.images[r] if batch.images else str(r))
             cell.append({"sample": ident, "target": t, "target_name": names[t], "pred": p, "pred_name": names[p],
                          "labels": [names[x] for x in batch.labels_of(r)]})
-    return DiffResult(a.name, b.name, axis_a, axis_b, va, vb, matrix.astype(np.int64), out, int(rows.shape[0]))
+            if weights is not None:
+                cell[-1]["count"] = int(weights[r])
+    samples = int(rows.shape[0]) if w is None else int(w.sum())
+    return DiffResult(a.name, b.name, axis_a, axis_b, va, vb, matrix, out, samples)
 
 
 def format_diff(result: DiffResult, examples: bool = True) -> str:
@@ -117,6 +127,7 @@ def format_diff(result: DiffResult, examples: bool = True) -> str:
                 continue
             lines.append(f"  {a_id} -> {b_id} ({int(result.matrix[i, j])}):")
             for e in exs:
+                models = f" ({e['count']} models)" if "count" in e else ""
                 lines.append(f"    {e['sample']}: target {e['target']} {e['target_name']}, "
-                             f"pred {e['pred']} {e['pred_name']}")
+                             f"pred {e['pred']} {e['pred_name']}{models}")
     return "\n".join(lines)

@@ -19,8 +19,8 @@ from .study import ImageSet, ModelFile, _Accumulator, _Tabulator, read_model
 
 
 def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
-           image_list: Sequence[str] | None) -> _Accumulator:
-    tab = _Tabulator(taxonomy, images, image_list)
+           image_list: Sequence[str] | None, pairs: bool = False) -> _Accumulator:
+    tab = _Tabulator(taxonomy, images, image_list, pairs=pairs)
     acc = _Accumulator()
     for model in models:
         tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
@@ -60,7 +60,7 @@ def init_ray(address: str) -> bool:
 
 def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
                image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
-               progress: bool | None = None) -> _Accumulator:
+               progress: bool | None = None, pairs: bool = False) -> _Accumulator:
     """The accumulated per-model counts of ``models``, computed as Ray tasks."""
     from tqdm import tqdm
 
@@ -72,7 +72,7 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
         bounds = [round(k * len(models) / n) for k in range(n + 1)]
         task = ray.remote(num_cpus=1)(_chunk)
         tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
-        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list)
+        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs)
                 for a, b in pairwise(bounds) if b > a]
         order = {ref: k for k, ref in enumerate(refs)}
         results: dict[int, _Accumulator] = {}

@@ -177,7 +177,8 @@ def _fmt(x: Any) -> str:
 def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                 diff: DiffResult | None = None, max_rows: int = 200) -> str:
     """One self-contained HTML page: summary, per-model table, plots (base64 PNG), most common
-    errors per category with class names, and optionally a taxonomy diff."""
+    errors per category with class names, and the taxonomy comparison (``diff``, default the
+    study's own ``result.diff``) when there is one."""
     t = result.table
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
              f"<title>ErrorTaxa study: {html.escape(result.taxonomy)}</title><style>{_CSS}</style></head><body>",
@@ -226,17 +227,45 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                          f"<td class='l'>{e['pred']} {html.escape(e['pred_name'])}</td><td>{e['errors']}</td>"
                          f"<td class='l'>{html.escape(', '.join(e['images']))}</td></tr>")
         parts.append("</table>")
+    diff = diff if diff is not None else result.diff
     if diff is not None:
-        parts.append(f"<h2>Taxonomy diff</h2><p>{html.escape(diff.name_a)}.{html.escape(diff.axis_a)} (rows) vs "
-                     f"{html.escape(diff.name_b)}.{html.escape(diff.axis_b)} (columns): {diff.samples} samples, "
-                     f"same category {diff.agreement:.1%}</p><table id='diff'><tr><th></th>"
-                     + "".join(f"<th>{html.escape(v)}</th>" for v in diff.values_b) + "</tr>")
-        for i, v in enumerate(diff.values_a):
-            parts.append(f"<tr><th class='l'>{html.escape(v)}</th>"
-                         + "".join(f"<td>{int(x)}</td>" for x in diff.matrix[i]) + "</tr>")
-        parts.append("</table>")
+        parts.extend(_diff_html(diff, len(t)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _diff_html(diff: DiffResult, models: int) -> list[str]:
+    """The taxonomy comparison: the confusion matrix (cells ``td.diff-cell`` with ``data-a`` /
+    ``data-b``), then the most common example errors of every non-empty cell, with class names."""
+    esc = html.escape
+    a, b = f"{diff.name_a}.{diff.axis_a}", f"{diff.name_b}.{diff.axis_b}"
+    pooled = any("count" in e for exs in diff.examples.values() for e in exs)
+    what = (f"the predictions of all {models} models pooled (each model's prediction on each headline image "
+            "counts once)" if pooled else "the samples")
+    parts = [f"<h2 id='taxonomy-diff'>Taxonomy comparison</h2><p>{esc(a)} (rows) vs {esc(b)} (columns) on "
+             f"{what}, left out where both call the prediction correct: {diff.samples} predictions, "
+             f"{diff.same} ({diff.agreement:.1%}) with the same category id in both.</p>",
+             "<table id='diff'><tr><th></th>" + "".join(f"<th>{esc(v)}</th>" for v in diff.values_b) + "</tr>"]
+    for i, va in enumerate(diff.values_a):
+        cells = "".join(f"<td class='diff-cell' data-a='{esc(va)}' data-b='{esc(vb)}'>{int(diff.matrix[i, j])}</td>"
+                        for j, vb in enumerate(diff.values_b))
+        parts.append(f"<tr><th class='l'>{esc(va)}</th>{cells}</tr>")
+    parts.append("</table>")
+    order = sorted(diff.examples, key=lambda ij: (diff.values_a[ij[0]] == diff.values_b[ij[1]],
+                                                  -int(diff.matrix[ij]), ij))
+    parts.append("<h3>Example errors per cell</h3><table id='diff-examples'><tr><th class='l'>"
+                 f"{esc(a)}</th><th class='l'>{esc(b)}</th><th>predictions</th><th class='l'>most common "
+                 "(image: target &rarr; prediction" + (", models" if pooled else "") + ")</th></tr>")
+    for i, j in order:
+        exs = diff.examples[(i, j)]
+        text = "<br>".join(
+            f"{esc(str(e['sample']))}: {e['target']} {esc(e['target_name'])} &rarr; {e['pred']} "
+            f"{esc(e['pred_name'])}" + (f" ({e['count']})" if "count" in e else "") for e in exs)
+        parts.append(f"<tr class='diff-example' data-a='{esc(diff.values_a[i])}' data-b='{esc(diff.values_b[j])}'>"
+                     f"<td class='l'>{esc(diff.values_a[i])}</td><td class='l'>{esc(diff.values_b[j])}</td>"
+                     f"<td>{int(diff.matrix[i, j])}</td><td class='l'>{text}</td></tr>")
+    parts.append("</table>")
+    return parts
 
 
 def write_report(result: StudyResult, out_dir: PathLike, color_by: str | None = None,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from errortaxa.engine.inputs import (
 from errortaxa.engine.summary import class_groups
 
 from .stats import clopper_pearson
+
+if TYPE_CHECKING:
+    from .diff import DiffResult
 
 PathLike = str | os.PathLike[str]
 MODEL_SUFFIXES = (".npz", ".npy", ".jsonl")
@@ -201,6 +204,10 @@ class _Accumulator:
     mla: list[np.ndarray] = field(default_factory=list)  # int64[G]
     counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
     error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
+    # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
+    # made each, as (keys, counts) parts merged now and then
+    pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    _pending: int = 0
 
     def extend(self, other: _Accumulator) -> None:
         self.models += other.models
@@ -209,14 +216,33 @@ class _Accumulator:
         self.mla += other.mla
         self.counts += other.counts
         self.error_keys += other.error_keys
+        for keys, counts in other.pairs:
+            self.add_pairs(keys, counts)
+
+    def add_pairs(self, keys: np.ndarray, counts: np.ndarray | None = None) -> None:
+        self.pairs.append((keys, np.ones(keys.shape[0], np.int64) if counts is None else counts))
+        self._pending += keys.shape[0]
+        if self._pending > 1 << 22:
+            self.pair_counts()
+
+    def pair_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct keys (sorted) and their counts over every model added so far."""
+        if len(self.pairs) != 1:
+            keys = np.concatenate([k for k, _ in self.pairs]) if self.pairs else np.zeros(0, np.int64)
+            counts = np.concatenate([c for _, c in self.pairs]) if self.pairs else np.zeros(0, np.int64)
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            self.pairs = [(uniq, np.bincount(inverse, weights=counts, minlength=uniq.shape[0]).astype(np.int64))]
+        self._pending = 0
+        return self.pairs[0]
 
 
 class _Tabulator:
     """Decides and counts one model at a time against a shared ImageSetClassifier."""
 
     def __init__(self, taxonomy: CompiledTaxonomy, images: ImageSet,
-                 image_list: Sequence[str] | None = None) -> None:
+                 image_list: Sequence[str] | None = None, pairs: bool = False) -> None:
         self.taxonomy = taxonomy
+        self.pairs = pairs
         self.images = images
         self.classifier = ImageSetClassifier(taxonomy, images.batch)
         axis = taxonomy.axes[taxonomy.primary_axis]
@@ -258,6 +284,9 @@ class _Tabulator:
         acc.counts.append(counts[:, 1:])
         errors = np.flatnonzero(masks[0] & ~mla)
         acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
+        if self.pairs:
+            headline = np.flatnonzero(masks[0])
+            acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline])
 
 
 def _frame(tab: _Tabulator, acc: _Accumulator) -> pd.DataFrame:
@@ -304,9 +333,11 @@ class StudyResult:
     images: int
     seconds: float
     metadata_columns: list[str] = field(default_factory=list)
+    diff: DiffResult | None = None  # the taxonomy comparison (run_study's ``compare``), all models pooled
 
     def write(self, out_dir: PathLike) -> dict[str, str]:
-        """Write ``models.csv``, ``models.parquet`` and ``top_errors.json`` into ``out_dir``."""
+        """Write ``models.csv``, ``models.parquet``, ``top_errors.json`` (and ``taxonomy_diff.json``
+        with a comparison) into ``out_dir``."""
         import json
 
         out = Path(out_dir)
@@ -315,6 +346,9 @@ class StudyResult:
         self.table.to_csv(paths["csv"], index=False)
         self.table.to_parquet(paths["parquet"], index=False)
         paths["top_errors"].write_text(json.dumps(self.top_errors, indent=1) + "\n", encoding="utf-8")
+        if self.diff is not None:
+            paths["taxonomy_diff"] = out / "taxonomy_diff.json"
+            paths["taxonomy_diff"].write_text(json.dumps(self.diff.to_dict(), indent=1) + "\n", encoding="utf-8")
         return {k: str(v) for k, v in paths.items()}
 
 
@@ -322,21 +356,31 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               *, metadata: pd.DataFrame | None = None, image_list: Sequence[str] | None = None,
               progress: bool | None = None, top_k: int = 10,
               predictions: Callable[[ModelFile], np.ndarray] | None = None,
-              ray_address: str | None = None, chunks: int | None = None) -> StudyResult:
+              ray_address: str | None = None, chunks: int | None = None,
+              compare: CompiledTaxonomy | None = None, compare_axis: str | None = None,
+              diff_examples: int = 5) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
     obtained (default: read its file). ``ray_address`` distributes the models over a Ray cluster
     (``"local"`` starts a local one); the table is identical to the single-process one.
+
+    ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
+    the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
+    primary axis) on the errors of all models pooled: every model's prediction on every headline
+    image is one sample (left out when both call it correct), and each cell keeps its
+    ``diff_examples`` most common errors with the number of models that made them.
     """
     start = time.perf_counter()
     image_set = images if isinstance(images, ImageSet) else ImageSet.from_labels(images)
-    tab = _Tabulator(taxonomy, image_set, image_list)
+    pairs = compare is not None
+    tab = _Tabulator(taxonomy, image_set, image_list, pairs=pairs)
     acc = _Accumulator()
     if ray_address is not None:
         from .distributed import run_on_ray
 
-        acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress)
+        acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress,
+                         pairs=pairs)
     else:
         from tqdm import tqdm
 
@@ -353,10 +397,18 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     axis = taxonomy.axes[taxonomy.primary_axis]
     errors = [v.id for v in axis.values if "mla_correct" not in v.tags and "problematic_only" not in v.tags]
     top = top_errors(tab, acc, top_k)
+    diff = None
+    if compare is not None:
+        from .diff import diff_taxonomies
+
+        keys, counts = acc.pair_counts()
+        rows, preds = np.divmod(keys, tab.classes)
+        diff = diff_taxonomies(taxonomy, compare, image_set.batch.take(rows, preds.astype(np.int32)),
+                               axis_b=compare_axis, weights=counts, examples=diff_examples)
     return StudyResult(
         table=table, top_errors=top, categories=list(tab.values), error_categories=errors,
         groups=list(tab.group_names), taxonomy=taxonomy.name, images=len(image_set),
-        seconds=time.perf_counter() - start, metadata_columns=meta_cols,
+        seconds=time.perf_counter() - start, metadata_columns=meta_cols, diff=diff,
     )
 
 
