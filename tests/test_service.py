@@ -689,7 +689,7 @@ def test_client_retries_unavailable_with_backoff() -> None:
     starter = threading.Timer(0.5, lambda: holder.append(build_server(ServerConfig(port=port, drain_seconds=0))))
     starter.start()
     try:
-        with Client(f"127.0.0.1:{port}", retries=12, backoff=0.1, max_backoff=1.0) as c:
+        with Client(f"127.0.0.1:{port}", backoff=0.1, max_backoff=1.0) as c:
             assert c.health(timeout=2) == "SERVING"
         with Client(f"127.0.0.1:{_free_port()}", retries=1, backoff=0.01) as nobody, pytest.raises(Unavailable):
             nobody.health(timeout=2)
@@ -697,6 +697,104 @@ def test_client_retries_unavailable_with_backoff() -> None:
         starter.join()
         for running in holder:
             running.stop(0)
+
+
+class Restarts:
+    """A server on a fixed port that the test stops and starts again (``restart`` returns at once;
+    the new server binds after ``delay`` seconds)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.config = ServerConfig(**{"host": "127.0.0.1", "port": _free_port(), "drain_seconds": 0.0, **settings})
+        self.servers = [build_server(self.config)]
+        self._timers: list[threading.Timer] = []
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.config.port}"
+
+    def restart(self, delay: float = 1.0, before_start: Any = None) -> None:
+        self.servers[-1].stop(0)
+
+        def start_again() -> None:
+            if before_start is not None:
+                before_start()
+            self.servers.append(build_server(self.config))
+
+        timer = threading.Timer(delay, start_again)
+        self._timers.append(timer)
+        timer.start()
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.join()
+        for running in self.servers:
+            running.stop(0)
+
+
+def test_unary_calls_are_retried_across_a_server_restart_on_the_same_port() -> None:
+    server = Restarts()
+    try:
+        with Client(server.target) as c:  # default retries and backoff
+            assert c.classify(**small_batch()).category[0] == "overlapping_classes"
+            server.restart(delay=1.0)
+            started = time.monotonic()
+            assert c.classify(**small_batch()).category[0] == "overlapping_classes"  # retried until it is back
+            assert time.monotonic() - started >= 0.9 and len(server.servers) == 2
+
+            async def async_call() -> list[str | None]:
+                async with AsyncClient(server.target) as ac:
+                    assert (await ac.health()) == "SERVING"
+                    server.restart(delay=1.0)
+                    return (await ac.classify(**small_batch())).category
+
+            assert asyncio.run(async_call())[0] == "overlapping_classes"
+            assert len(server.servers) == 3
+    finally:
+        server.close()
+
+
+def test_a_stream_is_retried_when_the_server_is_not_up_yet() -> None:
+    port = _free_port()
+    holder: list[RunningServer] = []
+    starter = threading.Timer(0.8, lambda: holder.append(build_server(ServerConfig(port=port, drain_seconds=0))))
+    starter.start()
+    try:
+        batches = [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(6)]
+        with Client(f"127.0.0.1:{port}") as c:
+            results = list(c.classify_stream(iter(batches), records=True, max_in_flight=2))
+        assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
+        assert holder and holder[0].metrics.samples["ClassifyStream"] == 30
+    finally:
+        starter.join()
+        for running in holder:
+            running.stop(0)
+
+
+def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_path: Path) -> None:
+    from errortaxa.server.store import TaxonomyStore
+
+    store = tmp_path / "store"
+    server = Restarts(store=store)
+    try:
+        batch = SampleBatch.from_lists(**small_batch())
+        expected = {version: [local(text).evaluate(batch).record(i)["category"] for i in range(5)]
+                    for version, text in (("1.0", None), ("2.0", variant_yaml("2.0")))}
+        with Client(server.target, token=None) as c:
+            c.put_taxonomy(variant_yaml("2.0"), activate=True)
+            batches = [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(8)]
+            results = []
+            for i, result in enumerate(c.classify_stream(iter(batches), records=True, max_in_flight=2)):
+                results.append(result)
+                if i == 2:  # the restarted server's active version is 1.0 (changed behind its back)
+                    server.restart(delay=0.5, before_start=lambda: TaxonomyStore(store).set_active("peychev2023", "1.0"))
+        assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
+        assert {result.version for result in results} == {"2.0"}  # every batch on the stream's version
+        assert all(result.category == expected["2.0"] for result in results)
+        assert len(server.servers) == 2 and server.servers[1].metrics.samples["ClassifyStream"] > 0
+        with Client(server.target) as c:
+            assert c.classify(**small_batch()).version == "1.0"
+    finally:
+        server.close()
 
 
 def test_metrics_endpoint(tmp_path: Path) -> None:

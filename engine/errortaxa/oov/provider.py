@@ -79,11 +79,13 @@ def same_superclass_matrix(compiled: Any, num_classes: int | None = None) -> np.
 
 @dataclass
 class _Inputs:
-    """Per-request inputs (gRPC): image bytes, precomputed embeddings and neighbour classes, by image name."""
+    """Per-request inputs (gRPC): image bytes, precomputed embeddings and neighbour classes, by image name
+    (or by a per-sample key that ``names`` maps to the image name to look for on disk and to report)."""
 
     image_bytes: Mapping[str, bytes] = field(default_factory=dict)
     embeddings: Mapping[str, np.ndarray] = field(default_factory=dict)
     knn_classes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Shared:
@@ -178,11 +180,15 @@ class OOVProvider:
         image_bytes: Mapping[str, bytes] | None = None,
         embeddings: Mapping[str, np.ndarray] | None = None,
         knn_classes: Mapping[str, Sequence[int]] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> OOVProvider:
-        """A view with per-request inputs (by image name) that shares the model and caches."""
+        """A view with per-request inputs (by image name) that shares the model and caches. The
+        keys may instead be per-sample keys (the batch's ``images`` then hold them): ``names`` maps
+        a key to the sample's image name, looked up on disk when no embedding or bytes are given
+        for the key, and named in reasons."""
         view = object.__new__(OOVProvider)
         view._shared = self._shared
-        view._inputs = _Inputs(image_bytes or {}, embeddings or {}, knn_classes or {})
+        view._inputs = _Inputs(image_bytes or {}, embeddings or {}, knn_classes or {}, names or {})
         view.last_stats = {}
         return view
 
@@ -199,6 +205,7 @@ class OOVProvider:
         reasons: list[str | None] = [None] * n
         todo: list[int] = []
         sources: list[ImageInput] = []
+        shown = [inp.names.get(name, name) if name else "" for name in names]
         for i, name in enumerate(names):
             if not name:
                 reasons[i] = "no image for the sample"
@@ -208,7 +215,7 @@ class OOVProvider:
                 v = np.asarray(given, dtype=np.float32).reshape(-1)
                 norm = float(np.linalg.norm(v))
                 if v.shape[0] != dim or not np.isfinite(norm) or norm == 0:
-                    reasons[i] = f"given embedding of {name} has dim {v.shape[0]} (model: {dim}) or is zero"
+                    reasons[i] = f"given embedding of {shown[i]} has dim {v.shape[0]} (model: {dim}) or is zero"
                     continue
                 vecs[i], ok[i] = v / norm, True
                 continue
@@ -217,10 +224,10 @@ class OOVProvider:
                 todo.append(i)
                 sources.append(data)
                 continue
-            path = sh.resolver.resolve(name)
+            path = sh.resolver.resolve(shown[i])
             if path is None:
                 where = ", ".join(str(r) for r in sh.resolver.roots) or "no oov.images directories configured"
-                reasons[i] = f"image not found: {name} ({where})"
+                reasons[i] = f"image not found: {shown[i]} ({where})"
                 continue
             todo.append(i)
             sources.append(path)
@@ -231,7 +238,7 @@ class OOVProvider:
                 if res.ok[j]:
                     vecs[i], ok[i] = res.vectors[j], True
                 else:
-                    reasons[i] = f"{res.errors[j]} ({names[i]})"
+                    reasons[i] = f"{res.errors[j]} ({shown[i]})"
         return vecs, ok, reasons
 
     def neighbour_classes(

@@ -40,11 +40,15 @@ def _length_error(field: str, got: int, n: int, what: str = "samples") -> Servic
 class RequestFeatures:
     """A FeatureProvider answering from per-sample evidence sent with the request: sample i's JSON
     object ``{"<provider>": {"<test>": true|false, ...evidence}}`` (parsed only for the rows a
-    rule asks about). Samples without an answer are "not evaluated"."""
+    rule asks about). Samples without an answer go to ``fallback`` (the server's provider, bound to
+    the request's OOV inputs), or are "not evaluated" when there is none."""
 
-    def __init__(self, name: str, evidence_json: Sequence[str]) -> None:
+    def __init__(self, name: str, evidence_json: Sequence[str], field: str,
+                 fallback: FeatureProvider | None = None) -> None:
         self.name = name
         self._json = evidence_json
+        self._field = field
+        self._fallback = fallback
         self._parsed: dict[int, Any] = {}
 
     def _feature(self, row: int) -> Any:
@@ -53,8 +57,8 @@ class RequestFeatures:
             try:
                 obj = json.loads(text) if text else {}
             except json.JSONDecodeError as exc:
-                raise invalid(f"samples.oov.evidence_json[{row}] is not JSON: {exc.msg}",
-                              field="samples.oov.evidence_json", reason="BAD_JSON", sample_index=row) from None
+                raise invalid(f"{self._field}[{row}] is not JSON: {exc.msg}", field=self._field, reason="BAD_JSON",
+                              sample_index=row) from None
             self._parsed[row] = obj.get(self.name) if isinstance(obj, dict) else None
         return self._parsed[row]
 
@@ -64,6 +68,7 @@ class RequestFeatures:
         holds, known = np.zeros(n, bool), np.zeros(n, bool)
         reason: list[str | None] = [None] * n
         evidence: list[Any] = [None] * n
+        rest: list[int] = []
         for k, row in enumerate(rows.tolist()):
             feature = self._feature(row)
             answer = feature.get(test) if isinstance(feature, dict) else None
@@ -72,26 +77,178 @@ class RequestFeatures:
                 if answer:
                     evidence[k] = {key: v for key, v in feature.items() if key != test} or None
             else:
+                rest.append(k)
                 reason[k] = f"no '{self.name}.{test}' evidence sent with the sample"
+        if rest and self._fallback is not None:
+            where = np.asarray(rest, dtype=np.int64)
+            other = self._fallback.evaluate(test, params, batch, rows[where])
+            holds[where], known[where] = other.holds, other.known
+            for j, k in enumerate(rest):
+                reason[k], evidence[k] = other.reason[j], other.evidence[j]
         return FeatureResult(holds, known, reason, evidence)
 
 
-def request_providers(msg: samples_pb2.SampleColumns, n: int, provider_names: Sequence[str]
-                      ) -> dict[str, FeatureProvider]:
-    """Providers built from the evidence a request carries (one per provider the taxonomy uses)."""
-    if not msg.HasField("oov"):
-        return {}
-    if msg.oov.HasField("embeddings") and msg.oov.embeddings.rows:
-        raise ServiceError(grpc.StatusCode.UNIMPLEMENTED,
-                           "this server has no open-world model to score embeddings: send the OOV test's "
-                           "result per sample in samples.oov.evidence_json", field="samples.oov.embeddings",
-                           reason="NO_OOV_MODEL")
-    if not len(msg.oov.evidence_json):
-        return {}
-    if len(msg.oov.evidence_json) != n:
-        raise _length_error("samples.oov.evidence_json", len(msg.oov.evidence_json), n)
-    evidence = list(msg.oov.evidence_json)
-    return {name: RequestFeatures(name, evidence) for name in provider_names}
+OOV = "oov"
+NO_OOV_MODEL = "this server has no open-world model (start it with --oov-config): the OOV inputs sent are unused"
+
+
+class NoModel:
+    """The ``oov`` provider of a server without an OOV model, for requests that send OOV inputs:
+    every row is "not evaluated" with the reason; the rest of the taxonomy is still decided."""
+
+    name = OOV
+
+    def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch, rows: np.ndarray
+                 ) -> FeatureResult:
+        return FeatureResult.unknown(int(rows.shape[0]), NO_OOV_MODEL)
+
+
+@dataclasses.dataclass(frozen=True)
+class OovColumns:
+    """A request's per-sample OOV inputs, checked against N samples. ``has_*``: bool[N] masks of the
+    samples that carry an embedding (a non-zero row), image bytes (non-empty) or kNN classes."""
+
+    embeddings: np.ndarray | None  # float32 [N, D]
+    image_bytes: Sequence[bytes] | None
+    knn_classes: np.ndarray | None  # int32 [N, k], negative = padding
+    has_embedding: np.ndarray
+    has_bytes: np.ndarray
+    has_knn: np.ndarray
+
+    def keys(self, images: Sequence[str] | None, rows: np.ndarray) -> tuple[list[str], dict[str, str]]:
+        """Per-sample keys for OOVProvider.bind, for the samples ``rows`` (others keep their image
+        name): sample i's inputs are keyed "<sample i>" (never by image name, so that two samples of
+        one image can carry different inputs), mapped to its image name, looked up on disk when it
+        sends neither an embedding nor bytes. A sample that sends only kNN classes and has no image
+        name keeps "" (no image)."""
+        n = self.has_embedding.shape[0]
+        keys = list(images) if images is not None else [""] * n
+        names: dict[str, str] = {}
+        own = self.has_embedding | self.has_bytes
+        for row in rows.tolist():
+            name = keys[row]
+            if own[row] or (self.has_knn[row] and name):
+                key = keys[row] = f"<sample {row}>"
+                if name:
+                    names[key] = name
+        return keys, names
+
+
+def oov_columns(msg: samples_pb2.OovEvidence, n: int, field: str, *, dim: int | None, num_classes: int
+                ) -> OovColumns | None:
+    """The embeddings, image bytes and kNN classes of a request (None when it sends none), with
+    INVALID_ARGUMENT naming the field (and the sample) for a wrong shape or value."""
+    embeddings: np.ndarray | None = None
+    knn: np.ndarray | None = None
+    has_embedding: np.ndarray = np.zeros(n, bool)
+    has_bytes: np.ndarray = has_embedding
+    has_knn: np.ndarray = has_embedding
+    if msg.HasField("embeddings") and (msg.embeddings.rows or msg.embeddings.cols or len(msg.embeddings.values)):
+        name = f"{field}.embeddings"
+        embeddings = _matrix(msg.embeddings, np.float32, name, n)
+        if dim is not None and embeddings.shape[1] != dim:
+            raise invalid(f"{name} has {embeddings.shape[1]} columns; this server's OOV model embeds images in "
+                          f"{dim} dimensions", field=name, reason="EMBEDDING_DIM")
+        finite = np.isfinite(embeddings).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise invalid(f"{name} row {bad} holds NaN or infinity", field=name, reason="NOT_FINITE",
+                          sample_index=bad)
+        has_embedding = np.asarray(embeddings.any(axis=1))
+    image_bytes = list(msg.image_bytes) if len(msg.image_bytes) else None
+    if image_bytes is not None:
+        if len(image_bytes) != n:
+            raise _length_error(f"{field}.image_bytes", len(image_bytes), n)
+        has_bytes = np.fromiter((len(b) > 0 for b in image_bytes), bool, count=n)
+    if msg.HasField("knn_classes") and (msg.knn_classes.rows or msg.knn_classes.cols or len(msg.knn_classes.values)):
+        name = f"{field}.knn_classes"
+        knn = _matrix(msg.knn_classes, np.int32, name, n)
+        too_big = (knn >= num_classes).any(axis=1)
+        if too_big.any():
+            bad = int(np.flatnonzero(too_big)[0])
+            raise invalid(f"{name} row {bad} holds a class id outside 0..{num_classes - 1}", field=name,
+                          reason="CLASS_OUT_OF_RANGE", sample_index=bad)
+        has_knn = np.asarray((knn >= 0).any(axis=1))
+    if embeddings is None and image_bytes is None and knn is None:
+        return None
+    return OovColumns(embeddings, image_bytes, knn, has_embedding, has_bytes, has_knn)
+
+
+def _matrix(msg: Any, dtype: type, field: str, n: int) -> np.ndarray:
+    """A FloatMatrix / IntMatrix with N rows as a [rows, cols] array (INVALID_ARGUMENT otherwise)."""
+    values: np.ndarray = np.array(msg.values, dtype=dtype)
+    if msg.rows < 0 or msg.cols < 0 or values.shape[0] != msg.rows * msg.cols:
+        raise invalid(f"{field} has {values.shape[0]} values for {msg.rows} x {msg.cols}", field=field,
+                      reason="LENGTH_MISMATCH")
+    if msg.rows != n:
+        raise invalid(f"{field} has {msg.rows} rows for {n} samples", field=field, reason="LENGTH_MISMATCH",
+                      sample_index=min(msg.rows, n))
+    return values.reshape(msg.rows, msg.cols)
+
+
+class BoundOOV:
+    """The server's OOV provider bound, at evaluation time, to one request's per-sample inputs
+    (only the rows that reach the OOV rule are looked at)."""
+
+    name = OOV
+
+    def __init__(self, provider: Any, columns: OovColumns) -> None:
+        self._provider = provider
+        self._columns = columns
+
+    def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch, rows: np.ndarray
+                 ) -> FeatureResult:
+        c = self._columns
+        rows = np.asarray(rows, dtype=np.int64)
+        keys, names = c.keys(batch.images, rows)
+        embeddings: dict[str, np.ndarray] = {}
+        image_bytes: dict[str, bytes] = {}
+        knn: dict[str, list[int]] = {}
+        for row in rows.tolist():
+            key = keys[row]
+            if c.embeddings is not None and c.has_embedding[row]:
+                embeddings[key] = c.embeddings[row]
+            if c.image_bytes is not None and c.has_bytes[row]:
+                image_bytes[key] = c.image_bytes[row]
+            if c.knn_classes is not None and c.has_knn[row] and key:
+                classes = c.knn_classes[row]
+                knn[key] = classes[classes >= 0].tolist()
+        bound = self._provider.bind(image_bytes=image_bytes, embeddings=embeddings, knn_classes=knn, names=names)
+        result: FeatureResult = bound.evaluate(test, params, dataclasses.replace(batch, images=keys), rows)
+        return result
+
+
+def embedding_dim(provider: Any) -> int | None:
+    """The embedding dimension of a loaded OOV provider's model (None: no model)."""
+    dim = getattr(getattr(provider, "encoder", None), "embed_dim", None)
+    return int(dim) if isinstance(dim, int) else None
+
+
+def request_providers(msg: samples_pb2.OovEvidence | None, batch: SampleBatch, server: Mapping[str, FeatureProvider],
+                      needed: Sequence[str], num_classes: int, field: str) -> Mapping[str, FeatureProvider]:
+    """The providers for one request: the server's, with the OOV provider bound to the request's
+    OOV inputs (``msg``: SampleColumns.oov or DatasetPredictions.oov; ``field`` names it in errors)
+    and per-sample evidence answers in front. On a server without an OOV model, a request that
+    sends OOV inputs gets ``NoModel`` (every OOV row "not evaluated", with the reason)."""
+    if msg is None:
+        return server
+    n = len(batch)
+    base = server.get(OOV)
+    columns = oov_columns(msg, n, field, dim=embedding_dim(base), num_classes=num_classes)
+    providers = dict(server)
+    if columns is not None and OOV in needed:
+        if base is None:
+            providers[OOV] = NoModel()
+        elif hasattr(base, "bind"):
+            providers[OOV] = BoundOOV(base, columns)
+        # else: the server's provider cannot run (e.g. no weights); it says why for every row
+    if len(msg.evidence_json):
+        if len(msg.evidence_json) != n:
+            raise _length_error(f"{field}.evidence_json", len(msg.evidence_json), n)
+        evidence = list(msg.evidence_json)
+        for name in needed:
+            providers[name] = RequestFeatures(name, evidence, f"{field}.evidence_json", providers.get(name))
+    return providers
 
 
 def batch_from_columns(msg: samples_pb2.SampleColumns, num_classes: int, max_batch: int,

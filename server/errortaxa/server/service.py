@@ -54,25 +54,27 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         self.metrics = metrics
 
     # -- classification ----------------------------------------------------------------------
-    def _batch(self, entry: Entry, request: Any, field_prefix: str = "") -> tuple[Any, Any, Any]:
+    def _batch(self, entry: Entry, request: Any) -> tuple[Any, Any, Any]:
         """(SampleBatch, providers, dataset rows or None) of a Classify or Explain request."""
         kind = request.WhichOneof("input")
         if kind == "samples":
-            batch = convert.batch_from_columns(request.samples, entry.num_classes, self.config.max_batch,
-                                               field=f"{field_prefix}samples")
-            needed = sorted(getattr(entry.compiled, "providers_needed", ()) or ())
-            sent = convert.request_providers(request.samples, len(batch), needed)
-            return batch, {**entry.providers, **sent}, None
-        if kind == "dataset":
+            batch = convert.batch_from_columns(request.samples, entry.num_classes, self.config.max_batch)
+            rows = None
+        elif kind == "dataset":
             dataset = self.datasets.get(request.dataset.dataset)
-            batch, rows = predictions_batch(dataset, request.dataset, field=f"{field_prefix}dataset")
+            batch, rows = predictions_batch(dataset, request.dataset)
             if len(batch) > self.config.max_batch:
                 raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                    f"{len(batch)} predictions in one request; the limit is "
                                    f"{self.config.max_batch}", field="dataset.pred", reason="BATCH_TOO_LARGE")
-            convert.validate(batch, entry.num_classes, f"{field_prefix}dataset")
-            return batch, dict(entry.providers), rows
-        raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")
+            convert.validate(batch, entry.num_classes, "dataset")
+        else:
+            raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")
+        source = getattr(request, kind)
+        oov = source.oov if source.HasField("oov") else None
+        needed = sorted(getattr(entry.compiled, "providers_needed", ()) or ())
+        providers = convert.request_providers(oov, batch, entry.providers, needed, entry.num_classes, f"{kind}.oov")
+        return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
                   ) -> service_pb2.ClassifyResponse:

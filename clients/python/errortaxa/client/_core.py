@@ -3,18 +3,21 @@ options and credentials, retry delays, progress reporting, the health-check code
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
-from errortaxa.client.columns import Samples, dataset_predictions
-from errortaxa.client.results import TaxonomyInfo
+from errortaxa.client.columns import OOV_KEYS, OovInputs, Samples, dataset_predictions, oov_inputs
+from errortaxa.client.results import ClassifyResult, TaxonomyInfo
 from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
 
 #: Default port of ``errortaxa serve``.
@@ -51,6 +54,27 @@ def samples_of(item: BatchLike) -> Samples | samples_pb2.DatasetPredictions:
     if isinstance(item, Mapping):
         return Samples.build(**item)
     return Samples.of(item)
+
+
+def batch_item(samples: BatchLike, columns: dict[str, Any]) -> BatchLike:
+    """What classify, classify_many and explain send: ``Samples.build(**columns)`` when no
+    ``samples`` are given, else ``samples`` with the OOV inputs among ``columns`` (OOV_KEYS:
+    evidence, oov_embeddings, knn_classes, image_bytes) attached."""
+    if samples is None:
+        return Samples.build(**columns)
+    unknown = sorted(set(columns) - set(OOV_KEYS))
+    if unknown:
+        raise TypeError(f"with samples given, only the OOV inputs {OOV_KEYS} may be keywords, not {unknown}")
+    oov = oov_inputs(dict(columns))
+    if oov is None:
+        return samples
+    source = samples_of(samples)
+    if isinstance(source, Samples):
+        return source.with_oov(oov)
+    message = samples_pb2.DatasetPredictions()
+    message.CopyFrom(source)
+    message.oov.CopyFrom(oov.to_proto())
+    return message
 
 
 def classify_request(
@@ -99,6 +123,7 @@ def dataset_chunks(
     logits: np.ndarray | None,
     images: Sequence[str] | None,
     batch_size: int,
+    oov: OovInputs | None = None,
 ) -> Iterator[samples_pb2.DatasetPredictions]:
     n = len(pred) if pred is not None else len(logits)  # type: ignore[arg-type]
     for start in range(0, n, batch_size):
@@ -109,14 +134,22 @@ def dataset_chunks(
             logits=None if logits is None else logits[start:stop],
             images=None if images is None else images[start:stop],
             offset=0 if images is not None else start,
+            oov=None if oov is None else oov.slice(start, stop),
         )
 
 
-def channel_options(max_message_bytes: int, extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+def channel_options(max_message_bytes: int, backoff: Backoff, extra: Sequence[tuple[str, Any]] = ()
+                    ) -> list[tuple[str, Any]]:
+    """Channel options: message size limits, keepalive, and the channel's reconnect backoff within
+    the client's retry backoff bounds (gRPC's default waits 1 s, then longer, before reconnecting
+    to a server that went away, and calls fail at once meanwhile)."""
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff.initial * 1000))),
+        ("grpc.min_reconnect_backoff_ms", max(1, int(backoff.initial * 1000))),
+        ("grpc.max_reconnect_backoff_ms", max(1, int(backoff.maximum * 1000))),
         *extra,
     ]
 
@@ -148,7 +181,7 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
 class Backoff:
     """Exponential backoff with full jitter for retries on UNAVAILABLE."""
 
-    retries: int = 4
+    retries: int = 8
     initial: float = 0.1
     maximum: float = 5.0
 
@@ -159,6 +192,125 @@ class Backoff:
 def is_retryable(error: grpc.RpcError) -> bool:
     code = getattr(error, "code", None)
     return callable(code) and code() == grpc.StatusCode.UNAVAILABLE
+
+
+class StreamFeed:
+    """The requests of one classify_stream call, across the stream's retries.
+
+    Batches are turned into requests (sequence numbers 0, 1, ...) as the stream needs them; the
+    requests sent and not yet answered are kept (at most the stream's window, plus one), so a
+    stream that fails with UNAVAILABLE is retried by sending them again, then the rest. Once a
+    response has arrived, the retried stream names the taxonomy version that answered it, so every
+    result of one call is decided by one version. Each attempt is a ``generation``: an older
+    attempt's request iterator that is still running takes nothing more from the batches.
+    """
+
+    def __init__(self, batches: Any, *, taxonomy: TaxonomyLike, options: service_pb2.ResultOptions) -> None:
+        self._batches = batches
+        self._source: Any = None
+        self._ref = taxonomy_ref(taxonomy)
+        self._options = options
+        self._pending: deque[service_pb2.ClassifyRequest] = deque()
+        self._sequence = 0
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._alock: asyncio.Lock | None = None
+        self._pulling: asyncio.Future[Any] | None = None
+
+    def restart(self) -> tuple[int, list[service_pb2.ClassifyRequest]]:
+        """A new attempt: its generation and the unanswered requests to send first (the first of
+        them names the taxonomy)."""
+        with self._lock:
+            self._generation += 1
+            resend = list(self._pending)
+        if resend:
+            resend[0] = self._first(resend[0])
+        return self._generation, resend
+
+    def _first(self, request: service_pb2.ClassifyRequest) -> service_pb2.ClassifyRequest:
+        first = service_pb2.ClassifyRequest()
+        first.CopyFrom(request)
+        if self._ref is None:
+            first.ClearField("taxonomy")
+        else:
+            first.taxonomy.CopyFrom(self._ref)
+        return first
+
+    def _add(self, item: BatchLike, first: bool) -> service_pb2.ClassifyRequest:
+        request = classify_request(item, options=self._options, sequence=self._sequence)
+        self._sequence += 1
+        self._pending.append(request)
+        return self._first(request) if first else request
+
+    def next_request(self, generation: int, first: bool) -> service_pb2.ClassifyRequest | None:
+        """The next batch's request for attempt ``generation`` (None: no more, or a newer attempt)."""
+        with self._lock:
+            if generation != self._generation:
+                return None
+            if self._source is None:
+                self._source = iter(self._batches)
+            for item in self._source:
+                return self._add(item, first)
+            return None
+
+    def requests(self, generation: int, resend: list[service_pb2.ClassifyRequest]
+                 ) -> Iterator[service_pb2.ClassifyRequest]:
+        """Attempt ``generation``'s requests: ``resend``, then the next batches'."""
+        yield from resend
+        first = not resend
+        while (request := self.next_request(generation, first)) is not None:
+            first = False
+            yield request
+
+    async def arequests(self, generation: int, resend: list[service_pb2.ClassifyRequest]
+                        ) -> AsyncIterator[service_pb2.ClassifyRequest]:
+        """requests() for the async client."""
+        for again in resend:
+            yield again
+        first = not resend
+        while (request := await self.anext_request(generation, first)) is not None:
+            first = False
+            yield request
+
+    async def anext_request(self, generation: int, first: bool) -> service_pb2.ClassifyRequest | None:
+        """next_request for the async client; batches may be an async iterable. A batch being read
+        when its attempt is cancelled is kept for the next attempt."""
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        async with self._alock:
+            if generation != self._generation:
+                return None
+            if self._source is None:
+                self._source = _aiter_of(self._batches)
+            pulling = self._pulling
+            if pulling is None:
+                pulling = self._pulling = asyncio.ensure_future(self._source.__anext__())
+            try:
+                item = await asyncio.shield(pulling)
+            except StopAsyncIteration:
+                return None
+            finally:
+                if pulling.done():
+                    self._pulling = None
+            return self._add(item, first)
+
+    def answered(self, response: service_pb2.ClassifyResponse) -> ClassifyResult:
+        """Record a response (its request is no longer pending; the version is pinned)."""
+        with self._lock:
+            if self._pending:
+                self._pending.popleft()
+        result = ClassifyResult.from_proto(response)
+        self._ref = taxonomy_pb2.TaxonomyRef(name=result.taxonomy.name, version=result.taxonomy.version)
+        return result
+
+
+async def _aiter_of(batches: Any) -> AsyncIterator[Any]:
+    if hasattr(batches, "__aiter__"):
+        async for item in batches:
+            yield item
+    else:
+        for item in batches:
+            yield item
 
 
 class StderrProgress:

@@ -13,7 +13,7 @@ import grpc.aio
 import numpy as np
 from errortaxa.client import _core
 from errortaxa.client._core import BatchLike, ProgressLike, TaxonomyLike
-from errortaxa.client.columns import Samples, dataset_predictions
+from errortaxa.client.columns import OovInputs, Samples, dataset_predictions
 from errortaxa.client.errors import ErrorTaxaError, from_rpc_error
 from errortaxa.client.results import (
     ClassifyResult,
@@ -26,6 +26,13 @@ from errortaxa.client.results import (
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 
 T = TypeVar("T")
+
+
+async def _windowed(items: AsyncIterator[T], window: asyncio.Semaphore) -> AsyncIterator[T]:
+    """``items``, each once ``window`` lets it go."""
+    async for item in items:
+        await window.acquire()
+        yield item
 
 
 class AsyncClient:
@@ -46,7 +53,7 @@ class AsyncClient:
         private_key: bytes | str | Path | None = None,
         server_name: str | None = None,
         timeout: float | None = 60.0,
-        retries: int = 4,
+        retries: int = 8,
         backoff: float = 0.1,
         max_backoff: float = 5.0,
         max_message_bytes: int = _core.DEFAULT_MAX_MESSAGE_BYTES,
@@ -59,7 +66,7 @@ class AsyncClient:
         extra = [*options]
         if server_name:
             extra.append(("grpc.ssl_target_name_override", server_name))
-        opts = _core.channel_options(max_message_bytes, extra)
+        opts = _core.channel_options(max_message_bytes, self.backoff, extra)
         if tls or root_certificates is not None or certificate_chain is not None:
             creds = _core.channel_credentials(root_certificates, certificate_chain, private_key)
             self._channel = grpc.aio.secure_channel(target, creds, options=opts)
@@ -122,7 +129,7 @@ class AsyncClient:
         timeout: float | None = None,
         **columns: Any,
     ) -> ClassifyResult:
-        item = samples if samples is not None else Samples.build(**columns)
+        item = _core.batch_item(samples, columns)
         options = _core.result_options(records=records, evidence=with_evidence, summary=summary)
         request = _core.classify_request(item, taxonomy=taxonomy, options=options)
         return ClassifyResult.from_proto(await self._unary(self._stub.Classify, request, timeout))
@@ -140,8 +147,10 @@ class AsyncClient:
         with_evidence: bool = False,
         summary: bool = False,
         timeout: float | None = None,
+        **oov: Any,
     ) -> ClassifyResult:
-        item = dataset_predictions(dataset, pred=pred, logits=logits, images=images, offset=offset)
+        item = dataset_predictions(dataset, pred=pred, logits=logits, images=images, offset=offset,
+                                   oov=OovInputs.build(**oov))
         options = _core.result_options(records=records, evidence=with_evidence, summary=summary)
         request = _core.classify_request(item, taxonomy=taxonomy, options=options)
         return ClassifyResult.from_proto(await self._unary(self._stub.Classify, request, timeout))
@@ -158,42 +167,34 @@ class AsyncClient:
         max_in_flight: int = 4,
         timeout: float | None = None,
     ) -> AsyncIterator[ClassifyResult]:
-        """Async generator over one ClassifyStream call (see Client.classify_stream)."""
+        """Async generator over one ClassifyStream call (see Client.classify_stream, retries included)."""
         report = _core.progress_callback(progress)
         options = _core.result_options(records=records, evidence=with_evidence, summary=False)
-        window = asyncio.Semaphore(max(1, max_in_flight))
-
-        async def items() -> AsyncIterator[BatchLike]:
-            if isinstance(batches, AsyncIterable):
-                async for item in batches:
-                    yield item
-            else:
-                for item in batches:
-                    yield item
-
-        async def requests() -> AsyncIterator[service_pb2.ClassifyRequest]:
-            sequence = 0
-            async for item in items():
-                await window.acquire()
-                yield _core.classify_request(
-                    item, taxonomy=taxonomy if sequence == 0 else None, options=options, sequence=sequence
-                )
-                sequence += 1
-
-        call = self._stub.ClassifyStream(requests(), timeout=timeout, metadata=self._metadata)
-        done = 0
-        try:
-            async for response in call:
-                window.release()
-                result = ClassifyResult.from_proto(response)
-                done += len(result)
-                if report is not None:
-                    report(done, total)
-                yield result
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
-        finally:
-            call.cancel()
+        feed = _core.StreamFeed(batches, taxonomy=taxonomy, options=options)
+        done = attempt = 0
+        while True:
+            generation, resend = feed.restart()
+            window = asyncio.Semaphore(max(1, max_in_flight))
+            call = self._stub.ClassifyStream(_windowed(feed.arequests(generation, resend), window),
+                                             timeout=timeout, metadata=self._metadata)
+            try:
+                async for response in call:
+                    window.release()
+                    result = feed.answered(response)
+                    attempt = 0
+                    done += len(result)
+                    if report is not None:
+                        report(done, total)
+                    yield result
+                return
+            except grpc.RpcError as error:
+                if _core.is_retryable(error) and attempt < self.backoff.retries:
+                    await asyncio.sleep(self.backoff.delay(attempt))
+                    attempt += 1
+                    continue
+                raise from_rpc_error(error) from None
+            finally:
+                call.cancel()
 
     async def classify_many(
         self,
@@ -208,7 +209,7 @@ class AsyncClient:
         timeout: float | None = None,
         **columns: Any,
     ) -> ClassifyResult:
-        item = _core.samples_of(samples if samples is not None else columns)
+        item = _core.samples_of(_core.batch_item(samples, columns))
         if not isinstance(item, Samples):
             raise TypeError("classify_many takes samples; use classify_dataset for datasets")
         parts = [r async for r in self.classify_stream(
@@ -217,6 +218,33 @@ class AsyncClient:
             max_in_flight=max_in_flight, timeout=timeout,
         )]
         return ClassifyResult.concat(parts) if parts else await self.classify(item, taxonomy=taxonomy)
+
+    async def classify_dataset_many(
+        self,
+        dataset: str,
+        *,
+        pred: Sequence[int] | np.ndarray | None = None,
+        logits: np.ndarray | None = None,
+        images: Sequence[str] | None = None,
+        batch_size: int = 10_000,
+        taxonomy: TaxonomyLike = None,
+        records: bool = False,
+        with_evidence: bool = False,
+        progress: ProgressLike = None,
+        max_in_flight: int = 4,
+        timeout: float | None = None,
+        **oov: Any,
+    ) -> ClassifyResult:
+        chunks = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images, batch_size=batch_size,
+                                      oov=OovInputs.build(**oov))
+        total = len(pred) if pred is not None else (len(logits) if logits is not None else 0)
+        parts = [r async for r in self.classify_stream(
+            chunks, taxonomy=taxonomy, records=records, with_evidence=with_evidence, total=total,
+            progress=progress, max_in_flight=max_in_flight, timeout=timeout,
+        )]
+        if not parts:
+            raise ValueError("no predictions given")
+        return ClassifyResult.concat(parts)
 
     async def explain(
         self,
@@ -227,8 +255,7 @@ class AsyncClient:
         timeout: float | None = None,
         **columns: Any,
     ) -> Explanation:
-        request = _core.explain_request(samples if samples is not None else columns, index=index,
-                                        taxonomy=taxonomy)
+        request = _core.explain_request(_core.batch_item(samples, columns), index=index, taxonomy=taxonomy)
         return Explanation.from_proto(await self._unary(self._stub.Explain, request, timeout))
 
     async def list_taxonomies(self, name: str = "", *, timeout: float | None = None) -> list[TaxonomyInfo]:

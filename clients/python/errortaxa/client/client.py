@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 from errortaxa.client import _core
 from errortaxa.client._core import BatchLike, ProgressLike, TaxonomyLike
-from errortaxa.client.columns import Samples, dataset_predictions
+from errortaxa.client.columns import OovInputs, Samples, dataset_predictions
 from errortaxa.client.errors import ErrorTaxaError, from_rpc_error
 from errortaxa.client.results import (
     ClassifyResult,
@@ -26,6 +26,15 @@ from errortaxa.client.results import (
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 
 T = TypeVar("T")
+
+
+def _windowed(items: Iterator[T], window: threading.Semaphore, finished: threading.Event) -> Iterator[T]:
+    """``items``, each once ``window`` lets it go; stops when ``finished`` is set."""
+    for item in items:
+        while not window.acquire(timeout=0.1):
+            if finished.is_set():
+                return
+        yield item
 
 
 class Client:
@@ -53,7 +62,7 @@ class Client:
         private_key: bytes | str | Path | None = None,
         server_name: str | None = None,
         timeout: float | None = 60.0,
-        retries: int = 4,
+        retries: int = 8,
         backoff: float = 0.1,
         max_backoff: float = 5.0,
         max_message_bytes: int = _core.DEFAULT_MAX_MESSAGE_BYTES,
@@ -66,7 +75,7 @@ class Client:
         extra = [*options]
         if server_name:
             extra.append(("grpc.ssl_target_name_override", server_name))
-        opts = _core.channel_options(max_message_bytes, extra)
+        opts = _core.channel_options(max_message_bytes, self.backoff, extra)
         if tls or root_certificates is not None or certificate_chain is not None:
             creds = _core.channel_credentials(root_certificates, certificate_chain, private_key)
             self._channel = grpc.secure_channel(target, creds, options=opts)
@@ -134,10 +143,13 @@ class Client:
     ) -> ClassifyResult:
         """Classify one batch: ``samples`` (Samples, an engine SampleBatch) or columns as keywords
         (``target``, ``pred``, ``labels`` or ``label_offsets`` + ``label_values``,
-        ``problematic``, ``images``, ``ids``, ``evidence``, ``embeddings``), lists or numpy arrays.
+        ``problematic``, ``images``, ``ids``), lists or numpy arrays, plus the optional OOV inputs
+        (also beside ``samples``): ``evidence`` (per-sample JSON answers), ``oov_embeddings``
+        (float32 [N, D] image embeddings), ``knn_classes`` ([N, k] ints, -1 = padding) and
+        ``image_bytes`` (encoded image files, b"" or None = none); see docs/SERVICE.md.
         ``records`` asks for the engine's JSON record per sample, ``with_evidence`` for the evidence
         of each decision, ``summary`` for the batch summary."""
-        item = samples if samples is not None else Samples.build(**columns)
+        item = _core.batch_item(samples, columns)
         options = _core.result_options(records=records, evidence=with_evidence, summary=summary)
         request = _core.classify_request(item, taxonomy=taxonomy, options=options)
         return ClassifyResult.from_proto(self._unary(self._stub.Classify, request, timeout))
@@ -155,10 +167,13 @@ class Client:
         with_evidence: bool = False,
         summary: bool = False,
         timeout: float | None = None,
+        **oov: Any,
     ) -> ClassifyResult:
         """Classify a model's predictions (top-1 ``pred`` or ``logits``) on a dataset the server
-        holds, in the dataset's order from row ``offset`` or keyed by ``images``."""
-        item = dataset_predictions(dataset, pred=pred, logits=logits, images=images, offset=offset)
+        holds, in the dataset's order from row ``offset`` or keyed by ``images``; ``oov``: the
+        OOV inputs of classify (one row per prediction)."""
+        item = dataset_predictions(dataset, pred=pred, logits=logits, images=images, offset=offset,
+                                   oov=OovInputs.build(**oov))
         options = _core.result_options(records=records, evidence=with_evidence, summary=summary)
         request = _core.classify_request(item, taxonomy=taxonomy, options=options)
         return ClassifyResult.from_proto(self._unary(self._stub.Classify, request, timeout))
@@ -179,36 +194,44 @@ class Client:
         in order, all decided by the taxonomy version the stream started with. At most
         ``max_in_flight`` batches are sent ahead of the results read, so memory stays flat
         however long the input. ``progress``: True for a line on stderr, or a callable
-        ``(samples_done, total)``."""
+        ``(samples_done, total)``.
+
+        A stream that fails with UNAVAILABLE is retried like a unary call (``retries``, backoff):
+        a new stream sends the batches not yet answered again (at most ``max_in_flight`` + 1 are
+        kept), then the rest; results already yielded are not repeated. Once a result has arrived,
+        the new stream names that result's taxonomy version, so every result still comes from
+        one version (a version the restarted server no longer has fails with NOT_FOUND). The
+        retry count starts again after each result."""
         report = _core.progress_callback(progress)
         options = _core.result_options(records=records, evidence=with_evidence, summary=False)
-        window = threading.Semaphore(max(1, max_in_flight))
-        finished = threading.Event()
+        feed = _core.StreamFeed(batches, taxonomy=taxonomy, options=options)
+        done = attempt = 0
+        while True:
+            generation, resend = feed.restart()
+            window = threading.Semaphore(max(1, max_in_flight))
+            finished = threading.Event()
 
-        def requests() -> Iterator[service_pb2.ClassifyRequest]:
-            for sequence, item in enumerate(batches):
-                while not window.acquire(timeout=0.1):
-                    if finished.is_set():
-                        return
-                yield _core.classify_request(
-                    item, taxonomy=taxonomy if sequence == 0 else None, options=options, sequence=sequence
-                )
-
-        call = self._stub.ClassifyStream(requests(), timeout=timeout, metadata=self._metadata)
-        done = 0
-        try:
-            for response in call:
-                window.release()
-                result = ClassifyResult.from_proto(response)
-                done += len(result)
-                if report is not None:
-                    report(done, total)
-                yield result
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
-        finally:
-            finished.set()
-            call.cancel()
+            requests = _windowed(feed.requests(generation, resend), window, finished)
+            call = self._stub.ClassifyStream(requests, timeout=timeout, metadata=self._metadata)
+            try:
+                for response in call:
+                    window.release()
+                    result = feed.answered(response)
+                    attempt = 0
+                    done += len(result)
+                    if report is not None:
+                        report(done, total)
+                    yield result
+                return
+            except grpc.RpcError as error:
+                if _core.is_retryable(error) and attempt < self.backoff.retries:
+                    time.sleep(self.backoff.delay(attempt))
+                    attempt += 1
+                    continue
+                raise from_rpc_error(error) from None
+            finally:
+                finished.set()
+                call.cancel()
 
     def classify_many(
         self,
@@ -225,7 +248,7 @@ class Client:
     ) -> ClassifyResult:
         """Classify any number of samples over one stream in batches of ``batch_size``; returns
         one result (every part decided by the same taxonomy version)."""
-        item = _core.samples_of(samples if samples is not None else columns)
+        item = _core.samples_of(_core.batch_item(samples, columns))
         if not isinstance(item, Samples):
             raise TypeError("classify_many takes samples; use classify_dataset_many for datasets")
         parts = list(self.classify_stream(
@@ -249,9 +272,11 @@ class Client:
         progress: ProgressLike = None,
         max_in_flight: int = 4,
         timeout: float | None = None,
+        **oov: Any,
     ) -> ClassifyResult:
         """Like classify_dataset for any number of predictions, streamed in batches."""
-        chunks = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images, batch_size=batch_size)
+        chunks = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images, batch_size=batch_size,
+                                      oov=OovInputs.build(**oov))
         total = len(pred) if pred is not None else (len(logits) if logits is not None else 0)
         parts = list(self.classify_stream(
             chunks, taxonomy=taxonomy, records=records, with_evidence=with_evidence, total=total,
@@ -271,8 +296,7 @@ class Client:
         **columns: Any,
     ) -> Explanation:
         """Every rule tried on sample ``index`` of the given samples (or DatasetPredictions)."""
-        request = _core.explain_request(samples if samples is not None else columns, index=index,
-                                        taxonomy=taxonomy)
+        request = _core.explain_request(_core.batch_item(samples, columns), index=index, taxonomy=taxonomy)
         return Explanation.from_proto(self._unary(self._stub.Explain, request, timeout))
 
     # -- taxonomies ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ the encoding (CSR label sets, optional columns either empty or N long).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +15,95 @@ import numpy as np
 from errortaxa.v1 import samples_pb2
 
 IntColumn = Sequence[int] | np.ndarray
+#: The keyword names of the OOV inputs (Client.classify, Samples.build, dataset_predictions).
+OOV_KEYS = ("evidence", "oov_embeddings", "knn_classes", "image_bytes")
+
+
+@dataclass(frozen=True)
+class OovInputs:
+    """Per-sample inputs of the OOV rule (``samples.oov`` on the wire), each None or one entry per
+    sample: ``evidence`` (JSON-able objects or JSON strings answering the test, None where absent),
+    ``embeddings`` (float32 [N, D] image embeddings of the server's model; a zero row = none),
+    ``knn_classes`` (int32 [N, k] classes of the nearest training images; -1 = padding, a row of
+    -1 = none) and ``image_bytes`` (encoded image files; b"" = none)."""
+
+    evidence: Sequence[Any] | None = None
+    embeddings: np.ndarray | None = None
+    knn_classes: np.ndarray | None = None
+    image_bytes: Sequence[bytes] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        evidence: Sequence[Any] | None = None,
+        oov_embeddings: np.ndarray | Sequence[Sequence[float]] | None = None,
+        knn_classes: np.ndarray | Sequence[Sequence[int] | None] | None = None,
+        image_bytes: Sequence[bytes | None] | None = None,
+    ) -> OovInputs | None:
+        """None when nothing is given. ``knn_classes`` may be ragged lists (None rows allowed),
+        padded with -1; ``image_bytes`` may hold None for samples without bytes."""
+        if evidence is None and oov_embeddings is None and knn_classes is None and image_bytes is None:
+            return None
+        embeddings = None
+        if oov_embeddings is not None:
+            embeddings = np.asarray(oov_embeddings, dtype=np.float32)
+            if embeddings.ndim != 2:
+                raise ValueError(f"oov_embeddings must be a 2-d [samples, dim] matrix, got shape {embeddings.shape}")
+        return cls(
+            evidence=evidence,
+            embeddings=embeddings,
+            knn_classes=None if knn_classes is None else _int_rows(knn_classes),
+            image_bytes=None if image_bytes is None else [b if b is not None else b"" for b in image_bytes],
+        )
+
+    def slice(self, start: int, stop: int) -> OovInputs:
+        """Samples start..stop-1."""
+
+        def cut(column: Any) -> Any:
+            return None if column is None else column[start:stop]
+
+        return OovInputs(cut(self.evidence), cut(self.embeddings), cut(self.knn_classes), cut(self.image_bytes))
+
+    def to_proto(self) -> samples_pb2.OovEvidence:
+        msg = samples_pb2.OovEvidence()
+        if self.evidence is not None:
+            msg.evidence_json.extend(_json_text(e) for e in self.evidence)
+        if self.embeddings is not None:
+            msg.embeddings.CopyFrom(float_matrix(self.embeddings))
+        if self.image_bytes is not None:
+            msg.image_bytes.extend(self.image_bytes)
+        if self.knn_classes is not None:
+            rows, cols = self.knn_classes.shape
+            msg.knn_classes.CopyFrom(
+                samples_pb2.IntMatrix(rows=rows, cols=cols, values=_ints(self.knn_classes.ravel())))
+        return msg
+
+
+def oov_inputs(columns: dict[str, Any]) -> OovInputs | None:
+    """Pop the OOV keywords (OOV_KEYS) out of ``columns`` into OovInputs (None when there are none)."""
+    return OovInputs.build(**{key: columns.pop(key) for key in OOV_KEYS if key in columns})
+
+
+def _int_rows(rows: np.ndarray | Sequence[Sequence[int] | None]) -> np.ndarray:
+    """An int32 [N, k] matrix from a matrix or ragged rows (None = no row), padded with -1."""
+    if isinstance(rows, np.ndarray):
+        if rows.ndim != 2:
+            raise ValueError(f"knn_classes must be a 2-d [samples, k] matrix, got shape {rows.shape}")
+        return rows.astype(np.int32, copy=False)
+    width = max((len(r) for r in rows if r is not None), default=0)
+    out = np.full((len(rows), width), -1, dtype=np.int32)
+    for i, row in enumerate(rows):
+        if row is not None and len(row):
+            out[i, : len(row)] = row
+    return out
 
 
 @dataclass(frozen=True)
 class Samples:
     """N samples as columns; label sets as CSR (``label_values[label_offsets[i]:label_offsets[i+1]]``).
 
-    ``evidence`` holds optional per-sample OOV evidence (JSON-able objects or JSON strings, None
-    where absent); ``embeddings`` an optional float32 [N, D] matrix.
+    ``oov`` holds the optional per-sample inputs of the OOV rule (see :class:`OovInputs`).
     """
 
     target: np.ndarray
@@ -31,8 +113,7 @@ class Samples:
     problematic: np.ndarray | None = None
     images: Sequence[str] | None = None
     ids: Sequence[str] | None = None
-    evidence: Sequence[Any] | None = None
-    embeddings: np.ndarray | None = None
+    oov: OovInputs | None = None
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -50,11 +131,15 @@ class Samples:
         images: Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
         evidence: Sequence[Any] | None = None,
-        embeddings: np.ndarray | Sequence[Sequence[float]] | None = None,
+        oov_embeddings: np.ndarray | Sequence[Sequence[float]] | None = None,
+        knn_classes: np.ndarray | Sequence[Sequence[int] | None] | None = None,
+        image_bytes: Sequence[bytes | None] | None = None,
     ) -> Samples:
         """Columns from lists or numpy arrays. Give label sets either as ``labels`` (a list of
         lists) or as CSR ``label_offsets`` + ``label_values``; neither means every set is empty.
-        Lengths are checked by the server, which names the field and sample index."""
+        ``evidence``, ``oov_embeddings``, ``knn_classes`` and ``image_bytes`` are the OOV inputs
+        (:class:`OovInputs`). Lengths are checked by the server, which names the field and sample
+        index."""
         target_arr = np.asarray(target, dtype=np.int64)
         if labels is not None:
             if label_offsets is not None or label_values is not None:
@@ -77,8 +162,8 @@ class Samples:
             problematic=None if problematic is None else np.asarray(problematic, dtype=bool),
             images=images,
             ids=ids,
-            evidence=evidence,
-            embeddings=None if embeddings is None else np.asarray(embeddings, dtype=np.float32),
+            oov=OovInputs.build(evidence=evidence, oov_embeddings=oov_embeddings, knn_classes=knn_classes,
+                                image_bytes=image_bytes),
         )
 
     @classmethod
@@ -118,9 +203,12 @@ class Samples:
             problematic=cut(self.problematic),
             images=cut(self.images),
             ids=cut(self.ids),
-            evidence=cut(self.evidence),
-            embeddings=cut(self.embeddings),
+            oov=None if self.oov is None else self.oov.slice(start, stop),
         )
+
+    def with_oov(self, oov: OovInputs | None) -> Samples:
+        """The same samples with other OOV inputs."""
+        return dataclasses.replace(self, oov=oov)
 
     def to_proto(self) -> samples_pb2.SampleColumns:
         """The packed-column message."""
@@ -138,10 +226,8 @@ class Samples:
             msg.images.extend(self.images)
         if self.ids is not None:
             msg.ids.extend(self.ids)
-        if self.evidence is not None:
-            msg.oov.evidence_json.extend(_json_text(e) for e in self.evidence)
-        if self.embeddings is not None:
-            msg.oov.embeddings.CopyFrom(float_matrix(self.embeddings))
+        if self.oov is not None:
+            msg.oov.CopyFrom(self.oov.to_proto())
         return msg
 
 
@@ -183,8 +269,10 @@ def dataset_predictions(
     logits: np.ndarray | None = None,
     images: Sequence[str] | None = None,
     offset: int = 0,
+    oov: OovInputs | None = None,
 ) -> samples_pb2.DatasetPredictions:
-    """The message for predictions on a dataset the server holds (top-1 ids or logits)."""
+    """The message for predictions on a dataset the server holds (top-1 ids or logits), with
+    optional OOV inputs (one row per prediction)."""
     if (pred is None) == (logits is None):
         raise ValueError("give exactly one of pred and logits")
     msg = samples_pb2.DatasetPredictions(dataset=dataset, offset=offset)
@@ -194,4 +282,6 @@ def dataset_predictions(
         msg.logits.CopyFrom(float_matrix(np.asarray(logits)))
     if images is not None:
         msg.images.extend(images)
+    if oov is not None:
+        msg.oov.CopyFrom(oov.to_proto())
     return msg

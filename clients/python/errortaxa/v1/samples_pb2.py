@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65rrortaxa/v1/samples.proto\x12\x0c\x65rrortaxa.v1\"\xb4\x01\n\rSampleColumns\x12\x0e\n\x06target\x18\x01 \x03(\x05\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12\x15\n\rlabel_offsets\x18\x03 \x03(\x03\x12\x14\n\x0clabel_values\x18\x04 \x03(\x05\x12\x13\n\x0bproblematic\x18\x05 \x03(\x08\x12\x0e\n\x06images\x18\x06 \x03(\t\x12\x0b\n\x03ids\x18\x07 \x03(\t\x12&\n\x03oov\x18\x08 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidence\"S\n\x0bOovEvidence\x12\x15\n\revidence_json\x18\x01 \x03(\t\x12-\n\nembeddings\x18\x02 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\"9\n\x0b\x46loatMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x02\"~\n\x12\x44\x61tasetPredictions\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12)\n\x06logits\x18\x03 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x0e\n\x06images\x18\x04 \x03(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x42T\n\x10org.errortaxa.v1P\x01Z>github.com/errortaxa/errortaxa/gen/go/errortaxa/v1;errortaxav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65rrortaxa/v1/samples.proto\x12\x0c\x65rrortaxa.v1\"\xb4\x01\n\rSampleColumns\x12\x0e\n\x06target\x18\x01 \x03(\x05\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12\x15\n\rlabel_offsets\x18\x03 \x03(\x03\x12\x14\n\x0clabel_values\x18\x04 \x03(\x05\x12\x13\n\x0bproblematic\x18\x05 \x03(\x08\x12\x0e\n\x06images\x18\x06 \x03(\t\x12\x0b\n\x03ids\x18\x07 \x03(\t\x12&\n\x03oov\x18\x08 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidence\"\x96\x01\n\x0bOovEvidence\x12\x15\n\revidence_json\x18\x01 \x03(\t\x12-\n\nembeddings\x18\x02 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x13\n\x0bimage_bytes\x18\x03 \x03(\x0c\x12,\n\x0bknn_classes\x18\x04 \x01(\x0b\x32\x17.errortaxa.v1.IntMatrix\"9\n\x0b\x46loatMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x02\"7\n\tIntMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x05\"\xa6\x01\n\x12\x44\x61tasetPredictions\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12)\n\x06logits\x18\x03 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x0e\n\x06images\x18\x04 \x03(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12&\n\x03oov\x18\x06 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidenceBT\n\x10org.errortaxa.v1P\x01Z>github.com/errortaxa/errortaxa/gen/go/errortaxa/v1;errortaxav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\020org.errortaxa.v1P\001Z>github.com/errortaxa/errortaxa/gen/go/errortaxa/v1;errortaxav1'
   _globals['_SAMPLECOLUMNS']._serialized_start=45
   _globals['_SAMPLECOLUMNS']._serialized_end=225
-  _globals['_OOVEVIDENCE']._serialized_start=227
-  _globals['_OOVEVIDENCE']._serialized_end=310
-  _globals['_FLOATMATRIX']._serialized_start=312
-  _globals['_FLOATMATRIX']._serialized_end=369
-  _globals['_DATASETPREDICTIONS']._serialized_start=371
-  _globals['_DATASETPREDICTIONS']._serialized_end=497
+  _globals['_OOVEVIDENCE']._serialized_start=228
+  _globals['_OOVEVIDENCE']._serialized_end=378
+  _globals['_FLOATMATRIX']._serialized_start=380
+  _globals['_FLOATMATRIX']._serialized_end=437
+  _globals['_INTMATRIX']._serialized_start=439
+  _globals['_INTMATRIX']._serialized_end=494
+  _globals['_DATASETPREDICTIONS']._serialized_start=497
+  _globals['_DATASETPREDICTIONS']._serialized_end=663
 # @@protoc_insertion_point(module_scope)

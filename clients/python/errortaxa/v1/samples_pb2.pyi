@@ -27,12 +27,16 @@ class SampleColumns(_message.Message):
     def __init__(self, target: _Optional[_Iterable[int]] = ..., pred: _Optional[_Iterable[int]] = ..., label_offsets: _Optional[_Iterable[int]] = ..., label_values: _Optional[_Iterable[int]] = ..., problematic: _Optional[_Iterable[bool]] = ..., images: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[str]] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ...) -> None: ...
 
 class OovEvidence(_message.Message):
-    __slots__ = ("evidence_json", "embeddings")
+    __slots__ = ("evidence_json", "embeddings", "image_bytes", "knn_classes")
     EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    KNN_CLASSES_FIELD_NUMBER: _ClassVar[int]
     evidence_json: _containers.RepeatedScalarFieldContainer[str]
     embeddings: FloatMatrix
-    def __init__(self, evidence_json: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[FloatMatrix, _Mapping]] = ...) -> None: ...
+    image_bytes: _containers.RepeatedScalarFieldContainer[bytes]
+    knn_classes: IntMatrix
+    def __init__(self, evidence_json: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Union[FloatMatrix, _Mapping]] = ..., image_bytes: _Optional[_Iterable[bytes]] = ..., knn_classes: _Optional[_Union[IntMatrix, _Mapping]] = ...) -> None: ...
 
 class FloatMatrix(_message.Message):
     __slots__ = ("rows", "cols", "values")
@@ -44,16 +48,28 @@ class FloatMatrix(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class IntMatrix(_message.Message):
+    __slots__ = ("rows", "cols", "values")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    cols: int
+    values: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class DatasetPredictions(_message.Message):
-    __slots__ = ("dataset", "pred", "logits", "images", "offset")
+    __slots__ = ("dataset", "pred", "logits", "images", "offset", "oov")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     PRED_FIELD_NUMBER: _ClassVar[int]
     LOGITS_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    OOV_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     pred: _containers.RepeatedScalarFieldContainer[int]
     logits: FloatMatrix
     images: _containers.RepeatedScalarFieldContainer[str]
     offset: int
-    def __init__(self, dataset: _Optional[str] = ..., pred: _Optional[_Iterable[int]] = ..., logits: _Optional[_Union[FloatMatrix, _Mapping]] = ..., images: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ...) -> None: ...
+    oov: OovEvidence
+    def __init__(self, dataset: _Optional[str] = ..., pred: _Optional[_Iterable[int]] = ..., logits: _Optional[_Union[FloatMatrix, _Mapping]] = ..., images: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ...) -> None: ...
