@@ -2,9 +2,11 @@
 
 Default: 1000 models x 20,000 images, each model a top-1 .npz over the 50,000 validation images
 (the images are the first 20,000). Reports seconds and predictions per second, single-process
-and, when Ray is installed, on a local Ray cluster. Ends with one line ``RESULT {json}``.
+and, when Ray is installed, on a local Ray cluster, and the same single-process study with a taxonomy
+comparison (``--compare-taxonomy`` with the severity taxonomy's ``severity`` axis, all models pooled).
+Ends with one line ``RESULT {json}``.
 
-    python bench/study.py [--models 1000] [--images 20000] [--no-ray]
+    python bench/study.py [--models 1000] [--images 20000] [--no-ray] [--no-compare]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from errortaxa.engine import default_compiled
+from errortaxa.engine import compile_path, default_compiled
 from errortaxa.study.study import ImageSet, discover_models, run_study
 from synthetic import make_images, make_predictions
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--images", type=int, default=20_000)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--no-compare", action="store_true")
     args = parser.parse_args()
     tax = default_compiled()
     images = make_images(tax, args.images, seed=0)
@@ -60,6 +63,16 @@ def main() -> None:
         result["single_s"] = round(seconds, 2)
         result["single_predictions_per_s"] = round(predictions / seconds)
         print(f"single process: {seconds:.1f} s, {predictions / seconds:,.0f} predictions/s", file=sys.stderr)
+        if not args.no_compare:
+            other = compile_path(Path(__file__).resolve().parents[1] / "rules/imagenet/vasudevan2022_severity.yaml")
+            t = time.perf_counter()
+            compared = run_study(tax, iset, models, progress=False, compare=other, compare_axis="severity")
+            seconds = time.perf_counter() - t
+            assert compared.diff is not None
+            result["compare_s"] = round(seconds, 2)
+            result["compare_pooled_errors"] = compared.diff.samples
+            result["compare_matches_single"] = bool(compared.table.equals(study.table.drop(columns=["family"])))
+            print(f"single process with --compare-taxonomy: {seconds:.1f} s", file=sys.stderr)
         try:
             import ray  # noqa: F401
         except ImportError:

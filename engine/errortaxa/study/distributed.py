@@ -24,6 +24,8 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     acc = _Accumulator()
     for model in models:
         tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
+    if pairs:
+        acc.pair_counts()  # sparse before it travels
     return acc
 
 

@@ -205,8 +205,10 @@ class _Accumulator:
     counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
     error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
-    # made each, as (keys, counts) parts merged now and then
+    # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
+    # parts merged now and then
     pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    _dense: np.ndarray | None = None
     _pending: int = 0
 
     def extend(self, other: _Accumulator) -> None:
@@ -216,17 +218,28 @@ class _Accumulator:
         self.mla += other.mla
         self.counts += other.counts
         self.error_keys += other.error_keys
-        for keys, counts in other.pairs:
-            self.add_pairs(keys, counts)
+        if other.pairs or other._dense is not None:
+            self.add_pairs(*other.pair_counts())
 
-    def add_pairs(self, keys: np.ndarray, counts: np.ndarray | None = None) -> None:
+    def add_pairs(self, keys: np.ndarray, counts: np.ndarray | None = None, size: int | None = None) -> None:
+        """Count ``keys`` (with ``counts``, else once each: one model's distinct predictions, keys
+        below ``size``)."""
+        if counts is None and size is not None and size <= _DENSE_PAIRS:
+            if self._dense is None:
+                self._dense = np.zeros(size, np.uint32)
+            self._dense[keys] += 1  # distinct keys: one prediction per image
+            return
         self.pairs.append((keys, np.ones(keys.shape[0], np.int64) if counts is None else counts))
         self._pending += keys.shape[0]
         if self._pending > 1 << 22:
             self.pair_counts()
 
     def pair_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct keys (sorted) and their counts over every model added so far."""
+        """The distinct keys (sorted) and their counts over everything added so far."""
+        if self._dense is not None:
+            nonzero = np.flatnonzero(self._dense)
+            self.pairs.append((nonzero, self._dense[nonzero].astype(np.int64)))
+            self._dense = None
         if len(self.pairs) != 1:
             keys = np.concatenate([k for k, _ in self.pairs]) if self.pairs else np.zeros(0, np.int64)
             counts = np.concatenate([c for _, c in self.pairs]) if self.pairs else np.zeros(0, np.int64)
@@ -234,6 +247,9 @@ class _Accumulator:
             self.pairs = [(uniq, np.bincount(inverse, weights=counts, minlength=uniq.shape[0]).astype(np.int64))]
         self._pending = 0
         return self.pairs[0]
+
+
+_DENSE_PAIRS = 1 << 26  # (image, class) pairs counted in a dense uint32 array up to this many (256 MB)
 
 
 class _Tabulator:
@@ -286,7 +302,7 @@ class _Tabulator:
         acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
         if self.pairs:
             headline = np.flatnonzero(masks[0])
-            acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline])
+            acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)
 
 
 def _frame(tab: _Tabulator, acc: _Accumulator) -> pd.DataFrame:
