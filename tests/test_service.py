@@ -4,6 +4,7 @@ default taxonomy, called through errortaxa.client."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -199,6 +200,78 @@ def test_dataset_predictions_equal_local(tmp_path: Path) -> None:
             assert err.value.field == "dataset.offset"
     finally:
         running.stop(0)
+
+
+def _dataset_files(root: Path) -> dict[str, tuple[Path, str, int, int]]:
+    """One small label file per format: name -> (path, format, size, problematic)."""
+    names = [f"ILSVRC2012_val_{i:08d}.JPEG" for i in range(1, 7)]
+    root.mkdir(parents=True, exist_ok=True)
+    csv_path = root / "multilabel.csv"
+    csv_path.write_text(
+        "id,category,original_label,proposed_labels,manually_validated,unclear_multi_labels,wrong_multi_labels,"
+        "is_problematic\n"
+        f'{names[0]},A,250,"250, 248",True,,,False\n'
+        f"{names[1]},A,65,65,True,66,,False\n"
+        f"{names[2]},M,207,,True,,,True\n"
+        f'{names[3]},A,1,"1, 2",True,,"5",False\n'
+        f"{names[4]},A,999,999,True,,,False\n")
+    real = root / "real" / "real.json"
+    real.parent.mkdir()
+    real.write_text(json.dumps([[250, 248], [], [207, 208], [1], [0], [999]]))
+    (real.parent / "val.txt").write_text("".join(f"{n} {t}\n" for n, t in zip(names, [250, 65, 207, 1, 0, 999],
+                                                                                  strict=True)))
+    targets = root / "targets.txt"
+    targets.write_text("250\n65\n207\n1\n")
+    jsonl = root / "samples.jsonl"
+    jsonl.write_text("".join(json.dumps({"image": n, "target": t, "labels": ls, "pred": t, "problematic": i == 1})
+                             + "\n" for i, (n, t, ls) in enumerate(zip(names, [250, 65, 207], [[250, 248], [65], []],
+                                                                         strict=False))))
+    return {"csv": (csv_path, "multilabel-csv", 5, 1), "real": (real, "real-json", 5, 0),
+            "targets": (targets, "targets", 4, 0), "jsonl": (jsonl, "jsonl", 3, 1)}
+
+
+def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
+    from errortaxa.engine.inputs import load_label_file, read_jsonl
+
+    files = _dataset_files(tmp_path / "labels")
+    store = tmp_path / "store"
+    running = start(store=store, datasets={name: str(files[name][0]) for name in ("csv", "real")})
+    try:
+        with Client(address(running), retries=0) as c:
+            for name in ("targets", "jsonl"):  # the admin call
+                assert c.register_dataset(name, str(files[name][0])).format == files[name][1]
+            assert [d.name for d in c.list_datasets()] == sorted(files)
+            for name, (path, fmt, size, problematic) in files.items():
+                info = c.get_dataset(name)
+                assert (info.format, info.size, info.problematic) == (fmt, size, problematic), name
+                if fmt == "jsonl":
+                    held = read_jsonl(path)
+                    images, batch_of = list(held.images or []), lambda pred, held=held: dataclasses.replace(
+                        held, pred=np.asarray(pred, np.int32))
+                else:
+                    labels = load_label_file(path)
+                    images, batch_of = labels.images, labels.to_batch
+                assert c.dataset_images(name) == images
+                pred = (np.arange(size) * 37 + 248) % 1000
+                want = default_compiled().evaluate(batch_of(pred))
+                in_order = c.classify_dataset(name, pred=pred, records=True)  # top-1, dataset order
+                assert in_order.records == [jsonable(want.record(i)) for i in range(size)], name
+                chunked = c.classify_dataset_many(name, pred=pred, batch_size=2)  # in chunks, from offsets
+                assert chunked.category == in_order.category
+                rows = list(reversed(range(size)))  # logits keyed by image id, in another order
+                logits = np.zeros((size, 1000), np.float32)
+                logits[np.arange(size), pred[rows]] = 3.0
+                keyed = c.classify_dataset(name, logits=logits, images=[images[r] for r in rows])
+                assert keyed.category == [in_order.category[r] for r in rows]
+                assert keyed.rows is not None and keyed.rows.tolist() == rows
+    finally:
+        running.stop(0)
+    again = start(store=store)  # the registered datasets are remembered in the store, the configured ones not
+    try:
+        with Client(address(again), retries=0) as c:
+            assert [d.name for d in c.list_datasets()] == ["jsonl", "targets"]
+    finally:
+        again.stop(0)
 
 
 # ------------------------------------------------------------------------------------------- basics
@@ -397,6 +470,48 @@ def test_batch_over_the_sample_limit() -> None:
             assert len(c.classify_many(target=[1] * 25, labels=[[1]] * 25, pred=[1] * 25, batch_size=10)) == 25
     finally:
         running.stop(0)
+
+
+# ------------------------------------------------------------------------------------------- remote CLI
+def test_remote_classify_prints_the_same_as_local_mode(server: RunningServer, tmp_path: Path) -> None:
+    """``errortaxa classify INPUT --server HOST:PORT`` writes byte for byte what local mode writes: the
+    records and the summary. Fields that may legitimately differ (not here: same engine, same default
+    taxonomy, no OOV model on either side): the summary's ``engine_version`` (the server's engine) and
+    ``taxonomy`` (the server's active version), and, when the server has an OOV model and the local
+    run has none (or the reverse), the OOV decisions and ``not_evaluated`` reasons."""
+    exe = shutil.which("errortaxa", path=str(Path(sys.executable).parent)) or "errortaxa"
+    rng = np.random.default_rng(7)
+    n = 2500
+    target = rng.integers(0, 1000, n)
+    pred = np.where(rng.random(n) < 0.6, target, rng.integers(0, 1000, n))
+    pred[:50] = 248
+    target[:50] = 250
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"s{i}", "image": f"ILSVRC2012_val_{i + 1:08d}.JPEG",
+                                       "target": int(target[i]), "pred": int(pred[i]), "problematic": i % 17 == 0,
+                                       "labels": sorted({int(target[i]), int(rng.integers(0, 1000))})}) + "\n"
+                           for i in range(n)))
+    npz = tmp_path / "model.npz"
+    np.savez(npz, top1=pred[:40], images=np.array([f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(40)]))
+    labels = tmp_path / "val.txt"  # 30 of the 40 images have labels: 10 skipped
+    labels.write_text("".join(f"ILSVRC2012_val_{i + 1:08d}.JPEG {target[i]}\n" for i in range(30)))
+    remote = ["--server", address(server)]
+
+    def classify(source: Path, *flags: str) -> tuple[bytes, bytes, str]:
+        out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+        done = subprocess.run([exe, "classify", str(source), "--output", str(out), "--summary", str(summary),
+                               *flags], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return out.read_bytes(), summary.read_bytes(), done.stderr
+
+    for source, extra in ((inp, []), (npz, ["--labels", str(labels)])):
+        local = classify(source, *extra)
+        assert classify(source, *extra, *remote) == local, source.name
+    assert "10 image(s) without labels were skipped" in local[2]
+    assert json.loads(local[1])["skipped_without_labels"] == 10
+    printed = subprocess.run([exe, "classify", str(npz), "--labels", str(labels), *remote], capture_output=True,
+                             text=True, timeout=300)
+    assert printed.returncode == 0 and printed.stdout.encode() == local[0]  # to stdout: the same bytes
 
 
 # ------------------------------------------------------------------------------------------- auth
@@ -786,7 +901,8 @@ def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_pat
             for i, result in enumerate(c.classify_stream(iter(batches), records=True, max_in_flight=2)):
                 results.append(result)
                 if i == 2:  # the restarted server's active version is 1.0 (changed behind its back)
-                    server.restart(delay=0.5, before_start=lambda: TaxonomyStore(store).set_active("peychev2023", "1.0"))
+                    server.restart(delay=0.5,
+                                   before_start=lambda: TaxonomyStore(store).set_active("peychev2023", "1.0"))
         assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
         assert {result.version for result in results} == {"2.0"}  # every batch on the stream's version
         assert all(result.category == expected["2.0"] for result in results)
