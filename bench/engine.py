@@ -107,7 +107,9 @@ def main() -> None:
     start = time.perf_counter()
     classifier = ImageSetClassifier(taxonomy, images)
     many = classifier.classify_many(preds)
+    categories = many.values()  # the category index of every prediction, [models, images]
     engine_s = time.perf_counter() - start
+    assert categories.shape == preds.shape and (categories >= 0).all()
     rate = total / engine_s
     print(f"engine (classify_many, {os.cpu_count()} threads): {engine_s:.2f} s, {rate / 1e6:.1f} M predictions/s",
           flush=True)
