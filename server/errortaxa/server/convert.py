@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from errortaxa.client.columns import extend_ints
 from errortaxa.engine import CompiledTaxonomy, Decisions, FeatureProvider, FeatureResult, SampleBatch, SampleError
 from errortaxa.engine import summarize as engine_summarize
 from errortaxa.server.errors import ServiceError, invalid
@@ -290,7 +291,7 @@ def batch_from_columns(msg: samples_pb2.SampleColumns, num_classes: int, max_bat
         label_offsets=offsets,
         label_values=values,
         problematic=np.array(msg.problematic, dtype=bool) if len(msg.problematic) else np.zeros(n, bool),
-        images=list(msg.images) if len(msg.images) else None,
+        images=msg.images if len(msg.images) else None,  # the message's container: no list of N strings
         ids=list(msg.ids) if len(msg.ids) else None,
     )
     validate(batch, num_classes, field)
@@ -318,20 +319,16 @@ def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[
     return compiled.evaluate(batch, providers or None)
 
 
-def _int_list(array: np.ndarray) -> list[int]:
-    return array.tolist()
-
-
 def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
                    options: service_pb2.ResultOptions) -> None:
     """Decision columns per axis, and records / evidence when asked."""
     for ax in decisions.axes.values():
         msg = resp.axes.add(axis=ax.axis, values=ax.values, rules=ax.rules)
-        msg.value.extend(_int_list(ax.value))
-        msg.rule.extend(_int_list(ax.rule))
-        msg.witness.extend(_int_list(ax.witness))
+        extend_ints(msg, "value", ax.value)
+        extend_ints(msg, "rule", ax.rule)
+        extend_ints(msg, "witness", ax.witness)
         if ax.not_evaluated.any():
-            msg.not_evaluated.extend(_int_list(ax.not_evaluated))
+            extend_ints(msg, "not_evaluated", ax.not_evaluated)
     n = len(decisions)
     resp.count = n
     if options.records or options.evidence:

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from errortaxa.client.columns import OOV_KEYS, OovInputs, Samples, dataset_predictions, oov_inputs
+from errortaxa.client.columns import OOV_KEYS, OovInputs, Samples, dataset_predictions, oov_inputs, varint
 from errortaxa.client.results import ClassifyResult, TaxonomyInfo
 from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
 
@@ -73,7 +73,7 @@ def batch_item(samples: BatchLike, columns: dict[str, Any]) -> BatchLike:
         return source.with_oov(oov)
     message = samples_pb2.DatasetPredictions()
     message.CopyFrom(source)
-    message.oov.CopyFrom(oov.to_proto())
+    oov.to_proto(message.oov)
     return message
 
 
@@ -90,12 +90,17 @@ def classify_request(
         request.taxonomy.CopyFrom(ref)
     if options is not None:
         request.options.CopyFrom(options)
+    _fill_input(request, item)
+    return request
+
+
+def _fill_input(request: service_pb2.ClassifyRequest | service_pb2.ExplainRequest, item: BatchLike) -> None:
+    """The request's samples (written in place) or dataset predictions."""
     source = samples_of(item)
     if isinstance(source, Samples):
-        request.samples.CopyFrom(source.to_proto())
+        source.to_proto(request.samples)
     else:
         request.dataset.CopyFrom(source)
-    return request
 
 
 def explain_request(item: BatchLike, *, index: int, taxonomy: TaxonomyLike) -> service_pb2.ExplainRequest:
@@ -103,11 +108,7 @@ def explain_request(item: BatchLike, *, index: int, taxonomy: TaxonomyLike) -> s
     ref = taxonomy_ref(taxonomy)
     if ref is not None:
         request.taxonomy.CopyFrom(ref)
-    source = samples_of(item)
-    if isinstance(source, Samples):
-        request.samples.CopyFrom(source.to_proto())
-    else:
-        request.dataset.CopyFrom(source)
+    _fill_input(request, item)
     return request
 
 
@@ -344,7 +345,7 @@ def progress_callback(progress: ProgressLike) -> Callable[[int, int | None], Non
 def encode_health_request(service: str) -> bytes:
     """grpc.health.v1.HealthCheckRequest {string service = 1}, without a grpc-health dependency."""
     data = service.encode()
-    return (b"\x0a" + _varint(len(data)) + data) if data else b""
+    return (b"\x0a" + varint(len(data)) + data) if data else b""
 
 
 def decode_health_status(data: bytes) -> str:
@@ -359,16 +360,6 @@ def decode_health_status(data: bytes) -> str:
             if not byte & 0x80:
                 break
     return names.get(value, str(value))
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def _identity(data: bytes) -> bytes:

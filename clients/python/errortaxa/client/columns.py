@@ -65,18 +65,17 @@ class OovInputs:
 
         return OovInputs(cut(self.evidence), cut(self.embeddings), cut(self.knn_classes), cut(self.image_bytes))
 
-    def to_proto(self) -> samples_pb2.OovEvidence:
-        msg = samples_pb2.OovEvidence()
+    def to_proto(self, msg: samples_pb2.OovEvidence | None = None) -> samples_pb2.OovEvidence:
+        """The message (written into ``msg`` when given, e.g. a request's sub-message: no copy)."""
+        msg = samples_pb2.OovEvidence() if msg is None else msg
         if self.evidence is not None:
             msg.evidence_json.extend(_json_text(e) for e in self.evidence)
         if self.embeddings is not None:
-            msg.embeddings.CopyFrom(float_matrix(self.embeddings))
+            _fill_matrix(msg.embeddings, self.embeddings)
         if self.image_bytes is not None:
             msg.image_bytes.extend(self.image_bytes)
         if self.knn_classes is not None:
-            rows, cols = self.knn_classes.shape
-            msg.knn_classes.CopyFrom(
-                samples_pb2.IntMatrix(rows=rows, cols=cols, values=_ints(self.knn_classes.ravel())))
+            _fill_matrix(msg.knn_classes, self.knn_classes)
         return msg
 
 
@@ -210,30 +209,52 @@ class Samples:
         """The same samples with other OOV inputs."""
         return dataclasses.replace(self, oov=oov)
 
-    def to_proto(self) -> samples_pb2.SampleColumns:
-        """The packed-column message."""
-        msg = samples_pb2.SampleColumns(
-            target=_ints(self.target),
-            pred=_ints(self.pred),
-            label_offsets=_ints(self.label_offsets),
-            label_values=_ints(self.label_values),
-        )
+    def to_proto(self, msg: samples_pb2.SampleColumns | None = None) -> samples_pb2.SampleColumns:
+        """The packed-column message (written into ``msg`` when given, e.g. a request's
+        sub-message: no copy of a large batch)."""
+        msg = samples_pb2.SampleColumns() if msg is None else msg
+        for name in ("target", "pred", "label_offsets", "label_values"):
+            extend_ints(msg, name, getattr(self, name))
         if self.problematic is not None:
             flags = np.asarray(self.problematic, dtype=bool)
             if flags.any():  # empty means none is problematic
-                msg.problematic.extend(flags.tolist())
+                extend_ints(msg, "problematic", flags)
         if self.images is not None:
             msg.images.extend(self.images)
         if self.ids is not None:
             msg.ids.extend(self.ids)
         if self.oov is not None:
-            msg.oov.CopyFrom(self.oov.to_proto())
+            self.oov.to_proto(msg.oov)
         return msg
 
 
 def _ints(values: np.ndarray | Sequence[int]) -> list[int]:
-    # tolist() then extend is the fastest way into a packed repeated field
+    # tolist() then extend is the fastest general way into a packed repeated field
     return np.asarray(values).tolist()
+
+
+def extend_ints(msg: Any, field: str, values: np.ndarray | Sequence[int]) -> None:
+    """``msg.<field>.extend(values)`` for a packed integer or bool field. When every value lies in
+    0..127 (decision codes, flags, small bit sets) each is one byte on the wire, so numpy builds the
+    packed bytes and the message merges them: several times faster than a Python list."""
+    array = np.asarray(values)
+    if array.shape[0] and array.dtype.kind in "iub" and array.min() >= 0 and array.max() < 0x80:
+        payload = array.astype(np.uint8).tobytes()
+        number = msg.DESCRIPTOR.fields_by_name[field].number
+        msg.MergeFromString(varint(number << 3 | 2) + varint(len(payload)) + payload)
+    else:
+        getattr(msg, field).extend(array.tolist())
+
+
+def varint(value: int) -> bytes:
+    """A non-negative integer as a protobuf varint."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def _json_text(value: Any) -> str:
@@ -248,10 +269,17 @@ def _json_text(value: Any) -> str:
 
 def float_matrix(values: np.ndarray | Sequence[Sequence[float]]) -> samples_pb2.FloatMatrix:
     """A float32 [rows, cols] matrix as a FloatMatrix message."""
-    array = np.asarray(values, dtype=np.float32)
+    msg = samples_pb2.FloatMatrix()
+    _fill_matrix(msg, np.asarray(values, dtype=np.float32))
+    return msg
+
+
+def _fill_matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, array: np.ndarray) -> None:
+    """Write a 2-d array into a FloatMatrix or IntMatrix message."""
     if array.ndim != 2:
         raise ValueError(f"expected a 2-d matrix, got shape {array.shape}")
-    return samples_pb2.FloatMatrix(rows=array.shape[0], cols=array.shape[1], values=array.ravel().tolist())
+    msg.rows, msg.cols = array.shape
+    msg.values.extend(array.ravel().tolist())
 
 
 def matrix_array(msg: samples_pb2.FloatMatrix) -> np.ndarray:
@@ -279,9 +307,9 @@ def dataset_predictions(
     if pred is not None:
         msg.pred.extend(_ints(pred))
     else:
-        msg.logits.CopyFrom(float_matrix(np.asarray(logits)))
+        _fill_matrix(msg.logits, np.asarray(logits, dtype=np.float32))
     if images is not None:
         msg.images.extend(images)
     if oov is not None:
-        msg.oov.CopyFrom(oov.to_proto())
+        oov.to_proto(msg.oov)
     return msg
