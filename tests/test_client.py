@@ -47,6 +47,49 @@ def test_slice_rebases_label_offsets() -> None:
     assert list(msg.oov.evidence_json) == ['{"oov":{}}', "{}"]
 
 
+@pytest.mark.parametrize("values", [
+    np.array([], np.int32), np.array([0, 5, 127], np.int16), np.array([True, False]), np.array([0, 1 << 6], np.uint64),
+    np.array([0, 128, 16384], np.int64), np.array([-1, 3], np.int32), np.array([0, 1 << 63], np.uint64)])
+def test_small_int_columns_take_the_numpy_path_and_agree_with_lists(values: np.ndarray) -> None:
+    from errortaxa.client.columns import extend_ints
+
+    field = {"b": "problematic", "u": "not_evaluated"}.get(values.dtype.kind, "witness")
+    make = samples_pb2.SampleColumns if field == "problematic" else service_pb2.AxisDecisions
+    fast, slow = make(), make()
+    extend_ints(fast, field, values)
+    getattr(slow, field).extend(values.tolist())
+    assert fast == slow and fast.SerializeToString() == slow.SerializeToString()
+    extend_ints(fast, field, values)  # appends, like extend
+    assert list(getattr(fast, field)) == values.tolist() * 2
+
+
+def test_oov_inputs_pack_cut_and_attach() -> None:
+    emb = np.arange(12, dtype=np.float32).reshape(3, 4)
+    samples = Samples.build(target=[1, 2, 3], labels=[[1], [2], [3]], pred=[1, 2, 3], oov_embeddings=emb,
+                            knn_classes=[[5, 6, 7], None, [8]], image_bytes=[b"a", None, b"c"])
+    msg = samples.to_proto().oov
+    assert (msg.embeddings.rows, msg.embeddings.cols, list(msg.embeddings.values)) == (3, 4, emb.ravel().tolist())
+    assert (msg.knn_classes.rows, msg.knn_classes.cols) == (3, 3)
+    assert list(msg.knn_classes.values) == [5, 6, 7, -1, -1, -1, 8, -1, -1]
+    assert list(msg.image_bytes) == [b"a", b"", b"c"] and not len(msg.evidence_json)
+    part = samples.slice(1, 3).to_proto().oov
+    assert part.embeddings.rows == 2 and list(part.knn_classes.values) == [-1, -1, -1, 8, -1, -1]
+    assert list(part.image_bytes) == [b"", b"c"]
+    # OOV inputs beside given samples (an engine batch, Samples or dataset predictions)
+    plain = Samples.build(target=[1], labels=[[1]], pred=[1])
+    request = _core.classify_request(_core.batch_item(plain, {"knn_classes": np.array([[3, 4]])}))
+    assert list(request.samples.oov.knn_classes.values) == [3, 4]
+    keyed = _core.batch_item(dataset_predictions("d", pred=[1, 2]), {"image_bytes": [b"x", b"y"]})
+    assert list(keyed.oov.image_bytes) == [b"x", b"y"] and list(keyed.pred) == [1, 2]
+    with pytest.raises(TypeError, match="only the OOV inputs"):
+        _core.batch_item(plain, {"target": [2]})
+    with pytest.raises(ValueError, match="2-d"):
+        Samples.build(target=[1], pred=[1], oov_embeddings=np.ones(4))
+    chunks = list(_core.dataset_chunks("d", pred=[1, 2, 3], logits=None, images=None, batch_size=2,
+                                       oov=samples.oov))
+    assert [c.oov.embeddings.rows for c in chunks] == [2, 1] and [c.offset for c in chunks] == [0, 2]
+
+
 def test_samples_of_duck_types_an_engine_batch() -> None:
     class Batch:
         target = np.array([1])

@@ -885,6 +885,29 @@ def test_a_stream_is_retried_when_the_server_is_not_up_yet() -> None:
             running.stop(0)
 
 
+def test_an_async_stream_is_retried_across_a_restart() -> None:
+    server = Restarts()
+    batches = [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(5)]
+
+    async def run() -> list[Any]:
+        async with AsyncClient(server.target) as c:
+            assert (await c.health()) == "SERVING"
+            server.restart(delay=0.8)  # down when the stream starts
+
+            async def source() -> Any:
+                for item in batches:
+                    yield item
+
+            return [r async for r in c.classify_stream(source(), records=True, max_in_flight=2)]
+
+    try:
+        results = asyncio.run(run())
+        assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
+        assert server.servers[-1].metrics.samples["ClassifyStream"] == 25
+    finally:
+        server.close()
+
+
 def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_path: Path) -> None:
     from errortaxa.server.store import TaxonomyStore
 
