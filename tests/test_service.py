@@ -514,6 +514,39 @@ def test_remote_classify_prints_the_same_as_local_mode(server: RunningServer, tm
     assert printed.returncode == 0 and printed.stdout.encode() == local[0]  # to stdout: the same bytes
 
 
+def test_concurrent_call_limit_and_client_deadlines() -> None:
+    from errortaxa.client import DeadlineExceeded
+
+    running = start(max_concurrent_rpcs=1, concurrency=2)
+    try:
+        with Client(address(running), retries=0) as c:
+            release, answered = threading.Event(), threading.Event()
+
+            def held_open() -> Iterator[dict[str, Any]]:
+                yield small_batch()
+                release.wait(30)  # the stream stays open (one call in progress) until released
+
+            def stream() -> None:
+                for _ in c.classify_stream(held_open()):
+                    answered.set()
+
+            holder = threading.Thread(target=stream)
+            holder.start()
+            assert answered.wait(30)
+            with pytest.raises(ResourceExhausted):  # a second call while one is in progress
+                c.classify(**small_batch())
+            release.set()
+            holder.join(30)
+            assert c.classify(**small_batch()).category[0] == "overlapping_classes"  # served again
+            n = 300_000
+            with pytest.raises(DeadlineExceeded):
+                c.classify(target=np.ones(n, int), pred=np.ones(n, int), label_offsets=np.arange(n + 1),
+                           label_values=np.ones(n, int), timeout=0.001)
+            assert c.health() == "SERVING"
+    finally:
+        running.stop(0)
+
+
 # ------------------------------------------------------------------------------------------- auth
 def test_auth_tokens(tmp_path: Path) -> None:
     running = start(store=tmp_path / "store", read_tokens={"alice": READER}, admin_tokens={"ops": ADMIN})

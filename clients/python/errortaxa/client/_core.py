@@ -214,14 +214,16 @@ class StreamFeed:
         self._pending: deque[service_pb2.ClassifyRequest] = deque()
         self._sequence = 0
         self._generation = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # pending requests and the generation (held briefly)
+        self._source_lock = threading.Lock()  # reading the batches (held while the caller's iterator runs)
         self._alock: asyncio.Lock | None = None
         self._pulling: asyncio.Future[Any] | None = None
 
     def restart(self) -> tuple[int, list[service_pb2.ClassifyRequest]]:
         """A new attempt: its generation and the unanswered requests to send first (the first of
-        them names the taxonomy)."""
-        with self._lock:
+        them names the taxonomy). Waits for a batch being read by an older attempt, so that it is
+        sent again too."""
+        with self._source_lock, self._lock:
             self._generation += 1
             resend = list(self._pending)
         if resend:
@@ -240,12 +242,14 @@ class StreamFeed:
     def _add(self, item: BatchLike, first: bool) -> service_pb2.ClassifyRequest:
         request = classify_request(item, options=self._options, sequence=self._sequence)
         self._sequence += 1
-        self._pending.append(request)
+        with self._lock:
+            self._pending.append(request)
         return self._first(request) if first else request
 
     def next_request(self, generation: int, first: bool) -> service_pb2.ClassifyRequest | None:
-        """The next batch's request for attempt ``generation`` (None: no more, or a newer attempt)."""
-        with self._lock:
+        """The next batch's request for attempt ``generation`` (None: no more, or a newer attempt).
+        Results keep arriving while the caller's iterator takes its time."""
+        with self._source_lock:
             if generation != self._generation:
                 return None
             if self._source is None:
