@@ -85,9 +85,11 @@ def test_oov_inputs_pack_cut_and_attach() -> None:
         _core.batch_item(plain, {"target": [2]})
     with pytest.raises(ValueError, match="2-d"):
         Samples.build(target=[1], pred=[1], oov_embeddings=np.ones(4))
-    chunks = list(_core.dataset_chunks("d", pred=[1, 2, 3], logits=None, images=None, batch_size=2,
-                                       oov=samples.oov))
-    assert [c.oov.embeddings.rows for c in chunks] == [2, 1] and [c.offset for c in chunks] == [0, 2]
+    parts, total = _core.dataset_chunks("d", pred=[1, 2, 3], logits=None, images=None, batch_size=2,
+                                        oov={"oov_embeddings": emb, "image_bytes": [b"a", b"b", b"c"]})
+    chunks = list(parts)
+    assert total == 3 and [c.oov.embeddings.rows for c in chunks] == [2, 1] and [c.offset for c in chunks] == [0, 2]
+    assert [list(c.oov.image_bytes) for c in chunks] == [[b"a", b"b"], [b"c"]]
 
 
 def test_samples_of_duck_types_an_engine_batch() -> None:
@@ -115,8 +117,8 @@ def test_dataset_predictions_one_of_pred_or_logits() -> None:
 
 
 def test_dataset_chunks_carry_offsets() -> None:
-    chunks = list(_core.dataset_chunks("d", pred=np.arange(25), logits=None, images=None, batch_size=10))
-    assert [(c.offset, len(c.pred)) for c in chunks] == [(0, 10), (10, 10), (20, 5)]
+    parts, total = _core.dataset_chunks("d", pred=np.arange(25), logits=None, images=None, batch_size=10)
+    assert total == 25 and [(c.offset, len(c.pred)) for c in parts] == [(0, 10), (10, 10), (20, 5)]
 
 
 def test_taxonomy_refs() -> None:

@@ -831,38 +831,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_client_retries_unavailable_with_backoff() -> None:
-    port = _free_port()
-    holder: list[RunningServer] = []
-    starter = threading.Timer(0.5, lambda: holder.append(build_server(ServerConfig(port=port, drain_seconds=0))))
-    starter.start()
-    try:
-        with Client(f"127.0.0.1:{port}", backoff=0.1, max_backoff=1.0) as c:
-            assert c.health(timeout=2) == "SERVING"
-        with Client(f"127.0.0.1:{_free_port()}", retries=1, backoff=0.01) as nobody, pytest.raises(Unavailable):
-            nobody.health(timeout=2)
-    finally:
-        starter.join()
-        for running in holder:
-            running.stop(0)
-
-
 class Restarts:
     """A server on a fixed port that the test stops and starts again (``restart`` returns at once;
-    the new server binds after ``delay`` seconds)."""
+    the new server binds after ``delay`` seconds). ``start_after``: the first one too."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, start_after: float | None = None, **settings: Any) -> None:
         self.config = ServerConfig(**{"host": "127.0.0.1", "port": _free_port(), "drain_seconds": 0.0, **settings})
-        self.servers = [build_server(self.config)]
+        self.servers: list[RunningServer] = []
         self._timers: list[threading.Timer] = []
+        if start_after is None:
+            self.servers.append(build_server(self.config))
+        else:
+            self._later(start_after)
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.config.port}"
 
-    def restart(self, delay: float = 1.0, before_start: Any = None) -> None:
-        self.servers[-1].stop(0)
-
+    def _later(self, delay: float, before_start: Any = None) -> None:
         def start_again() -> None:
             if before_start is not None:
                 before_start()
@@ -872,11 +858,35 @@ class Restarts:
         self._timers.append(timer)
         timer.start()
 
+    def restart(self, delay: float = 1.0, before_start: Any = None) -> None:
+        self.servers[-1].stop(0)
+        self._later(delay, before_start)
+
     def close(self) -> None:
         for timer in self._timers:
             timer.join()
         for running in self.servers:
             running.stop(0)
+
+
+def numbered_batches(count: int) -> list[dict[str, Any]]:
+    """``count`` copies of small_batch() whose sample ids name the batch: "<batch>.<sample>"."""
+    return [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(count)]
+
+
+def ids_of(results: list[Any]) -> list[list[str]]:
+    return [[r["id"] for r in result.records] for result in results]
+
+
+def test_client_retries_unavailable_with_backoff() -> None:
+    server = Restarts(start_after=0.5)
+    try:
+        with Client(server.target, backoff=0.1, max_backoff=1.0) as c:
+            assert c.health(timeout=2) == "SERVING"
+        with Client(f"127.0.0.1:{_free_port()}", retries=1, backoff=0.01) as nobody, pytest.raises(Unavailable):
+            nobody.health(timeout=2)
+    finally:
+        server.close()
 
 
 def test_unary_calls_are_retried_across_a_server_restart_on_the_same_port() -> None:
@@ -902,25 +912,20 @@ def test_unary_calls_are_retried_across_a_server_restart_on_the_same_port() -> N
 
 
 def test_a_stream_is_retried_when_the_server_is_not_up_yet() -> None:
-    port = _free_port()
-    holder: list[RunningServer] = []
-    starter = threading.Timer(0.8, lambda: holder.append(build_server(ServerConfig(port=port, drain_seconds=0))))
-    starter.start()
+    server = Restarts(start_after=0.8)
     try:
-        batches = [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(6)]
-        with Client(f"127.0.0.1:{port}") as c:
+        batches = numbered_batches(6)
+        with Client(server.target) as c:
             results = list(c.classify_stream(iter(batches), records=True, max_in_flight=2))
-        assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
-        assert holder and holder[0].metrics.samples["ClassifyStream"] == 30
+        assert ids_of(results) == [b["ids"] for b in batches]
+        assert server.servers[0].metrics.samples["ClassifyStream"] == 30
     finally:
-        starter.join()
-        for running in holder:
-            running.stop(0)
+        server.close()
 
 
 def test_an_async_stream_is_retried_across_a_restart() -> None:
     server = Restarts()
-    batches = [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(5)]
+    batches = numbered_batches(5)
 
     async def run() -> list[Any]:
         async with AsyncClient(server.target) as c:
@@ -935,7 +940,7 @@ def test_an_async_stream_is_retried_across_a_restart() -> None:
 
     try:
         results = asyncio.run(run())
-        assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
+        assert ids_of(results) == [b["ids"] for b in batches]
         assert server.servers[-1].metrics.samples["ClassifyStream"] == 25
     finally:
         server.close()
@@ -952,14 +957,14 @@ def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_pat
                     for version, text in (("1.0", None), ("2.0", variant_yaml("2.0")))}
         with Client(server.target, token=None) as c:
             c.put_taxonomy(variant_yaml("2.0"), activate=True)
-            batches = [{**small_batch(), "ids": [f"{b}.{i}" for i in range(5)]} for b in range(8)]
+            batches = numbered_batches(8)
             results = []
             for i, result in enumerate(c.classify_stream(iter(batches), records=True, max_in_flight=2)):
                 results.append(result)
                 if i == 2:  # the restarted server's active version is 1.0 (changed behind its back)
                     server.restart(delay=0.5,
                                    before_start=lambda: TaxonomyStore(store).set_active("peychev2023", "1.0"))
-        assert [[r["id"] for r in result.records] for result in results] == [b["ids"] for b in batches]
+        assert ids_of(results) == [b["ids"] for b in batches]
         assert {result.version for result in results} == {"2.0"}  # every batch on the stream's version
         assert all(result.category == expected["2.0"] for result in results)
         assert len(server.servers) == 2 and server.servers[1].metrics.samples["ClassifyStream"] > 0

@@ -124,19 +124,29 @@ def dataset_chunks(
     logits: np.ndarray | None,
     images: Sequence[str] | None,
     batch_size: int,
-    oov: OovInputs | None = None,
-) -> Iterator[samples_pb2.DatasetPredictions]:
+    oov: Mapping[str, Any] | None = None,
+) -> tuple[Iterator[samples_pb2.DatasetPredictions], int]:
+    """Predictions on a held dataset in messages of ``batch_size`` (from their offsets in dataset
+    order, or keyed by ``images``), with their OOV inputs (keywords of OovInputs.build) cut
+    alike; and the number of predictions."""
+    if (pred is None) == (logits is None):
+        raise ValueError("give exactly one of pred and logits")
     n = len(pred) if pred is not None else len(logits)  # type: ignore[arg-type]
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        yield dataset_predictions(
-            dataset,
-            pred=None if pred is None else pred[start:stop],
-            logits=None if logits is None else logits[start:stop],
-            images=None if images is None else images[start:stop],
-            offset=0 if images is not None else start,
-            oov=None if oov is None else oov.slice(start, stop),
-        )
+    inputs = OovInputs.build(**(oov or {}))
+
+    def chunks() -> Iterator[samples_pb2.DatasetPredictions]:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            yield dataset_predictions(
+                dataset,
+                pred=None if pred is None else pred[start:stop],
+                logits=None if logits is None else logits[start:stop],
+                images=None if images is None else images[start:stop],
+                offset=0 if images is not None else start,
+                oov=None if inputs is None else inputs.slice(start, stop),
+            )
+
+    return chunks(), n
 
 
 def channel_options(max_message_bytes: int, backoff: Backoff, extra: Sequence[tuple[str, Any]] = ()
@@ -188,6 +198,11 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.maximum, self.initial * (2**attempt)))
+
+    def retry_delay(self, error: grpc.RpcError, attempt: int) -> float | None:
+        """How long to wait before retry number ``attempt`` + 1 after ``error``; None: give up
+        (not UNAVAILABLE, or no retries left)."""
+        return self.delay(attempt) if is_retryable(error) and attempt < self.retries else None
 
 
 def is_retryable(error: grpc.RpcError) -> bool:

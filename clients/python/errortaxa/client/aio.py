@@ -88,6 +88,14 @@ class AsyncClient:
     ) -> None:
         await self.close()
 
+    async def _wait_or_raise(self, error: grpc.RpcError, attempt: int) -> None:
+        """Wait before retry ``attempt`` + 1 after an UNAVAILABLE ``error``; raise it as an
+        ErrorTaxaError when it is final (another code, or no retries left)."""
+        delay = self.backoff.retry_delay(error, attempt)
+        if delay is None:
+            raise from_rpc_error(error) from None
+        await asyncio.sleep(delay)
+
     async def _unary(self, call: Callable[..., Awaitable[T]], request: Any, timeout: float | None) -> T:
         attempt = 0
         while True:
@@ -95,11 +103,8 @@ class AsyncClient:
                 return await call(request, timeout=timeout if timeout is not None else self.timeout,
                                   metadata=self._metadata)
             except grpc.RpcError as error:
-                if _core.is_retryable(error) and attempt < self.backoff.retries:
-                    await asyncio.sleep(self.backoff.delay(attempt))
-                    attempt += 1
-                    continue
-                raise from_rpc_error(error) from None
+                await self._wait_or_raise(error, attempt)
+                attempt += 1
 
     async def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
         data = await self._unary(self._health, _core.encode_health_request(service), timeout)
@@ -188,11 +193,8 @@ class AsyncClient:
                     yield result
                 return
             except grpc.RpcError as error:
-                if _core.is_retryable(error) and attempt < self.backoff.retries:
-                    await asyncio.sleep(self.backoff.delay(attempt))
-                    attempt += 1
-                    continue
-                raise from_rpc_error(error) from None
+                await self._wait_or_raise(error, attempt)
+                attempt += 1
             finally:
                 call.cancel()
 
@@ -235,9 +237,8 @@ class AsyncClient:
         timeout: float | None = None,
         **oov: Any,
     ) -> ClassifyResult:
-        chunks = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images, batch_size=batch_size,
-                                      oov=OovInputs.build(**oov))
-        total = len(pred) if pred is not None else (len(logits) if logits is not None else 0)
+        chunks, total = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images,
+                                             batch_size=batch_size, oov=oov)
         parts = [r async for r in self.classify_stream(
             chunks, taxonomy=taxonomy, records=records, with_evidence=with_evidence, total=total,
             progress=progress, max_in_flight=max_in_flight, timeout=timeout,

@@ -99,6 +99,14 @@ class Client:
         self.close()
 
     # -- calls -----------------------------------------------------------------------------
+    def _wait_or_raise(self, error: grpc.RpcError, attempt: int) -> None:
+        """Wait before retry ``attempt`` + 1 after an UNAVAILABLE ``error``; raise it as an
+        ErrorTaxaError when it is final (another code, or no retries left)."""
+        delay = self.backoff.retry_delay(error, attempt)
+        if delay is None:
+            raise from_rpc_error(error) from None
+        time.sleep(delay)
+
     def _unary(self, call: Callable[..., T], request: Any, timeout: float | None) -> T:
         attempt = 0
         while True:
@@ -106,11 +114,8 @@ class Client:
                 return call(request, timeout=timeout if timeout is not None else self.timeout,
                             metadata=self._metadata)
             except grpc.RpcError as error:
-                if _core.is_retryable(error) and attempt < self.backoff.retries:
-                    time.sleep(self.backoff.delay(attempt))
-                    attempt += 1
-                    continue
-                raise from_rpc_error(error) from None
+                self._wait_or_raise(error, attempt)
+                attempt += 1
 
     def health(self, service: str = "", *, timeout: float | None = 5.0) -> str:
         """The server's grpc.health.v1 status: "SERVING", "NOT_SERVING", ..."""
@@ -224,11 +229,8 @@ class Client:
                     yield result
                 return
             except grpc.RpcError as error:
-                if _core.is_retryable(error) and attempt < self.backoff.retries:
-                    time.sleep(self.backoff.delay(attempt))
-                    attempt += 1
-                    continue
-                raise from_rpc_error(error) from None
+                self._wait_or_raise(error, attempt)
+                attempt += 1
             finally:
                 finished.set()
                 call.cancel()
@@ -275,9 +277,8 @@ class Client:
         **oov: Any,
     ) -> ClassifyResult:
         """Like classify_dataset for any number of predictions, streamed in batches."""
-        chunks = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images, batch_size=batch_size,
-                                      oov=OovInputs.build(**oov))
-        total = len(pred) if pred is not None else (len(logits) if logits is not None else 0)
+        chunks, total = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images,
+                                             batch_size=batch_size, oov=oov)
         parts = list(self.classify_stream(
             chunks, taxonomy=taxonomy, records=records, with_evidence=with_evidence, total=total,
             progress=progress, max_in_flight=max_in_flight, timeout=timeout,
