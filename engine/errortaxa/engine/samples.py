@@ -47,6 +47,13 @@ class IndexedNames(Sequence[str]):
         base = self.base
         return (base[k] for k in self.picks.tolist())
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=False))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable base list: unhashable like a list
+
     def __repr__(self) -> str:
         return f"IndexedNames({list(self)!r})"
 
