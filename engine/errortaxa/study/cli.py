@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "taxonomies' categories on the errors of all models pooled, with example errors per cell "
                         "(printed, taxonomy_diff.json, and in the report)")
     p.add_argument("--compare-axis", help="axis of the compared taxonomy (default: its primary axis)")
+    p.add_argument("--oov-config", metavar="FILE",
+                   help="OOV provider settings (YAML/JSON: CLIP weights, images, kNN index; docs/OOV.md) for the "
+                        "fine_grained_oov rule, as in 'classify --oov-config'; each (image, class) pair is asked "
+                        "once for all models, and with --ray every worker loads this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
@@ -72,10 +76,11 @@ def _labels(path: str | None) -> LabeledImages | None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    from errortaxa.cli.commands import oov_providers
     from errortaxa.engine.inputs import read_jsonl
 
     from .distributed import RayNotInstalled
-    from .study import ImageSet, discover_models, read_image_list, read_metadata, run_study
+    from .study import ImageSet, OOVUnavailable, discover_models, read_image_list, read_metadata, run_study
 
     taxonomy = _taxonomy(args.taxonomy)
     compare = _taxonomy(args.compare_taxonomy) if args.compare_taxonomy else None
@@ -83,6 +88,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"errortaxa: error: taxonomy '{compare.name}' has no axis '{args.compare_axis}' "
               f"(axes: {', '.join(compare.axes)})", file=sys.stderr)
         return 2
+    # strictly, as classify: a bad config or missing weights is a one-line error (UsageError)
+    # (a compared taxonomy gets the same provider, or one from the same file: run_study)
+    providers = oov_providers(args.oov_config, taxonomy)
     models = discover_models(args.sources)
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
@@ -101,8 +109,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     try:
         result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
                            progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
-                           compare=compare, compare_axis=args.compare_axis)
-    except RayNotInstalled as error:
+                           compare=compare, compare_axis=args.compare_axis, providers=providers or None,
+                           oov_config=args.oov_config)
+    except (RayNotInstalled, OOVUnavailable) as error:
         print(f"errortaxa: error: {error}", file=sys.stderr)
         return 2
     paths = result.write(args.out)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from errortaxa.engine import CompiledTaxonomy, SampleBatch
+from errortaxa.engine import CompiledTaxonomy, Decisions, SampleBatch
 from errortaxa.engine.inputs import InputError, LabeledImages, read_jsonl, read_predictions_npz
+from errortaxa.engine.providers import FeatureProvider
 
 NONE = "(none)"
 
@@ -59,8 +61,14 @@ class DiffResult:
 
 def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch, *,
                     axis_a: str | None = None, axis_b: str | None = None, errors_only: bool = True,
-                    examples: int = 3, weights: np.ndarray | None = None) -> DiffResult:
+                    examples: int = 3, weights: np.ndarray | None = None,
+                    providers_a: Mapping[str, FeatureProvider] | None = None,
+                    providers_b: Mapping[str, FeatureProvider] | None = None,
+                    decisions_a: Decisions | None = None) -> DiffResult:
     """Classify ``batch`` with both taxonomies and cross-tabulate the values of one axis of each.
+
+    Each taxonomy is evaluated with its feature providers (``providers_a``, ``providers_b``; e.g. the
+    OOV provider); ``decisions_a``: A's decisions on ``batch`` when already made (a study's memo).
 
     With ``errors_only`` the samples both taxonomies call correct (values tagged ``mla_correct``)
     are left out. ``weights`` (int per sample): each sample counts that many times (a study's
@@ -74,8 +82,10 @@ def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch
     for tax, axis in ((a, axis_a), (b, axis_b)):
         if axis not in tax.axes:
             raise KeyError(f"taxonomy '{tax.name}' has no axis '{axis}' (axes: {', '.join(tax.axes)})")
-    da = a.evaluate(batch).axes[axis_a]
-    db = b.evaluate(batch).axes[axis_b]
+    if decisions_a is not None and len(decisions_a.primary.value) != len(batch):
+        raise ValueError(f"decisions_a has {len(decisions_a.primary.value)} samples for {len(batch)}")
+    da = (decisions_a if decisions_a is not None else a.evaluate(batch, providers_a)).axes[axis_a]
+    db = b.evaluate(batch, providers_b).axes[axis_b]
     va = [*da.values, NONE]
     vb = [*db.values, NONE]
     ia = np.where(da.value >= 0, da.value, len(da.values)).astype(np.int64)

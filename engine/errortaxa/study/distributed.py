@@ -4,6 +4,11 @@ Models are split into contiguous chunks; each Ray task builds its own ImageSetCl
 shared image set (put once in the object store), reads and tabulates its chunk, and returns the
 per-model counts. The driver concatenates the chunks in order, so the table equals the
 single-process one.
+
+With an OOV config (``oov_config``, a path readable on every node), each task builds its own ``oov``
+provider from it (``errortaxa.oov.config.provider_from_config``); the tasks share the image and
+prompt embeddings through the config's on-disk cache (appends are locked), so an image is embedded
+once for the whole study wherever its first (image, class) pair is decided.
 """
 
 from __future__ import annotations
@@ -15,12 +20,21 @@ from typing import Any
 
 from errortaxa.engine import CompiledTaxonomy
 
-from .study import ImageSet, ModelFile, _Accumulator, _Tabulator, read_model
+from .study import ImageSet, ModelFile, OOVUnavailable, _Accumulator, _Tabulator, load_oov_providers, read_model
 
 
 def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
-           image_list: Sequence[str] | None, pairs: bool = False) -> _Accumulator:
-    tab = _Tabulator(taxonomy, images, image_list, pairs=pairs)
+           image_list: Sequence[str] | None, pairs: bool = False, oov_config: str | None = None) -> _Accumulator:
+    """One task: tabulate ``models`` (with the ``oov`` provider built here from ``oov_config``)."""
+    providers = None
+    if oov_config is not None:
+        try:
+            providers = load_oov_providers(oov_config, taxonomy)
+        except OOVUnavailable as error:
+            import socket
+
+            raise OOVUnavailable(f"on Ray worker {socket.gethostname()}: {error}") from None
+    tab = _Tabulator(taxonomy, images, image_list, pairs=pairs, providers=providers)
     acc = _Accumulator()
     for model in models:
         tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
@@ -62,8 +76,9 @@ def init_ray(address: str) -> bool:
 
 def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
                image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
-               progress: bool | None = None, pairs: bool = False) -> _Accumulator:
-    """The accumulated per-model counts of ``models``, computed as Ray tasks."""
+               progress: bool | None = None, pairs: bool = False, oov_config: str | None = None) -> _Accumulator:
+    """The accumulated per-model counts of ``models``, computed as Ray tasks (each building its
+    ``oov`` provider from ``oov_config`` when given)."""
     from tqdm import tqdm
 
     started = init_ray(address)
@@ -74,7 +89,7 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
         bounds = [round(k * len(models) / n) for k in range(n + 1)]
         task = ray.remote(num_cpus=1)(_chunk)
         tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
-        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs)
+        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, oov_config)
                 for a, b in pairwise(bounds) if b > a]
         order = {ref: k for k, ref in enumerate(refs)}
         results: dict[int, _Accumulator] = {}
@@ -84,7 +99,11 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
-                    acc = ray.get(ref)
+                    try:
+                        acc = ray.get(ref)
+                    except OOVUnavailable as error:  # Ray's task error is also an instance of the cause
+                        cause = getattr(error, "cause", error)
+                        raise OOVUnavailable(str(cause)) from None
                     results[order[ref]] = acc
                     bar.update(len(acc.models))
         out = _Accumulator()

@@ -6,6 +6,9 @@ for the headline (non-problematic) images and per group of the target (organism 
 other, dogs / other_animals / objects), the sample count, top-1 and multi-label accuracy with 95%
 Clopper-Pearson intervals and the count and share of every category; the problematic images are
 reported apart (group ``problematic``); optionally the accuracy on an image list (ImageNet-M).
+
+Feature providers (the ``oov`` provider of the ``fine_grained_oov`` rule) are shared the same way: the
+memo asks a provider about each (image, predicted class) pair once, whichever models predict it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import csv
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,7 @@ from errortaxa.engine.inputs import (
     top1,
     validation_images,
 )
+from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.summary import class_groups
 
 from .stats import clopper_pearson
@@ -204,6 +208,7 @@ class _Accumulator:
     mla: list[np.ndarray] = field(default_factory=list)  # int64[G]
     counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
     error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
+    error_values: list[np.ndarray] = field(default_factory=list)  # their primary-axis values (int16)
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
     # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
     # parts merged now and then
@@ -218,6 +223,7 @@ class _Accumulator:
         self.mla += other.mla
         self.counts += other.counts
         self.error_keys += other.error_keys
+        self.error_values += other.error_values
         if other.pairs or other._dense is not None:
             self.add_pairs(*other.pair_counts())
 
@@ -253,14 +259,16 @@ _DENSE_PAIRS = 1 << 26  # (image, class) pairs counted in a dense uint32 array u
 
 
 class _Tabulator:
-    """Decides and counts one model at a time against a shared ImageSetClassifier."""
+    """Decides and counts one model at a time against a shared ImageSetClassifier (with ``providers``,
+    e.g. ``{"oov": provider}``, asked once per (image, class) pair for all models)."""
 
     def __init__(self, taxonomy: CompiledTaxonomy, images: ImageSet,
-                 image_list: Sequence[str] | None = None, pairs: bool = False) -> None:
+                 image_list: Sequence[str] | None = None, pairs: bool = False,
+                 providers: Mapping[str, FeatureProvider] | None = None) -> None:
         self.taxonomy = taxonomy
         self.pairs = pairs
         self.images = images
-        self.classifier = ImageSetClassifier(taxonomy, images.batch)
+        self.classifier = ImageSetClassifier(taxonomy, images.batch, providers)
         axis = taxonomy.axes[taxonomy.primary_axis]
         self.values = axis.value_ids
         self.mla_value = np.array([("mla_correct" in v.tags) for v in axis.values] + [False])
@@ -300,6 +308,7 @@ class _Tabulator:
         acc.counts.append(counts[:, 1:])
         errors = np.flatnonzero(masks[0] & ~mla)
         acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
+        acc.error_values.append(value[errors].astype(np.int16))
         if self.pairs:
             headline = np.flatnonzero(masks[0])
             acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)
@@ -374,29 +383,63 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               predictions: Callable[[ModelFile], np.ndarray] | None = None,
               ray_address: str | None = None, chunks: int | None = None,
               compare: CompiledTaxonomy | None = None, compare_axis: str | None = None,
-              diff_examples: int = 5) -> StudyResult:
+              diff_examples: int = 5, providers: Mapping[str, FeatureProvider] | None = None,
+              oov_config: PathLike | None = None,
+              compare_providers: Mapping[str, FeatureProvider] | None = None) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
     obtained (default: read its file). ``ray_address`` distributes the models over a Ray cluster
     (``"local"`` starts a local one); the table is identical to the single-process one.
 
+    Feature providers (the OOV model of ``fine_grained_oov``): all models share one memo of
+    (image, class) decisions, so a provider is asked about each distinct (image, predicted class)
+    pair once for the whole study, and the OOV provider computes each image's embedding once (and
+    keeps it in its on-disk cache).
+
+    * In-process runs use ``providers`` (e.g. ``{"oov": provider}``, as
+      ``errortaxa.cli.commands.oov_providers(path, taxonomy)`` builds them); with only ``oov_config``
+      the OOV provider is built from that file.
+    * Ray runs need ``oov_config``: a path to the OOV config (docs/OOV.md) that every worker loads;
+      each worker builds its provider with ``errortaxa.oov.config.provider_from_config(path,
+      taxonomy)``, and all share the on-disk embedding cache named in it (weights, images, index and
+      cache must be readable at the same paths on every node). A worker where the model cannot run
+      (no weights, no ``oov`` extra) fails the study (:class:`OOVUnavailable`) instead of reporting
+      different categories. ``providers`` with ``ray_address`` but without ``oov_config`` is a
+      ``ValueError``: providers cannot travel to the workers. The driver uses ``providers`` (or
+      builds them from ``oov_config``) only for a taxonomy comparison.
+
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
     primary axis) on the errors of all models pooled: every model's prediction on every headline
     image is one sample (left out when both call it correct), and each cell keeps its
-    ``diff_examples`` most common errors with the number of models that made them.
+    ``diff_examples`` most common errors with the number of models that made them. The study's own
+    decisions (features included) give the rows; ``compare`` is evaluated with ``compare_providers``
+    (default: when it uses the ``oov`` provider, the study's providers if both taxonomies have the
+    same superclasses, else one built from ``oov_config``).
     """
     start = time.perf_counter()
+    if providers and ray_address is not None:
+        if oov_config is None:
+            raise ValueError("a study on Ray cannot send feature providers to its workers: pass oov_config "
+                             "(the OOV config file every worker builds its provider from) instead")
+        other = sorted(set(providers) - {"oov"})
+        if other:
+            raise ValueError(f"a study on Ray rebuilds only the 'oov' provider (from oov_config) in its workers; "
+                             f"other providers cannot be used there: {', '.join(other)}")
+    if oov_config is not None:
+        oov_config = os.path.abspath(oov_config)  # workers may run elsewhere (another cwd)
+        if providers is None and (ray_address is None or compare is not None):
+            providers = load_oov_providers(oov_config, taxonomy)
     image_set = images if isinstance(images, ImageSet) else ImageSet.from_labels(images)
     pairs = compare is not None
-    tab = _Tabulator(taxonomy, image_set, image_list, pairs=pairs)
+    tab = _Tabulator(taxonomy, image_set, image_list, pairs=pairs, providers=providers)
     acc = _Accumulator()
     if ray_address is not None:
         from .distributed import run_on_ray
 
         acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress,
-                         pairs=pairs)
+                         pairs=pairs, oov_config=None if oov_config is None else str(oov_config))
     else:
         from tqdm import tqdm
 
@@ -419,8 +462,13 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 
         keys, counts = acc.pair_counts()
         rows, preds = np.divmod(keys, tab.classes)
-        diff = diff_taxonomies(taxonomy, compare, image_set.batch.take(rows, preds.astype(np.int32)),
-                               axis_b=compare_axis, weights=counts, examples=diff_examples)
+        preds = preds.astype(np.int32)
+        if compare_providers is None:
+            compare_providers = _compare_providers(taxonomy, compare, providers, oov_config)
+        # the study's decisions from its memo (on Ray, decided here once per distinct pair)
+        diff = diff_taxonomies(taxonomy, compare, image_set.batch.take(rows, preds), axis_b=compare_axis,
+                               weights=counts, examples=diff_examples, decisions_a=tab.classifier.classify(preds, rows),
+                               providers_b=compare_providers)
     return StudyResult(
         table=table, top_errors=top, categories=list(tab.values), error_categories=errors,
         groups=list(tab.group_names), taxonomy=taxonomy.name, images=len(image_set),
@@ -428,14 +476,48 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     )
 
 
+class OOVUnavailable(ValueError):
+    """The OOV provider of a study cannot run (no ``oov`` extra, no weights, no GPU where required)."""
+
+
+def load_oov_providers(config: PathLike, taxonomy: CompiledTaxonomy) -> dict[str, FeatureProvider]:
+    """``{"oov": provider}`` built from an OOV config file with
+    :func:`errortaxa.oov.config.provider_from_config`; :class:`OOVUnavailable` (with the reason) where
+    the model cannot run here, since a study must not quietly leave the rule unevaluated. A malformed
+    config raises ``ValueError`` (``OOVConfigError``); a missing config file ``FileNotFoundError``."""
+    from errortaxa.oov._unavailable import UnavailableProvider
+    from errortaxa.oov.config import provider_from_config
+
+    provider = provider_from_config(os.fspath(config), taxonomy)
+    if isinstance(provider, UnavailableProvider):
+        raise OOVUnavailable(f"the OOV provider cannot run here: {provider.reason}")
+    return {provider.name: provider}
+
+
+def _compare_providers(taxonomy: CompiledTaxonomy, compare: CompiledTaxonomy,
+                       providers: Mapping[str, FeatureProvider] | None,
+                       oov_config: PathLike | None) -> Mapping[str, FeatureProvider] | None:
+    """Providers for the compared taxonomy: none when it needs no ``oov`` provider; the study's when
+    the two taxonomies have the same superclasses (the OOV gate and proposals depend on them);
+    else one built from ``oov_config``."""
+    if "oov" not in compare.providers_needed or not providers:
+        return None
+    if np.array_equal(compare.same_superclass, taxonomy.same_superclass):
+        return providers
+    if oov_config is None:
+        raise ValueError("the compared taxonomy has other superclasses than the study's: pass compare_providers "
+                         "(or oov_config) for its 'oov' provider")
+    return {**providers, **load_oov_providers(oov_config, compare)}
+
+
 def top_errors(tab: _Tabulator, acc: _Accumulator, k: int = 10) -> dict[str, list[dict[str, Any]]]:
     """Per error category, the ``k`` most common (target, prediction) pairs over all models."""
     if not acc.error_keys:
         return {}
-    keys, counts = np.unique(np.concatenate(acc.error_keys), return_counts=True)
+    # each error's value as its model's chunk decided it (on Ray the driver holds no decisions)
+    keys, first, counts = np.unique(np.concatenate(acc.error_keys), return_index=True, return_counts=True)
     rows, preds = np.divmod(keys, tab.classes)
-    decisions = tab.classifier.classify(preds.astype(np.int32), rows)
-    value = decisions.primary.value.astype(np.int64)
+    value = np.concatenate(acc.error_values)[first].astype(np.int64)
     target = tab.images.batch.target[rows].astype(np.int64)
     names = tab.taxonomy.vocabulary.names
     images = tab.images.batch.images or [str(i) for i in range(len(tab.images))]
