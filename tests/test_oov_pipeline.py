@@ -24,6 +24,7 @@ from errortaxa.oov.knn import TrainIndex, build_index  # noqa: E402
 from errortaxa.oov.model import ClipEncoder  # noqa: E402
 from errortaxa.oov.provider import OOVProvider, UnavailableProvider, load_provider  # noqa: E402
 from errortaxa.oov.scoring import zero_shot  # noqa: E402
+from handmade_wordnet import HandMadeWordNet  # noqa: E402
 from PIL import Image  # noqa: E402
 
 TINY = {
@@ -275,26 +276,8 @@ def test_build_index_and_chunked_topk(tmp_path: Path) -> None:
 
 # -- the provider -----------------------------------------------------------------------------------
 
-class FakeWordNet:
-    def __init__(self, parents: dict[str, list[str]], lemmas: dict[str, list[str]]) -> None:
-        self.parents, self._lemmas = parents, lemmas
-
-    def lemmas(self, w: str) -> list[str]:
-        return list(self._lemmas[w])
-
-    def hypernyms(self, w: str) -> list[str]:
-        return list(self.parents.get(w, []))
-
-    def hyponyms(self, w: str) -> list[str]:
-        return sorted(c for c, ps in self.parents.items() if w in ps)
-
-    def hypernym_paths(self, w: str) -> list[list[str]]:
-        ps = self.parents.get(w, [])
-        return [[w]] if not ps else [[*p, w] for h in ps for p in self.hypernym_paths(h)]
-
-
 # entity -> organism -> dog -> {terrier_a*, terrier_b*, wolfhound}; organism -> cat*; entity -> rock*
-WN = FakeWordNet(
+WN = HandMadeWordNet(
     {"n00000002": ["n00000001"], "n00000003": ["n00000002"], "n00000010": ["n00000003"],
      "n00000011": ["n00000003"], "n00000012": ["n00000003"], "n00000020": ["n00000002"],
      "n00000030": ["n00000001"]},

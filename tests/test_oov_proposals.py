@@ -12,32 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from errortaxa.oov.proposals import META_LABELS, Proposal, ProposalGenerator, generate, generate_many, prompt_lemma
+from handmade_wordnet import HandMadeWordNet
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHOR = ROOT.parent / "shared" / "data" / "anchor-decisions-dev.jsonl"
-
-
-class FakeWordNet:
-    """A hand-made hierarchy; ``hypernyms``/``hyponyms`` are the non-instance relations."""
-
-    def __init__(self, parents: dict[str, list[str]], lemmas: dict[str, list[str]]) -> None:
-        self.parents = parents
-        self._lemmas = lemmas
-
-    def lemmas(self, w: str) -> list[str]:
-        return list(self._lemmas[w])
-
-    def hypernyms(self, w: str) -> list[str]:
-        return list(self.parents.get(w, []))
-
-    def hyponyms(self, w: str) -> list[str]:
-        return sorted(c for c, ps in self.parents.items() if w in ps)
-
-    def hypernym_paths(self, w: str) -> list[list[str]]:
-        ps = self.parents.get(w, [])
-        if not ps:
-            return [[w]]
-        return [[*p, w] for h in ps for p in self.hypernym_paths(h)]
 
 
 #   entity -> object -> device -> instrument -> {tool_a*, tool_b*, tool_c}
@@ -68,8 +46,8 @@ VOCAB = SimpleNamespace(wnids=["n00000005", "n00000006", "n00000010", "n00000012
 
 
 @pytest.fixture
-def fake() -> tuple[FakeWordNet, np.ndarray]:
-    wn = FakeWordNet(PARENTS, LEMMAS)
+def fake() -> tuple[HandMadeWordNet, np.ndarray]:
+    wn = HandMadeWordNet(PARENTS, LEMMAS)
     same = np.eye(4, dtype=bool)
     same[0, 2] = same[2, 0] = True  # tool_a and gizmo share a superclass
     return wn, same
@@ -80,7 +58,7 @@ def test_prompt_lemma() -> None:
     assert prompt_lemma("teeter-totter") == "teeter-totter"
 
 
-def test_order_and_target_blocking(fake: tuple[FakeWordNet, np.ndarray]) -> None:
+def test_order_and_target_blocking(fake: tuple[HandMadeWordNet, np.ndarray]) -> None:
     wn, same = fake
     gen = ProposalGenerator(wordnet=wn, vocab=VOCAB, same_superclass=same)
     # pred tool_a (0), target box (3): target path entity/object/device/container/box is blocked
@@ -101,7 +79,7 @@ def test_order_and_target_blocking(fake: tuple[FakeWordNet, np.ndarray]) -> None
     assert generate_many([(0, 3), (1, 2)], wordnet=wn, vocab=VOCAB, same_superclass=same)[0] == props
 
 
-def test_every_path_and_siblings_of_each_parent(fake: tuple[FakeWordNet, np.ndarray]) -> None:
+def test_every_path_and_siblings_of_each_parent(fake: tuple[HandMadeWordNet, np.ndarray]) -> None:
     wn, same = fake
     gen = ProposalGenerator(wordnet=wn, vocab=VOCAB, same_superclass=same)
     # pred tool_b (two parents: instrument, weapon), target gizmo: gizmo's path blocks entity/object/device/gadget
@@ -113,7 +91,7 @@ def test_every_path_and_siblings_of_each_parent(fake: tuple[FakeWordNet, np.ndar
     assert not {"n00000001", "n00000002", "n00000003", "n00000008", "n00000010"} & set(cands)
 
 
-def test_blocked_sibling_and_meta_labels(fake: tuple[FakeWordNet, np.ndarray]) -> None:
+def test_blocked_sibling_and_meta_labels(fake: tuple[HandMadeWordNet, np.ndarray]) -> None:
     wn, same = fake
     gen = ProposalGenerator(wordnet=wn, vocab=VOCAB, same_superclass=same)
     # pred box (3), target tool_a: siblings jar; ancestors container (meta label) onwards; device blocked
@@ -124,7 +102,7 @@ def test_blocked_sibling_and_meta_labels(fake: tuple[FakeWordNet, np.ndarray]) -
     assert gen2.candidates(3, 0) == ["n00000012", "n00000013"]
 
 
-def test_bad_inputs(fake: tuple[FakeWordNet, np.ndarray]) -> None:
+def test_bad_inputs(fake: tuple[HandMadeWordNet, np.ndarray]) -> None:
     wn, same = fake
     with pytest.raises(ValueError, match="shape"):
         ProposalGenerator(wordnet=wn, vocab=VOCAB, same_superclass=np.eye(3, dtype=bool))

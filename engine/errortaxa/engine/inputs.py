@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import gc
 import io
 import json
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
+from errortaxa.engine.gcpause import gc_paused
 from errortaxa.engine.samples import SampleBatch
 
 _orjson: Any
@@ -94,17 +94,6 @@ class _Missing:
 
 _MISSING = _Missing()
 
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building many small containers (2x faster parsing)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _describe(value: Any) -> str:
@@ -183,7 +172,7 @@ def read_jsonl(path: PathLike, num_classes: int = 1000) -> SampleBatch:
     name where one lacks it).
     """
     text = _read_text(path)
-    with _no_gc():
+    with gc_paused():
         records = _parse_lines_fast(text)
         batch = _batch_fast(records, num_classes) if records is not None else None
         if batch is None:
