@@ -122,8 +122,8 @@ class InSampleList(Node):
                 listed = np.fromiter((name in self.images for name in names.base), bool, count=len(names.base))
                 cached = self._listed = (names.base, listed)
             return Outcome.of(cached[1][names.picks[rows]])
-        listed = map(self.images.__contains__, map(names.__getitem__, rows.tolist()))
-        return Outcome.of(np.fromiter(listed, bool, count=n))
+        hits = map(self.images.__contains__, map(names.__getitem__, rows.tolist()))
+        return Outcome.of(np.fromiter(hits, bool, count=n))
 
     def describe(self) -> str:
         return f"image in sample list '{self.name}'"
