@@ -111,6 +111,13 @@ def test_study_table_matches_engine_summary(generated: dict) -> None:
             for cat, c in block["categories"].items():
                 assert row[f"{group}.n.{cat}"] == c["count"]
         assert row["problematic.samples"] == expected["problematic"]["samples"]
+        decided = tax.evaluate(images.take(np.arange(len(images)), preds[m])).primary
+        rules = decided.rules
+        headline = ~images.problematic
+        for rule_id in ("fine_grained_oov", "non_prototypical"):
+            bit = np.uint64(1 << rules.index(rule_id))
+            assert row[f"all.not_evaluated.{rule_id}"] == np.count_nonzero((decided.not_evaluated[headline] & bit) > 0)
+        assert row["all.not_evaluated.fine_grained_oov"] > 0  # no OOV provider in this study
         assert row["all.mla_lo"] <= row["all.mla"] <= row["all.mla_hi"]
         assert row["image_list.samples"] == 68
         assert row["organism.samples"] + row["artifact.samples"] + row["other.samples"] == row["all.samples"]

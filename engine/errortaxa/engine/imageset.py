@@ -50,7 +50,7 @@ class ImageSetClassifier:
         self.value_of_code = {a: np.array([-1, -1] + [r.value for r in ax.rules], np.int16)
                               for a, ax in taxonomy.axes.items()}
         # rules before the first one that can be 'not evaluated' never leave skipped bits
-        self.first_unknowable = {a: next((k for k, r in enumerate(ax.rules) if _can_be_unknown(r.node)),
+        self.first_unknowable = {a: next((k for k, r in enumerate(ax.rules) if can_be_unknown(r.node)),
                                          len(ax.rules)) for a, ax in taxonomy.axes.items()}
         self._reasons_lock = threading.Lock()
 
@@ -229,12 +229,12 @@ class ModelSetDecisions:
         return self.classifier.classify(self.preds[m], self.rows)
 
 
-def _can_be_unknown(node: Node) -> bool:
+def can_be_unknown(node: Node) -> bool:
     """Whether a compiled predicate can be 'not evaluated' (it asks a provider or a sample list)."""
     if isinstance(node, Feature | InSampleList):
         return True
     if isinstance(node, All | Any_):
-        return any(_can_be_unknown(p) for p in node.parts)
+        return any(can_be_unknown(p) for p in node.parts)
     if isinstance(node, Not):
-        return _can_be_unknown(node.part)
+        return can_be_unknown(node.part)
     return False

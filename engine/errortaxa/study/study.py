@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy, SampleBatch
-from errortaxa.engine.imageset import ImageSetClassifier
+from errortaxa.engine.imageset import ImageSetClassifier, can_be_unknown
 from errortaxa.engine.inputs import (
     NUM_VALIDATION_IMAGES,
     InputError,
@@ -209,6 +209,7 @@ class _Accumulator:
     counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
     error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
     error_values: list[np.ndarray] = field(default_factory=list)  # their primary-axis values (int16)
+    not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[R]: headline samples per rule
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
     # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
     # parts merged now and then
@@ -224,6 +225,7 @@ class _Accumulator:
         self.counts += other.counts
         self.error_keys += other.error_keys
         self.error_values += other.error_values
+        self.not_evaluated += other.not_evaluated
         if other.pairs or other._dense is not None:
             self.add_pairs(*other.pair_counts())
 
@@ -272,6 +274,8 @@ class _Tabulator:
         axis = taxonomy.axes[taxonomy.primary_axis]
         self.values = axis.value_ids
         self.mla_value = np.array([("mla_correct" in v.tags) for v in axis.values] + [False])
+        # rules that can be 'not evaluated' (a provider or a sample list): counted per model
+        self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if can_be_unknown(rule.node)]
         batch = images.batch
         members = class_groups(taxonomy.vocabulary)
         problematic = batch.problematic
@@ -309,6 +313,11 @@ class _Tabulator:
         errors = np.flatnonzero(masks[0] & ~mla)
         acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
         acc.error_values.append(value[errors].astype(np.int16))
+        skipped = np.zeros(pred.shape[0], np.uint64)
+        skipped[rows] = decisions.primary.not_evaluated
+        headline_skipped = skipped[masks[0]]
+        acc.not_evaluated.append(np.array([int(np.count_nonzero((headline_skipped >> np.uint64(r)) & np.uint64(1)))
+                                           for r, _ in self.unknowable], np.int64))
         if self.pairs:
             headline = np.flatnonzero(masks[0])
             acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)
@@ -338,6 +347,9 @@ def _frame(tab: _Tabulator, acc: _Accumulator) -> pd.DataFrame:
                 cols[f"{group}.n.{cat}"] = counts[:, g, j]
             for j, cat in enumerate(tab.values):
                 cols[f"{group}.share.{cat}"] = np.where(n > 0, counts[:, g, j] / np.maximum(n, 1), np.nan)
+        not_evaluated = np.stack(acc.not_evaluated) if tab.unknowable else np.zeros((len(acc.models), 0), np.int64)
+        for column, (_, rule_id) in enumerate(tab.unknowable):
+            cols[f"all.not_evaluated.{rule_id}"] = not_evaluated[:, column]
         errors = samples[:, 0] - mla[:, 0]
         for j, cat in enumerate(tab.values):
             if not tab.mla_value[j]:
