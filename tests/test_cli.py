@@ -101,6 +101,37 @@ def test_npz_input_with_labels(tmp_path: Path) -> None:
     assert p.returncode == 2 and "--labels" in p.stderr
 
 
+def test_rules_test_skips_cases_a_missing_optional_list_leaves_undecided(tmp_path: Path) -> None:
+    case_list = """
+  - name: needs the list
+    sample: {target: 0, labels: [0], pred: 999, image: ILSVRC2012_val_00003189.JPEG}
+    expect: {category: non_prototypical}
+  - name: two terriers
+    sample: {target: 189, labels: [189], pred: 190}
+    expect: {category: fine_grained}
+"""
+    body = f"""schema: errortaxa/v1
+name: without_list
+version: "1"
+extends: {DEFAULT}
+resources:
+  non_prototypical: {{kind: sample_list, file: no_such_list.txt, optional: true, source: test}}
+cases:{case_list}"""
+    path = tmp_path / "t.yaml"
+    path.write_text(body)
+    p = run("rules", "test", str(path))
+    assert p.returncode == 0, p.stdout
+    assert "SKIP needs the list" in p.stdout and "non_prototypical: sample list" in p.stdout
+    assert p.stdout.splitlines()[-1] == "1 passed, 0 failed, 1 not checked"
+    path.write_text(body + """  - name: wrong on purpose
+    sample: {target: 0, labels: [0], pred: 999}
+    expect: {category: fine_grained}
+""")
+    p = run("rules", "test", str(path))
+    assert p.returncode == 1 and "FAIL wrong on purpose" in p.stdout
+    assert p.stdout.splitlines()[-1] == "1 passed, 1 failed, 1 not checked"
+
+
 def test_rules_validate_test_show_explain(tmp_path: Path) -> None:
     p = run("rules", "validate", DEFAULT)
     assert p.returncode == 0 and p.stdout.startswith("ok: peychev2023")

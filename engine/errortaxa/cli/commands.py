@@ -134,16 +134,21 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     taxonomy = compile_path(args.file)
     results = taxonomy.run_cases()
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if not r.passed and r.not_checked is None]
+    unchecked = [r for r in results if r.not_checked is not None]
     for r in results:
         where = f"{r.file}:{r.line}" if r.line else r.file
         if r.passed:
             print(f"PASS {r.name}")
+        elif r.not_checked is not None:
+            print(f"SKIP {r.name} ({where}): not checkable here, a rule it reaches was not evaluated: "
+                  f"{r.not_checked}")
         else:
             wrong = ", ".join(f"{k}: expected {v}, got {r.got.get(k)}" for k, v in r.expected.items()
                               if r.got.get(k) != v)
             print(f"FAIL {r.name} ({where}): {wrong}")
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    print(f"{len(results) - len(failed) - len(unchecked)} passed, {len(failed)} failed, "
+          f"{len(unchecked)} not checked")
     return 1 if failed else 0
 
 
