@@ -230,10 +230,9 @@ class CompiledTaxonomy:
             file, line = self.loaded.locate(("cases", i))
             # a rule that was not evaluated and would have given an expected value leaves the case open
             skipped = [s for ax in decisions.axes.values() for s in decisions.evidence(ax, i).get("not_evaluated", [])]
-            could_give = {rule.id for axis in self.axes.values() for rule in axis.rules
-                          if any(s["rule"] == rule.id for s in skipped)}
-            could_give |= {axis.values[rule.value].id for axis in self.axes.values() for rule in axis.rules
-                           if rule.id in could_give}
+            skipped_rules = {s["rule"] for s in skipped}
+            could_give = skipped_rules | {axis.values[rule.value].id for axis in self.axes.values()
+                                          for rule in axis.rules if rule.id in skipped_rules}
             open_case = bool(wrong) and all(v in could_give for v in wrong.values())
             not_checked = "; ".join(f"{s['rule']}: {s['reason']}" for s in skipped) if open_case else None
             results.append(CaseResult(case.name or f"case {i}", file, line, not wrong, case.expect, got, not_checked))

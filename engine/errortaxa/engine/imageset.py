@@ -40,9 +40,8 @@ class ImageSetClassifier:
         self.codes = {a: np.zeros(shape, code_dtype) for a in taxonomy.axes}  # rule + 2; 0 = not decided
         witness_dtype = np.int16 if self.classes < 2**15 - 1 else np.int32
         self.witnesses = {a: np.zeros(shape, witness_dtype) for a in taxonomy.axes}  # witness class + 1
-        bits = rules
-        dtype = np.uint8 if bits <= 8 else np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.uint64
-        self.skipped = {a: np.zeros(shape, dtype) for a in taxonomy.axes}
+        bits = np.uint8 if rules <= 8 else np.uint16 if rules <= 16 else np.uint32 if rules <= 32 else np.uint64
+        self.skipped = {a: np.zeros(shape, bits) for a in taxonomy.axes}  # bit r: rule r not evaluated
         self.reason_codes: dict[tuple[str, int], np.ndarray] = {}  # (axis, rule) -> reason code + 1
         self.evidence: dict[str, dict[int, Any]] = {a: {} for a in taxonomy.axes}
         self.reasons: list[str] = []
