@@ -302,6 +302,9 @@ def test_classify_many_equals_per_model_classification() -> None:
     rows = np.array([5, 3, 399])
     subset = many.classifier.classify_many(preds[:2, rows], rows)
     assert np.array_equal(subset.rule(), many.rule()[:2, rows])
+    reordered = np.arange(n)[::-1]  # all images, in another order: records follow the rows
+    backwards = many.classifier.classify(preds[0, reordered], reordered)
+    assert [backwards.record(i) for i in range(n)] == [many.model(0).record(int(r)) for r in reordered]
     bad = preds[:2].copy()
     bad[1, 2] = 1000
     with pytest.raises(ValueError, match=r"preds\[1, 2\]: class id 1000"):

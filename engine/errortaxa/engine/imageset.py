@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -65,12 +65,9 @@ class ImageSetClassifier:
         code = self.codes[primary].ravel()[flat]
         if not code.all():
             self._fill_missing(flat[code == 0])
-        batch = SampleBatch(
-            target=self.images.target[rows], pred=pred.astype(np.int32, copy=False),
-            label_offsets=self.images.label_offsets, label_values=self.images.label_values,
-            problematic=self.images.problematic[rows],
-            images=self.images.images, ids=self.images.ids,
-        ) if rows.shape[0] == len(self.images) else self.images.take(rows, pred)
+        in_order = rows.shape[0] == len(self.images) and bool((rows == np.arange(rows.shape[0])).all())
+        batch = replace(self.images, pred=pred.astype(np.int32, copy=False)) if in_order \
+            else self.images.take(rows, pred)
         axes = {}
         for name, ax in self.taxonomy.axes.items():
             rule = self.codes[name].ravel()[flat].astype(np.int16) - 2
