@@ -14,7 +14,6 @@ from .commands import (
     cmd_rules_show,
     cmd_rules_test,
     cmd_rules_validate,
-    cmd_serve,
 )
 from .errors import user_errors
 
@@ -65,9 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
     p.set_defaults(func=cmd_rules_schema)
 
-    p = sub.add_parser("serve", help="run the gRPC service (see docs/SERVICE.md)", add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_serve)
+    # listed for --help; main() hands `serve` and its flags to the server before parsing
+    sub.add_parser("serve", help="run the gRPC service (see docs/SERVICE.md)", add_help=False)
 
     oov = sub.add_parser("oov", help="the open-world (OOV) provider's tools")
     osub = oov.add_subparsers(dest="oov_command", required=True)

@@ -220,12 +220,6 @@ def cmd_rules_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from errortaxa.server import main as serve_main
-
-    return int(serve_main(list(args.args)))
-
-
 def cmd_oov_proposals(args: argparse.Namespace) -> int:
     from .oov_proposals import run_proposals
 

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ class CompiledRule:
     when: dict[str, Any]  # the rule's predicate as written (for explanations)
     file: str
     line: int | None
+
+    @cached_property
+    def when_text(self) -> str:
+        """``when`` as JSON, searched by the evidence builder for the relations it names."""
+        return json.dumps(self.when)
 
 
 @dataclass
@@ -242,8 +247,6 @@ class CompiledTaxonomy:
         """A class index from an index, wnid or synset name (KeyError if it is not a class)."""
         if isinstance(ref, int):
             return ref
-        from .wordnet import WordNet
-
         return self.vocabulary.index(WordNet.load().wnid(ref))
 
     def class_label(self, c: int) -> str:

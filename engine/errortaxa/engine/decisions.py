@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -71,7 +70,7 @@ class Decisions:
             for part, start in zip(parts, offsets, strict=False):
                 pa = part.axes[name]
                 merged.evidence.update({int(start) + i: e for i, e in pa.evidence.items()})
-                remap = np.array([reason_code(reasons, t) for t in part.reasons] + [-1], dtype=np.int16)
+                remap = reason_remap(reasons, part.reasons)
                 for rule, codes in pa.reason_codes.items():
                     column = merged.reason_codes.setdefault(rule, np.full(len(batch), -1, np.int16))
                     column[int(start) : int(start) + len(part)] = remap[codes]
@@ -115,7 +114,7 @@ class Decisions:
             ev["with_class"] = w
             ev["with_wnid"] = tx.vocabulary.wnids[w]
             ev["with_name"] = tx.vocabulary.names[w]
-            rule_when = json.dumps(tx.axes[ax.axis].rules[r].when) if r >= 0 else ""
+            rule_when = tx.axes[ax.axis].rules[r].when_text if r >= 0 else ""
             if "same_superclass" in rule_when:
                 shared = tx.shared_superclasses(pred, w)
                 ev["superclasses"] = shared if shared or pred != w else []
@@ -142,3 +141,8 @@ def reason_code(reasons: list[str], text: str) -> int:
     if text not in reasons:
         reasons.append(text)
     return reasons.index(text)
+
+
+def reason_remap(reasons: list[str], texts: list[str]) -> np.ndarray:
+    """int16 codes in ``reasons`` of the codes 0..len(texts)-1 of ``texts``; index -1 stays -1."""
+    return np.array([reason_code(reasons, t) for t in texts] + [-1], np.int16)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .compiler import CompiledTaxonomy
-from .decisions import AxisDecisions, Decisions, reason_code
+from .decisions import AxisDecisions, Decisions, reason_remap
 from .predicates import All, Any_, Feature, InSampleList, Node, Not
 from .providers import FeatureProvider
 from .samples import SampleBatch
@@ -179,7 +179,7 @@ class ImageSetClassifier:
         rows, classes = np.divmod(keys, self.classes)
         decided = self.taxonomy.evaluate(self.images.take(rows, classes), self.providers, validate=False)
         with self._reasons_lock:
-            remap = np.array([reason_code(self.reasons, t) for t in decided.reasons] + [-1], np.int16)
+            remap = reason_remap(self.reasons, decided.reasons)
             for name, ax in decided.axes.items():
                 for r in ax.reason_codes:
                     if (name, r) not in self.reason_codes:

@@ -685,12 +685,7 @@ def read_predictions_npz(path: PathLike, labels: LabeledImages,
     n = len(names)
     rows = labels.indices_of(names)
     keep = rows >= 0
-    picked = labels.take(rows[keep])
-    batch = SampleBatch.from_arrays(
-        target=picked.target, pred=pred[keep], label_offsets=picked.label_offsets,
-        label_values=picked.label_values, problematic=picked.problematic, images=picked.images,
-    )
-    return batch, int(n - np.count_nonzero(keep))
+    return labels.take(rows[keep]).to_batch(pred[keep]), int(n - np.count_nonzero(keep))
 
 
 @contextlib.contextmanager

@@ -166,13 +166,16 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def parse_yaml(origin: str, text: str) -> tuple[SourceFile, dict[str, Any]]:
     """Parse with the SafeLoader, recording the line of every key path; duplicate keys are errors."""
-    try:
-        node = yaml.compose(text, Loader=_SAFE_LOADER)
-        data = yaml.load(text, Loader=_SAFE_LOADER)
+    loader = _SAFE_LOADER(text)
+    try:  # one parse: the node tree (for lines) and the data constructed from it
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise TaxonomyError([Problem(origin, line, (), f"invalid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or node is None:
         raise TaxonomyError([Problem(origin, 1, (), "a taxonomy file must be a YAML mapping")])
     lines: dict[KeyPath, int] = {}

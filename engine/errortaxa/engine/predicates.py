@@ -79,7 +79,6 @@ class Flag(Node):
 
     def eval(self, ctx: Context, rows: np.ndarray) -> Outcome:
         b = ctx.batch
-        witness = None
         if self.name == "pred_is_target":
             mask = b.pred[rows] == b.target[rows]
         elif self.name in ("pred_in_labels", "target_in_labels"):
@@ -95,7 +94,7 @@ class Flag(Node):
             mask = np.ones(rows.shape[0], bool)
         if not self.expected:
             mask = ~mask
-        return Outcome.of(mask, witness)
+        return Outcome.of(mask)
 
     def describe(self) -> str:
         return self.name + ("" if self.expected else " is false")

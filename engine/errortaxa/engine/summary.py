@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .compiler import ENGINE_VERSION
 from .decisions import Decisions
 from .relations import group_of, shankar_group_of
 from .vocabulary import Vocabulary
@@ -55,7 +56,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
                 skipped_rules[f"{name}.{rule}" if name != primary.axis else rule] = count
     return {
         "taxonomy": {"name": taxonomy.name, "version": taxonomy.version, "content_hash": taxonomy.content_hash},
-        "engine_version": _engine_version(),
+        "engine_version": ENGINE_VERSION,
         "samples": len(batch),
         "skipped_without_labels": skipped,
         "headline": with_groups(~problematic),
@@ -79,8 +80,3 @@ def class_groups(vocab: Vocabulary) -> dict[str, np.ndarray]:
 def _share(k: int, n: int) -> float | None:
     return round(k / n, 6) if n else None
 
-
-def _engine_version() -> str:
-    from .compiler import ENGINE_VERSION
-
-    return ENGINE_VERSION

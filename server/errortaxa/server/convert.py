@@ -6,14 +6,21 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
 import numpy as np
 from errortaxa.client.columns import extend_ints
-from errortaxa.engine import CompiledTaxonomy, Decisions, FeatureProvider, FeatureResult, SampleBatch, SampleError
-from errortaxa.engine import summarize as engine_summarize
+from errortaxa.engine import (
+    CompiledTaxonomy,
+    Decisions,
+    FeatureProvider,
+    FeatureResult,
+    SampleBatch,
+    SampleError,
+    summarize,
+)
 from errortaxa.server.errors import ServiceError, invalid
 from errortaxa.v1 import samples_pb2, service_pb2
 
@@ -339,28 +346,14 @@ def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
             resp.evidence_json.extend(dumps(r["evidence"]) if r.get("evidence") else "" for r in records)
 
 
-def _summarize_call() -> Callable[[CompiledTaxonomy, SampleBatch, Decisions], dict[str, Any]]:
-    """summarize(compiled, batch, decisions) per docs/ARCHITECTURE.md, or (compiled, decisions)."""
-    positional = [p for p in inspect.signature(engine_summarize).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    call: Any = engine_summarize
-    if len(positional) >= 3:
-        return call
-    return lambda compiled, batch, decisions: call(compiled, decisions)
-
-
-summarize = _summarize_call()
-
-
-def summary_message(compiled: CompiledTaxonomy, batch: SampleBatch, decisions: Decisions
-                    ) -> service_pb2.Summary:
+def summary_message(decisions: Decisions) -> service_pb2.Summary:
     primary = next(iter(decisions.axes.values()))
     codes = primary.value[primary.value >= 0].astype(np.int64)
     counts = np.bincount(codes, minlength=len(primary.values))
     return service_pb2.Summary(
         counts={v: int(c) for v, c in zip(primary.values, counts, strict=True) if c},
         samples=len(decisions),
-        json=dumps(summarize(compiled, batch, decisions)),
+        json=dumps(summarize(decisions.taxonomy, decisions)),
     )
 
 

@@ -86,7 +86,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         if rows is not None:
             response.rows.extend(rows.tolist())
         if request.options.summary:
-            response.summary.CopyFrom(convert.summary_message(entry.compiled, batch, decisions))
+            response.summary.CopyFrom(convert.summary_message(decisions))
         self.metrics.add_samples(method, len(batch))
         return response
 
