@@ -25,7 +25,7 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from errortaxa.engine.gcpause import gc_paused
-from errortaxa.engine.samples import SampleBatch
+from errortaxa.engine.samples import SampleBatch, csr_take
 
 _orjson: Any
 try:  # optional accelerator; the standard library is the fallback
@@ -145,16 +145,6 @@ def _csr(labels: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     np.cumsum(np.fromiter(map(len, labels), dtype=np.int64, count=n), out=offsets[1:])
     values = np.fromiter(chain.from_iterable(labels), dtype=np.int32, count=int(offsets[-1]))
     return offsets, values
-
-
-def _csr_take(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The CSR rows ``rows`` (int array), in that order."""
-    starts = offsets[rows]
-    sizes = offsets[rows + 1] - starts
-    new_offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(sizes, out=new_offsets[1:])
-    gather = np.repeat(starts - new_offsets[:-1], sizes) + np.arange(new_offsets[-1], dtype=np.int64)
-    return new_offsets, values[gather]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,7 +425,7 @@ class LabeledImages:
         if index.dtype == bool:
             index = np.flatnonzero(index)
         index = index.astype(np.int64, copy=False)
-        offsets, values = _csr_take(self.label_offsets, self.label_values, index)
+        offsets, values = csr_take(self.label_offsets, self.label_values, index)
         return LabeledImages(
             images=[self.images[i] for i in index.tolist()], target=self.target[index],
             label_offsets=offsets, label_values=values, problematic=self.problematic[index],

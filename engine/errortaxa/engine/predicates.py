@@ -15,7 +15,7 @@ import numpy as np
 
 from .decisions import reason_code
 from .providers import FeatureProvider
-from .samples import IndexedNames, SampleBatch
+from .samples import IndexedNames, SampleBatch, csr_take
 
 
 @dataclass
@@ -52,12 +52,8 @@ class Context:
         b = self.batch
         if rows.shape[0] == len(b):
             return b.label_rows(), b.label_values
-        counts = self.sizes[rows]
-        total = int(counts.sum())
-        pos = np.repeat(np.arange(rows.shape[0], dtype=np.int64), counts)
-        first = np.cumsum(counts) - counts
-        index = b.label_offsets[rows][pos] + np.arange(total, dtype=np.int64) - first[pos]
-        return pos, b.label_values[index]
+        offsets, values = csr_take(b.label_offsets, b.label_values, rows)
+        return np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(offsets)), values
 
 
 class Node:

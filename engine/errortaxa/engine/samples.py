@@ -20,6 +20,16 @@ class SampleError(ValueError):
         super().__init__(f"{where}: field '{field}': {reason}")
 
 
+def csr_take(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR rows ``rows`` (int array, repeats allowed), in that order: (offsets, values)."""
+    starts = offsets[rows]
+    sizes = offsets[rows + 1] - starts
+    new_offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    np.cumsum(sizes, out=new_offsets[1:])
+    gather = np.repeat(starts - new_offsets[:-1], sizes) + np.arange(new_offsets[-1], dtype=np.int64)
+    return new_offsets, values[gather]
+
+
 class IndexedNames(Sequence[str]):
     """Names picked from a base list without copying: ``names[i] == base[picks[i]]``."""
 
@@ -138,15 +148,10 @@ class SampleBatch:
     def take(self, rows: np.ndarray, pred: np.ndarray | None = None) -> SampleBatch:
         """The samples at ``rows`` (repeats allowed), optionally with other predictions."""
         rows = np.asarray(rows, dtype=np.int64)
-        starts = self.label_offsets[rows]
-        counts = self.label_offsets[rows + 1] - starts
-        offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        first = offsets[:-1]
-        index = np.repeat(starts - first, counts) + np.arange(int(offsets[-1]), dtype=np.int64)
+        offsets, values = csr_take(self.label_offsets, self.label_values, rows)
         return SampleBatch(
             target=self.target[rows], pred=self.pred[rows] if pred is None else _int32(pred, "pred"),
-            label_offsets=offsets, label_values=self.label_values[index], problematic=self.problematic[rows],
+            label_offsets=offsets, label_values=values, problematic=self.problematic[rows],
             images=None if self.images is None else IndexedNames(self.images, rows),
             ids=None if self.ids is None else IndexedNames(self.ids, rows),
         )
