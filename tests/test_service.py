@@ -328,6 +328,29 @@ def test_validate_reports_every_problem_with_line_and_key(client: Client) -> Non
     assert client.validate_taxonomy("extends: /etc/passwd\n").ok is False
 
 
+def test_uploaded_extends_cannot_read_a_file_of_the_server(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "leakedsecret"
+    (tmp_path / "leak.yaml").write_text(variant_yaml("7.7", name=secret), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the in-process server's working directory holds leak.yaml
+    for parent in ("leak.yaml", "leak", str(tmp_path / "leak.yaml"), "../" + tmp_path.name + "/leak.yaml"):
+        upload = f"extends: {parent}\nversion: '6.6'\n"
+        result = client.validate_taxonomy(upload, filename="up.yaml")
+        assert not result.ok and result.taxonomy is None
+        assert [p.key_path for p in result.problems] == ["extends"]
+        assert "can only extend a built-in name" in result.problems[0].message
+        assert secret not in str(result.problems)
+        with pytest.raises(InvalidArgument) as err:
+            client.put_taxonomy(upload, filename="up.yaml")
+        assert "can only extend a built-in name" in err.value.problems[0].message
+        assert secret not in str(err.value)
+    # built-in names still resolve, also a built-in that extends another by its own relative path
+    for parent in ("imagenet/peychev2023", "imagenet/vasudevan2022_severity"):
+        result = client.validate_taxonomy(f"extends: {parent}\nversion: '6.6'\n")
+        assert result.ok and result.taxonomy is not None and result.taxonomy.version == "6.6"
+
+
 def test_stream_keeps_order_and_reports_progress(client: Client) -> None:
     rng = np.random.default_rng(1)
     n = 25_000

@@ -75,20 +75,24 @@ class LoadedTaxonomy:
 
 
 def load_taxonomy(
-    source: str | Path | None = None, *, text: str | None = None, search_paths: list[Path] | None = None
+    source: str | Path | None = None, *, text: str | None = None, search_paths: list[Path] | None = None,
+    builtin_parents_only: bool = False,
 ) -> LoadedTaxonomy:
     """Load a taxonomy from a path, a built-in name (``imagenet/peychev2023``) or YAML ``text``.
 
-    ``None`` loads the embedded default.  Raises TaxonomyError with every problem found.
+    ``None`` loads the embedded default.  With ``builtin_parents_only`` (for untrusted ``text``, e.g. an
+    upload) ``extends`` resolves only to files inside the search roots, never to one relative to the
+    working directory or an absolute path.  Raises TaxonomyError with every problem found.
     """
     roots = [*(search_paths or []), rules_dir()]
     if text is not None:
         origin = str(source) if source is not None else "<text>"
-        return _load_chain(origin, text, Path.cwd(), roots, chain=())
+        base = None if builtin_parents_only else Path.cwd()
+        return _load_chain(origin, text, base, roots, chain=(), contained=builtin_parents_only)
     path = _find(str(source) if source is not None else DEFAULT_TAXONOMY, Path.cwd(), roots)
     if path is None:
         raise TaxonomyError([Problem(str(source), None, (), "no such taxonomy file or built-in name")])
-    return _load_chain(str(path), _read(path), path.parent, roots, chain=())
+    return _load_chain(str(path), _read(path), path.parent, roots, chain=(), contained=builtin_parents_only)
 
 
 def _read(path: Path) -> str:
@@ -98,20 +102,27 @@ def _read(path: Path) -> str:
         raise TaxonomyError([Problem(str(path), None, (), f"cannot read: {exc}")]) from exc
 
 
-def _find(ref: str, base: Path, roots: list[Path]) -> Path | None:
-    """A path relative to ``base`` or absolute, else a store name looked up in ``roots``."""
-    direct = (base / ref) if not Path(ref).is_absolute() else Path(ref)
-    if direct.is_file():
-        return direct.resolve()
+def _find(ref: str, base: Path | None, roots: list[Path], *, contained: bool = False) -> Path | None:
+    """A path relative to ``base`` (if any) or absolute, else a store name looked up in ``roots``.
+
+    ``contained``: only a file inside one of ``roots`` (after resolving links and ``..``) is found.
+    """
+    candidates: list[Path] = []
+    if base is not None:
+        candidates.append((base / ref) if not Path(ref).is_absolute() else Path(ref))
     for root in roots:
-        for candidate in (root / ref, root / (ref + ".yaml")):
-            if candidate.is_file():
-                return candidate.resolve()
+        candidates += [root / ref, root / (ref + ".yaml")]
+    inside = [root.resolve() for root in roots] if contained else []
+    for candidate in candidates:
+        if candidate.is_file():
+            found = candidate.resolve()
+            if not contained or any(found.is_relative_to(root) for root in inside):
+                return found
     return None
 
 
 def _load_chain(
-    origin: str, text: str, base: Path, roots: list[Path], chain: tuple[str, ...]
+    origin: str, text: str, base: Path | None, roots: list[Path], chain: tuple[str, ...], *, contained: bool
 ) -> LoadedTaxonomy:
     source, raw = parse_yaml(origin, text)
     parent_ref = raw.get("extends")
@@ -120,15 +131,18 @@ def _load_chain(
     if parent_ref is not None:
         if not isinstance(parent_ref, str):
             raise TaxonomyError([Problem(origin, source.line_of(("extends",)), ("extends",), "must be a string")])
-        parent_path = _find(parent_ref, base, roots)
+        parent_path = _find(parent_ref, base, roots, contained=contained)
         if parent_path is None:
+            why = ("an uploaded taxonomy can only extend a built-in name" if contained
+                   else "not a file, not a built-in name")
             raise TaxonomyError([Problem(origin, source.line_of(("extends",)), ("extends",),
-                                         f"no taxonomy '{parent_ref}' (not a file, not a built-in name)")])
+                                         f"no taxonomy '{parent_ref}' ({why})")])
         if str(parent_path) in (*chain, origin):
             cycle = " -> ".join([*chain, origin, str(parent_path)])
             raise TaxonomyError([Problem(origin, source.line_of(("extends",)), ("extends",),
                                          f"cyclic extends: {cycle}")])
-        parent = _load_chain(str(parent_path), _read(parent_path), parent_path.parent, roots, (*chain, origin))
+        parent = _load_chain(str(parent_path), _read(parent_path), parent_path.parent, roots, (*chain, origin),
+                             contained=contained)
         raw, origins = _merge(parent.raw, parent.origins, raw, source)
         sources += parent.sources
     else:

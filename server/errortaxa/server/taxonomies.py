@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import yaml as yaml_lib
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
 from errortaxa.engine.compiler import default_compiled
 from errortaxa.engine.problems import Problem
@@ -81,26 +80,10 @@ def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
                         problems=[problem_proto(p) for p in problems])
 
 
-def _extends_problems(text: str, filename: str) -> list[Problem]:
-    """Uploaded taxonomies may extend built-in taxonomy names only, never server file paths."""
-    if "extends" not in text:
-        return []
-    try:
-        raw = yaml_lib.load(text, Loader=getattr(yaml_lib, "CSafeLoader", yaml_lib.SafeLoader))
-    except yaml_lib.YAMLError:
-        return []  # the engine's loader reports the syntax error with its line
-    parent = raw.get("extends") if isinstance(raw, dict) else None
-    if isinstance(parent, str) and (parent.startswith(("/", "~", "\\")) or ".." in parent.split("/")):
-        return [Problem(filename, None, ("extends",), "an uploaded taxonomy can only extend a built-in name")]
-    return []
-
-
 def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
-    """Load and compile uploaded YAML text (TaxonomyError with every problem)."""
-    problems = _extends_problems(text, filename)
-    if problems:
-        raise TaxonomyError(problems)
-    return compile_taxonomy(load_taxonomy(filename, text=text))
+    """Load and compile uploaded YAML text (TaxonomyError with every problem); ``extends`` may name a
+    built-in taxonomy only, never a file of the server."""
+    return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
 
 
 def compile_text(text: str, filename: str) -> CompiledTaxonomy:
