@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ class Dataset:
     labels: LabeledImages
     source: str
     format: str
+    batch: SampleBatch  # every row with placeholder predictions, built once at load
 
     def info(self) -> service_pb2.DatasetInfo:
         sizes = np.diff(self.labels.label_offsets)
@@ -74,7 +76,7 @@ def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
                            reason="BAD_LABEL_FILE", row=None if exc.record is None else exc.record - 1) from None
     if len(set(labels.images)) != len(labels.images):
         raise invalid(f"{path}: image ids are not unique", field="path", reason="BAD_LABEL_FILE")
-    return Dataset(name, labels, str(file), fmt)
+    return Dataset(name, labels, str(file), fmt, labels.to_batch(np.zeros(len(labels), np.int32)))
 
 
 class DatasetRegistry:
@@ -145,9 +147,6 @@ def predictions_batch(dataset: Dataset, msg: samples_pb2.DatasetPredictions, fie
             raise invalid(f"{n} predictions from row {msg.offset} do not fit dataset '{dataset.name}' "
                           f"of {len(labels)} images", field=f"{field}.offset", reason="OUT_OF_RANGE")
         rows = np.arange(msg.offset, msg.offset + n, dtype=np.int64)
-    picked = labels if (n == len(labels) and msg.offset == 0 and not len(msg.images)) else labels.take(rows)
-    batch = SampleBatch.from_arrays(
-        target=picked.target, pred=pred, label_offsets=picked.label_offsets, label_values=picked.label_values,
-        problematic=picked.problematic, images=picked.images,
-    )
-    return batch, rows
+    if n == len(labels) and np.array_equal(rows, np.arange(n)):  # the whole dataset, in order
+        return dataclasses.replace(dataset.batch, pred=pred), rows
+    return dataset.batch.take(rows, pred), rows
