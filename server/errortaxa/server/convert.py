@@ -4,7 +4,6 @@ and the sample), Decisions to response columns, RuleTrace to the wire. No rule l
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from errortaxa.engine import (
     Decisions,
     FeatureProvider,
     FeatureResult,
+    RuleTrace,
     SampleBatch,
     SampleError,
     summarize,
@@ -315,15 +315,11 @@ def validate(batch: SampleBatch, num_classes: int, field: str) -> None:
                       reason=reason, sample_index=exc.index) from None
 
 
-_EVALUATE_VALIDATES = "validate" in inspect.signature(CompiledTaxonomy.evaluate).parameters
-
-
 def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[str, FeatureProvider]
              ) -> Decisions:
-    """compiled.evaluate on a batch that batch_from_columns / validate already checked."""
-    if _EVALUATE_VALIDATES:  # skip the engine's second validation of the same batch
-        return compiled.evaluate(batch, providers or None, validate=False)
-    return compiled.evaluate(batch, providers or None)
+    """compiled.evaluate on a batch that batch_from_columns / validate already checked (no second
+    validation by the engine)."""
+    return compiled.evaluate(batch, providers or None, validate=False)
 
 
 def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
@@ -365,21 +361,17 @@ _OUTCOMES = {
 }
 
 
-def trace_messages(traces: Sequence[Any]) -> list[service_pb2.RuleTrace]:
+def trace_messages(traces: Sequence[RuleTrace]) -> list[service_pb2.RuleTrace]:
     """Engine RuleTraces (axis, rule, value, result, detail, evidence) as wire messages."""
     out = []
     decided: set[str] = set()
     for trace in traces:
-        is_instance = dataclasses.is_dataclass(trace) and not isinstance(trace, type)
-        data = dataclasses.asdict(trace) if is_instance else dict(vars(trace))
-        result = str(data.get("result", ""))
-        outcome = _OUTCOMES.get(result, service_pb2.RULE_OUTCOME_UNSPECIFIED)
-        axis = str(data.get("axis", ""))
-        first = outcome == service_pb2.RULE_OUTCOME_HELD and axis not in decided
+        outcome = _OUTCOMES.get(trace.result, service_pb2.RULE_OUTCOME_UNSPECIFIED)
+        first = outcome == service_pb2.RULE_OUTCOME_HELD and trace.axis not in decided
         if first:
-            decided.add(axis)
+            decided.add(trace.axis)
         out.append(service_pb2.RuleTrace(
-            axis=axis, rule=str(data.get("rule", "")), value=str(data.get("value", "")), outcome=outcome,
-            reason=str(data.get("detail", "")), decided=first, json=dumps(data),
+            axis=trace.axis, rule=trace.rule, value=trace.value, outcome=outcome, reason=trace.detail,
+            decided=first, json=dumps(dataclasses.asdict(trace)),
         ))
     return out

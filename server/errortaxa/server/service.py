@@ -72,7 +72,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")
         source = getattr(request, kind)
         oov = source.oov if source.HasField("oov") else None
-        needed = sorted(getattr(entry.compiled, "providers_needed", ()) or ())
+        needed = sorted(entry.compiled.providers_needed)
         providers = convert.request_providers(oov, batch, entry.providers, needed, entry.num_classes, f"{kind}.oov")
         return batch, providers, rows
 
