@@ -334,20 +334,19 @@ def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
             extend_ints(msg, "not_evaluated", ax.not_evaluated)
     n = len(decisions)
     resp.count = n
-    if options.records or options.evidence:
-        records = [decisions.record(i) for i in range(n)]
-        if options.records:
-            resp.record_json.extend(dumps(r) for r in records)
+    if options.records:
+        records = list(decisions.records())
+        resp.record_json.extend(dumps(r) for r in records)
         if options.evidence:
-            resp.evidence_json.extend(dumps(r["evidence"]) if r.get("evidence") else "" for r in records)
+            resp.evidence_json.extend(dumps(r["evidence"]) if r["evidence"] else "" for r in records)
+    elif options.evidence:  # the evidence alone: no whole records
+        primary = decisions.primary
+        resp.evidence_json.extend(dumps(ev) if (ev := decisions.evidence(primary, i)) else "" for i in range(n))
 
 
 def summary_message(decisions: Decisions) -> service_pb2.Summary:
-    primary = next(iter(decisions.axes.values()))
-    codes = primary.value[primary.value >= 0].astype(np.int64)
-    counts = np.bincount(codes, minlength=len(primary.values))
     return service_pb2.Summary(
-        counts={v: int(c) for v, c in zip(primary.values, counts, strict=True) if c},
+        counts={v: c for v, c in decisions.primary.counts().items() if c},
         samples=len(decisions),
         json=dumps(summarize(decisions.taxonomy, decisions)),
     )
