@@ -8,7 +8,11 @@ the best prompt's synset is not one of the vocabulary's classes; the evidence li
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -384,17 +388,45 @@ class OOVProvider:
                 }
 
 
+SHARED_MODELS_KEPT = 2
+_shared_models: OrderedDict[str, tuple[ClipEncoder, TrainIndex | None]] = OrderedDict()
+_shared_models_lock = threading.Lock()
+
+
+def shared_model(config: OOVConfig) -> tuple[ClipEncoder, TrainIndex | None]:
+    """The CLIP encoder and the training-set index (``config.index``) of a config, built once per
+    config content in this process and shared by the providers made from it (a study's compared
+    taxonomy, a server's taxonomy versions, the Ray tasks of one worker); the last
+    ``SHARED_MODELS_KEPT`` configs are kept."""
+    key = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    with _shared_models_lock:
+        got = _shared_models.pop(key, None)
+        if got is None:
+            encoder = ClipEncoder(config)
+            got = (encoder, None if config.index is None else TrainIndex.load(config.index))
+        _shared_models[key] = got
+        while len(_shared_models) > SHARED_MODELS_KEPT:
+            _shared_models.popitem(last=False)
+    return got
+
+
 def load_provider(
     config: OOVConfig | Mapping[str, Any] | None = None,
     *,
     same_superclass: np.ndarray,
     wordnet: Any = None,
     vocab: Any = None,
+    encoder: ClipEncoder | None = None,
     index: TrainIndex | str | None = None,
 ) -> OOVProvider | UnavailableProvider:
-    """An :class:`OOVProvider`, or an :class:`UnavailableProvider` saying why not (for servers)."""
+    """An :class:`OOVProvider`, or an :class:`UnavailableProvider` saying why not (for servers).
+    Without ``encoder`` and ``index`` it uses the config's :func:`shared_model`."""
     try:
-        return OOVProvider(config, same_superclass=same_superclass, wordnet=wordnet, vocab=vocab, index=index)
+        cfg = config if isinstance(config, OOVConfig) else OOVConfig.from_mapping(config)
+        if encoder is None and index is None:
+            encoder, index = shared_model(cfg)
+        return OOVProvider(cfg, same_superclass=same_superclass, wordnet=wordnet, vocab=vocab, encoder=encoder,
+                           index=index)
     except (OOVError, FileNotFoundError, ImportError) as exc:
         log.warning("OOV provider unavailable: %s", exc)
         return UnavailableProvider(str(exc))
