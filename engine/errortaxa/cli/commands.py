@@ -101,21 +101,24 @@ def oov_providers(config: str | None, taxonomy: CompiledTaxonomy) -> dict[str, F
     if config is None:
         return {}
     import yaml
+    from errortaxa.oov.config import OOVConfig, read_config_file
+    from errortaxa.oov.errors import OOVConfigError, OOVError
 
     try:
-        with open(config, encoding="utf-8") as stream:
-            settings = yaml.safe_load(stream) or {}
+        settings = read_config_file(config)
     except yaml.YAMLError as exc:
         raise UsageError(f"--oov-config {config}: invalid YAML/JSON: {exc}") from None
-    if not isinstance(settings, dict):
-        raise UsageError(f"--oov-config {config}: must be a mapping of settings")
+    except OOVConfigError:
+        raise UsageError(f"--oov-config {config}: must be a mapping of settings") from None
     try:
-        from errortaxa.oov import OOVProvider
-        from errortaxa.oov.errors import OOVError
+        from errortaxa.oov.provider import OOVProvider, shared_model
     except ImportError as exc:
         raise UsageError(f"--oov-config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
     try:
-        provider = OOVProvider(settings, same_superclass=taxonomy.same_superclass)
+        cfg = OOVConfig.from_mapping(settings)
+        encoder, index = shared_model(cfg)
+        provider = OOVProvider(cfg, same_superclass=taxonomy.same_superclass, vocab=taxonomy.vocabulary,
+                               encoder=encoder, index=index)
     except (OOVError, ValueError) as exc:
         raise UsageError(f"--oov-config {config}: {exc}") from None
     return {provider.name: provider}

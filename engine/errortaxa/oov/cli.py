@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .config import OOVConfig
+from .config import OOVConfig, read_config_file
 from .errors import OOVError
 
 _MODEL_FLAGS = ("model", "pretrained", "checkpoint", "device", "precision", "batch_size", "num_workers",
@@ -80,13 +80,7 @@ def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> OOVConfig:
     settings: dict[str, Any] = {}
     if getattr(args, "oov_config", None):
-        import yaml
-
-        with open(args.oov_config, encoding="utf-8") as stream:
-            loaded = yaml.safe_load(stream) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{args.oov_config}: must be a mapping of settings")
-        settings.update(loaded)
+        settings.update(read_config_file(args.oov_config))
     for key in _MODEL_FLAGS:
         value = getattr(args, key, None)
         if value is not None:
