@@ -14,7 +14,8 @@ from .errors import OOVConfigError, OOVError, WeightsNotFoundError
 from .proposals import META_LABELS, Proposal, ProposalGenerator, generate, generate_many, proposals_json
 
 if TYPE_CHECKING:
-    from ._compat import FeatureResult
+    from errortaxa.engine.providers import FeatureResult
+
     from ._unavailable import UnavailableProvider
     from .cache import EmbeddingCache
     from .embed import ImageEmbedder
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .provider import OOVProvider, load_provider, same_superclass_matrix
 
 _LAZY = {
-    "FeatureResult": "._compat",
+    "FeatureResult": "errortaxa.engine.providers",
     "EmbeddingCache": ".cache",
     "ImageEmbedder": ".embed",
     "TrainIndex": ".knn",

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
-from ._compat import FeatureResult
+from errortaxa.engine.providers import FeatureResult
 
 
 class UnavailableProvider:
@@ -20,6 +19,4 @@ class UnavailableProvider:
         self.reason = reason
 
     def evaluate(self, test: str, params: Mapping[str, Any], batch: Any, rows: np.ndarray) -> FeatureResult:
-        m = int(np.asarray(rows).shape[0])
-        return FeatureResult(np.zeros(m, dtype=bool), np.zeros(m, dtype=bool),
-                             [f"OOV not evaluated: {self.reason}"] * m, [None] * m)
+        return FeatureResult.unknown(int(np.asarray(rows).shape[0]), f"OOV not evaluated: {self.reason}")

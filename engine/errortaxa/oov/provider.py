@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from errortaxa.engine.providers import FeatureResult
 
-from ._compat import FeatureResult
 from ._unavailable import UnavailableProvider
 from .config import OOVConfig
 from .embed import ImageEmbedder, set_deterministic
@@ -295,7 +295,7 @@ class OOVProvider:
             return FeatureResult(holds, known, reason, evidence)
         images = getattr(batch, "images", None)
         if images is None:
-            return FeatureResult(holds, known, ["the samples have no image names"] * m, evidence)
+            return FeatureResult.unknown(m, "the samples have no image names")
         names = [images[int(r)] for r in rows]
         preds = np.asarray(batch.pred, dtype=np.int64)[rows]
         targets = np.asarray(batch.target, dtype=np.int64)[rows]
