@@ -52,33 +52,9 @@ def _default_vocab() -> Any:
 
 
 def same_superclass_matrix(compiled: Any, num_classes: int | None = None) -> np.ndarray:
-    """bool[C, C]: classes i, j share a superclass of a compiled taxonomy (true on the diagonal).
-
-    Uses the compiled ``same_superclass`` matrix when the taxonomy has one, else
-    ``CompiledTaxonomy.superclasses_of(class_index)``; a class in no superclass is its own
-    singleton superclass.
-    """
-    given = getattr(compiled, "same_superclass", None)
-    if isinstance(given, np.ndarray) and given.ndim == 2 and given.shape[0] == given.shape[1]:
-        m = np.array(given, dtype=bool, copy=True)
-        np.fill_diagonal(m, True)
-        return m
-    vocab = getattr(compiled, "vocabulary", None)
-    default_n = len(vocab) if vocab is not None and hasattr(vocab, "__len__") else 1000
-    n = int(num_classes if num_classes is not None else default_n)
-    names: dict[str, int] = {}
-    member: list[list[int]] = []
-    for c in range(n):
-        cols = []
-        for s in compiled.superclasses_of(c):
-            cols.append(names.setdefault(str(s), len(names)))
-        member.append(cols)
-    a = np.zeros((n, max(len(names), 1)), dtype=np.float32)
-    for c, cols in enumerate(member):
-        a[c, cols] = 1.0
-    m = (a @ a.T) > 0
-    np.fill_diagonal(m, True)
-    return m
+    """bool[C, C]: classes i, j share a superclass of a compiled taxonomy (true on the diagonal): its
+    ``same_superclass`` matrix (``num_classes`` is not needed)."""
+    return np.asarray(compiled.same_superclass, dtype=bool)
 
 
 @dataclass
@@ -108,10 +84,8 @@ class _Shared:
         self.config = config
         self.wordnet = wordnet if wordnet is not None else _default_wordnet()
         self.vocab = vocab if vocab is not None else _default_vocab()
-        matrix = np.array(same_superclass, dtype=bool, copy=True)
-        np.fill_diagonal(matrix, True)
-        self.same_superclass = matrix
-        self.generator = ProposalGenerator(wordnet=self.wordnet, vocab=self.vocab, same_superclass=matrix)
+        self.generator = ProposalGenerator(wordnet=self.wordnet, vocab=self.vocab, same_superclass=same_superclass)
+        self.same_superclass = self.generator.same_superclass
         self.num_classes = len(self.generator.class_wnids)
         self.in_vocabulary = self.generator.in_vocabulary
         self.encoder = encoder if encoder is not None else ClipEncoder(config)
