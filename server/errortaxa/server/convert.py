@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from errortaxa.client.columns import extend_ints
+from errortaxa.client.columns import extend_ints, matrix_array
 from errortaxa.engine import (
     CompiledTaxonomy,
     Decisions,
@@ -40,9 +40,25 @@ _SAMPLE_FIELDS = {"labels": "label_values", "target": "target", "pred": "pred", 
                   "images": "images", "ids": "ids"}
 
 
-def _length_error(field: str, got: int, n: int, what: str = "samples") -> ServiceError:
+def length_error(field: str, got: int, n: int, what: str = "samples") -> ServiceError:
     return invalid(f"{field} has {got} entries for {n} {what}", field=field, reason="LENGTH_MISMATCH",
                    sample_index=min(got, n))
+
+
+def check_batch_size(n: int, limit: int, field: str, what: str, hint: str = "") -> None:
+    """RESOURCE_EXHAUSTED when one request carries more than ``limit`` samples."""
+    if n > limit:
+        raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{n} {what} in one request; the limit is "
+                           f"{limit}{hint}", field=field, reason="BATCH_TOO_LARGE")
+
+
+def check_finite(matrix: np.ndarray, field: str) -> None:
+    """INVALID_ARGUMENT naming the first row of a 2-d matrix that holds NaN or infinity."""
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise invalid(f"{field} row {bad} holds NaN or infinity", field=field, reason="NOT_FINITE",
+                      sample_index=bad)
 
 
 class RequestFeatures:
@@ -153,24 +169,20 @@ def oov_columns(msg: samples_pb2.OovEvidence, n: int, field: str, *, dim: int | 
     has_knn: np.ndarray = has_embedding
     if msg.HasField("embeddings") and (msg.embeddings.rows or msg.embeddings.cols or len(msg.embeddings.values)):
         name = f"{field}.embeddings"
-        embeddings = _matrix(msg.embeddings, np.float32, name, n)
+        embeddings = matrix(msg.embeddings, np.float32, name, n)
         if dim is not None and embeddings.shape[1] != dim:
             raise invalid(f"{name} has {embeddings.shape[1]} columns; this server's OOV model embeds images in "
                           f"{dim} dimensions", field=name, reason="EMBEDDING_DIM")
-        finite = np.isfinite(embeddings).all(axis=1)
-        if not finite.all():
-            bad = int(np.flatnonzero(~finite)[0])
-            raise invalid(f"{name} row {bad} holds NaN or infinity", field=name, reason="NOT_FINITE",
-                          sample_index=bad)
+        check_finite(embeddings, name)
         has_embedding = np.asarray(embeddings.any(axis=1))
     image_bytes = list(msg.image_bytes) if len(msg.image_bytes) else None
     if image_bytes is not None:
         if len(image_bytes) != n:
-            raise _length_error(f"{field}.image_bytes", len(image_bytes), n)
+            raise length_error(f"{field}.image_bytes", len(image_bytes), n)
         has_bytes = np.fromiter((len(b) > 0 for b in image_bytes), bool, count=n)
     if msg.HasField("knn_classes") and (msg.knn_classes.rows or msg.knn_classes.cols or len(msg.knn_classes.values)):
         name = f"{field}.knn_classes"
-        knn = _matrix(msg.knn_classes, np.int32, name, n)
+        knn = matrix(msg.knn_classes, np.int32, name, n)
         too_big = (knn >= num_classes).any(axis=1)
         if too_big.any():
             bad = int(np.flatnonzero(too_big)[0])
@@ -182,16 +194,18 @@ def oov_columns(msg: samples_pb2.OovEvidence, n: int, field: str, *, dim: int | 
     return OovColumns(embeddings, image_bytes, knn, has_embedding, has_bytes, has_knn)
 
 
-def _matrix(msg: Any, dtype: type, field: str, n: int) -> np.ndarray:
-    """A FloatMatrix / IntMatrix with N rows as a [rows, cols] array (INVALID_ARGUMENT otherwise)."""
-    values: np.ndarray = np.array(msg.values, dtype=dtype)
-    if msg.rows < 0 or msg.cols < 0 or values.shape[0] != msg.rows * msg.cols:
-        raise invalid(f"{field} has {values.shape[0]} values for {msg.rows} x {msg.cols}", field=field,
-                      reason="LENGTH_MISMATCH")
-    if msg.rows != n:
+def matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, dtype: type[np.floating[Any]]
+           | type[np.integer[Any]], field: str, n: int | None = None) -> np.ndarray:
+    """A FloatMatrix / IntMatrix (with ``n`` rows when given) as a [rows, cols] array
+    (INVALID_ARGUMENT otherwise)."""
+    try:
+        values = matrix_array(msg, dtype)
+    except ValueError as exc:
+        raise invalid(f"{field} {exc}", field=field, reason="LENGTH_MISMATCH") from None
+    if n is not None and msg.rows != n:
         raise invalid(f"{field} has {msg.rows} rows for {n} samples", field=field, reason="LENGTH_MISMATCH",
                       sample_index=min(msg.rows, n))
-    return values.reshape(msg.rows, msg.cols)
+    return values
 
 
 class BoundOOV:
@@ -252,7 +266,7 @@ def request_providers(msg: samples_pb2.OovEvidence | None, batch: SampleBatch, s
         # else: the server's provider cannot run (e.g. no weights); it says why for every row
     if len(msg.evidence_json):
         if len(msg.evidence_json) != n:
-            raise _length_error(f"{field}.evidence_json", len(msg.evidence_json), n)
+            raise length_error(f"{field}.evidence_json", len(msg.evidence_json), n)
         evidence = list(msg.evidence_json)
         for name in needed:
             providers[name] = RequestFeatures(name, evidence, f"{field}.evidence_json", providers.get(name))
@@ -263,16 +277,13 @@ def batch_from_columns(msg: samples_pb2.SampleColumns, num_classes: int, max_bat
                        field: str = "samples") -> SampleBatch:
     """A validated SampleBatch; ServiceError naming the field and first bad sample otherwise."""
     n = len(msg.target)
-    if n > max_batch:
-        raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{n} samples in one request; the limit is "
-                           f"{max_batch}: split the batch or use ClassifyStream", field=f"{field}.target",
-                           reason="BATCH_TOO_LARGE")
+    check_batch_size(n, max_batch, f"{field}.target", "samples", ": split the batch or use ClassifyStream")
     if len(msg.pred) != n:
-        raise _length_error(f"{field}.pred", len(msg.pred), n)
+        raise length_error(f"{field}.pred", len(msg.pred), n)
     for name in ("problematic", "images", "ids"):
         got = len(getattr(msg, name))
         if got not in (0, n):
-            raise _length_error(f"{field}.{name}", got, n)
+            raise length_error(f"{field}.{name}", got, n)
     values = np.array(msg.label_values, dtype=np.int32)
     if len(msg.label_offsets) == 0:
         if values.shape[0]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from errortaxa.client.columns import matrix_array
 from errortaxa.engine import SampleBatch
 from errortaxa.engine.inputs import InputError, LabeledImages, load_label_file, read_jsonl
+from errortaxa.server.convert import check_finite, length_error, matrix
 from errortaxa.server.errors import ServiceError, invalid, not_found
 from errortaxa.server.store import NAME_PATTERN, TaxonomyStore
 from errortaxa.v1 import samples_pb2, service_pb2
@@ -120,22 +120,15 @@ def predictions_batch(dataset: Dataset, msg: samples_pb2.DatasetPredictions, fie
     if len(msg.pred) and msg.HasField("logits"):
         raise invalid("give pred or logits, not both", field=f"{field}.logits", reason="ONE_OF")
     if msg.HasField("logits"):
-        try:
-            logits = matrix_array(msg.logits)
-        except ValueError as exc:
-            raise invalid(f"{field}.logits {exc}", field=f"{field}.logits", reason="LENGTH_MISMATCH") from None
-        if not np.isfinite(logits).all():
-            bad = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
-            raise invalid(f"{field}.logits row {bad} holds NaN or infinity", field=f"{field}.logits",
-                          reason="NOT_FINITE", sample_index=bad)
+        logits = matrix(msg.logits, np.float32, f"{field}.logits")
+        check_finite(logits, f"{field}.logits")
         pred = np.argmax(logits, axis=1).astype(np.int32) if logits.shape[0] else np.zeros(0, np.int32)
     else:
         pred = np.array(msg.pred, dtype=np.int32)
     n = pred.shape[0]
     if len(msg.images):
         if len(msg.images) != n:
-            raise invalid(f"{field}.images has {len(msg.images)} entries for {n} predictions",
-                          field=f"{field}.images", reason="LENGTH_MISMATCH", sample_index=min(n, len(msg.images)))
+            raise length_error(f"{field}.images", len(msg.images), n, "predictions")
         rows = labels.indices_of(msg.images)
         missing = np.flatnonzero(rows < 0)
         if missing.size:

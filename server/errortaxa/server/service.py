@@ -63,10 +63,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         elif kind == "dataset":
             dataset = self.datasets.get(request.dataset.dataset)
             batch, rows = predictions_batch(dataset, request.dataset)
-            if len(batch) > self.config.max_batch:
-                raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"{len(batch)} predictions in one request; the limit is "
-                                   f"{self.config.max_batch}", field="dataset.pred", reason="BATCH_TOO_LARGE")
+            convert.check_batch_size(len(batch), self.config.max_batch, "dataset.pred", "predictions")
             convert.validate(batch, entry.num_classes, "dataset")
         else:
             raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")

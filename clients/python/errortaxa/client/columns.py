@@ -282,9 +282,11 @@ def _fill_matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, array: np
     msg.values.extend(array.ravel().tolist())
 
 
-def matrix_array(msg: samples_pb2.FloatMatrix) -> np.ndarray:
-    """A FloatMatrix as a float32 [rows, cols] array (raises ValueError on a size mismatch)."""
-    values = np.array(msg.values, dtype=np.float32)
+def matrix_array(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix,
+                 dtype: type[np.floating[Any]] | type[np.integer[Any]] = np.float32) -> np.ndarray:
+    """A FloatMatrix / IntMatrix as a [rows, cols] array of ``dtype`` (raises ValueError on a size
+    mismatch)."""
+    values: np.ndarray = np.array(msg.values, dtype=dtype)
     if msg.rows < 0 or msg.cols < 0 or values.shape[0] != msg.rows * msg.cols:
         raise ValueError(f"has {values.shape[0]} values for {msg.rows} x {msg.cols}")
     return values.reshape(msg.rows, msg.cols)
