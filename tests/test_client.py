@@ -119,6 +119,10 @@ def test_dataset_predictions_one_of_pred_or_logits() -> None:
 def test_dataset_chunks_carry_offsets() -> None:
     parts, total = _core.dataset_chunks("d", pred=np.arange(25), logits=None, images=None, batch_size=10)
     assert total == 25 and [(c.offset, len(c.pred)) for c in parts] == [(0, 10), (10, 10), (20, 5)]
+    with pytest.raises(ValueError, match="no predictions given"):  # before any stream is opened
+        _core.dataset_chunks("d", pred=[], logits=None, images=None, batch_size=10)
+    with pytest.raises(TypeError, match="classify_many takes samples"):
+        _core.many_samples(dataset_predictions("d", pred=[1]), {})
 
 
 def test_taxonomy_refs() -> None:

@@ -112,6 +112,14 @@ def explain_request(item: BatchLike, *, index: int, taxonomy: TaxonomyLike) -> s
     return request
 
 
+def many_samples(samples: BatchLike, columns: dict[str, Any]) -> Samples:
+    """What classify_many streams: samples (TypeError for dataset predictions)."""
+    item = samples_of(batch_item(samples, columns))
+    if not isinstance(item, Samples):
+        raise TypeError("classify_many takes samples; use classify_dataset_many for datasets")
+    return item
+
+
 def column_batches(samples: Samples, batch_size: int) -> Iterator[Samples]:
     for start in range(0, len(samples), batch_size):
         yield samples.slice(start, start + batch_size)
@@ -128,10 +136,12 @@ def dataset_chunks(
 ) -> tuple[Iterator[samples_pb2.DatasetPredictions], int]:
     """Predictions on a held dataset in messages of ``batch_size`` (from their offsets in dataset
     order, or keyed by ``images``), with their OOV inputs (keywords of OovInputs.build) cut
-    alike; and the number of predictions."""
+    alike; and the number of predictions. ValueError when there are none (before any stream)."""
     if (pred is None) == (logits is None):
         raise ValueError("give exactly one of pred and logits")
     n = len(pred) if pred is not None else len(logits)  # type: ignore[arg-type]
+    if n == 0:
+        raise ValueError("no predictions given")
     inputs = OovInputs.build(**(oov or {}))
 
     def chunks() -> Iterator[samples_pb2.DatasetPredictions]:
@@ -163,6 +173,28 @@ def channel_options(max_message_bytes: int, backoff: Backoff, extra: Sequence[tu
         ("grpc.max_reconnect_backoff_ms", max(1, int(backoff.maximum * 1000))),
         *extra,
     ]
+
+
+def channel_setup(
+    *,
+    tls: bool,
+    root_certificates: bytes | str | Path | None,
+    certificate_chain: bytes | str | Path | None,
+    private_key: bytes | str | Path | None,
+    server_name: str | None,
+    max_message_bytes: int,
+    backoff: Backoff,
+    options: Sequence[tuple[str, Any]] = (),
+) -> tuple[list[tuple[str, Any]], grpc.ChannelCredentials | None]:
+    """The channel options and, when TLS is used (``tls`` or any certificate given), its
+    credentials (None: a plaintext channel). ``server_name`` overrides the name TLS checks."""
+    extra = [*options]
+    if server_name:
+        extra.append(("grpc.ssl_target_name_override", server_name))
+    opts = channel_options(max_message_bytes, backoff, extra)
+    if tls or root_certificates is not None or certificate_chain is not None:
+        return opts, channel_credentials(root_certificates, certificate_chain, private_key)
+    return opts, None
 
 
 def channel_credentials(

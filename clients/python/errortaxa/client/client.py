@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 from errortaxa.client import _core
 from errortaxa.client._core import BatchLike, ProgressLike, TaxonomyLike
-from errortaxa.client.columns import OovInputs, Samples, dataset_predictions
+from errortaxa.client.columns import OovInputs, dataset_predictions
 from errortaxa.client.errors import ErrorTaxaError, from_rpc_error
 from errortaxa.client.results import (
     ClassifyResult,
@@ -72,12 +72,11 @@ class Client:
         self.timeout = timeout
         self.backoff = _core.Backoff(retries=retries, initial=backoff, maximum=max_backoff)
         self._metadata = _core.auth_metadata(token)
-        extra = [*options]
-        if server_name:
-            extra.append(("grpc.ssl_target_name_override", server_name))
-        opts = _core.channel_options(max_message_bytes, self.backoff, extra)
-        if tls or root_certificates is not None or certificate_chain is not None:
-            creds = _core.channel_credentials(root_certificates, certificate_chain, private_key)
+        opts, creds = _core.channel_setup(
+            tls=tls, root_certificates=root_certificates, certificate_chain=certificate_chain,
+            private_key=private_key, server_name=server_name, max_message_bytes=max_message_bytes,
+            backoff=self.backoff, options=options)
+        if creds is not None:
             self._channel = grpc.secure_channel(target, creds, options=opts)
         else:
             self._channel = grpc.insecure_channel(target, options=opts)
@@ -250,9 +249,7 @@ class Client:
     ) -> ClassifyResult:
         """Classify any number of samples over one stream in batches of ``batch_size``; returns
         one result (every part decided by the same taxonomy version)."""
-        item = _core.samples_of(_core.batch_item(samples, columns))
-        if not isinstance(item, Samples):
-            raise TypeError("classify_many takes samples; use classify_dataset_many for datasets")
+        item = _core.many_samples(samples, columns)
         parts = list(self.classify_stream(
             _core.column_batches(item, batch_size), taxonomy=taxonomy, records=records,
             with_evidence=with_evidence, total=len(item), progress=progress,
@@ -283,8 +280,6 @@ class Client:
             chunks, taxonomy=taxonomy, records=records, with_evidence=with_evidence, total=total,
             progress=progress, max_in_flight=max_in_flight, timeout=timeout,
         ))
-        if not parts:
-            raise ValueError("no predictions given")
         return ClassifyResult.concat(parts)
 
     def explain(
