@@ -107,7 +107,12 @@ def build_server(config: ServerConfig) -> RunningServer:
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
     metrics = Metrics()
-    metrics.active = lambda: (registry.active.name, registry.active.version, registry.active.compiled.content_hash)
+
+    def active() -> tuple[str, str, str]:
+        entry = registry.active  # read once: an Activate may swap it meanwhile
+        return entry.name, entry.version, entry.compiled.content_hash
+
+    metrics.active = active
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="errortaxa-rpc"),

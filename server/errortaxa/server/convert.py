@@ -247,16 +247,18 @@ def embedding_dim(provider: Any) -> int | None:
 
 
 def request_providers(msg: samples_pb2.OovEvidence | None, batch: SampleBatch, server: Mapping[str, FeatureProvider],
-                      needed: Sequence[str], num_classes: int, field: str) -> Mapping[str, FeatureProvider]:
+                      needed: Sequence[str], dim: int | None, num_classes: int, field: str
+                      ) -> Mapping[str, FeatureProvider]:
     """The providers for one request: the server's, with the OOV provider bound to the request's
     OOV inputs (``msg``: SampleColumns.oov or DatasetPredictions.oov; ``field`` names it in errors)
     and per-sample evidence answers in front. On a server without an OOV model, a request that
-    sends OOV inputs gets ``NoModel`` (every OOV row "not evaluated", with the reason)."""
+    sends OOV inputs gets ``NoModel`` (every OOV row "not evaluated", with the reason). ``dim``:
+    the embedding dimension of the server's OOV model (embedding_dim)."""
     if msg is None:
         return server
     n = len(batch)
     base = server.get(OOV)
-    columns = oov_columns(msg, n, field, dim=embedding_dim(base), num_classes=num_classes)
+    columns = oov_columns(msg, n, field, dim=dim, num_classes=num_classes)
     providers = dict(server)
     if columns is not None and OOV in needed:
         if base is None:

@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 
-_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+#: The attributes every LogRecord has (not "extra" fields).
+STANDARD_KEYS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,7 +20,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in STANDARD_KEYS and not key.startswith("_"):
                 out[key] = value
         if record.exc_info:
             out["error"] = self.formatException(record.exc_info)
@@ -28,7 +29,8 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+        extra = " ".join(f"{k}={v}" for k, v in vars(record).items()
+                         if k not in STANDARD_KEYS and not k.startswith("_"))
         text = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
         text += f" {extra}" if extra else ""
         return text + (f"\n{self.formatException(record.exc_info)}" if record.exc_info else "")

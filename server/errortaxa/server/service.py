@@ -13,12 +13,13 @@ from errortaxa.server.config import ServerConfig
 from errortaxa.server.datasets import DatasetRegistry, predictions_batch
 from errortaxa.server.errors import ServiceError, invalid, problem_proto
 from errortaxa.server.interceptor import current_identity
+from errortaxa.server.logs import STANDARD_KEYS
 from errortaxa.server.metrics import Metrics
 from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, audit_entry, info_of
 from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
 log = logging.getLogger("errortaxa.server")
-RESERVED_LOG_KEYS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "action"}
+RESERVED_LOG_KEYS = STANDARD_KEYS | {"action"}
 audit_log = logging.getLogger("errortaxa.audit")
 
 R = TypeVar("R")
@@ -69,8 +70,8 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")
         source = getattr(request, kind)
         oov = source.oov if source.HasField("oov") else None
-        needed = sorted(entry.compiled.providers_needed)
-        providers = convert.request_providers(oov, batch, entry.providers, needed, entry.num_classes, f"{kind}.oov")
+        providers = convert.request_providers(oov, batch, entry.providers, entry.providers_needed,
+                                              entry.embedding_dim, entry.num_classes, f"{kind}.oov")
         return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
@@ -150,13 +151,11 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             response.taxonomy.CopyFrom(info_of(compiled))
         return response
 
-    def _audit(self, action: str, **what: Any) -> str:
-        who = current_identity().name
-        entry = audit_entry(action, who, **what)
+    def _audit(self, action: str, **what: Any) -> None:
+        entry = audit_entry(action, current_identity().name, **what)
         self.registry.store.audit(entry)
         self.metrics.change(action)
         audit_log.info(action, extra={k: v for k, v in entry.items() if k not in RESERVED_LOG_KEYS})
-        return who
 
     @handled
     def PutTaxonomy(self, request: service_pb2.PutTaxonomyRequest, context: grpc.ServicerContext

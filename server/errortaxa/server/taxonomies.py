@@ -12,12 +12,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
 from errortaxa.engine.compiler import default_compiled
 from errortaxa.engine.problems import Problem
+from errortaxa.server.convert import OOV, embedding_dim
 from errortaxa.server.errors import ServiceError, not_found, problem_proto
 from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
 from errortaxa.v1 import taxonomy_pb2
@@ -55,6 +57,16 @@ class Entry:
     @property
     def num_classes(self) -> int:
         return len(self.compiled.vocabulary)
+
+    @cached_property
+    def providers_needed(self) -> tuple[str, ...]:
+        """The feature providers the taxonomy's rules ask, sorted."""
+        return tuple(sorted(self.compiled.providers_needed))
+
+    @cached_property
+    def embedding_dim(self) -> int | None:
+        """The embedding dimension of this version's OOV model (None: no model)."""
+        return embedding_dim(self.providers.get(OOV))
 
     def info(self, *, active: bool, full: bool = True) -> taxonomy_pb2.TaxonomyInfo:
         """The metadata message; ``full`` adds the axes (outcomes and rules) and description."""
@@ -213,13 +225,13 @@ class TaxonomyRegistry:
                                    f"taxonomy {label} {value!r} cannot be stored: use letters, digits, '.', "
                                    "'_' and '-' (at most 128)", field=f"yaml.{label}", reason="BAD_NAME")
         with self._lock:
-            existing = self._existing(compiled.name, compiled.version)
+            existing = self._content_hash(compiled.name, compiled.version)
             if existing is not None:
-                if existing.content_hash != compiled.content_hash:
+                if existing != compiled.content_hash:
                     raise ServiceError(
                         grpc.StatusCode.ALREADY_EXISTS,
                         f"{compiled.name}@{compiled.version} is stored with other content "
-                        f"({existing.content_hash}); give the new one another version",
+                        f"({existing}); give the new one another version",
                         field="yaml.version", reason="VERSION_EXISTS")
                 return self.resolve(taxonomy_pb2.TaxonomyRef(name=compiled.name, version=compiled.version)), False
             stored = StoredVersion(compiled.name, compiled.version, text, filename, compiled.content_hash,
@@ -230,10 +242,12 @@ class TaxonomyRegistry:
             self._remember(entry)
             return entry, True
 
-    def _existing(self, name: str, version: str) -> taxonomy_pb2.TaxonomyInfo | StoredVersion | None:
+    def _content_hash(self, name: str, version: str) -> str | None:
+        """The content hash of the builtin or stored version ``name@version`` (None: there is none)."""
         if self.builtin.key == (name, version):
-            return self.builtin.info(active=False, full=False)
-        return self.store.get(name, version)
+            return self.builtin.compiled.content_hash
+        stored = self.store.get(name, version)
+        return None if stored is None else stored.content_hash
 
     def activate(self, ref: taxonomy_pb2.TaxonomyRef) -> tuple[Entry, Entry]:
         """Make a version the default: (new active, previous active)."""
@@ -242,7 +256,6 @@ class TaxonomyRegistry:
             previous = self._active
             self.store.set_active(entry.name, entry.version)  # durable first, then visible
             self._active = entry
-            self._cache.pop(previous.key, None)
             if not previous.builtin:
                 self._remember(previous)
             return entry, previous

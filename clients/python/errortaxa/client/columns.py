@@ -228,11 +228,6 @@ class Samples:
         return msg
 
 
-def _ints(values: np.ndarray | Sequence[int]) -> list[int]:
-    # tolist() then extend is the fastest general way into a packed repeated field
-    return np.asarray(values).tolist()
-
-
 def extend_ints(msg: Any, field: str, values: np.ndarray | Sequence[int]) -> None:
     """``msg.<field>.extend(values)`` for a packed integer or bool field. When every value lies in
     0..127 (decision codes, flags, small bit sets) each is one byte on the wire, so numpy builds the
@@ -265,13 +260,6 @@ def _json_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))
-
-
-def float_matrix(values: np.ndarray | Sequence[Sequence[float]]) -> samples_pb2.FloatMatrix:
-    """A float32 [rows, cols] matrix as a FloatMatrix message."""
-    msg = samples_pb2.FloatMatrix()
-    _fill_matrix(msg, np.asarray(values, dtype=np.float32))
-    return msg
 
 
 def _fill_matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, array: np.ndarray) -> None:
@@ -307,7 +295,7 @@ def dataset_predictions(
         raise ValueError("give exactly one of pred and logits")
     msg = samples_pb2.DatasetPredictions(dataset=dataset, offset=offset)
     if pred is not None:
-        msg.pred.extend(_ints(pred))
+        msg.pred.extend(np.asarray(pred).tolist())  # tolist() then extend: the fastest way in
     else:
         _fill_matrix(msg.logits, np.asarray(logits, dtype=np.float32))
     if images is not None:
