@@ -42,8 +42,6 @@ class EmbeddingCache:
         self._keys_read = 0  # bytes of keys.bin already indexed
         self._mmap: np.memmap | None = None
         self._mapped_rows = 0
-        self.hits = 0
-        self.misses = 0
         self._mutex = threading.RLock()  # threads of one process (a server) share the in-memory index
         self._read_meta()
 
@@ -137,17 +135,13 @@ class EmbeddingCache:
 
     # -- reads --------------------------------------------------------------------------------------
     def lookup(self, digests: Sequence[bytes | None]) -> np.ndarray:
-        """Row of each digest in the store, -1 where absent (counts hits and misses)."""
+        """Row of each digest in the store, -1 where absent."""
         self.refresh()
-        rows = np.fromiter(
+        return np.fromiter(
             (self._index.get(d, -1) if d is not None else -1 for d in digests),
             dtype=np.int64,
             count=len(digests),
         )
-        found = int((rows >= 0).sum())
-        self.hits += found
-        self.misses += len(digests) - found
-        return rows
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """float32 [len(rows), dim] copies of stored rows (rows must come from :meth:`lookup`)."""
@@ -219,7 +213,3 @@ class EmbeddingCache:
                 f.write(b"".join(digests[i] for i in keep))
                 f.flush()
             self.refresh()
-
-    def clear(self) -> None:
-        """Delete every stored embedding of this model id."""
-        self._reset_files()

@@ -19,14 +19,8 @@ _MODEL_FLAGS = ("model", "pretrained", "checkpoint", "device", "precision", "bat
 
 
 def _oov_subparsers(sub: Any) -> Any:
-    """The ``oov`` command's subparsers (created when errortaxa.cli has no ``oov`` command yet)."""
-    parser = sub.choices.get("oov") if hasattr(sub, "choices") else None
-    if parser is None:
-        parser = sub.add_parser("oov", help="the open-world (OOV) provider's tools")
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest="oov_command", required=True)
+    """The subparsers of the ``oov`` command that errortaxa.cli created."""
+    return next(a for a in sub.choices["oov"]._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,7 +29,6 @@ class EmbedStats:
     failed: int = 0
     seconds_hash: float = 0.0
     seconds_encode: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -39,7 +38,6 @@ class EmbedStats:
             "failed": self.failed,
             "seconds_hash": round(self.seconds_hash, 4),
             "seconds_encode": round(self.seconds_encode, 4),
-            **self.extra,
         }
 
 
@@ -48,7 +46,6 @@ class EmbedResult:
     vectors: np.ndarray  # float32 [n, D]; zeros where not ok
     ok: np.ndarray  # bool [n]
     errors: list[str | None]  # why an image has no embedding
-    digests: list[bytes | None]
     stats: EmbedStats
 
 
@@ -70,7 +67,6 @@ class ImageEmbedder:
         self.batch_size = batch_size or encoder.config.batch_size
         nw = encoder.config.num_workers if num_workers is None else num_workers
         self.num_workers = default_workers() if nw is None else nw
-        self.stats = EmbedStats()
 
     @classmethod
     def from_encoder(cls, encoder: ClipEncoder) -> ImageEmbedder:
@@ -159,17 +155,7 @@ class ImageEmbedder:
         for i in range(n):
             if ok[i]:
                 errors[i] = None
-        self._accumulate(stats)
-        return EmbedResult(vectors, ok, errors, digests, stats)
-
-    def _accumulate(self, s: EmbedStats) -> None:
-        t = self.stats
-        t.images += s.images
-        t.cache_hits += s.cache_hits
-        t.encoded += s.encoded
-        t.failed += s.failed
-        t.seconds_hash += s.seconds_hash
-        t.seconds_encode += s.seconds_encode
+        return EmbedResult(vectors, ok, errors, stats)
 
 
 def set_deterministic() -> None:

@@ -75,21 +75,6 @@ class TrainIndex:
             raise IndexError_(f"{root}: embeddings {emb.shape} and classes {classes.shape} disagree")
         return cls(emb, classes, files, meta)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
-        np.save(root / "embeddings.npy", np.asarray(self.embeddings))
-        np.save(root / "classes.npy", self.classes.astype(np.int32))
-        (root / "files.txt").write_text("".join(f + "\n" for f in self.files), encoding="utf-8")
-        meta = {
-            **self.meta,
-            "version": INDEX_VERSION,
-            "dim": self.dim,
-            "count": len(self),
-            "dtype": str(self.embeddings.dtype),
-        }
-        (root / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-
     # -- queries --------------------------------------------------------------------------------------
     def _on_device(self, device: torch.device) -> torch.Tensor | None:
         """The whole index on a GPU (once), when it fits in a third of the free memory."""
@@ -175,11 +160,9 @@ def _class_lookup(vocab: Any | None) -> dict[str, int] | None:
     return {str(w): i for i, w in enumerate(wnids)}
 
 
-def _default_vocab() -> Any | None:
-    try:
-        from errortaxa.engine.vocabulary import Vocabulary  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
+def _default_vocab() -> Any:
+    from errortaxa.engine.vocabulary import Vocabulary
+
     return Vocabulary.imagenet()
 
 
@@ -406,10 +389,6 @@ def build_index(
                          {**encoder_meta(encoder), "source": train.source, "seconds": round(seconds, 3)})
 
 
-def is_index_dir(path: str | os.PathLike[str]) -> bool:
-    return (Path(path) / "meta.json").is_file() and (Path(path) / "embeddings.npy").is_file()
-
-
 __all__ = [
     "IndexWriter",
     "TrainIndex",
@@ -418,6 +397,5 @@ __all__ = [
     "collect_training_images",
     "encoder_meta",
     "is_image_file",
-    "is_index_dir",
     "training_set",
 ]
