@@ -114,11 +114,13 @@ def _hf_cached(repo_id: str, filename: str | None, cache_dir: str | None) -> Pat
     return None
 
 
-def resolve_weights(config: OOVConfig) -> WeightsSource:
-    """Find the configured weights on this machine; never downloads. Raises WeightsNotFoundError."""
+def resolve_weights(config: OOVConfig, arch: Mapping[str, Any] | None = None) -> WeightsSource:
+    """Find the configured weights on this machine; never downloads. Raises WeightsNotFoundError.
+    ``arch``: the config's architecture dict when the caller has it already."""
     import open_clip
 
-    arch = _arch_config(config)
+    if arch is None:
+        arch = _arch_config(config)
     pre = _base_preprocess(arch)
     quick_gelu = bool(arch.get("quick_gelu", False))
     if config.checkpoint:
@@ -243,8 +245,8 @@ class ClipEncoder:
         self.config = config
         self.device = resolve_device(config)
         self.precision = resolve_precision(config, self.device)
-        self.weights = resolve_weights(config)
         self.arch = _arch_config(config)
+        self.weights = resolve_weights(config, self.arch)
         self.embed_dim = int(self.arch["embed_dim"])
         self.preprocess_cfg: dict[str, Any] = dict(self.weights.preprocess)
         cache_root = config.resolved_cache_dir()
