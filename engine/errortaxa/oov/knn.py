@@ -277,13 +277,17 @@ def encoder_meta(encoder: Any) -> dict[str, Any]:
     }
 
 
+def check_index_dtype(dtype: str) -> None:
+    if dtype not in ("float16", "float32"):
+        raise OOVConfigError("index dtype must be float16 or float32")
+
+
 class IndexWriter:
     """Writes an index directory: embeddings go, at their rows and in any order, into a memory-mapped
     temporary file; :meth:`finish` drops the rows that failed and writes the other files."""
 
     def __init__(self, out: str | os.PathLike[str], count: int, dim: int, dtype: str = "float16") -> None:
-        if dtype not in ("float16", "float32"):
-            raise OOVConfigError("index dtype must be float16 or float32")
+        check_index_dtype(dtype)
         if count == 0:
             raise OOVConfigError("no training images to index")
         self.out = Path(out).expanduser()
@@ -367,8 +371,7 @@ def build_index(
     from .embed import ImageEmbedder, set_deterministic
     from .model import ClipEncoder
 
-    if dtype not in ("float16", "float32"):
-        raise OOVConfigError("index dtype must be float16 or float32")
+    check_index_dtype(dtype)
     if encoder is None:
         cfg = config if isinstance(config, OOVConfig) else OOVConfig.from_mapping(config)
         encoder = ClipEncoder(cfg)
@@ -394,6 +397,7 @@ __all__ = [
     "TrainIndex",
     "TrainingSet",
     "build_index",
+    "check_index_dtype",
     "collect_training_images",
     "encoder_meta",
     "is_image_file",

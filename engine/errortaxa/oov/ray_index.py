@@ -28,7 +28,7 @@ import numpy as np
 from .config import OOVConfig
 from .errors import OOVConfigError
 from .images import ImageInput
-from .knn import IndexWriter, TrainIndex, encoder_meta, training_set
+from .knn import IndexWriter, TrainIndex, check_index_dtype, encoder_meta, training_set
 
 
 @dataclass(frozen=True)
@@ -178,13 +178,12 @@ def build_index_ray(
     adds ``ray`` (the plan). ``actors``, ``batch_size`` (images per call) and ``cpus_per_actor``
     override the defaults of :func:`plan`. Image paths must be readable on every node."""
     _ray()  # a missing extra is reported before listing a million files
+    check_index_dtype(dtype)
     train = training_set(images, labels=labels, vocab=vocab, class_names=class_names,
                          limit_per_class=limit_per_class)
     paths = [os.fspath(p) for p in train.items if not isinstance(p, bytes)]
     if len(paths) != len(train.items):
         raise OOVConfigError("a Ray index job reads image files: give paths, not bytes")
-    if dtype not in ("float16", "float32"):
-        raise OOVConfigError("index dtype must be float16 or float32")
     n = len(train.items)
     ray, started, run_plan, meta = _start(address, config, actors=actors, batch_size=batch_size,
                                           cpus_per_actor=cpus_per_actor)
