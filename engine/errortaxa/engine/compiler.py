@@ -59,6 +59,14 @@ class CompiledAxis:
     def rule_ids(self) -> list[str]:
         return [r.id for r in self.rules]
 
+    @cached_property
+    def mla_correct(self) -> np.ndarray:
+        """bool[len(values) + 1], read-only: the value counts as correct under multi-label accuracy
+        (tagged ``mla_correct``); indexed by a decision's value, the last entry (-1, no value) false."""
+        mask = np.array([("mla_correct" in v.tags) for v in self.values] + [False])
+        mask.flags.writeable = False
+        return mask
+
 
 @dataclass
 class RuleTrace:

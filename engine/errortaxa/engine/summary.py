@@ -23,8 +23,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
     batch = decisions.batch
     primary = decisions.primary
     axis = taxonomy.axes[primary.axis]
-    mla_values = np.array([("mla_correct" in v.tags) for v in axis.values] + [False])
-    mla_correct = mla_values[primary.value]
+    mla_correct = axis.mla_correct[primary.value]
     top1_correct = batch.pred == batch.target
     groups = class_groups(taxonomy.vocabulary)
     problematic = batch.problematic

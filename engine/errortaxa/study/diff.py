@@ -92,9 +92,7 @@ def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch
     ib = np.where(db.value >= 0, db.value, len(db.values)).astype(np.int64)
     keep = np.ones(len(batch), bool)
     if errors_only:
-        ok_a = np.array([("mla_correct" in v.tags) for v in a.axes[axis_a].values] + [False])
-        ok_b = np.array([("mla_correct" in v.tags) for v in b.axes[axis_b].values] + [False])
-        keep = ~(ok_a[ia] & ok_b[ib])
+        keep = ~(a.axes[axis_a].mla_correct[ia] & b.axes[axis_b].mla_correct[ib])
     rows = np.flatnonzero(keep)
     w = None if weights is None else np.asarray(weights, np.int64)[rows]
     matrix = np.bincount(ia[rows] * len(vb) + ib[rows], weights=w,

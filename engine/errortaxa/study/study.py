@@ -273,7 +273,7 @@ class _Tabulator:
         self.classifier = ImageSetClassifier(taxonomy, images.batch, providers)
         axis = taxonomy.axes[taxonomy.primary_axis]
         self.values = axis.value_ids
-        self.mla_value = np.array([("mla_correct" in v.tags) for v in axis.values] + [False])
+        self.mla_value = axis.mla_correct
         # rules that can be 'not evaluated' (a provider or a sample list): counted per model
         self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if can_be_unknown(rule.node)]
         batch = images.batch
@@ -461,9 +461,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     table = _frame(tab, acc)
     meta_cols: list[str] = []
     if metadata is not None and len(table):
-        meta = metadata.rename(columns={c: c for c in metadata.columns})
-        meta_cols = [c for c in meta.columns if c != "model"]
-        table = table.merge(meta, on="model", how="left")
+        meta_cols = [c for c in metadata.columns if c != "model"]
+        table = table.merge(metadata, on="model", how="left")
         table = table[["model", *meta_cols, *[c for c in table.columns if c not in meta_cols and c != "model"]]]
     axis = taxonomy.axes[taxonomy.primary_axis]
     errors = [v.id for v in axis.values if "mla_correct" not in v.tags and "problematic_only" not in v.tags]
