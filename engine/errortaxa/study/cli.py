@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.engine import CompiledTaxonomy, compile_path
+from errortaxa.cli.commands import taxonomy_from
+from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, load_label_file
 
 __all__ = ["register"]
@@ -67,10 +68,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_agreement)
 
 
-def _taxonomy(ref: str | None) -> CompiledTaxonomy:
-    return compile_path(ref)
-
-
 def _labels(path: str | None) -> LabeledImages | None:
     return None if path is None else load_label_file(path)
 
@@ -82,8 +79,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from .distributed import RayNotInstalled
     from .study import ImageSet, OOVUnavailable, discover_models, read_image_list, read_metadata, run_study
 
-    taxonomy = _taxonomy(args.taxonomy)
-    compare = _taxonomy(args.compare_taxonomy) if args.compare_taxonomy else None
+    taxonomy = taxonomy_from(args.taxonomy)
+    compare = taxonomy_from(args.compare_taxonomy) if args.compare_taxonomy else None
     if compare is not None and args.compare_axis and args.compare_axis not in compare.axes:
         print(f"errortaxa: error: taxonomy '{compare.name}' has no axis '{args.compare_axis}' "
               f"(axes: {', '.join(compare.axes)})", file=sys.stderr)
@@ -132,21 +129,14 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None) -> tuple[Any, Any, list[str]]:
     """(multi-label correct, top-1 correct, image names) of one model's predictions."""
-    import numpy as np
-    from errortaxa.engine.inputs import read_jsonl, read_predictions_npz
+    from .diff import read_samples
 
-    if path.endswith(".jsonl"):
-        batch = read_jsonl(path, len(taxonomy.vocabulary))
-    else:
-        if labels is None:
-            raise SystemExit("errortaxa: error: .npz predictions need --labels")
-        batch, _ = read_predictions_npz(path, labels, len(taxonomy.vocabulary))
+    batch = read_samples(path, labels, len(taxonomy.vocabulary))
     decisions = taxonomy.evaluate(batch)
-    axis = taxonomy.axes[taxonomy.primary_axis]
-    mla_value = np.array([("mla_correct" in v.tags) for v in axis.values] + [False])
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
-    return (mla_value[decisions.primary.value][keep], (batch.pred == batch.target)[keep],
+    mla_correct = taxonomy.axes[taxonomy.primary_axis].mla_correct[decisions.primary.value]
+    return (mla_correct[keep], (batch.pred == batch.target)[keep],
             [n for n, k in zip(names, keep.tolist(), strict=True) if k])
 
 
@@ -155,7 +145,7 @@ def cmd_mcnemar(args: argparse.Namespace) -> int:
 
     from .stats import mcnemar_exact
 
-    taxonomy = _taxonomy(args.taxonomy)
+    taxonomy = taxonomy_from(args.taxonomy)
     labels = _labels(args.labels)
     mla_a, top_a, names_a = _correctness(args.model_a, taxonomy, labels)
     mla_b, top_b, names_b = _correctness(args.model_b, taxonomy, labels)
@@ -183,7 +173,7 @@ def cmd_mcnemar(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from .diff import diff_taxonomies, format_diff, read_samples
 
-    a, b = _taxonomy(args.taxonomy_a), _taxonomy(args.taxonomy_b)
+    a, b = taxonomy_from(args.taxonomy_a), taxonomy_from(args.taxonomy_b)
     batch = read_samples(args.input, _labels(args.labels), len(a.vocabulary))
     result = diff_taxonomies(a, b, batch, axis_a=args.axis_a, axis_b=args.axis_b,
                              errors_only=not args.all, examples=args.examples)
@@ -196,7 +186,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_agreement(args: argparse.Namespace) -> int:
     from .agreement import agreement, format_agreement, read_external
 
-    taxonomy = _taxonomy(args.taxonomy)
+    taxonomy = taxonomy_from(args.taxonomy)
     labels = load_label_file(args.labels)
     external = read_external(args.external)
     result = agreement(taxonomy, labels, external)
