@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from errortaxa.engine import CompiledTaxonomy, SampleBatch, default_compiled
+from errortaxa.engine import CompiledTaxonomy, default_compiled
 from errortaxa.engine.imageset import ImageSetClassifier
 from synthetic import make_images, make_predictions
 
@@ -181,5 +181,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["SampleBatch", "baseline_row_function"]

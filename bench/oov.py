@@ -152,6 +152,7 @@ def oov_pairs(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
 
 def end_to_end(device: torch.device, model: str, n_images: int, distinct_pairs: int, train_per_class: int,
                workdir: Path, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    from errortaxa.engine import default_compiled
     from errortaxa.engine.samples import SampleBatch
     from errortaxa.engine.vocabulary import Vocabulary
     from errortaxa.engine.wordnet import WordNet
@@ -162,15 +163,9 @@ def end_to_end(device: torch.device, model: str, n_images: int, distinct_pairs: 
 
     rng = np.random.default_rng(0)
     wn, vocab = WordNet.load(), Vocabulary.imagenet()
-    try:
-        from errortaxa.engine import default_compiled
-
-        compiled = default_compiled()
-        same = same_superclass_matrix(compiled, 1000)
-        n_super = len(list(getattr(compiled, "superclass_names", []) or []))
-    except Exception as exc:  # the default taxonomy is not there yet
-        log(f"  no default taxonomy ({exc}); identity superclasses")
-        same, n_super = np.eye(1000, dtype=bool), 0
+    compiled = default_compiled()
+    same = same_superclass_matrix(compiled, 1000)
+    n_super = len(compiled.superclass_names)
     pool = oov_pairs(10_000, rng)
     uniq = list(dict.fromkeys(pool))[:distinct_pairs]
     pairs = [uniq[i % len(uniq)] for i in range(n_images)]
@@ -233,8 +228,7 @@ def end_to_end(device: torch.device, model: str, n_images: int, distinct_pairs: 
         "embedding_cold": cold_stats.get("embedding"), "embedding_warm": warm_stats.get("embedding"),
         "warm_loaded_model": warm_stats["model_loaded"], "cold_equals_warm": same_answers,
     }
-    ctx = {"enc": prov.encoder, "pairs": pairs, "names": names, "val_dir": val_dir, "wn": wn, "vocab": vocab,
-           "same": same}
+    ctx = {"pairs": pairs, "names": names, "val_dir": val_dir, "wn": wn, "vocab": vocab, "same": same}
     return e2e, ctx
 
 

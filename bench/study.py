@@ -24,7 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from errortaxa.engine import compile_path, default_compiled
-from errortaxa.study.study import ImageSet, discover_models, run_study
+from errortaxa.study.study import ImageSet, discover_models, read_metadata, run_study
 from synthetic import make_images, make_predictions
 
 
@@ -55,8 +55,7 @@ def main() -> None:
         iset = ImageSet(images)
         t = time.perf_counter()
         models = discover_models([root])
-        study = run_study(tax, iset, models, metadata=pd.read_csv(Path(tmp) / "meta.csv").rename(
-            columns={"name": "model"}), progress=False)
+        study = run_study(tax, iset, models, metadata=read_metadata(Path(tmp) / "meta.csv"), progress=False)
         study.write(Path(tmp) / "out")
         seconds = time.perf_counter() - t
         predictions = args.models * args.images

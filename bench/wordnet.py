@@ -19,6 +19,8 @@ import subprocess
 import sys
 from importlib import resources
 
+from errortaxa.engine.wordnet import SNAPSHOT
+
 _CHILD = """
 import json, time
 t0 = time.perf_counter()
@@ -45,8 +47,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", _CHILD], check=True, capture_output=True, text=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     result: dict[str, object] = {k: round(statistics.median(r[k] for r in runs), 4) for k in runs[0]}
-    data = resources.files("errortaxa.engine.data")
-    result["snapshot_bytes"] = len(data.joinpath("wordnet30_nouns.tsv.gz").read_bytes())
+    result["snapshot_bytes"] = len(resources.files("errortaxa.engine.data").joinpath(SNAPSHOT).read_bytes())
     result["repeats"] = args.repeats
     result["python"] = platform.python_version()
     result["machine"] = platform.machine()
