@@ -351,6 +351,23 @@ def test_uploaded_extends_cannot_read_a_file_of_the_server(
         assert result.ok and result.taxonomy is not None and result.taxonomy.version == "6.6"
 
 
+def test_uploaded_resources_cannot_read_a_file_of_the_server(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "list.txt").write_text("ILSVRC2012_val_00000001.JPEG\n", encoding="utf-8")
+    np.savez(tmp_path / "table.npz", counts=np.ones((1000, 1000), np.int32))
+    monkeypatch.chdir(tmp_path)  # the in-process server's working directory holds the files
+    monkeypatch.delenv("ERRORTAXA_DATA_DIR", raising=False)
+    for kind, name in (("sample_list", "list.txt"), ("sample_list", str(tmp_path / "list.txt")),
+                       ("cooccurrence", "table.npz"), ("cooccurrence", str(tmp_path / "table.npz"))):
+        upload = (f"extends: imagenet/peychev2023\nversion: '6.6'\n"
+                  f"resources:\n  mine: {{kind: {kind}, file: '{name}', source: test}}\n")
+        result = client.validate_taxonomy(upload, filename="up.yaml")
+        assert not result.ok, (kind, name)
+        assert [p.key_path for p in result.problems] == ["resources.mine.file"]
+        assert "not found" in result.problems[0].message
+
+
 def test_stream_keeps_order_and_reports_progress(client: Client) -> None:
     rng = np.random.default_rng(1)
     n = 25_000

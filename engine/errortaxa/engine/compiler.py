@@ -399,7 +399,15 @@ class _Compiler:
         path: KeyPath = ("resources", name)
         c = len(self.vocab)
         if isinstance(res, s.CooccurrenceResource):
-            file = DEFAULT_COOCCURRENCE if res.builtin else self.loaded.resource_dir(name) / str(res.file)
+            here = self.loaded.resource_dir(name)
+            file = DEFAULT_COOCCURRENCE if res.builtin else here / str(res.file) if here is not None \
+                else self.find_file(name, str(res.file))
+            if file is None:
+                self.error((*path, "file"), f"co-occurrence file '{res.file}' not found in the data directories "
+                                            f"({', '.join(str(d) for d in data_dirs())}); an uploaded taxonomy "
+                                            "names a plain file there")
+                self.cooccurrence[name] = np.zeros((c, c), np.int32)
+                return
             try:
                 table = load_cooccurrence(file)
             except (OSError, ValueError) as exc:
@@ -414,7 +422,7 @@ class _Compiler:
         elif isinstance(res, s.SampleListResource):
             found = self.find_file(name, res.file)
             if found is None:
-                where = [str(self.loaded.resource_dir(name))] + [str(d) for d in data_dirs()]
+                where = [str(d) for d in [self.loaded.resource_dir(name), *data_dirs()] if d is not None]
                 message = f"sample list file '{res.file}' not found in {', '.join(where)}"
                 if res.optional:
                     self.warn((*path, "file"), message + "; rules using it are not evaluated")
@@ -442,7 +450,14 @@ class _Compiler:
             self.mappings[name] = matrix
 
     def find_file(self, name: str, file: str) -> Path | None:
-        for base in [self.loaded.resource_dir(name), *data_dirs()]:
+        """``file`` beside the file that declares resource ``name``, else in the data directories;
+        for an uploaded taxonomy's own resource only a plain file name, only in the data directories."""
+        here = self.loaded.resource_dir(name)
+        if here is None and Path(file).name != file:
+            return None
+        for base in [here, *data_dirs()]:
+            if base is None:
+                continue
             candidate = base / file
             if candidate.is_file():
                 return candidate

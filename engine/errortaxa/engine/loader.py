@@ -7,7 +7,7 @@ inherited from the one it extends.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class SourceFile:
     path: str
     text: str
     lines: dict[KeyPath, int]
+    untrusted: bool = False  # uploaded text: its resource files are looked up only in data directories
 
     def line_of(self, path: KeyPath) -> int | None:
         for cut in range(len(path), -1, -1):
@@ -68,10 +69,12 @@ class LoadedTaxonomy:
         file, line = self.locate(path)
         return Problem(file, line, path, message, "warning" if severity == "warning" else "error")
 
-    def resource_dir(self, name: str) -> Path:
-        """The directory that a resource's relative file names are resolved against."""
-        file, _ = self.locate(("resources", name))
-        return Path(file).parent
+    def resource_dir(self, name: str) -> Path | None:
+        """The directory that a resource's relative file names are resolved against (None for a
+        resource declared by untrusted text: only plain file names in the data directories)."""
+        hit = _resolve(self.origins, ("resources", name))
+        source = hit[0] if hit is not None else self.sources[0]
+        return None if source.untrusted else Path(source.path).parent
 
 
 def load_taxonomy(
@@ -125,6 +128,8 @@ def _load_chain(
     origin: str, text: str, base: Path | None, roots: list[Path], chain: tuple[str, ...], *, contained: bool
 ) -> LoadedTaxonomy:
     source, raw = parse_yaml(origin, text)
+    if contained and not chain:
+        source = replace(source, untrusted=True)
     parent_ref = raw.get("extends")
     origins: dict[KeyPath, tuple[SourceFile, KeyPath]] = {}
     sources = [source]
