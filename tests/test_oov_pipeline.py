@@ -274,6 +274,20 @@ def test_build_index_and_chunked_topk(tmp_path: Path) -> None:
     np.testing.assert_array_equal(idx2.classes, loaded.classes)
 
 
+def test_shared_model_is_reused_until_the_index_is_rebuilt(tmp_path: Path) -> None:
+    from errortaxa.oov.provider import shared_model
+
+    root = image_folder(tmp_path / "train", classes=2, per_class=2)
+    config = tiny_config(tmp_path, index=str(tmp_path / "index"))
+    build_index(root, tmp_path / "index", encoder=ClipEncoder(config), class_names="sorted")
+    encoder, index = shared_model(config)
+    assert shared_model(tiny_config(tmp_path, index=str(tmp_path / "index"))) == (encoder, index)
+    meta = tmp_path / "index" / "meta.json"
+    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 10**9))  # rebuilt on disk
+    fresh_encoder, fresh_index = shared_model(config)
+    assert fresh_index is not index and fresh_encoder is not encoder and len(fresh_index or []) == 4
+
+
 # -- the provider -----------------------------------------------------------------------------------
 
 # entity -> organism -> dog -> {terrier_a*, terrier_b*, wolfhound}; organism -> cat*; entity -> rock*

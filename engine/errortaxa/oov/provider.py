@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -371,8 +373,12 @@ def shared_model(config: OOVConfig) -> tuple[ClipEncoder, TrainIndex | None]:
     """The CLIP encoder and the training-set index (``config.index``) of a config, built once per
     config content in this process and shared by the providers made from it (a study's compared
     taxonomy, a server's taxonomy versions, the Ray tasks of one worker); the last
-    ``SHARED_MODELS_KEPT`` configs are kept."""
-    key = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    ``SHARED_MODELS_KEPT`` configs are kept. A checkpoint or index rebuilt on disk since (another
+    modification time) is loaded afresh."""
+    files = [config.checkpoint, *((Path(config.index) / n for n in ("meta.json", "embeddings.npy"))
+                                  if config.index is not None else ())]
+    stamps = [os.stat(f).st_mtime_ns if f is not None and os.path.exists(f) else None for f in files]
+    key = json.dumps([dataclasses.asdict(config), stamps], sort_keys=True, default=str)
     with _shared_models_lock:
         got = _shared_models.pop(key, None)
         if got is None:
