@@ -130,7 +130,7 @@ def main() -> None:
     assert np.array_equal(counts, many.counts["category"])
 
     # The same engine without sharing: plain batch evaluation of 1,000,000 predictions.
-    k = max(1, 1_000_000 // args.images)
+    k = max(1, min(args.models, 1_000_000 // args.images))
     rows = np.tile(np.arange(args.images), k)
     big = images.take(rows, preds[:k].ravel())
     start = time.perf_counter()
