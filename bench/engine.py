@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from errortaxa.engine import CompiledTaxonomy, default_compiled
-from errortaxa.engine.imageset import ImageSetClassifier
+from errortaxa.engine.run.imageset import ImageSetClassifier
 from synthetic import make_images, make_predictions
 
 

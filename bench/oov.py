@@ -4,7 +4,7 @@
 1. Image embeddings per second of CLIP ViT-L/14 at 336 px over a batch-size sweep (bf16 autocast and
    SDPA on a GPU; fp32 on the CPU), with FLOPs per image (torch's FlopCounterMode) and, on a GPU, the
    share of its dense bf16 peak.
-2. An end-to-end OOV pass through :class:`errortaxa.oov.OOVProvider` (hash, decode in DataLoader
+2. An end-to-end OOV pass through :class:`errortaxa.providers.oov.OOVProvider` (hash, decode in DataLoader
    workers, embed, cache, kNN gate over a generated training-set index, WordNet proposals, prompt
    embeddings, zero-shot scoring): 20,000 generated images with ViT-L/14@336 on a GPU; on the CPU a
    small model (ViT-B-32) on a few hundred images. Cold (empty caches) and warm (a second provider
@@ -81,9 +81,9 @@ def write_images(jobs: list[tuple[str, int]], workers: int) -> None:
 # -- 1. throughput sweep ------------------------------------------------------------------------------
 
 def throughput(device: torch.device, batches: list[int], reps: int) -> dict[str, Any]:
-    from errortaxa.oov import OOVConfig
-    from errortaxa.oov.embed import set_deterministic
-    from errortaxa.oov.model import ClipEncoder
+    from errortaxa.providers.oov import OOVConfig
+    from errortaxa.providers.oov.embed import set_deterministic
+    from errortaxa.providers.oov.model import ClipEncoder
     from torch.utils.flop_counter import FlopCounterMode
 
     set_deterministic()
@@ -153,13 +153,13 @@ def oov_pairs(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
 def end_to_end(device: torch.device, model: str, n_images: int, distinct_pairs: int, train_per_class: int,
                workdir: Path, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
     from errortaxa.engine import default_compiled
+    from errortaxa.engine.knowledge.vocabulary import Vocabulary
+    from errortaxa.engine.knowledge.wordnet import WordNet
     from errortaxa.engine.samples import SampleBatch
-    from errortaxa.engine.vocabulary import Vocabulary
-    from errortaxa.engine.wordnet import WordNet
-    from errortaxa.oov import OOVConfig
-    from errortaxa.oov.knn import build_index
-    from errortaxa.oov.model import ClipEncoder
-    from errortaxa.oov.provider import OOVProvider, same_superclass_matrix
+    from errortaxa.providers.oov import OOVConfig
+    from errortaxa.providers.oov.knn import build_index
+    from errortaxa.providers.oov.model import ClipEncoder
+    from errortaxa.providers.oov.provider import OOVProvider, same_superclass_matrix
 
     rng = np.random.default_rng(0)
     wn, vocab = WordNet.load(), Vocabulary.imagenet()
@@ -236,9 +236,9 @@ def end_to_end(device: torch.device, model: str, n_images: int, distinct_pairs: 
 
 def reference_way(device: torch.device, ctx: dict[str, Any], sample: int, model: str) -> dict[str, Any]:
     """Per error: open + preprocess the image, encode it and all its prompts (fp32, full context), softmax."""
-    from errortaxa.oov import OOVConfig
-    from errortaxa.oov.model import ClipEncoder
-    from errortaxa.oov.proposals import generate
+    from errortaxa.providers.oov import OOVConfig
+    from errortaxa.providers.oov.model import ClipEncoder
+    from errortaxa.providers.oov.proposals import generate
     from PIL import Image
 
     cfg = OOVConfig(model=model, pretrained=None, random_init=True, cache_dir="none", device=str(device),

@@ -19,14 +19,14 @@ import subprocess
 import sys
 from importlib import resources
 
-from errortaxa.engine.wordnet import SNAPSHOT
+from errortaxa.engine.knowledge.wordnet import SNAPSHOT
 
 _CHILD = """
 import json, time
 t0 = time.perf_counter()
-from errortaxa.engine.wordnet import WordNet
-from errortaxa.engine.vocabulary import Vocabulary
-from errortaxa.engine.relations import ancestor_incidence, class_relations
+from errortaxa.engine.knowledge.wordnet import WordNet
+from errortaxa.engine.knowledge.vocabulary import Vocabulary
+from errortaxa.engine.knowledge.relations import ancestor_incidence, class_relations
 t1 = time.perf_counter(); c1 = time.process_time(); wn = WordNet.load()
 t2 = time.perf_counter(); c2 = time.process_time(); vocab = Vocabulary.imagenet()
 t3 = time.perf_counter(); ancestor_incidence(wn, vocab)
@@ -47,7 +47,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", _CHILD], check=True, capture_output=True, text=True)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     result: dict[str, object] = {k: round(statistics.median(r[k] for r in runs), 4) for k in runs[0]}
-    result["snapshot_bytes"] = len(resources.files("errortaxa.engine.data").joinpath(SNAPSHOT).read_bytes())
+    result["snapshot_bytes"] = len(resources.files("errortaxa.engine.knowledge.data").joinpath(SNAPSHOT).read_bytes())
     result["repeats"] = args.repeats
     result["python"] = platform.python_version()
     result["machine"] = platform.machine()

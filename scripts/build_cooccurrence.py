@@ -1,4 +1,4 @@
-"""Build ``engine/errortaxa/engine/data/real_cooccurrence.npz``: class co-occurrence counts from ReaL.
+"""Build ``engine/errortaxa/engine/knowledge/data/real_cooccurrence.npz``: class co-occurrence counts from ReaL.
 
 Method (Peychev et al. 2023, the spurious-correlation table; see shared REFERENCE.md step 7):
 take the ReaL labels (real.json) of the validation images that are NOT in the expert multi-label
@@ -21,8 +21,8 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-from errortaxa.engine.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 from errortaxa.engine.inputs import load_multilabel_csv, load_real_json, load_targets
+from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

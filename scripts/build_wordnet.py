@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Build the committed WordNet 3.0 noun snapshot and the ImageNet-1k class list.
 
-Outputs (in ``engine/errortaxa/engine/data/``):
+Outputs (in ``engine/errortaxa/engine/knowledge/data/``):
 
 * ``wordnet30_nouns.tsv.gz``: one line per WordNet 3.0 noun synset, in data-file order::
 

@@ -17,8 +17,8 @@ from errortaxa.engine import (
     default_compiled,
     load_taxonomy,
 )
-from errortaxa.engine.imageset import ImageSetClassifier
-from errortaxa.engine.schema import json_schema
+from errortaxa.engine.language.schema import json_schema
+from errortaxa.engine.run.imageset import ImageSetClassifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -314,7 +314,7 @@ def test_classify_many_equals_per_model_classification() -> None:
 
 
 def test_sample_list_lookup_is_the_same_on_taken_names() -> None:
-    from errortaxa.engine.predicates import Context, InSampleList
+    from errortaxa.engine.predicates.nodes import Context, InSampleList
     from errortaxa.engine.samples import IndexedNames
 
     names = [f"img{i}" for i in range(6)]
@@ -333,7 +333,7 @@ def test_sample_list_lookup_is_the_same_on_taken_names() -> None:
 
 def test_dataframe_api_returns_decisions_beside_the_input() -> None:
     import pandas as pd
-    from errortaxa.engine.frame import classify_frame
+    from errortaxa.engine.run.frame import classify_frame
 
     frame = pd.DataFrame({"target": [250, 207], "labels": [[250], [207]], "pred": [248, 207]}, index=[10, 11])
     out = classify_frame(frame)

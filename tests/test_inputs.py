@@ -1,4 +1,4 @@
-"""Readers (errortaxa.engine.inputs) and the co-occurrence table (errortaxa.engine.cooccurrence)."""
+"""Readers (errortaxa.engine.inputs) and the co-occurrence table (errortaxa.engine.knowledge.cooccurrence)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from errortaxa.engine import inputs
-from errortaxa.engine.cooccurrence import (
-    DEFAULT_COOCCURRENCE,
-    cooccurrence_provenance,
-    load_class_counts,
-    load_cooccurrence,
-)
 from errortaxa.engine.inputs import (
     InputError,
     LabeledImages,
@@ -29,6 +23,12 @@ from errortaxa.engine.inputs import (
     read_predictions_npz,
     read_sample_list,
     validation_image_name,
+)
+from errortaxa.engine.knowledge.cooccurrence import (
+    DEFAULT_COOCCURRENCE,
+    cooccurrence_provenance,
+    load_class_counts,
+    load_cooccurrence,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

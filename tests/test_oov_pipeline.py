@@ -16,14 +16,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 from errortaxa.engine.samples import SampleBatch  # noqa: E402
-from errortaxa.oov import OOVConfig, WeightsNotFoundError  # noqa: E402
-from errortaxa.oov.cache import EmbeddingCache  # noqa: E402
-from errortaxa.oov.embed import ImageEmbedder  # noqa: E402
-from errortaxa.oov.images import ImageResolver, hash_images  # noqa: E402
-from errortaxa.oov.knn import TrainIndex, build_index  # noqa: E402
-from errortaxa.oov.model import ClipEncoder  # noqa: E402
-from errortaxa.oov.provider import OOVProvider, UnavailableProvider, load_provider  # noqa: E402
-from errortaxa.oov.scoring import zero_shot  # noqa: E402
+from errortaxa.providers.oov import OOVConfig, WeightsNotFoundError  # noqa: E402
+from errortaxa.providers.oov.cache import EmbeddingCache  # noqa: E402
+from errortaxa.providers.oov.embed import ImageEmbedder  # noqa: E402
+from errortaxa.providers.oov.images import ImageResolver, hash_images  # noqa: E402
+from errortaxa.providers.oov.knn import TrainIndex, build_index  # noqa: E402
+from errortaxa.providers.oov.model import ClipEncoder  # noqa: E402
+from errortaxa.providers.oov.provider import OOVProvider, UnavailableProvider, load_provider  # noqa: E402
+from errortaxa.providers.oov.scoring import zero_shot  # noqa: E402
 from handmade_wordnet import HandMadeWordNet  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -117,7 +117,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 def test_tag_weights_found_in_the_local_cache(tmp_path: Path) -> None:
-    from errortaxa.oov.model import resolve_weights
+    from errortaxa.providers.oov.model import resolve_weights
 
     clip_cache = tmp_path / "clip"
     clip_cache.mkdir()
@@ -275,7 +275,7 @@ def test_build_index_and_chunked_topk(tmp_path: Path) -> None:
 
 
 def test_shared_model_is_reused_until_the_index_is_rebuilt(tmp_path: Path) -> None:
-    from errortaxa.oov.provider import shared_model
+    from errortaxa.providers.oov.provider import shared_model
 
     root = image_folder(tmp_path / "train", classes=2, per_class=2)
     config = tiny_config(tmp_path, index=str(tmp_path / "index"))
@@ -452,7 +452,7 @@ def test_cli_index_and_embed(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_provider_from_config_for_servers(tmp_path: Path) -> None:
     import yaml
-    from errortaxa.oov import provider_from_config
+    from errortaxa.providers.oov import provider_from_config
 
     compiled = SimpleNamespace(same_superclass=SAME, vocabulary=VOCAB)
     good = tmp_path / "oov.yaml"

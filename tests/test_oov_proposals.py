@@ -11,7 +11,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from errortaxa.oov.proposals import META_LABELS, Proposal, ProposalGenerator, generate, generate_many, prompt_lemma
+from errortaxa.providers.oov.proposals import (
+    META_LABELS,
+    Proposal,
+    ProposalGenerator,
+    generate,
+    generate_many,
+    prompt_lemma,
+)
 from handmade_wordnet import HandMadeWordNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +119,7 @@ def test_bad_inputs(fake: tuple[HandMadeWordNet, np.ndarray]) -> None:
 
 
 def test_import_needs_no_torch() -> None:
-    code = ("import sys, errortaxa.oov as o; from errortaxa.oov import proposals, OOVConfig; "
+    code = ("import sys, errortaxa.providers.oov as o; from errortaxa.providers.oov import proposals, OOVConfig; "
             "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules, 'heavy import'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -120,8 +127,8 @@ def test_import_needs_no_torch() -> None:
 # -- the real WordNet snapshot ----------------------------------------------------------------------
 
 def _real() -> tuple[object, object]:
-    wordnet = pytest.importorskip("errortaxa.engine.wordnet")
-    vocabulary = pytest.importorskip("errortaxa.engine.vocabulary")
+    wordnet = pytest.importorskip("errortaxa.engine.knowledge.wordnet")
+    vocabulary = pytest.importorskip("errortaxa.engine.knowledge.vocabulary")
     return wordnet.WordNet.load(), vocabulary.Vocabulary.imagenet()
 
 
@@ -151,7 +158,7 @@ def test_recall_on_anchor_decisions() -> None:
     engine = pytest.importorskip("errortaxa.engine")
     if not hasattr(engine, "default_compiled"):
         pytest.skip("errortaxa.engine.default_compiled() does not exist yet")
-    from errortaxa.oov.provider import same_superclass_matrix
+    from errortaxa.providers.oov.provider import same_superclass_matrix
 
     compiled = engine.default_compiled()
     if not list(getattr(compiled, "superclass_names", []) or []):

@@ -16,12 +16,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 import yaml  # noqa: E402
 from errortaxa.cli import main  # noqa: E402
-from errortaxa.oov import OOVConfig  # noqa: E402
-from errortaxa.oov.embed import ImageEmbedder  # noqa: E402
-from errortaxa.oov.errors import OOVConfigError  # noqa: E402
-from errortaxa.oov.knn import TrainIndex, build_index  # noqa: E402
-from errortaxa.oov.model import ClipEncoder  # noqa: E402
-from errortaxa.oov.ray_index import build_index_ray, plan  # noqa: E402
+from errortaxa.providers.oov import OOVConfig  # noqa: E402
+from errortaxa.providers.oov.embed import ImageEmbedder  # noqa: E402
+from errortaxa.providers.oov.errors import OOVConfigError  # noqa: E402
+from errortaxa.providers.oov.knn import TrainIndex, build_index  # noqa: E402
+from errortaxa.providers.oov.model import ClipEncoder  # noqa: E402
+from errortaxa.providers.oov.ray_index import build_index_ray, plan  # noqa: E402
 from test_oov_pipeline import make_image, tiny_config  # noqa: E402
 
 RAY_FLAGS = ["--ray", "local", "--actors", "2", "--cpus-per-actor", "1", "--ray-batch-size", "8"]

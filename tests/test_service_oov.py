@@ -19,8 +19,8 @@ pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 from errortaxa.client import AsyncClient, Client, InvalidArgument
 from errortaxa.engine import SampleBatch, default_compiled
-from errortaxa.oov import provider_from_config
-from errortaxa.oov.knn import build_index
+from errortaxa.providers.oov import provider_from_config
+from errortaxa.providers.oov.knn import build_index
 from errortaxa.server import RunningServer, ServerConfig, build_server
 from errortaxa.server.convert import NO_OOV_MODEL
 from PIL import Image

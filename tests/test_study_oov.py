@@ -23,7 +23,7 @@ from errortaxa.cli import main
 from errortaxa.cli.commands import oov_providers
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled, summarize
 from errortaxa.engine.providers import FeatureResult
-from errortaxa.oov.knn import build_index
+from errortaxa.providers.oov.knn import build_index
 from errortaxa.study.study import ImageSet, OOVUnavailable, _Tabulator, discover_models, run_study
 from test_oov_pipeline import TINY, write_images
 

@@ -17,15 +17,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from errortaxa.engine.relations import (
+from errortaxa.engine.knowledge.relations import (
     ancestor_incidence,
     class_relations,
     group_of,
     has_ancestor,
     shankar_group_of,
 )
-from errortaxa.engine.vocabulary import Vocabulary
-from errortaxa.engine.wordnet import WordNet
+from errortaxa.engine.knowledge.vocabulary import Vocabulary
+from errortaxa.engine.knowledge.wordnet import WordNet
 
 ROOT = Path(__file__).resolve().parents[1]
 

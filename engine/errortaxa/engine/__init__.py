@@ -1,6 +1,6 @@
 """The ErrorTaxa engine: taxonomy YAML -> schema -> compiled rules -> vectorised decisions."""
 
-from .compiler import (
+from errortaxa.engine.compile.compiler import (
     ENGINE_VERSION,
     CompiledTaxonomy,
     RuleTrace,
@@ -8,12 +8,12 @@ from .compiler import (
     compile_taxonomy,
     default_compiled,
 )
-from .decisions import AxisDecisions, Decisions
-from .loader import DEFAULT_TAXONOMY, LoadedTaxonomy, load_taxonomy
-from .problems import Problem, TaxonomyError
-from .providers import FeatureProvider, FeatureResult
-from .samples import SampleBatch, SampleError
-from .summary import summarize
+from errortaxa.engine.language.loader import DEFAULT_TAXONOMY, LoadedTaxonomy, load_taxonomy
+from errortaxa.engine.language.problems import Problem, TaxonomyError
+from errortaxa.engine.providers import FeatureProvider, FeatureResult
+from errortaxa.engine.results.decisions import AxisDecisions, Decisions
+from errortaxa.engine.results.summary import summarize
+from errortaxa.engine.samples import SampleBatch, SampleError
 
 __all__ = [
     "DEFAULT_TAXONOMY",

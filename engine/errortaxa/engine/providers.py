@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from .samples import SampleBatch
+from errortaxa.engine.samples import SampleBatch
 
 
 @dataclass

@@ -84,7 +84,7 @@ def _oov_providers(config: ServerConfig) -> ProviderFactory | None:
     if config.oov_config is None:
         return None
     try:
-        provider_from_config = importlib.import_module("errortaxa.oov.config").provider_from_config
+        provider_from_config = importlib.import_module("errortaxa.providers.oov.config").provider_from_config
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"oov_config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
     path = str(config.oov_config)

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import grpc
 from errortaxa.client.errors import STATUS_DETAILS_KEY, encode_status
-from errortaxa.engine.problems import Problem, format_key_path
+from errortaxa.engine.language.problems import Problem, format_key_path
 from errortaxa.v1 import service_pb2, taxonomy_pb2
 
 

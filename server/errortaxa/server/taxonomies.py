@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
-from errortaxa.engine.compiler import default_compiled
-from errortaxa.engine.problems import Problem
+from errortaxa.engine.compile.compiler import default_compiled
+from errortaxa.engine.language.problems import Problem
 from errortaxa.server.convert import OOV, embedding_dim
 from errortaxa.server.errors import ServiceError, not_found, problem_proto
 from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore

@@ -1,0 +1,43 @@
+"""``errortaxa classify --server HOST:PORT``: the same output as local mode, decided by a server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from errortaxa.cli.commands import CHUNK, _dumps, output_stream, read_input
+from errortaxa.cli.errors import UsageError
+from errortaxa.client import Client, ErrorTaxaError
+
+
+def classify_remote(args: argparse.Namespace) -> int:
+    if args.oov_config:
+        raise UsageError("--oov-config applies to local mode; a server uses its own OOV provider")
+    batch, skipped = read_input(args.input, args.labels)
+    token = args.token or os.environ.get("ERRORTAXA_TOKEN")
+    dumps = _dumps()
+    taxonomy = args.taxonomy
+    if taxonomy is not None and os.path.isfile(taxonomy):
+        raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "
+                         "upload a file with the client's put_taxonomy")
+    try:
+        with Client(args.server, token=token) as client, output_stream(args.output) as out:
+            chunks = (batch.slice(s, min(s + CHUNK, len(batch))) for s in range(0, len(batch), CHUNK))
+            for result in client.classify_stream(chunks, taxonomy=taxonomy, records=True, total=len(batch),
+                                                 progress=len(batch) > CHUNK and sys.stderr.isatty()):
+                out.write("".join(dumps(r) + "\n" for r in result.records))
+            if args.summary:
+                summary = client.classify(batch, taxonomy=taxonomy, summary=True).summary
+                assert summary is not None
+                data = dict(summary.data)
+                data["skipped_without_labels"] = skipped
+                with output_stream(args.summary) as stream:
+                    json.dump(data, stream, indent=2)
+                    stream.write("\n")
+    except ErrorTaxaError as exc:
+        raise UsageError(f"server {args.server}: {exc}") from None
+    if skipped:
+        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)
+    return 0

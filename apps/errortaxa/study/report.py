@@ -1,0 +1,277 @@
+"""Plots (matplotlib, PNG + SVG) and a self-contained HTML report of a study."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from errortaxa.study.diff import DiffResult
+    from errortaxa.study.study import StudyResult
+    from matplotlib.figure import Figure
+
+PathLike = str | os.PathLike[str]
+PLOTS = ("error_share_vs_mla", "composition", "organism_vs_artifact")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colour_groups(table: pd.DataFrame, column: str | None) -> tuple[list[tuple[str, np.ndarray]], bool]:
+    """(label, row mask) per colour group; numeric columns are split at their tertiles."""
+    if column is None or column not in table.columns:
+        return [("all models", np.ones(len(table), bool))], False
+    values = table[column]
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 6:
+        q = values.quantile([1 / 3, 2 / 3]).to_numpy()
+        bins = np.digitize(values.to_numpy(), q)
+        names = [f"{column} <= {q[0]:.3g}", f"{q[0]:.3g} < {column} <= {q[1]:.3g}", f"{column} > {q[1]:.3g}"]
+        return [(names[b], bins == b) for b in range(3) if (bins == b).any()], True
+    labels = values.astype(str).fillna("unknown")
+    return [(f"{column}={v}", (labels == v).to_numpy()) for v in sorted(labels.unique())], True
+
+
+def _trend(ax: Any, x: np.ndarray, y: np.ndarray, colour: Any) -> None:
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() >= 3 and np.ptp(x[ok]) > 0:
+        slope, intercept = np.polyfit(x[ok], y[ok], 1)
+        xs = np.linspace(x[ok].min(), x[ok].max(), 20)
+        ax.plot(xs, slope * xs + intercept, color=colour, linewidth=1.5)
+
+
+def plot_error_share_vs_mla(result: StudyResult, color_by: str | None = None) -> Figure:
+    """Share of each error category (of all errors) against multi-label accuracy, one panel per
+    category, coloured by a metadata column, with a fitted linear trend per colour group."""
+    plt = _pyplot()
+    cats = [c for c in result.error_categories if f"error_share.{c}" in result.table.columns]
+    cats = [c for c in cats if np.nansum(result.table[f"error_share.{c}"].to_numpy()) > 0] or cats[:1]
+    cols = min(3, max(len(cats), 1))
+    rows = int(np.ceil(len(cats) / cols)) if cats else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    groups, has_legend = _colour_groups(result.table, color_by)
+    cmap = plt.get_cmap("tab10")
+    x_all = result.table["all.mla"].to_numpy(dtype=float)
+    for k, cat in enumerate(cats):
+        ax = axes[k // cols][k % cols]
+        y_all = result.table[f"error_share.{cat}"].to_numpy(dtype=float)
+        for g, (label, mask) in enumerate(groups):
+            ax.scatter(x_all[mask], y_all[mask], s=10, alpha=0.6, color=cmap(g % 10), label=label)
+            _trend(ax, x_all[mask], y_all[mask], cmap(g % 10))
+        ax.set_title(cat.replace("_", " "))
+        ax.set_xlabel("multi-label accuracy")
+        ax.set_ylabel("share of errors")
+        ax.grid(alpha=0.3)
+    for k in range(len(cats), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    if has_legend:
+        axes[0][0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Error categories vs accuracy ({len(result.table)} models, {result.taxonomy})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_composition(result: StudyResult, max_models: int = 60) -> Figure:
+    """Error-category composition per model (stacked bars of shares of all samples), models
+    sorted by multi-label accuracy; with many models an evenly spaced selection is shown."""
+    plt = _pyplot()
+    table = result.table.sort_values("all.mla").reset_index(drop=True)
+    if len(table) > max_models:
+        table = table.iloc[np.linspace(0, len(table) - 1, max_models).round().astype(int)]
+    cats = [c for c in result.error_categories if f"all.share.{c}" in table.columns]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(table) + 3), 4.5))
+    bottom = np.zeros(len(table))
+    cmap = plt.get_cmap("tab20")
+    x = np.arange(len(table))
+    for k, cat in enumerate(cats):
+        share = np.nan_to_num(table[f"all.share.{cat}"].to_numpy(dtype=float))
+        ax.bar(x, share, bottom=bottom, color=cmap(k % 20), label=cat.replace("_", " "), width=0.85)
+        bottom += share
+    ax.set_xticks(x)
+    ax.set_xticklabels(table["model"].astype(str), rotation=90, fontsize=6)
+    ax.set_ylabel("share of images (errors, by category)")
+    ax.set_title("Error composition per model (sorted by multi-label accuracy)")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_organism_vs_artifact(result: StudyResult) -> Figure:
+    """Two panels, organisms and artifacts: per error category, its share of the group's errors
+    against the group's multi-label accuracy, with a trend per category."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    cmap = plt.get_cmap("tab10")
+    table = result.table
+    for ax, group in zip(axes, ("organism", "artifact"), strict=True):
+        if f"{group}.mla" not in table.columns:
+            ax.axis("off")
+            continue
+        x = table[f"{group}.mla"].to_numpy(dtype=float)
+        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - x)
+        for k, cat in enumerate(result.error_categories):
+            column = f"{group}.n.{cat}"
+            if column not in table.columns or table[column].sum() == 0:
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y = table[column].to_numpy(dtype=float) / errors
+            ax.scatter(x, y, s=8, alpha=0.5, color=cmap(k % 10), label=cat.replace("_", " "))
+            _trend(ax, x, y, cmap(k % 10))
+        ax.set_title(f"{group}s")
+        ax.set_xlabel("multi-label accuracy")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of the group's errors")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = None) -> dict[str, str]:
+    """All plots as PNG and SVG; returns kind -> path."""
+    plt = _pyplot()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if color_by is None and result.metadata_columns:
+        color_by = result.metadata_columns[0]
+    figures = {
+        "error_share_vs_mla": plot_error_share_vs_mla(result, color_by),
+        "composition": plot_composition(result),
+        "organism_vs_artifact": plot_organism_vs_artifact(result),
+    }
+    paths: dict[str, str] = {}
+    for name, fig in figures.items():
+        for ext in ("png", "svg"):
+            path = out / f"{name}.{ext}"
+            fig.savefig(path, dpi=110 if ext == "png" else None)
+            paths[f"{name}.{ext}"] = str(path)
+        plt.close(fig)
+    return paths
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:1em 0}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f0f0f0} td.l,th.l{text-align:left} img{max-width:100%;border:1px solid #eee}
+"""
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float | np.floating):
+        return "" if not np.isfinite(x) else f"{x:.4f}"
+    return html.escape(str(x))
+
+
+def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
+                diff: DiffResult | None = None, max_rows: int = 200) -> str:
+    """One self-contained HTML page: summary, per-model table, plots (base64 PNG), most common
+    errors per category with class names, and the taxonomy comparison (``diff``, default the
+    study's own ``result.diff``) when there is one."""
+    t = result.table
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+             f"<title>ErrorTaxa study: {html.escape(result.taxonomy)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>ErrorTaxa study ({html.escape(result.taxonomy)})</h1>",
+             f"<p id='summary'>{len(t)} models &times; {result.images} images; classified in "
+             f"{result.seconds:.1f} s. Accuracies are on the non-problematic images, with 95% "
+             "Clopper-Pearson intervals; error shares are of each model's errors.</p>"]
+    # per-model table
+    meta = result.metadata_columns
+    shares = [c for c in result.error_categories if f"error_share.{c}" in t.columns]
+    head = ["model", *meta, "images", "top-1", "95% CI", "multi-label", "95% CI", *shares]
+    if "image_list.mla" in t.columns:
+        head += ["image list MLA"]
+    parts.append(f"<h2>Models</h2><table id='models'><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>")
+    order = t.sort_values("all.mla", ascending=False).head(max_rows)
+    for _, row in order.iterrows():
+        cells = [f"<td class='l'>{_fmt(row['model'])}</td>", *[f"<td class='l'>{_fmt(row[m])}</td>" for m in meta],
+                 f"<td>{int(row['all.samples'])}</td>", f"<td>{_fmt(row['all.top1'])}</td>",
+                 f"<td>[{_fmt(row['all.top1_lo'])}, {_fmt(row['all.top1_hi'])}]</td>",
+                 f"<td>{_fmt(row['all.mla'])}</td>",
+                 f"<td>[{_fmt(row['all.mla_lo'])}, {_fmt(row['all.mla_hi'])}]</td>",
+                 *[f"<td>{_fmt(row[f'error_share.{c}'])}</td>" for c in shares]]
+        if "image_list.mla" in t.columns:
+            cells.append(f"<td>{_fmt(row['image_list.mla'])}</td>")
+        parts.append(f"<tr class='model-row'>{''.join(cells)}</tr>")
+    parts.append("</table>")
+    if len(t) > max_rows:
+        parts.append(f"<p>({len(t) - max_rows} more models in models.csv)</p>")
+    # plots
+    if plot_paths:
+        parts.append("<h2>Plots</h2>")
+        for name in PLOTS:
+            png = plot_paths.get(f"{name}.png")
+            if png:
+                data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+                parts.append(f"<figure><img id='plot-{name}' alt='{name}' src='data:image/png;base64,{data}'>"
+                             f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>")
+    # most common errors
+    parts.append("<h2>Most common errors per category</h2>")
+    for cat, entries in result.top_errors.items():
+        parts.append(f"<h3 class='category'>{html.escape(cat)}</h3><table class='top-errors' data-category="
+                     f"'{html.escape(cat)}'><tr><th class='l'>target</th><th class='l'>prediction</th>"
+                     "<th>errors (all models)</th><th class='l'>example images</th></tr>")
+        for e in entries:
+            parts.append(f"<tr><td class='l'>{e['target']} {html.escape(e['target_name'])}</td>"
+                         f"<td class='l'>{e['pred']} {html.escape(e['pred_name'])}</td><td>{e['errors']}</td>"
+                         f"<td class='l'>{html.escape(', '.join(e['images']))}</td></tr>")
+        parts.append("</table>")
+    diff = diff if diff is not None else result.diff
+    if diff is not None:
+        parts.extend(_diff_html(diff, len(t)))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _diff_html(diff: DiffResult, models: int) -> list[str]:
+    """The taxonomy comparison: the confusion matrix (cells ``td.diff-cell`` with ``data-a`` /
+    ``data-b``), then the most common example errors of every non-empty cell, with class names."""
+    esc = html.escape
+    a, b = f"{diff.name_a}.{diff.axis_a}", f"{diff.name_b}.{diff.axis_b}"
+    pooled = any("count" in e for exs in diff.examples.values() for e in exs)
+    what = (f"the predictions of all {models} models pooled (each model's prediction on each headline image "
+            "counts once)" if pooled else "the samples")
+    parts = [f"<h2 id='taxonomy-diff'>Taxonomy comparison</h2><p>{esc(a)} (rows) vs {esc(b)} (columns) on "
+             f"{what}, left out where both call the prediction correct: {diff.samples} predictions, "
+             f"{diff.same} ({diff.agreement:.1%}) with the same category id in both.</p>",
+             "<table id='diff'><tr><th></th>" + "".join(f"<th>{esc(v)}</th>" for v in diff.values_b) + "</tr>"]
+    for i, va in enumerate(diff.values_a):
+        cells = "".join(f"<td class='diff-cell' data-a='{esc(va)}' data-b='{esc(vb)}'>{int(diff.matrix[i, j])}</td>"
+                        for j, vb in enumerate(diff.values_b))
+        parts.append(f"<tr><th class='l'>{esc(va)}</th>{cells}</tr>")
+    parts.append("</table>")
+    order = sorted(diff.examples, key=lambda ij: (diff.values_a[ij[0]] == diff.values_b[ij[1]],
+                                                  -int(diff.matrix[ij]), ij))
+    parts.append("<h3>Example errors per cell</h3><table id='diff-examples'><tr><th class='l'>"
+                 f"{esc(a)}</th><th class='l'>{esc(b)}</th><th>predictions</th><th class='l'>most common "
+                 "(image: target &rarr; prediction" + (", models" if pooled else "") + ")</th></tr>")
+    for i, j in order:
+        exs = diff.examples[(i, j)]
+        text = "<br>".join(
+            f"{esc(str(e['sample']))}: {e['target']} {esc(e['target_name'])} &rarr; {e['pred']} "
+            f"{esc(e['pred_name'])}" + (f" ({e['count']})" if "count" in e else "") for e in exs)
+        parts.append(f"<tr class='diff-example' data-a='{esc(diff.values_a[i])}' data-b='{esc(diff.values_b[j])}'>"
+                     f"<td class='l'>{esc(diff.values_a[i])}</td><td class='l'>{esc(diff.values_b[j])}</td>"
+                     f"<td>{int(diff.matrix[i, j])}</td><td class='l'>{text}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
+def write_report(result: StudyResult, out_dir: PathLike, color_by: str | None = None,
+                 diff: DiffResult | None = None) -> dict[str, str]:
+    """Plots (PNG + SVG) and ``report.html`` in ``out_dir``; returns kind -> path."""
+    paths = write_plots(result, out_dir, color_by)
+    report = Path(out_dir) / "report.html"
+    report.write_text(render_html(result, paths, diff), encoding="utf-8")
+    paths["report"] = str(report)
+    return paths
