@@ -13,7 +13,7 @@ from typing import Any
 
 from errortaxa.cli.commands import taxonomy_from
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.inputs import LabeledImages, load_label_file
+from errortaxa.engine.inputs import LabeledImages, read_labels
 
 __all__ = ["register"]
 
@@ -69,12 +69,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _labels(path: str | None) -> LabeledImages | None:
-    return None if path is None else load_label_file(path)
+    return None if path is None else read_labels(path)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     from errortaxa.cli.commands import oov_providers
-    from errortaxa.engine.inputs import read_jsonl
+    from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
     from errortaxa.study.distributed import RayNotInstalled
     from errortaxa.study.study import (
         ImageSet,
@@ -102,11 +102,11 @@ def cmd_study(args: argparse.Namespace) -> int:
     if labels is not None:
         images = ImageSet.from_labels(labels)
     else:
-        first = next((m for m in models if m.path.endswith(".jsonl")), None)
+        first = next((m for m in models if detect(m.path, PREDICTIONS).carries_labels), None)
         if first is None:
-            print("errortaxa: error: .npz predictions need --labels", file=sys.stderr)
+            print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
             return 2
-        images = ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
+        images = ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
     try:
@@ -192,7 +192,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from errortaxa.study.agreement import agreement, format_agreement, read_external
 
     taxonomy = taxonomy_from(args.taxonomy)
-    labels = load_label_file(args.labels)
+    labels = read_labels(args.labels)
     external = read_external(args.external)
     result = agreement(taxonomy, labels, external)
     print(format_agreement(result))
