@@ -21,8 +21,8 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
     p.add_argument("sources", nargs="+",
-                   help="directories of per-model prediction files (.npz top-1 or logits, .jsonl), files, "
-                        "or .txt lists of files")
+                   help="directories of per-model prediction files (any predictions format: .npz, .npy, "
+                        ".jsonl), files, or .txt lists of files")
     p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list) defining the images; "
                                     "default: the first JSONL file's own samples")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")

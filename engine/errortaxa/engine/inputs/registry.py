@@ -81,14 +81,14 @@ def register(fmt: Format[T]) -> Format[T]:
 
 
 def formats(kind: Kind[T]) -> list[Format[T]]:
-    """The formats of a kind, in module-name order."""
+    """The formats of a kind, by name."""
     global _loaded
     if not _loaded:
         package = __name__.rsplit(".", 1)[0] + ".formats"
         for module in sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent / "formats")])):
             importlib.import_module(f"{package}.{module}")
         _loaded = True
-    return [f for f in _FORMATS if f.kind == kind]
+    return sorted((f for f in _FORMATS if f.kind == kind), key=lambda f: f.name)
 
 
 def suffixes(kind: Kind[Any]) -> tuple[str, ...]:
