@@ -152,3 +152,21 @@ def test_server_maps_every_kind_to_its_status_code(server: RunningServer, tmp_pa
             "samples.pred", 1, "CLASS_OUT_OF_RANGE")
         assert client.health() == "SERVING"
         assert json.dumps(client.classify(target=[1], labels=[[1]], pred=[1]).category) == '["correct"]'
+
+
+def test_errors_cross_process_boundaries_intact() -> None:
+    import pickle
+
+    from errortaxa.engine.language.problems import Problem
+
+    errors: list[ErrorTaxaError] = [
+        InputError("in.jsonl", "class id 1000 is outside 0..999", record=17, field="pred"),
+        InputNotFound("gone.npz", "cannot read: No such file or directory"),
+        ClassOutOfRange(3, "pred", "class id 1000 is outside 0..999"),
+        TaxonomyError([Problem("t.yaml", 4, ("axes",), "must be a mapping")]),
+        UsageError("--flag: wrong"),
+    ]
+    for error in errors:
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error) and again.location == error.location
+        assert again.code == error.code and again.reason == error.reason

@@ -75,10 +75,8 @@ def _labels(path: str | None) -> LabeledImages | None:
 def cmd_study(args: argparse.Namespace) -> int:
     from errortaxa.cli.commands import oov_providers
     from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
-    from errortaxa.study.distributed import RayNotInstalled
     from errortaxa.study.study import (
         ImageSet,
-        OOVUnavailable,
         discover_models,
         read_image_list,
         read_metadata,
@@ -109,14 +107,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         images = ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
-    try:
-        result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                           progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
-                           compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                           oov_config=args.oov_config)
-    except (RayNotInstalled, OOVUnavailable) as error:
-        print(f"errortaxa: error: {error}", file=sys.stderr)
-        return 2
+    # RayNotInstalled and OOVUnavailable are failed preconditions: exit 2 with one line (cli.errors)
+    result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
+                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                       compare=compare, compare_axis=args.compare_axis, providers=providers or None,
+                       oov_config=args.oov_config)
     paths = result.write(args.out)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy, SampleBatch
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.engine.inputs import (
     NUM_VALIDATION_IMAGES,
     PREDICTIONS,
@@ -470,7 +471,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     )
 
 
-class OOVUnavailable(ValueError):
+class OOVUnavailable(FailedPrecondition):
     """The OOV provider of a study cannot run (no ``oov`` extra, no weights, no GPU where required)."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 KeyPath = tuple[str | int, ...]
 
@@ -65,6 +65,17 @@ class ErrorTaxaError(Exception):
     @property
     def field(self) -> str | None:
         return self.location.field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with the state, not through ``__init__`` (errors cross process boundaries: Ray)."""
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[ErrorTaxaError], args: tuple[Any, ...], state: dict[str, Any]) -> ErrorTaxaError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidInput(ErrorTaxaError, ValueError):
