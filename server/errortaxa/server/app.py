@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
+from errortaxa.engine.language import limits
 from errortaxa.server.auth import SERVICE, Tokens
 from errortaxa.server.config import ConfigError, ServerConfig, load_config
 from errortaxa.server.datasets import DatasetRegistry
@@ -100,6 +101,7 @@ def build_server(config: ServerConfig) -> RunningServer:
     """Load the store and datasets, compile the active taxonomy, bind, start; health SERVING."""
     config.check()
     started = time.perf_counter()
+    limits.configure(config.limits)
     store = TaxonomyStore(config.store)
     registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=_oov_providers(config))
     try:

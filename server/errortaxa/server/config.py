@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+from errortaxa.engine.language.limits import Limits
 
 ENV_PREFIX = "ERRORTAXA_"
 
@@ -43,12 +44,22 @@ class ServerConfig:
     drain_seconds: float = 5.0  # after SIGTERM: health NOT_SERVING this long while still serving
     grace_seconds: float = 10.0  # then: calls in flight get this long to finish
     reflection: bool = True
+    taxonomy_max_bytes: int = Limits.max_bytes  # bounds on one uploaded (or served) taxonomy: language.limits
+    taxonomy_max_aliases: int = Limits.max_aliases
+    taxonomy_max_depth: int = Limits.max_depth
+    taxonomy_max_nodes: int = Limits.max_nodes
+    taxonomy_max_pair_tables: int = Limits.max_pair_tables
     log_level: str = "INFO"
     log_format: str = "json"  # "json" | "text"
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.taxonomy_max_bytes, self.taxonomy_max_aliases, self.taxonomy_max_depth,
+                      self.taxonomy_max_nodes, self.taxonomy_max_pair_tables)
 
     @property
     def auth_enabled(self) -> bool:
@@ -62,6 +73,10 @@ class ServerConfig:
                            ("max_concurrent_rpcs", self.max_concurrent_rpcs)):
             if value < (0 if key == "port" else 1):
                 raise ConfigError(f"{key} must be {'>= 0' if key == 'port' else 'positive'}, got {value}")
+        try:
+            self.limits.check()
+        except ValueError as exc:
+            raise ConfigError(str(exc).replace("taxonomy limit ", "taxonomy_")) from None
         seen: dict[str, str] = {}
         for role, tokens in (("read", self.read_tokens), ("admin", self.admin_tokens)):
             for name, token in tokens.items():
@@ -77,7 +92,9 @@ class ServerConfig:
 
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
 _PATHS = {"tls_cert", "tls_key", "store", "oov_config"}
-_INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port"}
+_INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port",
+         "taxonomy_max_bytes", "taxonomy_max_aliases", "taxonomy_max_depth", "taxonomy_max_nodes",
+         "taxonomy_max_pair_tables"}
 _FLOATS = {"drain_seconds", "grace_seconds"}
 _BOOLS = {"public_health", "reflection"}
 _MAPS = {"read_tokens", "admin_tokens", "datasets"}
@@ -202,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-seconds", type=float, help="then give calls in flight this long (10)")
     p.add_argument("--no-reflection", dest="reflection", action="store_false", default=None,
                    help="do not offer gRPC server reflection")
+    for key, what in (("bytes", "UTF-8 size"), ("aliases", "YAML alias uses"), ("depth", "nesting depth"),
+                      ("nodes", "nodes with aliases expanded"), ("pair-tables", "distinct class-pair tables")):
+        default = getattr(Limits, "max_" + key.replace("-", "_"))
+        p.add_argument(f"--taxonomy-max-{key}", type=int,
+                       help=f"refuse a taxonomy over this {what} (default {default:,})")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     p.add_argument("--log-format", choices=("json", "text"), help="structured JSON lines (default) or text")
     return p

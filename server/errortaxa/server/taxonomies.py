@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
 from errortaxa.engine.compile.compiler import default_compiled
+from errortaxa.engine.language.limits import LimitExceeded
 from errortaxa.engine.language.problems import Problem
 from errortaxa.server.convert import OOV, embedding_dim
 from errortaxa.server.errors import ServiceError, not_found, problem_proto
@@ -98,10 +99,18 @@ def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
     return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
 
 
+def limit_error(exc: LimitExceeded) -> ServiceError:
+    """INVALID_ARGUMENT for a taxonomy over a limit of language.limits, naming the limit and its value."""
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"taxonomy refused: {exc.problems[0].message}",
+                        field="yaml", reason="LIMIT_EXCEEDED", problems=[problem_proto(p) for p in exc.problems])
+
+
 def compile_text(text: str, filename: str) -> CompiledTaxonomy:
     """Load and compile uploaded YAML text; ServiceError(INVALID_ARGUMENT) with every problem."""
     try:
         return load_and_compile(text, filename)
+    except LimitExceeded as exc:
+        raise limit_error(exc) from None
     except TaxonomyError as exc:
         errors = sum(p.severity == "error" for p in exc.problems)
         raise _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems) from None
@@ -209,9 +218,12 @@ class TaxonomyRegistry:
 
     # -- changes -----------------------------------------------------------------------------
     def validate(self, text: str, filename: str) -> tuple[CompiledTaxonomy | None, list[Problem]]:
-        """Dry run: the compiled taxonomy (or None) and every problem."""
+        """Dry run: the compiled taxonomy (or None) and every problem; ServiceError for a text over
+        a limit (it is refused, not reported)."""
         try:
             compiled = load_and_compile(text, filename)
+        except LimitExceeded as exc:
+            raise limit_error(exc) from None
         except TaxonomyError as exc:
             return None, list(exc.problems)
         return compiled, list(compiled.warnings)

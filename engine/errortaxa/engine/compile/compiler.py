@@ -17,6 +17,7 @@ from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incide
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
 from errortaxa.engine.language import schema as s
+from errortaxa.engine.language.limits import check_pair_tables
 from errortaxa.engine.language.loader import LoadedTaxonomy, load_taxonomy
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError
 from errortaxa.engine.predicates import nodes as nodes
@@ -474,6 +475,7 @@ class _Compiler:
         key = json.dumps(pred.model_dump(mode="json", by_alias=True), sort_keys=True)
         if key in self.pair_cache:
             return self.pair_cache[key]
+        check_pair_tables(len(self.pair_cache), self.loaded.locate(path), path)
         c = len(self.vocab)
         if isinstance(pred, s.SameSuperclassPair):
             if pred.same_superclass is True:
