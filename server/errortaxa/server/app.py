@@ -16,6 +16,7 @@ from types import FrameType
 
 import grpc
 from errortaxa.engine.language import limits
+from errortaxa.server.admission import Admission
 from errortaxa.server.auth import SERVICE, Tokens
 from errortaxa.server.config import ConfigError, ServerConfig, load_config
 from errortaxa.server.datasets import DatasetRegistry
@@ -43,6 +44,7 @@ class RunningServer:
     health: health.HealthServicer
     registry: TaxonomyRegistry
     metrics: Metrics
+    admission: Admission
     metrics_http: MetricsHTTPServer | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -116,16 +118,19 @@ def build_server(config: ServerConfig) -> RunningServer:
 
     metrics.active = active
     max_bytes = config.max_message_mb * 1024 * 1024
+    admission = Admission(concurrency=config.concurrency, max_calls=config.max_concurrent_rpcs,
+                          max_streams=config.max_streams, max_streams_per_client=config.max_streams_per_client,
+                          idle_seconds=config.stream_idle_seconds)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="errortaxa-rpc"),
+        futures.ThreadPoolExecutor(max_workers=admission.threads, thread_name_prefix="errortaxa-rpc"),
         interceptors=[CallInterceptor(Tokens(config.read_tokens, config.admin_tokens,
-                                             public_health=config.public_health), metrics)],
+                                             public_health=config.public_health), metrics, admission)],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=4 * admission.threads,  # an outer guard; Admission refuses first
     )
     service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -147,7 +152,7 @@ def build_server(config: ServerConfig) -> RunningServer:
     server.start()
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(config, server, port, health_servicer, registry, metrics, metrics_http)
+    running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, metrics_http)
     log.info("serving", extra={
         "address": running.address, "port": port, "tls": config.tls, "auth": config.auth_enabled,
         "store": str(config.store) if config.store else None, "taxonomy": registry.active.name,

@@ -34,7 +34,10 @@ class ServerConfig:
     max_message_mb: int = 256
     max_batch: int = 2_000_000  # samples per request
     concurrency: int = 8  # worker threads
-    max_concurrent_rpcs: int = 64  # beyond this, calls fail with RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: int = 64  # computing calls in progress; beyond this, RESOURCE_EXHAUSTED at once
+    max_streams: int = 16  # ClassifyStreams open, all clients
+    max_streams_per_client: int = 4  # ClassifyStreams open per token (tokens configured) or connection
+    stream_idle_seconds: float = 60.0  # a stream that sends nothing this long is closed (DEADLINE_EXCEEDED)
     store: Path | None = None  # taxonomy store directory (None: in memory only)
     default_taxonomy: str | None = None  # built-in name or YAML path served when nothing was activated
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> label file
@@ -70,7 +73,8 @@ class ServerConfig:
             raise ConfigError("tls_cert and tls_key go together")
         for key, value in (("port", self.port), ("max_message_mb", self.max_message_mb),
                            ("max_batch", self.max_batch), ("concurrency", self.concurrency),
-                           ("max_concurrent_rpcs", self.max_concurrent_rpcs)):
+                           ("max_concurrent_rpcs", self.max_concurrent_rpcs), ("max_streams", self.max_streams),
+                           ("max_streams_per_client", self.max_streams_per_client)):
             if value < (0 if key == "port" else 1):
                 raise ConfigError(f"{key} must be {'>= 0' if key == 'port' else 'positive'}, got {value}")
         try:
@@ -85,6 +89,8 @@ class ServerConfig:
                 if token in seen:
                     raise ConfigError(f"token '{name}' has the same value as token '{seen[token]}'")
                 seen[token] = name
+        if not self.stream_idle_seconds > 0:
+            raise ConfigError(f"stream_idle_seconds must be positive, got {self.stream_idle_seconds}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
         return self
@@ -93,9 +99,10 @@ class ServerConfig:
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
 _PATHS = {"tls_cert", "tls_key", "store", "oov_config"}
 _INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port",
+         "max_streams", "max_streams_per_client",
          "taxonomy_max_bytes", "taxonomy_max_aliases", "taxonomy_max_depth", "taxonomy_max_nodes",
          "taxonomy_max_pair_tables"}
-_FLOATS = {"drain_seconds", "grace_seconds"}
+_FLOATS = {"drain_seconds", "grace_seconds", "stream_idle_seconds"}
 _BOOLS = {"public_health", "reflection"}
 _MAPS = {"read_tokens", "admin_tokens", "datasets"}
 
@@ -205,9 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="health checks need no token even when tokens are configured")
     p.add_argument("--max-message-mb", type=int, help="largest request or response message (default 256)")
     p.add_argument("--max-batch", type=int, help="most samples in one request (default 2,000,000)")
-    p.add_argument("--concurrency", type=int, help="worker threads (default 8)")
+    p.add_argument("--concurrency", type=int, help="calls computing at once (default 8)")
     p.add_argument("--max-concurrent-rpcs", type=int,
-                   help="calls in progress at once; more fail with RESOURCE_EXHAUSTED (default 64)")
+                   help="computing calls in progress (computing or waiting); more fail at once with "
+                   "RESOURCE_EXHAUSTED (default 64)")
+    p.add_argument("--max-streams", type=int, help="ClassifyStreams open at once, all clients (default 16)")
+    p.add_argument("--max-streams-per-client", type=int,
+                   help="ClassifyStreams open at once per token, or per connection without tokens (default 4)")
+    p.add_argument("--stream-idle-seconds", type=float,
+                   help="close a ClassifyStream that sends no batch this long (default 60)")
     p.add_argument("--store", type=Path, help="taxonomy store directory (default: in memory, lost at exit)")
     p.add_argument("--default-taxonomy", help="built-in name or YAML file served until one is activated")
     p.add_argument("--dataset", action="append", metavar="NAME=PATH",
