@@ -235,7 +235,8 @@ def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
 
     files = _dataset_files(tmp_path / "labels")
     store = tmp_path / "store"
-    running = start(store=store, datasets={name: str(files[name][0]) for name in ("csv", "real")})
+    running = start(store=store, datasets={name: str(files[name][0]) for name in ("csv", "real")},
+                    data_dirs=(tmp_path / "labels",))
     try:
         with Client(address(running), retries=0) as c:
             for name in ("targets", "jsonl"):  # the admin call

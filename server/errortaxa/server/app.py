@@ -107,7 +107,7 @@ def build_server(config: ServerConfig) -> RunningServer:
     store = TaxonomyStore(config.store)
     registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=_oov_providers(config))
     try:
-        datasets = DatasetRegistry(store, config.datasets)
+        datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
     metrics = Metrics()

@@ -41,6 +41,7 @@ class ServerConfig:
     store: Path | None = None  # taxonomy store directory (None: in memory only)
     default_taxonomy: str | None = None  # built-in name or YAML path served when nothing was activated
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> label file
+    data_dirs: tuple[Path, ...] = ()  # RegisterDataset reads label files only under these
     oov_config: Path | None = None  # OOV provider config (needs errortaxa[oov])
     metrics_port: int | None = None  # Prometheus text on http://metrics_host:metrics_port/metrics
     metrics_host: str = "127.0.0.1"
@@ -105,6 +106,7 @@ _INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_r
 _FLOATS = {"drain_seconds", "grace_seconds", "stream_idle_seconds"}
 _BOOLS = {"public_health", "reflection"}
 _MAPS = {"read_tokens", "admin_tokens", "datasets"}
+_PATH_LISTS = {"data_dirs"}
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
@@ -127,6 +129,9 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return text in ("1", "true", "yes", "on")
         if key in _MAPS:
             return _mapping(value)
+        if key in _PATH_LISTS:
+            items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+            return tuple(Path(os.path.expanduser(str(item))) for item in items if str(item))
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {key}: {exc}") from None
@@ -179,6 +184,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     for key in _PATHS & out.keys():  # relative paths are relative to the config file
         if out[key] is not None and not out[key].is_absolute():
             out[key] = base / out[key]
+    for key in _PATH_LISTS & out.keys():
+        out[key] = tuple(p if p.is_absolute() else base / p for p in out[key])
     return out
 
 
@@ -225,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-taxonomy", help="built-in name or YAML file served until one is activated")
     p.add_argument("--dataset", action="append", metavar="NAME=PATH",
                    help="hold a label file (multi-label CSV, ReaL json, target list, JSONL) as NAME")
+    p.add_argument("--data-dir", action="append", metavar="DIR",
+                   help="RegisterDataset reads label files only under this directory (repeatable)")
     p.add_argument("--oov-config", type=Path, help="OOV provider config (needs the errortaxa[oov] extra)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this HTTP port")
     p.add_argument("--metrics-host", help="bind address of the metrics port (default 127.0.0.1)")
@@ -242,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_FLAG_KEYS = {"read_token": "read_tokens", "admin_token": "admin_tokens", "dataset": "datasets"}
+_FLAG_KEYS = {"read_token": "read_tokens", "admin_token": "admin_tokens", "dataset": "datasets",
+              "data_dir": "data_dirs"}
 
 
 def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -262,5 +272,7 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
         coerced = _coerce(key, value, f"--{name.replace('_', '-')}")
         if key in _MAPS:
             coerced = {**values.get(key, {}), **coerced}
+        if key in _PATH_LISTS:
+            coerced = (*values.get(key, ()), *coerced)
         values[key] = coerced
     return replace(ServerConfig(), **values).check()

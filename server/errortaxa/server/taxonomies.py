@@ -21,7 +21,7 @@ from errortaxa.engine.compile.compiler import default_compiled
 from errortaxa.engine.language.limits import LimitExceeded
 from errortaxa.engine.language.problems import Problem
 from errortaxa.server.convert import OOV, embedding_dim
-from errortaxa.server.errors import ServiceError, not_found, problem_proto
+from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
 from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
 from errortaxa.v1 import taxonomy_pb2
 
@@ -176,7 +176,7 @@ class TaxonomyRegistry:
                 return self.builtin
             newest = self._newest.get(name)
             if newest is None:
-                raise not_found(f"no taxonomy named '{name}'", field="taxonomy.name")
+                raise not_found(f"no taxonomy named {shown(name)}", field="taxonomy.name")
             version = newest
         for entry in (active, self.builtin):
             if entry.key == (name, version):
@@ -191,7 +191,7 @@ class TaxonomyRegistry:
                 return entry
             stored = self.store.get(name, version)
             if stored is None:
-                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             entry = self._compile_stored(stored)
             self._remember(entry)
             return entry
@@ -234,7 +234,7 @@ class TaxonomyRegistry:
         for label, value in (("name", compiled.name), ("version", compiled.version)):
             if not NAME_PATTERN.match(value):
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"taxonomy {label} {value!r} cannot be stored: use letters, digits, '.', "
+                                   f"taxonomy {label} {shown(value)} cannot be stored: use letters, digits, '.', "
                                    "'_' and '-' (at most 128)", field=f"yaml.{label}", reason="BAD_NAME")
         with self._lock:
             existing = self._content_hash(compiled.name, compiled.version)
@@ -284,7 +284,7 @@ class TaxonomyRegistry:
                                    field="taxonomy", reason="ACTIVE")
             stored = self.store.get(name, version)
             if stored is None or not self.store.delete(name, version):
-                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             self._cache.pop((name, version), None)
             if self._newest.get(name) == version:
                 remaining = [v.version for v in self.store.versions() if v.name == name]

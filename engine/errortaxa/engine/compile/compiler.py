@@ -573,7 +573,10 @@ class _Compiler:
             path: KeyPath = ("axes", name, "rules", j)
             if rule.id in [r.id for r in rules]:
                 self.error((*path, "id"), f"duplicate rule id '{rule.id}'")
-            assert rule.when is not None and rule.then is not None
+            if rule.when is None or rule.then is None:  # remove: true, with nothing to remove it from
+                self.error(path, f"rule '{rule.id}' says 'remove: true', but this taxonomy extends none: "
+                                 "'remove' takes a rule out of the taxonomy named by 'extends'")
+                continue
             if rule.then not in ids:
                 self.error((*path, "then"), f"unknown value '{rule.then}' of axis '{name}' (known: {', '.join(ids)})")
             when = rule.when.model_dump(mode="json", by_alias=True, exclude_defaults=True)
