@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from errortaxa.v1 import service_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import strategies as st
-
-from errortaxa.v1 import service_pb2
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"]
 INT32 = (-(2**31), 2**31 - 1)

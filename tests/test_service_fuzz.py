@@ -13,9 +13,8 @@ import pytest
 from errortaxa.client import Client, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from errortaxa.server import RunningServer, ServerConfig, build_server
 from errortaxa.v1 import samples_pb2, service_pb2
-from hypothesis import HealthCheck, given, settings
-
 from fuzz_messages import SERVICE, messages
+from hypothesis import HealthCheck, given, settings
 
 BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 

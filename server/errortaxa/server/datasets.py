@@ -73,9 +73,8 @@ def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
         else:
             labels = load_label_file(file, num_classes=num_classes)
     except (InputError, UnicodeDecodeError, ValueError) as exc:
-        record = getattr(exc, "record", None)
-        where = f" (record {record}{', field ' + str(exc.field) if getattr(exc, 'field', None) else ''})" \
-            if record is not None else ""
+        record, column = getattr(exc, "record", None), getattr(exc, "field", None)
+        where = f" (record {record}{', field ' + str(column) if column else ''})" if record is not None else ""
         raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"{shown(path)} is not a label file of a known format{where}", field="path",
                            reason="BAD_LABEL_FILE", row=None if record is None else record - 1) from None

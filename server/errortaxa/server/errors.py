@@ -10,7 +10,6 @@ from errortaxa.client.errors import STATUS_DETAILS_KEY, encode_status
 from errortaxa.engine.language.problems import Problem, format_key_path
 from errortaxa.v1 import service_pb2, taxonomy_pb2
 
-
 MAX_SHOWN = 80  # characters of a user-supplied string an error repeats
 MAX_MESSAGE = 1024  # characters of an error message
 MAX_DETAILS = 4096  # bytes of the encoded details (trailing metadata; base64 on the wire, limit 8 KiB)
