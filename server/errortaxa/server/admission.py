@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -135,12 +136,19 @@ class StreamRequests:
 
     def __next__(self) -> Any:
         self.release()
-        try:
-            kind, item = self._queue.get(timeout=self._idle)
-        except queue.Empty:
-            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                               f"no request for {self._idle:g} s (stream_idle_seconds): the idle stream is closed",
-                               reason="STREAM_IDLE") from None
+        deadline = time.monotonic() + self._idle
+        while True:
+            try:
+                kind, item = self._queue.get(timeout=min(0.25, max(deadline - time.monotonic(), 0.001)))
+                break
+            except queue.Empty:
+                if self._closed.is_set():  # the call ended (the client cancelled it or went away)
+                    raise StopIteration from None
+                if time.monotonic() >= deadline:
+                    raise ServiceError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"no request for {self._idle:g} s (stream_idle_seconds): the idle stream is closed",
+                        reason="STREAM_IDLE") from None
         if kind is _END:
             if item is not None:
                 raise item

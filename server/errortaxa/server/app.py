@@ -153,7 +153,8 @@ def build_server(config: ServerConfig) -> RunningServer:
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, metrics_http)
-    log.info("serving", extra={
+    # the bound port is always told, whatever the log level (--port 0 needs it)
+    log.log(max(logging.INFO, log.getEffectiveLevel()), "serving", extra={
         "address": running.address, "port": port, "tls": config.tls, "auth": config.auth_enabled,
         "store": str(config.store) if config.store else None, "taxonomy": registry.active.name,
         "version": registry.active.version, "datasets": [d.name for d in datasets.all()],
