@@ -82,7 +82,7 @@ def test_a_taxonomy_over_a_limit_is_refused_within_50_ms(client: Client, case: s
         assert named in caught.value.message and caught.value.reason == "LIMIT_EXCEEDED"
         assert caught.value.field == "yaml"
     # the compiler's own check comes after the inherited default taxonomy is read and 64 tables are built
-    bound = 0.1 if case == "pair tables with the inherited ones" else 0.05
+    bound = 0.25 if case == "pair tables with the inherited ones" else 0.05
     assert best < bound, f"{case}: refused after {best * 1000:.0f} ms"
     assert client.validate_taxonomy(many_cooccurs(3)).ok  # a small one still compiles
 
