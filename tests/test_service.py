@@ -236,7 +236,8 @@ def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
 
     files = _dataset_files(tmp_path / "labels")
     store = tmp_path / "store"
-    running = start(store=store, datasets={name: str(files[name][0]) for name in ("csv", "real")})
+    running = start(store=store, datasets={name: str(files[name][0]) for name in ("csv", "real")},
+                    data_dirs=(tmp_path / "labels",))
     try:
         with Client(address(running), retries=0) as c:
             for name in ("targets", "jsonl"):  # the admin call
@@ -558,7 +559,7 @@ def test_remote_classify_prints_the_same_as_local_mode(server: RunningServer, tm
 def test_concurrent_call_limit_and_client_deadlines() -> None:
     from errortaxa.client import DeadlineExceeded
 
-    running = start(max_concurrent_rpcs=1, concurrency=2)
+    running = start(max_concurrent_rpcs=1, concurrency=2, max_streams=1)
     try:
         with Client(address(running), retries=0) as c:
             release, answered = threading.Event(), threading.Event()
@@ -574,8 +575,9 @@ def test_concurrent_call_limit_and_client_deadlines() -> None:
             holder = threading.Thread(target=stream)
             holder.start()
             assert answered.wait(30)
-            with pytest.raises(ResourceExhausted):  # a second call while one is in progress
-                c.classify(**small_batch())
+            with pytest.raises(ResourceExhausted):  # a second stream while one is open
+                list(c.classify_stream([small_batch()]))
+            assert c.classify(**small_batch()).category[0] == "overlapping_classes"  # the open one is idle
             release.set()
             holder.join(30)
             assert c.classify(**small_batch()).category[0] == "overlapping_classes"  # served again

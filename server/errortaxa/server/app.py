@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
+from errortaxa.engine.language import limits
+from errortaxa.server.admission import Admission
 from errortaxa.server.auth import SERVICE, Tokens
 from errortaxa.server.config import ConfigError, ServerConfig, load_config
 from errortaxa.server.datasets import DatasetRegistry
@@ -42,6 +44,7 @@ class RunningServer:
     health: health.HealthServicer
     registry: TaxonomyRegistry
     metrics: Metrics
+    admission: Admission
     metrics_http: MetricsHTTPServer | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -100,10 +103,11 @@ def build_server(config: ServerConfig) -> RunningServer:
     """Load the store and datasets, compile the active taxonomy, bind, start; health SERVING."""
     config.check()
     started = time.perf_counter()
+    limits.configure(config.limits)
     store = TaxonomyStore(config.store)
     registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=_oov_providers(config))
     try:
-        datasets = DatasetRegistry(store, config.datasets)
+        datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
     metrics = Metrics()
@@ -114,16 +118,19 @@ def build_server(config: ServerConfig) -> RunningServer:
 
     metrics.active = active
     max_bytes = config.max_message_mb * 1024 * 1024
+    admission = Admission(concurrency=config.concurrency, max_calls=config.max_concurrent_rpcs,
+                          max_streams=config.max_streams, max_streams_per_client=config.max_streams_per_client,
+                          idle_seconds=config.stream_idle_seconds)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="errortaxa-rpc"),
+        futures.ThreadPoolExecutor(max_workers=admission.threads, thread_name_prefix="errortaxa-rpc"),
         interceptors=[CallInterceptor(Tokens(config.read_tokens, config.admin_tokens,
-                                             public_health=config.public_health), metrics)],
+                                             public_health=config.public_health), metrics, admission)],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=4 * admission.threads,  # an outer guard; Admission refuses first
     )
     service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -145,8 +152,9 @@ def build_server(config: ServerConfig) -> RunningServer:
     server.start()
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(config, server, port, health_servicer, registry, metrics, metrics_http)
-    log.info("serving", extra={
+    running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, metrics_http)
+    # the bound port is always told, whatever the log level (--port 0 needs it)
+    log.log(max(logging.INFO, log.getEffectiveLevel()), "serving", extra={
         "address": running.address, "port": port, "tls": config.tls, "auth": config.auth_enabled,
         "store": str(config.store) if config.store else None, "taxonomy": registry.active.name,
         "version": registry.active.version, "datasets": [d.name for d in datasets.all()],

@@ -78,6 +78,9 @@ class RequestFeatures:
             except json.JSONDecodeError as exc:
                 raise invalid(f"{self._field}[{row}] is not JSON: {exc.msg}", field=self._field, reason="BAD_JSON",
                               sample_index=row) from None
+            except RecursionError:
+                raise invalid(f"{self._field}[{row}] is nested too deeply", field=self._field, reason="BAD_JSON",
+                              sample_index=row) from None
             self._parsed[row] = obj.get(self.name) if isinstance(obj, dict) else None
         return self._parsed[row]
 

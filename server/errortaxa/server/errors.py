@@ -26,6 +26,15 @@ STATUS_OF: dict[type[ErrorTaxaError], grpc.StatusCode] = {
     LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
+MAX_SHOWN = 80  # characters of a user-supplied string an error repeats
+MAX_MESSAGE = 1024  # characters of an error message
+MAX_DETAILS = 4096  # bytes of the encoded details (trailing metadata; base64 on the wire, limit 8 KiB)
+
+
+def shown(text: str) -> str:
+    """A user-supplied string as errors repeat it: at most MAX_SHOWN characters, quoted."""
+    return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
+
 
 class ServiceError(Exception):
     """Raised anywhere below a handler; the handler turns it into the call's status."""
@@ -41,6 +50,7 @@ class ServiceError(Exception):
         problems: Iterable[taxonomy_pb2.Problem] = (),
         reason: str = "",
     ) -> None:
+        message = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
         super().__init__(message)
         self.code = code
         self.message = message
@@ -52,7 +62,13 @@ class ServiceError(Exception):
 
     def abort(self, context: grpc.ServicerContext) -> NoReturn:
         """End the call with this error (status code, message, ErrorDetail in trailing metadata)."""
-        context.set_trailing_metadata(((STATUS_DETAILS_KEY, encode_status(self.code, self.message, self.detail)),))
+        blob = encode_status(self.code, self.message, self.detail)
+        while len(blob) > MAX_DETAILS and self.detail.problems:  # keep the first problems that fit
+            del self.detail.problems[max(len(self.detail.problems) // 2, 1) - 1:]
+            blob = encode_status(self.code, self.message, self.detail)
+        if len(blob) > MAX_DETAILS:
+            blob = encode_status(self.code, self.message[:200], service_pb2.ErrorDetail(reason=self.detail.reason))
+        context.set_trailing_metadata(((STATUS_DETAILS_KEY, blob),))
         context.abort(self.code, self.message)
         raise AssertionError("unreachable")  # context.abort raises
 

@@ -24,6 +24,11 @@ RESERVED_LOG_KEYS = STANDARD_KEYS | {"action"}
 audit_log = logging.getLogger("errortaxa.audit")
 
 R = TypeVar("R")
+#: Lower bounds of a ClassifyResponse's size (bytes per sample): the value, rule and witness columns
+#: of each axis; a JSON record (~450 bytes for the default taxonomy); the evidence JSON.
+RESPONSE_BYTES_PER_SAMPLE = 3
+RECORD_BYTES = 200
+EVIDENCE_BYTES = 20
 
 
 def handled(method: Callable[..., R]) -> Callable[..., R]:
@@ -81,6 +86,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
                   ) -> service_pb2.ClassifyResponse:
         batch, providers, rows = self._batch(entry, request)
+        self._check_response_size(len(batch), len(entry.compiled.axes), request.options)
         decisions = convert.evaluate(entry.compiled, batch, providers)
         response = service_pb2.ClassifyResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False), sequence=request.sequence)
@@ -91,6 +97,20 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             response.summary.CopyFrom(convert.summary_message(decisions))
         self.metrics.add_samples(method, len(batch))
         return response
+
+    def _check_response_size(self, n: int, axes: int, options: service_pb2.ResultOptions) -> None:
+        """Refuse (RESOURCE_EXHAUSTED) before computing a response that cannot be under the message limit:
+        the smallest it can be is RESPONSE_BYTES_PER_SAMPLE per sample and axis, RECORD_BYTES more with
+        records, EVIDENCE_BYTES more with evidence."""
+        per_sample = RESPONSE_BYTES_PER_SAMPLE * axes + RECORD_BYTES * options.records \
+            + EVIDENCE_BYTES * options.evidence
+        limit = self.config.max_message_mb * 1024 * 1024
+        if n * per_sample > limit:
+            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"the response for {n} samples would be over {n * per_sample // 2**20} MB, more than "
+                               f"max_message_mb = {self.config.max_message_mb}: send fewer samples per call "
+                               "(ClassifyStream) or ask for fewer options", field="options",
+                               reason="RESPONSE_TOO_LARGE")
 
     @handled
     def Classify(self, request: service_pb2.ClassifyRequest, context: grpc.ServicerContext
@@ -186,8 +206,10 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
     def ActivateTaxonomy(self, request: service_pb2.ActivateTaxonomyRequest, context: grpc.ServicerContext
                          ) -> service_pb2.ActivateTaxonomyResponse:
         ref = _ref(request)
-        if ref is None or not ref.name:
-            raise invalid("name the taxonomy to activate", field="taxonomy.name", reason="MISSING_FIELD")
+        if ref is None or not ref.name or not ref.version:
+            raise invalid("name the taxonomy and the version to activate (both are required)",
+                          field="taxonomy.version" if ref is not None and ref.name else "taxonomy.name",
+                          reason="MISSING_FIELD")
         entry, previous = self._activate(ref.name, ref.version)
         return service_pb2.ActivateTaxonomyResponse(
             taxonomy=entry.info(active=True),

@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
 from errortaxa.engine.compile.compiler import default_compiled
+from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
 from errortaxa.server.convert import OOV, embedding_dim
-from errortaxa.server.errors import ServiceError, not_found, problem_proto
+from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
 from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
 from errortaxa.v1 import taxonomy_pb2
 
@@ -98,10 +99,18 @@ def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
     return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
 
 
+def limit_error(exc: TaxonomyTooLarge) -> ServiceError:
+    """INVALID_ARGUMENT for a taxonomy over a limit of language.limits, naming the limit and its value."""
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"taxonomy refused: {exc.problems[0].message}",
+                        field="yaml", reason="LIMIT_EXCEEDED", problems=[problem_proto(p) for p in exc.problems])
+
+
 def compile_text(text: str, filename: str) -> CompiledTaxonomy:
     """Load and compile uploaded YAML text; ServiceError(INVALID_ARGUMENT) with every problem."""
     try:
         return load_and_compile(text, filename)
+    except TaxonomyTooLarge as exc:
+        raise limit_error(exc) from None
     except TaxonomyError as exc:
         errors = sum(p.severity == "error" for p in exc.problems)
         raise _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems) from None
@@ -167,7 +176,7 @@ class TaxonomyRegistry:
                 return self.builtin
             newest = self._newest.get(name)
             if newest is None:
-                raise not_found(f"no taxonomy named '{name}'", field="taxonomy.name")
+                raise not_found(f"no taxonomy named {shown(name)}", field="taxonomy.name")
             version = newest
         for entry in (active, self.builtin):
             if entry.key == (name, version):
@@ -182,7 +191,7 @@ class TaxonomyRegistry:
                 return entry
             stored = self.store.get(name, version)
             if stored is None:
-                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             entry = self._compile_stored(stored)
             self._remember(entry)
             return entry
@@ -209,9 +218,12 @@ class TaxonomyRegistry:
 
     # -- changes -----------------------------------------------------------------------------
     def validate(self, text: str, filename: str) -> tuple[CompiledTaxonomy | None, list[Problem]]:
-        """Dry run: the compiled taxonomy (or None) and every problem."""
+        """Dry run: the compiled taxonomy (or None) and every problem; ServiceError for a text over
+        a limit (it is refused, not reported)."""
         try:
             compiled = load_and_compile(text, filename)
+        except TaxonomyTooLarge as exc:
+            raise limit_error(exc) from None
         except TaxonomyError as exc:
             return None, list(exc.problems)
         return compiled, list(compiled.warnings)
@@ -222,7 +234,7 @@ class TaxonomyRegistry:
         for label, value in (("name", compiled.name), ("version", compiled.version)):
             if not NAME_PATTERN.match(value):
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"taxonomy {label} {value!r} cannot be stored: use letters, digits, '.', "
+                                   f"taxonomy {label} {shown(value)} cannot be stored: use letters, digits, '.', "
                                    "'_' and '-' (at most 128)", field=f"yaml.{label}", reason="BAD_NAME")
         with self._lock:
             existing = self._content_hash(compiled.name, compiled.version)
@@ -272,7 +284,7 @@ class TaxonomyRegistry:
                                    field="taxonomy", reason="ACTIVE")
             stored = self.store.get(name, version)
             if stored is None or not self.store.delete(name, version):
-                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             self._cache.pop((name, version), None)
             if self._newest.get(name) == version:
                 remaining = [v.version for v in self.store.versions() if v.name == name]

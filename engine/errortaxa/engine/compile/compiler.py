@@ -18,6 +18,7 @@ from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incide
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
 from errortaxa.engine.language import schema as s
+from errortaxa.engine.language.limits import check_pair_tables
 from errortaxa.engine.language.loader import LoadedTaxonomy, load_taxonomy
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError
 from errortaxa.engine.predicates import nodes as nodes
@@ -478,6 +479,7 @@ class _Compiler:
         key = json.dumps(pred.model_dump(mode="json", by_alias=True), sort_keys=True)
         if key in self.pair_cache:
             return self.pair_cache[key]
+        check_pair_tables(len(self.pair_cache), self.loaded.locate(path), path)
         c = len(self.vocab)
         if isinstance(pred, s.SameSuperclassPair):
             if pred.same_superclass is True:
@@ -575,7 +577,10 @@ class _Compiler:
             path: KeyPath = ("axes", name, "rules", j)
             if rule.id in [r.id for r in rules]:
                 self.error((*path, "id"), f"duplicate rule id '{rule.id}'")
-            assert rule.when is not None and rule.then is not None
+            if rule.when is None or rule.then is None:  # remove: true, with nothing to remove it from
+                self.error(path, f"rule '{rule.id}' says 'remove: true', but this taxonomy extends none: "
+                                 "'remove' takes a rule out of the taxonomy named by 'extends'")
+                continue
             if rule.then not in ids:
                 self.error((*path, "then"), f"unknown value '{rule.then}' of axis '{name}' (known: {', '.join(ids)})")
             when = rule.when.model_dump(mode="json", by_alias=True, exclude_defaults=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from errortaxa.engine.language.limits import check_yaml
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError, TaxonomyNotFound
 from errortaxa.engine.language.schema import TaxonomyDocument
 from pydantic import ValidationError
@@ -182,7 +183,9 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def parse_yaml(origin: str, text: str) -> tuple[SourceFile, dict[str, Any]]:
-    """Parse with the SafeLoader, recording the line of every key path; duplicate keys are errors."""
+    """Parse with the SafeLoader, recording the line of every key path; duplicate keys are errors.
+    A text over the limits (language.limits) is refused before it is parsed."""
+    check_yaml(origin, text)
     loader = _SAFE_LOADER(text)
     try:  # one parse: the node tree (for lines) and the data constructed from it
         node = loader.get_single_node()
