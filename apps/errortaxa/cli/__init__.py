@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from errortaxa.cli.commands import (
+    COLUMNS_HELP,
     cmd_classify,
     cmd_oov_proposals,
     cmd_rules_explain,
@@ -25,11 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("classify", help="classify every prediction of INPUT into an error category")
-    p.add_argument("input", help="JSONL records, or .npz top-1 / logits over the validation images")
+    p.add_argument("input", help="predictions in any input format (README 'Inputs'): JSONL samples, or with "
+                                 "--labels: .npy / .npz / .pt, CSV / parquet tables, timm's inference outputs")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--output", help="write one JSON record per input record here (default: stdout)")
     p.add_argument("--summary", help="write the summary statistics (JSON) here")
-    p.add_argument("--labels", help="for .npz input: the multi-label CSV or a ReaL json")
+    p.add_argument("--labels", help="the label set of predictions without labels of their own: the multi-label "
+                                    "CSV, a ReaL json, a target list, an (image, label) table")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
     p.add_argument("--token", help="API token for --server (or $ERRORTAXA_TOKEN)")
     p.add_argument("--oov-config", help="JSON/YAML config of the OOV provider (model, checkpoint, index)")

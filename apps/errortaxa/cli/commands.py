@@ -21,24 +21,41 @@ from errortaxa.engine import (
     default_compiled,
     summarize,
 )
-from errortaxa.engine.inputs import read_labels, read_predictions
+from errortaxa.engine.inputs import Columns, ReadOptions, read_labels, read_predictions
 from errortaxa.engine.language.schema import json_schema
 from errortaxa.engine.providers import FeatureProvider
 from tqdm import tqdm
 
 CHUNK = 100_000
+COLUMNS_HELP = ("column names of a table input, e.g. 'image=file,pred=top1' or 'scores=logits' (also the array of "
+                "an .npz, the key of a .pt dict; target= and labels= for a label table); default: the usual names")
 
 
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
     return default_compiled() if path is None else compile_path(path)
 
 
-def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
+def read_options(taxonomy: CompiledTaxonomy, columns: str | None = None) -> ReadOptions:
+    """How to read prediction files for ``taxonomy``: its vocabulary (class names resolve through
+    it) and the ``--columns`` of tables (``image=file,pred=top1``)."""
+    return ReadOptions(vocabulary=taxonomy.vocabulary, columns=Columns.parse(columns) if columns else Columns())
+
+
+def label_options(options: ReadOptions) -> ReadOptions:
+    """How to read the label set beside predictions read with ``options``: the same vocabulary, and
+    of the ``--columns`` only ``target`` and ``labels`` (a label table names its images its own way)."""
+    return ReadOptions(vocabulary=options.vocabulary,
+                       columns=Columns(target=options.columns.target, labels=options.columns.labels))
+
+
+def read_input(path: str, labels: str | None, options: ReadOptions | None = None) -> tuple[SampleBatch, int]:
     """The samples of a predictions file in any registered format (JSONL records carry their
     labels; others are joined with --labels); and the number of images skipped for lack of labels."""
-    predictions = read_predictions(path, num_classes)
-    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
-    return predictions.with_labels(label_set, num_classes)
+    options = options or ReadOptions()
+    predictions = read_predictions(path, options)
+    label_set = None if labels is None or predictions.samples is not None else \
+        read_labels(labels, label_options(options))
+    return predictions.with_labels(label_set, options.num_classes)
 
 
 @contextmanager
@@ -65,7 +82,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
         return classify_remote(args)
     taxonomy = taxonomy_from(args.taxonomy)
-    batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
+    batch, skipped = read_input(args.input, args.labels, read_options(taxonomy, args.columns))
     batch.validate(len(taxonomy.vocabulary))
     providers = oov_providers(args.oov_config, taxonomy)
     parts = []

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.commands import taxonomy_from
+from errortaxa.cli.commands import COLUMNS_HELP, label_options, read_options, taxonomy_from
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.inputs import LabeledImages, read_labels
+from errortaxa.engine.inputs import LabeledImages, ReadOptions, read_labels
 
 __all__ = ["register"]
 
@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
     p.add_argument("sources", nargs="+",
                    help="directories of per-model prediction files (any predictions format: .npz, .npy, "
-                        ".jsonl), files, or .txt lists of files")
+                        ".jsonl, .pt, .csv, .parquet, timm's .json), files, or .txt lists of files")
     p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list) defining the images; "
                                     "default: the first JSONL file's own samples")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
     p.add_argument("--image-list", help="images to report accuracy on apart (e.g. the 68 of ImageNet-M)")
     p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
@@ -48,8 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
     p.add_argument("model_a")
     p.add_argument("model_b")
-    p.add_argument("--labels", help="label file defining the images (needed for .npz inputs)")
+    p.add_argument("--labels", help="label file defining the images (needed for inputs without labels of their own)")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_mcnemar)
@@ -68,8 +70,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_agreement)
 
 
-def _labels(path: str | None) -> LabeledImages | None:
-    return None if path is None else read_labels(path)
+def _labels(path: str | None, options: ReadOptions) -> LabeledImages | None:
+    return None if path is None else read_labels(path, label_options(options))
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -96,7 +98,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
         return 2
-    labels = _labels(args.labels)
+    options = read_options(taxonomy, args.columns)
+    labels = _labels(args.labels, options)
     if labels is not None:
         images = ImageSet.from_labels(labels)
     else:
@@ -104,14 +107,14 @@ def cmd_study(args: argparse.Namespace) -> int:
         if first is None:
             print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
             return 2
-        images = ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
+        images = ImageSet(read_predictions(first.path, options).with_labels(None)[0])
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
     # RayNotInstalled and OOVUnavailable are failed preconditions: exit 2 with one line (cli.errors)
     result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
                        progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                       oov_config=args.oov_config)
+                       oov_config=args.oov_config, read_options=options)
     paths = result.write(args.out)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff
@@ -128,11 +131,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None) -> tuple[Any, Any, list[str]]:
+def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None,
+                 options: ReadOptions) -> tuple[Any, Any, list[str]]:
     """(multi-label correct, top-1 correct, image names) of one model's predictions."""
     from errortaxa.study.diff import read_samples
 
-    batch = read_samples(path, labels, len(taxonomy.vocabulary))
+    batch = read_samples(path, labels, options)
     decisions = taxonomy.evaluate(batch)
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
@@ -146,9 +150,10 @@ def cmd_mcnemar(args: argparse.Namespace) -> int:
     from errortaxa.study.stats import mcnemar_exact
 
     taxonomy = taxonomy_from(args.taxonomy)
-    labels = _labels(args.labels)
-    mla_a, top_a, names_a = _correctness(args.model_a, taxonomy, labels)
-    mla_b, top_b, names_b = _correctness(args.model_b, taxonomy, labels)
+    options = read_options(taxonomy, args.columns)
+    labels = _labels(args.labels, options)
+    mla_a, top_a, names_a = _correctness(args.model_a, taxonomy, labels, options)
+    mla_b, top_b, names_b = _correctness(args.model_b, taxonomy, labels, options)
     common = sorted(set(names_a) & set(names_b))
     ia = {n: i for i, n in enumerate(names_a)}
     ib = {n: i for i, n in enumerate(names_b)}
@@ -174,7 +179,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from errortaxa.study.diff import diff_taxonomies, format_diff, read_samples
 
     a, b = taxonomy_from(args.taxonomy_a), taxonomy_from(args.taxonomy_b)
-    batch = read_samples(args.input, _labels(args.labels), len(a.vocabulary))
+    options = read_options(a, args.columns)
+    batch = read_samples(args.input, _labels(args.labels, options), options)
     result = diff_taxonomies(a, b, batch, axis_a=args.axis_a, axis_b=args.axis_b,
                              errors_only=not args.all, examples=args.examples)
     print(format_diff(result))
@@ -200,8 +206,9 @@ def add_diff_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``diff`` (also registered as ``rules diff`` by the main CLI)."""
     p.add_argument("taxonomy_a")
     p.add_argument("taxonomy_b")
-    p.add_argument("input", help="JSONL samples, or .npz predictions with --labels")
-    p.add_argument("--labels", help="for .npz input: the label file")
+    p.add_argument("input", help="JSONL samples, or predictions in any other input format with --labels")
+    p.add_argument("--labels", help="the label file of predictions without labels of their own")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--axis-a", help="axis of taxonomy A (default: its primary axis)")
     p.add_argument("--axis-b", help="axis of taxonomy B (default: its primary axis)")
     p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")

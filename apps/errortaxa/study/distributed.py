@@ -20,6 +20,7 @@ from typing import Any
 
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.errors import FailedPrecondition
+from errortaxa.engine.inputs import Columns, ReadOptions
 from errortaxa.study.study import (
     ImageSet,
     ModelFile,
@@ -32,8 +33,10 @@ from errortaxa.study.study import (
 
 
 def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
-           image_list: Sequence[str] | None, pairs: bool = False, oov_config: str | None = None) -> _Accumulator:
-    """One task: tabulate ``models`` (with the ``oov`` provider built here from ``oov_config``)."""
+           image_list: Sequence[str] | None, pairs: bool = False, oov_config: str | None = None,
+           columns: Columns | None = None) -> _Accumulator:
+    """One task: tabulate ``models`` (with the ``oov`` provider built here from ``oov_config``),
+    their files read with ``columns``."""
     providers = None
     if oov_config is not None:
         try:
@@ -45,7 +48,8 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     tab = _Tabulator(taxonomy, images, image_list, pairs=pairs, providers=providers)
     acc = _Accumulator()
     for model in models:
-        tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
+        tab.add(acc, model.name, read_model(model.path, images,
+                                            ReadOptions(vocabulary=taxonomy.vocabulary, columns=columns or Columns())))
     if pairs:
         acc.pair_counts()  # sparse before it travels
     return acc
@@ -84,7 +88,8 @@ def init_ray(address: str) -> bool:
 
 def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
                image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
-               progress: bool | None = None, pairs: bool = False, oov_config: str | None = None) -> _Accumulator:
+               progress: bool | None = None, pairs: bool = False, oov_config: str | None = None,
+               columns: Columns | None = None) -> _Accumulator:
     """The accumulated per-model counts of ``models``, computed as Ray tasks (each building its
     ``oov`` provider from ``oov_config`` when given)."""
     from tqdm import tqdm
@@ -97,7 +102,7 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
         bounds = [round(k * len(models) / n) for k in range(n + 1)]
         task = ray.remote(num_cpus=1)(_chunk)
         tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
-        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, oov_config)
+        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, oov_config, columns)
                 for a, b in pairwise(bounds) if b > a]
         order = {ref: k for k, ref in enumerate(refs)}
         results: dict[int, _Accumulator] = {}

@@ -31,6 +31,7 @@ from errortaxa.engine.inputs import (
     PREDICTIONS,
     InputError,
     LabeledImages,
+    ReadOptions,
     read_predictions,
     suffixes,
 )
@@ -120,11 +121,13 @@ class ImageSet:
         return np.fromiter((get(n, -1) for n in names), dtype=np.int64)
 
 
-def read_model(path: PathLike, images: ImageSet, num_classes: int = 1000) -> np.ndarray:
+def read_model(path: PathLike, images: ImageSet, options: ReadOptions | None = None) -> np.ndarray:
     """A model's top-1 prediction on every study image (int32[N], -1 where the file has none),
     from a file in any predictions format."""
     out = np.full(len(images), -1, np.int32)
-    predictions = read_predictions(path, num_classes)
+    options = options or ReadOptions()
+    num_classes = options.num_classes
+    predictions = read_predictions(path, options)
     if predictions.images is None:
         raise InputError(path, f"{predictions.format} predictions need image names to join with the study images")
     rows = images.val_rows if predictions.validation_order else images.rows_of(predictions.images)
@@ -381,7 +384,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               compare: CompiledTaxonomy | None = None, compare_axis: str | None = None,
               diff_examples: int = 5, providers: Mapping[str, FeatureProvider] | None = None,
               oov_config: PathLike | None = None,
-              compare_providers: Mapping[str, FeatureProvider] | None = None) -> StudyResult:
+              compare_providers: Mapping[str, FeatureProvider] | None = None,
+              read_options: ReadOptions | None = None) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -413,6 +417,9 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     decisions (features included) give the rows; ``compare`` is evaluated with ``compare_providers``
     (default: when it uses the ``oov`` provider, the study's providers if both taxonomies have the
     same superclasses, else one built from ``oov_config``).
+
+    ``read_options``: how prediction files are read (default: the taxonomy's vocabulary, the
+    usual column names); on Ray its columns travel, the vocabulary is the taxonomy's.
     """
     start = time.perf_counter()
     if providers and ray_address is not None:
@@ -428,6 +435,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         if providers is None and (ray_address is None or compare is not None):
             providers = load_oov_providers(oov_config, taxonomy)
     image_set = images if isinstance(images, ImageSet) else ImageSet.from_labels(images)
+    options = read_options or ReadOptions(vocabulary=taxonomy.vocabulary)
     pairs = compare is not None
     tab = _Tabulator(taxonomy, image_set, image_list, pairs=pairs, providers=providers)
     acc = _Accumulator()
@@ -435,11 +443,12 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         from errortaxa.study.distributed import run_on_ray
 
         acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress,
-                         pairs=pairs, oov_config=None if oov_config is None else str(oov_config))
+                         pairs=pairs, oov_config=None if oov_config is None else str(oov_config),
+                         columns=options.columns)
     else:
         from tqdm import tqdm
 
-        read = predictions or (lambda m: read_model(m.path, image_set, len(taxonomy.vocabulary)))
+        read = predictions or (lambda m: read_model(m.path, image_set, options))
         for model in tqdm(models, desc="models", unit="model", disable=(None if progress is None else not progress)):
             tab.add(acc, model.name, read(model))
     table = _frame(tab, acc)

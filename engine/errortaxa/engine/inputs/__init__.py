@@ -27,6 +27,7 @@ from errortaxa.engine.inputs.registry import (
     read_sample_list,
     suffixes,
 )
+from errortaxa.engine.inputs.tables import Columns
 from errortaxa.engine.inputs.validation import NUM_VALIDATION_IMAGES, validation_image_name, validation_images
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "NUM_VALIDATION_IMAGES",
     "PREDICTIONS",
     "SAMPLE_LIST",
+    "Columns",
     "Format",
     "InputError",
     "InputNeedsMore",

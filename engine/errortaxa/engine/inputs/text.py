@@ -90,3 +90,11 @@ def first_line(head: bytes) -> bytes:
         if stripped and not stripped.startswith(b"#"):
             return stripped
     return b""
+
+
+def zip_first_name(head: bytes) -> bytes | None:
+    """The name of a zip archive's first entry, from the file's head (None: not a zip entry)."""
+    if not head.startswith(b"PK\x03\x04") or len(head) < 30:
+        return None
+    size = int.from_bytes(head[26:28], "little")
+    return head[30:30 + size]
