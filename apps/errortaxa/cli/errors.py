@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from errortaxa.engine import SampleError, TaxonomyError
 from errortaxa.engine.inputs import InputError
+from errortaxa.engine.providers.factory import ProviderError
 
 
 class UsageError(Exception):
@@ -30,7 +31,7 @@ def user_errors() -> Iterator[Status]:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         status.code = 2
-    except (InputError, SampleError, UsageError) as exc:
+    except (InputError, SampleError, UsageError, ProviderError) as exc:
         print(f"errortaxa: error: {exc}", file=sys.stderr)
         status.code = 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:

@@ -7,17 +7,21 @@ import json
 import os
 import sys
 
-from errortaxa.cli.commands import CHUNK, _dumps, output_stream, read_input
+from errortaxa.cli.common import CHUNK, dumps, output_stream, read_input
 from errortaxa.cli.errors import UsageError
+from errortaxa.cli.providers import provider_configs
 from errortaxa.client import Client, ErrorTaxaError
+from errortaxa.engine.providers import registry
 
 
 def classify_remote(args: argparse.Namespace) -> int:
-    if args.oov_config:
-        raise UsageError("--oov-config applies to local mode; a server uses its own OOV provider")
+    given = sorted(provider_configs(args))
+    if given:
+        raise UsageError(f"{registry.get(given[0]).config_option} applies to local mode; a server uses its own "
+                         f"'{given[0]}' provider")
     batch, skipped = read_input(args.input, args.labels)
     token = args.token or os.environ.get("ERRORTAXA_TOKEN")
-    dumps = _dumps()
+    dump = dumps()
     taxonomy = args.taxonomy
     if taxonomy is not None and os.path.isfile(taxonomy):
         raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "
@@ -27,7 +31,7 @@ def classify_remote(args: argparse.Namespace) -> int:
             chunks = (batch.slice(s, min(s + CHUNK, len(batch))) for s in range(0, len(batch), CHUNK))
             for result in client.classify_stream(chunks, taxonomy=taxonomy, records=True, total=len(batch),
                                                  progress=len(batch) > CHUNK and sys.stderr.isatty()):
-                out.write("".join(dumps(r) + "\n" for r in result.records))
+                out.write("".join(dump(r) + "\n" for r in result.records))
             if args.summary:
                 summary = client.classify(batch, taxonomy=taxonomy, summary=True).summary
                 assert summary is not None
