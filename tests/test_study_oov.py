@@ -243,7 +243,8 @@ def test_study_on_ray_with_oov_config(setup: dict[str, Any], tmp_path: Path, ray
     tax: CompiledTaxonomy = setup["tax"]
     images = ImageSet(setup["batches"][0])
     models = discover_models([setup["models"]])
-    single = run_study(tax, images, models, progress=False, provider_configs={"oov": setup["cfg"]})  # in-process, from the file
+    # in-process, from the file
+    single = run_study(tax, images, models, progress=False, provider_configs={"oov": setup["cfg"]})
     assert single.table["all.n.fine_grained_oov"].sum() > 0
     _assert_table_equals(single.table, tax, _reference(setup))
     distributed = run_study(tax, images, models, progress=False, ray_address="local", chunks=2,

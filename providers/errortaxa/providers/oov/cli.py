@@ -17,6 +17,7 @@ from errortaxa.engine.knowledge.wordnet import WordNet
 from errortaxa.engine.providers.factory import ProviderUnavailable
 from errortaxa.providers.oov.config import OOVConfig, read_config_file
 from errortaxa.providers.oov.errors import OOVError
+from errortaxa.providers.oov.extra import missing
 from errortaxa.providers.oov.proposals import generate_many, proposals_json
 
 _MODEL_FLAGS = ("model", "pretrained", "checkpoint", "device", "precision", "batch_size", "num_workers",
@@ -114,9 +115,7 @@ def _needs_extra(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
     @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
-        from errortaxa.providers.oov.factory import OOVFactory
-
-        reason = OOVFactory().unavailable()
+        reason = missing()
         if reason is not None:
             raise ProviderUnavailable(f"'oov {args.oov_command}' {reason}")
         return func(args)

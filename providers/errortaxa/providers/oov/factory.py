@@ -5,7 +5,6 @@ it adds the ``errortaxa oov`` subcommands. Importing this module is cheap (no to
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 from collections.abc import Hashable
 from pathlib import Path
@@ -17,8 +16,7 @@ from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.providers.factory import ProviderFactory, ProviderUnavailable, RequestInputs
 from errortaxa.providers.oov.config import OOVConfig, read_config_file
 from errortaxa.providers.oov.errors import OOVConfigError, OOVError
-
-EXTRA_MODULES = ("torch", "torchvision", "open_clip", "PIL")
+from errortaxa.providers.oov.extra import missing
 
 
 class OOVFactory(ProviderFactory):
@@ -29,10 +27,7 @@ class OOVFactory(ProviderFactory):
     request_inputs = frozenset({"embeddings", "knn_classes", "image_bytes"})
 
     def unavailable(self) -> str | None:
-        missing = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
-        if missing:
-            return f"needs the oov extra: pip install 'errortaxa[oov]' (missing: {', '.join(missing)})"
-        return None
+        return missing()
 
     def build(self, config: str | Path, taxonomy: CompiledTaxonomy) -> FeatureProvider:
         """The provider over ``taxonomy``'s superclasses and vocabulary; the model and index are shared
