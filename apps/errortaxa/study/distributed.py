@@ -19,7 +19,7 @@ from itertools import pairwise
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.providers import registry
 from errortaxa.engine.providers.factory import ProviderUnavailable
-from errortaxa.providers.cluster import import_ray, init_ray
+from errortaxa.engine.cluster import import_ray, init_ray
 from errortaxa.study.models import ImageSet, ModelFile, read_model
 from errortaxa.study.tabulate import Accumulator, Tabulator
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from errortaxa.providers.cluster import import_ray, init_ray
+from errortaxa.engine.cluster import import_ray, init_ray
 from errortaxa.providers.oov.config import OOVConfig
 from errortaxa.providers.oov.errors import OOVConfigError
 from errortaxa.providers.oov.images import ImageInput

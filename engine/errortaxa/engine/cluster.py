@@ -1,5 +1,6 @@
 """Ray, the optional cluster runtime (``pip install 'errortaxa[ray]'``), as the providers (``oov index
---ray``) and the applications (``study --ray``) start it: one place both layers may import."""
+--ray``) and the applications (``study --ray``) start it: here in the engine, the one layer both may
+import (the engine itself never runs Ray; ``ray`` is imported only when a job starts)."""
 
 from __future__ import annotations
 
