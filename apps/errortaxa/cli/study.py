@@ -70,8 +70,8 @@ def _labels(path: str | None) -> LabeledImages | None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from errortaxa.engine.inputs import read_jsonl
     from errortaxa.engine.cluster import RayNotInstalled
+    from errortaxa.engine.inputs import read_jsonl
     from errortaxa.study.models import ImageSet, discover_models, read_image_list, read_metadata
     from errortaxa.study.study import run_study
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.cluster import import_ray, init_ray
 from errortaxa.engine.providers import registry
 from errortaxa.engine.providers.factory import ProviderUnavailable
-from errortaxa.engine.cluster import import_ray, init_ray
 from errortaxa.study.models import ImageSet, ModelFile, read_model
 from errortaxa.study.tabulate import Accumulator, Tabulator
 
