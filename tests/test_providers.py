@@ -89,7 +89,11 @@ def test_entry_point_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "parity" not in registry.names()
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert "parity" in registry.names() and isinstance(registry.get("parity"), ParityFactory)
-    (info / "entry_points.txt").write_text("[errortaxa.providers]\nparity = parity_provider:NeedsExtraFactory\n")
+    bad = tmp_path / "bad" / "errortaxa_bad-0.1.dist-info"  # an entry point whose factory has another name
+    bad.mkdir(parents=True)
+    (bad / "METADATA").write_text("Metadata-Version: 2.1\nName: errortaxa-bad\nVersion: 0.1\n")
+    (bad / "entry_points.txt").write_text("[errortaxa.providers]\nparity = parity_provider:NeedsExtraFactory\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "bad"))
     with pytest.raises(TypeError, match="makes provider 'needs_extra'"):
         registry.names()
 

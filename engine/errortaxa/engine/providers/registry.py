@@ -12,7 +12,9 @@ and shadow an entry point of the same name.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -54,9 +56,15 @@ def _load(point: EntryPoint) -> ProviderFactory:
     return got
 
 
+@lru_cache(maxsize=4)
+def _points(search_path: tuple[str, ...]) -> list[EntryPoint]:
+    """The group's entry points, by name, as found on ``search_path`` (sys.path: scanned once per path)."""
+    return sorted(entry_points(group=GROUP), key=lambda p: p.name)
+
+
 def factories() -> list[ProviderFactory]:
     """Every factory: the registered ones, then the entry points' by name."""
-    points = sorted(entry_points(group=GROUP), key=lambda p: p.name)
+    points = _points(tuple(sys.path))
     return [*_registered.values(), *(_load(p) for p in points if p.name not in _registered)]
 
 
