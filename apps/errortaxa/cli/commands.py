@@ -21,10 +21,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
         return classify_remote(args)
     taxonomy = taxonomy_from(args.taxonomy)
-    batch, skipped = read_input(args.input, args.labels)
+    batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
     batch.validate(len(taxonomy.vocabulary))
     providers = providers_from(args, taxonomy)
-    dump = dumps()
     parts = []
     with output_stream(args.output) as out, tqdm(
         total=len(batch), unit="pred", disable=None if len(batch) > CHUNK else True, file=sys.stderr
@@ -32,7 +31,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for start in range(0, len(batch), CHUNK):
             part = batch.slice(start, min(start + CHUNK, len(batch)))
             decisions = taxonomy.evaluate(part, providers, validate=False)
-            out.write("".join(dump(r) + "\n" for r in decisions.records()))
+            out.write("".join(dumps(r) + "\n" for r in decisions.records()))
             parts.append(decisions)
             bar.update(len(part))
     if args.summary:

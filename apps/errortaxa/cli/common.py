@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from errortaxa.cli.errors import UsageError
+import orjson
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled
-from errortaxa.engine.inputs import load_label_file, read_jsonl, read_predictions_npz
+from errortaxa.engine.inputs import read_labels, read_predictions
 
 CHUNK = 100_000
 
@@ -21,14 +20,12 @@ def taxonomy_from(path: str | None) -> CompiledTaxonomy:
     return default_compiled() if path is None else compile_path(path)
 
 
-def read_input(path: str, labels: str | None) -> tuple[SampleBatch, int]:
-    """A batch from JSONL records or an .npz of predictions (with --labels); and the number of
-    images skipped for lack of labels."""
-    if path.endswith(".npz"):
-        if labels is None:
-            raise UsageError(f"{path}: .npz predictions need --labels (the multi-label CSV or a ReaL json)")
-        return read_predictions_npz(path, load_label_file(labels))
-    return read_jsonl(path), 0
+def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
+    """The samples of a predictions file in any registered format (JSONL records carry their
+    labels; others are joined with --labels); and the number of images skipped for lack of labels."""
+    predictions = read_predictions(path, num_classes)
+    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
+    return predictions.with_labels(label_set, num_classes)
 
 
 @contextmanager
@@ -44,10 +41,6 @@ def output_stream(path: str | None) -> Iterator[IO[str]]:
     os.replace(partial, final)
 
 
-def dumps() -> Callable[[Any], str]:
-    try:
-        import orjson
-
-        return lambda obj: orjson.dumps(obj).decode()
-    except ImportError:  # pragma: no cover - orjson is optional
-        return lambda obj: json.dumps(obj, separators=(",", ":"))
+def dumps(obj: Any) -> str:
+    """One JSON record (compact)."""
+    return orjson.dumps(obj).decode()

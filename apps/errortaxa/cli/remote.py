@@ -21,7 +21,6 @@ def classify_remote(args: argparse.Namespace) -> int:
                          f"'{given[0]}' provider")
     batch, skipped = read_input(args.input, args.labels)
     token = args.token or os.environ.get("ERRORTAXA_TOKEN")
-    dump = dumps()
     taxonomy = args.taxonomy
     if taxonomy is not None and os.path.isfile(taxonomy):
         raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "
@@ -31,7 +30,7 @@ def classify_remote(args: argparse.Namespace) -> int:
             chunks = (batch.slice(s, min(s + CHUNK, len(batch))) for s in range(0, len(batch), CHUNK))
             for result in client.classify_stream(chunks, taxonomy=taxonomy, records=True, total=len(batch),
                                                  progress=len(batch) > CHUNK and sys.stderr.isatty()):
-                out.write("".join(dump(r) + "\n" for r in result.records))
+                out.write("".join(dumps(r) + "\n" for r in result.records))
             if args.summary:
                 summary = client.classify(batch, taxonomy=taxonomy, summary=True).summary
                 assert summary is not None

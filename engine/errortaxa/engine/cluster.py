@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from errortaxa.engine.errors import FailedPrecondition
 
-class RayNotInstalled(ValueError):
+
+class RayNotInstalled(FailedPrecondition):
     """The optional ``ray`` extra is not installed."""
 
 

@@ -18,30 +18,30 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.errors import ErrorTaxaError, FailedPrecondition, InvalidInput
 from errortaxa.engine.providers.feature import FeatureProvider
 
 
-class ProviderError(ValueError):
+class ProviderError(ErrorTaxaError):
     """A feature provider cannot be built or used as asked; the message is one line."""
 
 
-class ProviderConfigError(ProviderError):
+class ProviderConfigError(ProviderError, InvalidInput):
     """A provider's config file is malformed (the message names the file and the setting)."""
 
 
-class ProviderUnavailable(ProviderError):
+class ProviderUnavailable(ProviderError, FailedPrecondition):
     """A provider cannot run here (its extra is not installed, no weights, no GPU): the reason."""
 
 
-class ProviderInputError(ProviderError):
+class ProviderInputError(ProviderError, InvalidInput):
     """A per-request input of a provider is wrong: ``input`` names it (a :class:`RequestInputs`
-    field), ``code`` is a reason code such as ``EMBEDDING_DIM``, ``index`` the first bad sample."""
+    field), ``reason_code`` is a reason such as ``EMBEDDING_DIM``, ``index`` the first bad sample."""
 
     def __init__(self, input: str, message: str, *, code: str, index: int | None = None) -> None:
         super().__init__(f"{input} {message}")
         self.input = input
-        self.message = message
-        self.code = code
+        self.reason_code = code
         self.index = index
 
 
