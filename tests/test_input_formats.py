@@ -31,7 +31,8 @@ from errortaxa.engine.inputs import (
 )
 from errortaxa.engine.inputs.formats.npy import read_npy
 from errortaxa.study.diff import read_samples
-from errortaxa.study.study import ImageSet, discover_models, read_model, run_study
+from errortaxa.study.models import ImageSet, discover_models, read_model
+from errortaxa.study.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = shutil.which("errortaxa", path=str(Path(sys.executable).parent)) or "errortaxa"

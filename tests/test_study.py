@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from errortaxa.engine import default_compiled, summarize
+from errortaxa.study.models import ImageSet, discover_models, read_image_list, read_model
 from errortaxa.study.stats import clopper_pearson, mcnemar_exact
-from errortaxa.study.study import ImageSet, discover_models, read_image_list, read_model, run_study
+from errortaxa.study.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))

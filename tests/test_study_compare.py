@@ -143,20 +143,22 @@ def test_study_report_holds_the_taxonomy_diff(study_inputs: dict, tmp_path: Path
 
 def test_pooled_counts_sparse_and_dense_agree(study_inputs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Distinct predictions are counted densely for small image sets, by merging sorted parts otherwise."""
-    from errortaxa.study import study as study_module
+    from errortaxa.study import tabulate
+    from errortaxa.study.models import ImageSet, ModelFile
+    from errortaxa.study.study import run_study
 
     tax, images, preds = study_inputs["tax"], study_inputs["images"], study_inputs["preds"]
     other = compile_path(study_inputs["root"] / "coarser.yaml")
-    models = [study_module.ModelFile(f"m{m}", "") for m in range(MODELS)]
+    models = [ModelFile(f"m{m}", "") for m in range(MODELS)]
 
     def run() -> dict:
-        result = study_module.run_study(tax, study_module.ImageSet(images), models, compare=other, progress=False,
+        result = run_study(tax, ImageSet(images), models, compare=other, progress=False,
                                         predictions=lambda m: preds[int(m.name[1:])])
         assert result.diff is not None
         return result.diff.to_dict()
 
     dense = run()
-    monkeypatch.setattr(study_module, "_DENSE_PAIRS", 0)
+    monkeypatch.setattr(tabulate, "_DENSE_PAIRS", 0)
     assert run() == dense
     assert dense["matrix"] == diff_taxonomies(tax, other, _pooled(images, preds)).matrix.tolist()
 

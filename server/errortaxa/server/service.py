@@ -16,6 +16,7 @@ from errortaxa.server.errors import ServiceError, from_error, invalid, problem_p
 from errortaxa.server.interceptor import current_identity
 from errortaxa.server.logs import STANDARD_KEYS
 from errortaxa.server.metrics import Metrics
+from errortaxa.server.providers import ServerProviders
 from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, audit_entry, info_of
 from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
@@ -57,8 +58,9 @@ def _ref(msg: Any) -> taxonomy_pb2.TaxonomyRef | None:
 
 class Service(service_pb2_grpc.ErrorTaxaServicer):
     def __init__(self, config: ServerConfig, registry: TaxonomyRegistry, datasets: DatasetRegistry,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, providers: ServerProviders) -> None:
         self.config = config
+        self.providers = providers
         self.registry = registry
         self.datasets = datasets
         self.metrics = metrics
@@ -80,7 +82,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         source = getattr(request, kind)
         oov = source.oov if source.HasField("oov") else None
         providers = convert.request_providers(oov, batch, entry.providers, entry.providers_needed,
-                                              entry.embedding_dim, entry.num_classes, f"{kind}.oov")
+                                              self.providers.factories, entry.num_classes, f"{kind}.oov")
         return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str

@@ -22,7 +22,7 @@ from errortaxa.engine.language.limits import check_pair_tables
 from errortaxa.engine.language.loader import LoadedTaxonomy, load_taxonomy
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError
 from errortaxa.engine.predicates import nodes as nodes
-from errortaxa.engine.providers import KNOWN_PROVIDERS, FeatureProvider
+from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.results.decisions import AxisDecisions, Decisions
 from errortaxa.engine.samples import SampleBatch
 
@@ -552,9 +552,6 @@ class _Compiler:
             return nodes.PairTest(self.pair(inner, (*path, key)),
                                   "target" if isinstance(pred, s.PredVsTarget) else "label", text)
         if isinstance(pred, s.FeatureTest):
-            if pred.feature.provider not in KNOWN_PROVIDERS:
-                self.warn((*path, "feature", "provider"),
-                          f"'{pred.feature.provider}' is not a built-in provider; pass one to evaluate()")
             self.providers_needed.add(pred.feature.provider)
             return nodes.Feature(pred.feature.provider, pred.feature.test, dict(pred.feature.params))
         if isinstance(pred, s.AllPred):
