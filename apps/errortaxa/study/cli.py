@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from errortaxa.cli.commands import taxonomy_from
-from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.inputs import LabeledImages, load_label_file
 
 __all__ = ["register"]
@@ -138,7 +138,7 @@ def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | 
     from errortaxa.study.diff import read_samples
 
     batch = read_samples(path, labels, len(taxonomy.vocabulary))
-    decisions = taxonomy.evaluate(batch)
+    decisions = evaluate(taxonomy, batch)
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
     mla_correct = taxonomy.axes[taxonomy.primary_axis].mla_correct[decisions.primary.value]
