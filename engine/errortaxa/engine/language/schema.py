@@ -209,13 +209,19 @@ class TaxonomyDocument(Strict):
     cases: list[Case] = Field(default_factory=list)
 
 
-for _model in (AncestorMember, ClassesMember, AllMember, AnyMember, NotMember, Superclass):
-    _model.model_rebuild()
-_unions = {"Predicate": Predicate, "PairPredicate": PairPredicate}
-for _entry in (*SAMPLE.values(), *PAIR.values()):
-    _entry.model.model_rebuild(_types_namespace=_unions)
-for _model in (Rule, Axis, TaxonomyDocument):
-    _model.model_rebuild()
+def _rebuild() -> None:
+    """Resolve the forward references: members expressions, the predicates' nested unions, rules."""
+    for member in (AncestorMember, ClassesMember, AllMember, AnyMember, NotMember, Superclass):
+        member.model_rebuild()
+    unions = {"Predicate": Predicate, "PairPredicate": PairPredicate}
+    entries: list[SampleEntry[Any] | PairEntry[Any]] = [*SAMPLE.values(), *PAIR.values()]
+    for entry in entries:
+        entry.model.model_rebuild(_types_namespace=unions)
+    for model in (Rule, Axis, TaxonomyDocument):
+        model.model_rebuild()
+
+
+_rebuild()
 
 
 def json_schema() -> dict[str, Any]:
