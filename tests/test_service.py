@@ -296,6 +296,16 @@ def test_explain_names_every_rule(client: Client) -> None:
     assert explanation.record["category"] == "overlapping_classes"
 
 
+def test_explain_evaluates_only_the_requested_record(client: Client) -> None:
+    # sample 1 reaches the OOV rule, whose evidence is not JSON: evaluating it would be an error
+    columns = {"target": [250, 1], "labels": [[250], [1]], "pred": [248, 900]}
+    with pytest.raises(InvalidArgument):
+        client.classify(**columns, evidence=["", "not json"])
+    explanation = client.explain(**columns, evidence=["", "not json"], index=0)
+    assert explanation.record == jsonable(evaluate(local(), SampleBatch.from_lists(**columns)).record(0))
+    assert [t.decided for t in explanation.traces].count(True) == 1
+
+
 def test_request_evidence_feeds_the_oov_rule(client: Client) -> None:
     columns = {"target": [1, 1], "labels": [[1], [1]], "pred": [900, 900]}
     plain = client.classify(**columns)

@@ -43,7 +43,7 @@ class ImageSetClassifier:
         self.skipped = {a: np.zeros((*shape, bitset_width(len(ax.rules))), np.uint8)
                         for a, ax in taxonomy.axes.items()}
         # which class-pair test gave the witness (+ 1), kept only for axes with a rule of several
-        self.sources = {a: np.zeros(shape, np.int8) for a, ax in taxonomy.axes.items()
+        self.sources = {a: np.zeros(shape, np.int16) for a, ax in taxonomy.axes.items()
                         if max((len(r.witness_leaves) for r in ax.rules), default=0) > 1}
         self.reason_codes: dict[tuple[str, int], np.ndarray] = {}  # (axis, rule) -> reason code + 1
         self.evidence: dict[str, dict[int, Any]] = {a: {} for a in taxonomy.axes}
