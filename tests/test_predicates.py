@@ -133,8 +133,9 @@ def many_oov_rules(tmp_path: Path) -> Path:
     """The default taxonomy plus 70 rules that need the OOV provider (71 with its own)."""
     lines = [HEADER.replace("relations", "many_oov"), "extends: imagenet/peychev2023\naxes:\n  category:\n    rules:\n"]
     for k in range(FEATURE_RULES):
+        feature = f"{{provider: oov, test: fine_grained_oov, params: {{knn_k: {k + 11}}}}}"
         lines.append(f"      - {{id: oov_{k}, before: model_failure, then: fine_grained_oov,\n"
-                     f"         when: {{feature: {{provider: oov, test: fine_grained_oov, params: {{knn_k: {k + 11}}}}}}}}}\n")
+                     f"         when: {{feature: {feature}}}}}\n")
     return write(tmp_path, "many.yaml", "".join(lines))
 
 
