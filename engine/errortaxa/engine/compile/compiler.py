@@ -68,6 +68,11 @@ class CompiledAxis:
         return [r.id for r in self.rules]
 
     @cached_property
+    def tracks_sources(self) -> bool:
+        """Some rule has several class-pair tests, so decisions keep which one gave the witness."""
+        return any(len(r.witness_leaves) > 1 for r in self.rules)
+
+    @cached_property
     def mla_correct(self) -> np.ndarray:
         """bool[len(values) + 1], read-only: the value counts as correct under multi-label accuracy
         (tagged ``mla_correct``); indexed by a decision's value, the last entry (-1, no value) false."""

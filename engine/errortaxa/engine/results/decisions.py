@@ -30,8 +30,9 @@ class AxisDecisions:
     value: np.ndarray  # int16[N]
     rule: np.ndarray  # int16[N]
     witness: np.ndarray  # int32[N]
-    # int16[N]: which class-pair test of the deciding rule (its index in witness_leaves) gave the witness
-    source: np.ndarray
+    # int16[N]: which class-pair test of the deciding rule (its index in witness_leaves) gave the
+    # witness; None: no rule has several, so it is the rule's only one wherever there is a witness
+    source: np.ndarray | None
     # uint8[N, ceil(rules / 8)]: bit r % 8 (least significant first) of byte r // 8 set: rule r could
     # not be evaluated for the sample
     not_evaluated: np.ndarray
@@ -94,7 +95,7 @@ class Decisions:
                 value=np.concatenate([p.axes[name].value for p in parts]),
                 rule=np.concatenate([p.axes[name].rule for p in parts]),
                 witness=np.concatenate([p.axes[name].witness for p in parts]),
-                source=np.concatenate([p.axes[name].source for p in parts]),
+                source=None if ax.source is None else np.concatenate([p.axes[name].source for p in parts]),
                 not_evaluated=np.concatenate([p.axes[name].not_evaluated for p in parts]),
             )
             for part, start in zip(parts, offsets, strict=False):
@@ -143,7 +144,7 @@ class Decisions:
             ev["with_class"] = w
             ev["with_wnid"] = vocab.wnids[w]
             ev["with_name"] = vocab.names[w]
-            source = int(ax.source[i])
+            source = int(ax.source[i]) if ax.source is not None else 0
             if source >= 0:
                 leaf = self.taxonomy.axes[ax.axis].rules[int(ax.rule[i])].witness_leaves[source]
                 ev.update(leaf.pair_evidence(int(self.batch.pred[i]), w))

@@ -27,7 +27,7 @@ def evaluate(taxonomy: CompiledTaxonomy, batch: SampleBatch,
         value = np.full(n, -1, np.int16)
         rule_of = np.full(n, -1, np.int16)
         witness = np.full(n, -1, np.int32)
-        source = np.full(n, -1, np.int16)
+        source = np.full(n, -1, np.int16) if axis.tracks_sources else None
         skipped = np.zeros((n, bitset_width(len(axis.rules))), np.uint8)
         reason_codes: dict[int, np.ndarray] = {}
         evidence: dict[int, dict[str, Any]] = {}
@@ -47,7 +47,7 @@ def evaluate(taxonomy: CompiledTaxonomy, batch: SampleBatch,
             value[hit] = rule.value
             rule_of[hit] = r
             witness[hit] = out.witness[out.true]
-            if out.source is not None:
+            if source is not None and out.source is not None:
                 source[hit] = out.source[out.true]
             for pos, ev in out.evidence.items():
                 evidence[int(remaining[pos])] = ev

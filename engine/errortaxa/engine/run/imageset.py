@@ -39,12 +39,11 @@ class ImageSetClassifier:
         self.codes = {a: np.zeros(shape, code_dtype) for a in taxonomy.axes}  # rule + 2; 0 = not decided
         witness_dtype = np.int16 if self.classes < 2**15 - 1 else np.int32
         self.witnesses = {a: np.zeros(shape, witness_dtype) for a in taxonomy.axes}  # witness class + 1
-        # the not-evaluated bit sets of AxisDecisions, [images, classes, bytes]
-        self.skipped = {a: np.zeros((*shape, bitset_width(len(ax.rules))), np.uint8)
+        # the not-evaluated bit sets of AxisDecisions, one item of ceil(rules / 8) bytes per pair
+        self.skipped = {a: np.zeros(shape, np.dtype((np.void, bitset_width(len(ax.rules)))))
                         for a, ax in taxonomy.axes.items()}
-        # which class-pair test gave the witness (+ 1), kept only for axes with a rule of several
-        self.sources = {a: np.zeros(shape, np.int16) for a, ax in taxonomy.axes.items()
-                        if max((len(r.witness_leaves) for r in ax.rules), default=0) > 1}
+        # which class-pair test gave the witness (+ 1), for axes that track it
+        self.sources = {a: np.zeros(shape, np.int16) for a, ax in taxonomy.axes.items() if ax.tracks_sources}
         self.reason_codes: dict[tuple[str, int], np.ndarray] = {}  # (axis, rule) -> reason code + 1
         self.evidence: dict[str, dict[int, Any]] = {a: {} for a in taxonomy.axes}
         self.reasons: list[str] = []
@@ -76,12 +75,11 @@ class ImageSetClassifier:
             rule = self.codes[name].ravel()[flat].astype(np.int16) - 2
             witness = self.witnesses[name].ravel()[flat].astype(np.int32) - 1
             table = self.skipped[name]
-            skipped = np.zeros((flat.shape[0], table.shape[2]), np.uint8)
+            skipped = np.zeros(flat.shape[0], table.dtype)
             late = np.flatnonzero((rule > self.first_unknowable[name]) | (rule < 0))
-            skipped[late] = table.reshape(-1, table.shape[2])[flat[late]]
+            skipped[late] = table.ravel()[flat[late]]
             sources = self.sources.get(name)
-            source = sources.ravel()[flat].astype(np.int16) - 1 if sources is not None \
-                else np.where(witness >= 0, np.int16(0), np.int16(-1))
+            source = sources.ravel()[flat] - 1 if sources is not None else None
             evidence = self.evidence[name]
             codes: dict[int, np.ndarray] = {}
             for (a, r), memo in self.reason_codes.items():
@@ -90,7 +88,8 @@ class ImageSetClassifier:
                     codes[r][late] = memo.ravel()[flat[late]] - 1
             axes[name] = AxisDecisions(
                 axis=name, values=ax.value_ids, rules=ax.rule_ids, value=self.value_of_code[name][rule + 2],
-                rule=rule, witness=witness, source=source, not_evaluated=skipped,
+                rule=rule, witness=witness, source=source,
+                not_evaluated=skipped.view(np.uint8).reshape(flat.shape[0], table.dtype.itemsize),
                 evidence={i: evidence[k] for i, k in enumerate(flat.tolist()) if k in evidence} if evidence else {},
                 reason_codes=codes,
             )
@@ -195,8 +194,8 @@ class ImageSetClassifier:
         for name, ax in decided.axes.items():
             self.witnesses[name].ravel()[keys] = ax.witness + 1
             table = self.skipped[name]
-            table.reshape(-1, table.shape[2])[keys] = ax.not_evaluated
-            if name in self.sources:
+            table.ravel()[keys] = np.ascontiguousarray(ax.not_evaluated).view(table.dtype).ravel()
+            if ax.source is not None:
                 self.sources[name].ravel()[keys] = ax.source + 1
             for r, codes in ax.reason_codes.items():
                 self.reason_codes[(name, r)].ravel()[keys] = remap[codes] + 1
