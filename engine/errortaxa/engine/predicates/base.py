@@ -55,7 +55,8 @@ def reason_code(reasons: list[str], text: str) -> int:
 class Outcome:
     """Three-valued result over ``rows``: where it is true, where false (neither: not evaluated, with
     ``reason`` codes into Context.reasons), the witness class, the ``source`` slot of the class-pair
-    test that gave it (None: no witnesses), and per row the evidence of sample-level tests."""
+    test that gave it (read only where there is a witness; None: no witnesses), and per row the
+    evidence of sample-level tests."""
 
     true: np.ndarray
     false: np.ndarray

@@ -122,8 +122,6 @@ def _combine(outs: list[Outcome], true: np.ndarray, false: np.ndarray) -> Outcom
         source = np.full(n, -1, np.int16) if source is None else source
         source[take] = o.source[take]
     witness[~true] = -1
-    if source is not None:
-        source[~true] = -1
     unknown = ~(true | false)
     reason: np.ndarray | None = None
     evidence: dict[int, dict[str, Any]] = {}
