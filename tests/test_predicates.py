@@ -119,11 +119,13 @@ axes:
 def test_a_negated_pair_predicate_reports_nothing_of_what_it_negates() -> None:
     tx = default_compiled()
     # spurious_correlation: pred_vs_label all [cooccurs, not same_superclass]
-    rules = tx.axes["category"].rules
-    rule = next(r for r in rules if r.id == "spurious_correlation")
+    rule = next(r for r in tx.axes["category"].rules if r.id == "spurious_correlation")
     [leaf] = rule.witness_leaves
-    pair = np.argwhere(leaf.pair.matrix)[0]  # type: ignore[attr-defined]
-    assert leaf.pair_evidence(int(pair[0]), int(pair[1])).keys() == {"cooccurrence"}
+    pred, label = (int(x) for x in np.argwhere(leaf.pair.matrix)[0])
+    record = evaluate(tx, SampleBatch.from_lists(target=[label], labels=[[label]], pred=[pred])).record(0)
+    assert record["rule"] == "spurious_correlation"
+    assert record["evidence"]["cooccurrence"] == int(tx.cooccurrence["real_val"][pred, label]) >= 2
+    assert "superclasses" not in record["evidence"]
 
 
 FEATURE_RULES = 70
