@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 from errortaxa.client import AsyncClient, Client, InvalidArgument
-from errortaxa.engine import SampleBatch, default_compiled
+from errortaxa.engine import SampleBatch, default_compiled, evaluate
 from errortaxa.engine.providers import registry
 from errortaxa.providers.oov.knn import build_index
 from errortaxa.server import RunningServer, ServerConfig, build_server
@@ -103,7 +103,7 @@ class World:
 
     def local_records(self, providers: dict[str, Any] | None, batch: SampleBatch | None = None) -> list[Any]:
         batch = self.batch if batch is None else batch
-        decisions = self.compiled.evaluate(batch, providers)
+        decisions = evaluate(self.compiled, batch, providers)
         return [json.loads(json.dumps(decisions.record(i))) for i in range(len(batch))]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from errortaxa.cli import main
-from errortaxa.engine import SampleBatch, compile_path, default_compiled
+from errortaxa.engine import SampleBatch, compile_path, default_compiled, evaluate
 from errortaxa.study.diff import diff_taxonomies
 
 pytest.importorskip("matplotlib")
@@ -132,8 +132,8 @@ def test_study_report_holds_the_taxonomy_diff(study_inputs: dict, tmp_path: Path
             assert e["count"] == int(np.sum(preds[:, row] == e["pred"]))  # models that made this error
     # the examples are the cell's most common errors: no (image, prediction) of the cell is made by more models
     pooled = _pooled(images, preds)
-    a = study_inputs["tax"].evaluate(pooled).primary.value_names()
-    b = compile_path(root / "coarser.yaml").evaluate(pooled).primary.value_names()
+    a = evaluate(study_inputs["tax"], pooled).primary.value_names()
+    b = evaluate(compile_path(root / "coarser.yaml"), pooled).primary.value_names()
     for cell in saved["cells"]:
         keys = Counter((pooled.images[i], int(pooled.pred[i])) for i in range(len(pooled))  # type: ignore[index]
                        if (a[i], b[i]) == (cell["a"], cell["b"]))

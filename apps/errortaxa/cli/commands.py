@@ -9,7 +9,15 @@ import sys
 from errortaxa.cli.common import CHUNK, dumps, output_stream, read_input, taxonomy_from
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import providers_from
-from errortaxa.engine import Decisions, SampleBatch, compile_path, summarize
+from errortaxa.engine import (
+    Decisions,
+    SampleBatch,
+    compile_path,
+    evaluate,
+    explain,
+    run_cases,
+    summarize,
+)
 from errortaxa.engine.language.schema import json_schema
 from errortaxa.engine.providers import registry
 from tqdm import tqdm
@@ -30,12 +38,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     ) as bar:
         for start in range(0, len(batch), CHUNK):
             part = batch.slice(start, min(start + CHUNK, len(batch)))
-            decisions = taxonomy.evaluate(part, providers, validate=False)
+            decisions = evaluate(taxonomy, part, providers, validate=False)
             out.write("".join(dumps(r) + "\n" for r in decisions.records()))
             parts.append(decisions)
             bar.update(len(part))
     if args.summary:
-        decisions = Decisions.concatenate(parts, batch) if parts else taxonomy.evaluate(batch, validate=False)
+        decisions = Decisions.concatenate(parts, batch) if parts else evaluate(taxonomy, batch, validate=False)
         with output_stream(args.summary) as out:
             json.dump(summarize(taxonomy, decisions, skipped=skipped), out, indent=2)
             out.write("\n")
@@ -60,7 +68,7 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
     taxonomy = compile_path(args.file)
-    results = taxonomy.run_cases()
+    results = run_cases(taxonomy)
     failed = [r for r in results if not r.passed and r.not_checked is None]
     unchecked = [r for r in results if r.not_checked is not None]
     for r in results:
@@ -104,8 +112,8 @@ def parse_record(text: str) -> SampleBatch:
 def cmd_rules_explain(args: argparse.Namespace) -> int:
     taxonomy = compile_path(args.file)
     batch = parse_record(args.record)
-    traces = taxonomy.explain(batch, 0)
-    decided = taxonomy.evaluate(batch).record(0)
+    explanation = explain(taxonomy, batch, 0)
+    traces, decided = explanation.traces, explanation.record()
     if args.json:
         print(json.dumps({"decision": decided, "trace": [t.__dict__ for t in traces]}, indent=2))
         return 0

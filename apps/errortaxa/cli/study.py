@@ -11,7 +11,7 @@ from typing import Any
 
 from errortaxa.cli.common import taxonomy_from
 from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
-from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.inputs import LabeledImages, read_labels
 
 __all__ = ["register"]
@@ -124,7 +124,7 @@ def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | 
     from errortaxa.study.diff import read_samples
 
     batch = read_samples(path, labels, len(taxonomy.vocabulary))
-    decisions = taxonomy.evaluate(batch)
+    decisions = evaluate(taxonomy, batch)
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
     mla_correct = taxonomy.axes[taxonomy.primary_axis].mla_correct[decisions.primary.value]

@@ -13,7 +13,7 @@ import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.results.summary import class_groups
-from errortaxa.engine.run.imageset import ImageSetClassifier, can_be_unknown
+from errortaxa.engine.run.imageset import ImageSetClassifier
 from errortaxa.study.models import ImageSet
 from errortaxa.study.stats import clopper_pearson
 
@@ -97,7 +97,7 @@ class Tabulator:
         self.values = axis.value_ids
         self.mla_value = axis.mla_correct
         # rules that can be 'not evaluated' (a provider or a sample list): counted per model
-        self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if can_be_unknown(rule.node)]
+        self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
         batch = images.batch
         members = class_groups(taxonomy.vocabulary)
         problematic = batch.problematic
@@ -135,11 +135,8 @@ class Tabulator:
         errors = np.flatnonzero(masks[0] & ~mla)
         acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
         acc.error_values.append(value[errors].astype(np.int16))
-        skipped = np.zeros(pred.shape[0], np.uint64)
-        skipped[rows] = decisions.primary.not_evaluated
-        headline_skipped = skipped[masks[0]]
-        acc.not_evaluated.append(np.array([int(np.count_nonzero((headline_skipped >> np.uint64(r)) & np.uint64(1)))
-                                           for r, _ in self.unknowable], np.int64))
+        skipped = decisions.primary.not_evaluated_counts(masks[0][rows])
+        acc.not_evaluated.append(np.array([skipped[r] for r, _ in self.unknowable], np.int64))
         if self.pairs:
             headline = np.flatnonzero(masks[0])
             acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)

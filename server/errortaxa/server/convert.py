@@ -12,7 +12,6 @@ import numpy as np
 import orjson
 from errortaxa.client.columns import extend_ints, matrix_array
 from errortaxa.engine import (
-    CompiledTaxonomy,
     Decisions,
     FeatureProvider,
     FeatureResult,
@@ -250,13 +249,6 @@ def validate(batch: SampleBatch, num_classes: int, field: str) -> None:
         raise from_error(exc, field=name, message=f"{name}: sample {exc.index}: {exc.reason}") from None
 
 
-def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[str, FeatureProvider]
-             ) -> Decisions:
-    """compiled.evaluate on a batch that batch_from_columns / validate already checked (no second
-    validation by the engine)."""
-    return compiled.evaluate(batch, providers or None, validate=False)
-
-
 def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
                    options: service_pb2.ResultOptions) -> None:
     """Decision columns per axis, and records / evidence when asked."""
@@ -265,8 +257,8 @@ def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
         extend_ints(msg, "value", ax.value)
         extend_ints(msg, "rule", ax.rule)
         extend_ints(msg, "witness", ax.witness)
-        if ax.not_evaluated.any():
-            extend_ints(msg, "not_evaluated", ax.not_evaluated)
+        if ax.not_evaluated.any():  # N x ceil(rules / 8) bytes, the engine's bit sets as they are
+            msg.not_evaluated = ax.not_evaluated.tobytes()
     n = len(decisions)
     resp.count = n
     if options.records:

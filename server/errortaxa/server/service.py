@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from errortaxa.engine import evaluate, explain
 from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.server import convert
 from errortaxa.server.config import ServerConfig
@@ -89,7 +90,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
                   ) -> service_pb2.ClassifyResponse:
         batch, providers, rows = self._batch(entry, request)
         self._check_response_size(len(batch), len(entry.compiled.axes), request.options)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        decisions = evaluate(entry.compiled, batch, providers or None, validate=False)
         response = service_pb2.ClassifyResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False), sequence=request.sequence)
         convert.fill_decisions(response, decisions, request.options)
@@ -147,12 +148,11 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         if not 0 <= request.index < len(batch):
             raise invalid(f"index {request.index} is outside 0..{len(batch) - 1}", field="index",
                           reason="OUT_OF_RANGE", sample_index=request.index)
-        traces = entry.compiled.explain(batch, request.index, providers or None)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        explanation = explain(entry.compiled, batch, request.index, providers or None, validate=False)
         return service_pb2.ExplainResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False),
-            traces=convert.trace_messages(traces),
-            record_json=convert.dumps(decisions.record(request.index)),
+            traces=convert.trace_messages(explanation.traces),
+            record_json=convert.dumps(explanation.record()),
         )
 
     # -- taxonomies --------------------------------------------------------------------------
