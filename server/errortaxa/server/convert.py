@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 import numpy as np
-from errortaxa.client.columns import extend_ints, matrix_array
 from errortaxa.engine import (
     CompiledTaxonomy,
     Decisions,
@@ -23,6 +22,7 @@ from errortaxa.engine import (
 )
 from errortaxa.server.errors import ServiceError, invalid
 from errortaxa.v1 import samples_pb2, service_pb2
+from errortaxa.v1.codec import extend_ints, matrix_array
 
 try:  # optional accelerator, as in the CLI: same records, faster
     import orjson as _orjson

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import grpc
-from errortaxa.client.errors import STATUS_DETAILS_KEY, encode_status
 from errortaxa.engine.language.problems import Problem, format_key_path
 from errortaxa.v1 import service_pb2, taxonomy_pb2
+from errortaxa.v1.codec import STATUS_DETAILS_KEY, encode_status
 
 
 class ServiceError(Exception):
@@ -36,7 +36,8 @@ class ServiceError(Exception):
 
     def abort(self, context: grpc.ServicerContext) -> NoReturn:
         """End the call with this error (status code, message, ErrorDetail in trailing metadata)."""
-        context.set_trailing_metadata(((STATUS_DETAILS_KEY, encode_status(self.code, self.message, self.detail)),))
+        status = encode_status(self.code.value[0], self.message, self.detail)
+        context.set_trailing_metadata(((STATUS_DETAILS_KEY, status),))
         context.abort(self.code, self.message)
         raise AssertionError("unreachable")  # context.abort raises
 
