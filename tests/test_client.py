@@ -241,7 +241,8 @@ def test_every_rpc_of_the_proto_has_one_entry_serving_both_clients() -> None:
     for name, entry in table.items():
         assert isinstance(entry, (Unary, Stream, Batched))
         with Client("localhost:1") as client:
-            methods = [getattr(client, name), getattr(AsyncClient, name).__get__(object.__new__(AsyncClient), AsyncClient)]
+            unopened = object.__new__(AsyncClient)  # an AsyncClient needs a running loop to open
+            methods = [getattr(client, name), getattr(AsyncClient, name).__get__(unopened, AsyncClient)]
             for method in methods:
                 assert method.__doc__ and method.__name__ == entry.build.__name__
                 assert inspect.signature(method) == inspect.signature(entry.build)
