@@ -1,4 +1,4 @@
-"""The subcommands of ``errortaxa``: thin shells over the engine, the server and the OOV provider."""
+"""The subcommands of ``errortaxa``: thin shells over the engine and the OOV provider."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from errortaxa.cli.errors import UsageError
+from errortaxa.cli.extras import requires
 from errortaxa.engine import (
     CompiledTaxonomy,
     Decisions,
@@ -64,11 +65,8 @@ def _dumps() -> Any:
         return lambda obj: json.dumps(obj, separators=(",", ":"))
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    if args.server:
-        from errortaxa.cli.remote import classify_remote
-
-        return classify_remote(args)
+def classify_local(args: argparse.Namespace) -> int:
+    """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels)
     batch.validate(len(taxonomy.vocabulary))
@@ -109,10 +107,8 @@ def oov_providers(config: str | None, taxonomy: CompiledTaxonomy) -> dict[str, F
         raise UsageError(f"--oov-config {config}: invalid YAML/JSON: {exc}") from None
     except OOVConfigError:
         raise UsageError(f"--oov-config {config}: must be a mapping of settings") from None
-    try:
+    with requires("--oov-config", "oov"):
         from errortaxa.providers.oov.provider import OOVProvider, shared_model
-    except ImportError as exc:
-        raise UsageError(f"--oov-config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
     try:
         cfg = OOVConfig.from_mapping(settings)
         encoder, index = shared_model(cfg)

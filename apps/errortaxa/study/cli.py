@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from errortaxa.cli.commands import taxonomy_from
+from errortaxa.cli.extras import MissingExtra
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, load_label_file
 
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "fine_grained_oov rule, as in 'classify --oov-config'; each (image, class) pair is asked "
                         "once for all models, and with --ray every worker loads this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_study)
+    p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
     p.add_argument("model_a")
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_mcnemar)
+    p.set_defaults(func=cmd_mcnemar, extra="study")
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
                                     "(also: rules diff A.yaml B.yaml INPUT)")
@@ -114,7 +115,9 @@ def cmd_study(args: argparse.Namespace) -> int:
                            progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
                            compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                            oov_config=args.oov_config)
-    except (RayNotInstalled, OOVUnavailable) as error:
+    except RayNotInstalled:
+        raise MissingExtra("study --ray", "ray") from None
+    except OOVUnavailable as error:
         print(f"errortaxa: error: {error}", file=sys.stderr)
         return 2
     paths = result.write(args.out)
