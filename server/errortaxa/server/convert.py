@@ -11,7 +11,6 @@ from typing import Any
 import grpc
 import numpy as np
 from errortaxa.engine import (
-    CompiledTaxonomy,
     Decisions,
     FeatureProvider,
     FeatureResult,
@@ -326,13 +325,6 @@ def validate(batch: SampleBatch, num_classes: int, field: str) -> None:
         reason = "CLASS_OUT_OF_RANGE" if "outside" in exc.reason else "INVALID_SAMPLE"
         raise invalid(f"{field}.{name}: sample {exc.index}: {exc.reason}", field=f"{field}.{name}",
                       reason=reason, sample_index=exc.index) from None
-
-
-def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[str, FeatureProvider]
-             ) -> Decisions:
-    """compiled.evaluate on a batch that batch_from_columns / validate already checked (no second
-    validation by the engine)."""
-    return compiled.evaluate(batch, providers or None, validate=False)
 
 
 def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,

@@ -77,7 +77,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
                   ) -> service_pb2.ClassifyResponse:
         batch, providers, rows = self._batch(entry, request)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        decisions = entry.compiled.evaluate(batch, providers or None, validate=False)  # _batch validated it
         response = service_pb2.ClassifyResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False), sequence=request.sequence)
         convert.fill_decisions(response, decisions, request.options)
@@ -121,7 +121,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             raise invalid(f"index {request.index} is outside 0..{len(batch) - 1}", field="index",
                           reason="OUT_OF_RANGE", sample_index=request.index)
         traces = entry.compiled.explain(batch, request.index, providers or None)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        decisions = entry.compiled.evaluate(batch, providers or None, validate=False)
         return service_pb2.ExplainResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False),
             traces=convert.trace_messages(traces),
