@@ -19,6 +19,7 @@ from itertools import pairwise
 from typing import Any
 
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.study.study import (
     ImageSet,
     ModelFile,
@@ -50,7 +51,7 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     return acc
 
 
-class RayNotInstalled(ValueError):
+class RayNotInstalled(FailedPrecondition):
     """The optional ``ray`` extra is not installed."""
 
 
@@ -61,8 +62,9 @@ def import_ray(data: bool = False) -> Any:
 
         if data:
             import ray.data
-    except ImportError as exc:
-        raise RayNotInstalled(f"Ray is not installed ({exc}); pip install 'errortaxa[ray]'") from None
+    except ImportError:
+        # the missing-extra line of errortaxa.cli.extras
+        raise RayNotInstalled("'--ray' needs the ray extra: pip install 'errortaxa[ray]'") from None
     return ray
 
 
