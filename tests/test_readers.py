@@ -258,3 +258,17 @@ def test_missing_extra_on_the_command_line(tmp_path: Path) -> None:
                            text=True, env=env, timeout=300)
         assert (p.returncode, p.stderr) == (2, f"errortaxa: error: '{tmp_path / name}' needs the {extra} extra: "
                                                f"pip install 'errortaxa[{extra}]'\n")
+
+
+def test_a_study_folder_takes_prediction_tables_and_leaves_other_csv_files(tmp_path: Path) -> None:
+    from errortaxa.study.models import discover_models
+
+    shutil.copy(TIMM / "mobilenetv3.csv", tmp_path / "timm.csv")
+    shutil.copy(TIMM / "mobilenetv3_split.json", tmp_path / "split.json")
+    pd.DataFrame({"name": ["timm"], "params": [2.5]}).to_csv(tmp_path / "meta.csv", index=False)
+    (tmp_path / "config.json").write_text('{"lr": 0.1}\n')
+    assert [m.name for m in discover_models([tmp_path])] == ["split", "timm"]
+    # a table of other column names, given by name: its suffix decides, --columns names them
+    pd.DataFrame({"img": ["a"], "guess": [3]}).to_csv(tmp_path / "custom.csv", index=False)
+    options = ReadOptions(columns=Columns(image="img", pred="guess"))
+    assert read_predictions(tmp_path / "custom.csv", options).top1(1000).tolist() == [3]

@@ -16,7 +16,7 @@ import orjson
 import pandas as pd
 import pytest
 from errortaxa.cli import main
-from errortaxa.engine import SampleBatch, default_compiled
+from errortaxa.engine import SampleBatch, default_compiled, evaluate
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 
 torch = pytest.importorskip("torch")
@@ -37,7 +37,7 @@ def timm_top1() -> list[int]:
 TOP1 = timm_top1()
 TARGET = [t if i % 2 == 0 else (t + 1) % 1000 for i, t in enumerate(TOP1)]  # every other one right
 #: The records of the tool's top-1 on the 12 images, classified by the engine itself.
-WANT = [json.loads(orjson.dumps(r)) for r in default_compiled().evaluate(SampleBatch.from_lists(
+WANT = [json.loads(orjson.dumps(r)) for r in evaluate(default_compiled(), SampleBatch.from_lists(
     target=TARGET, labels=[[t] for t in TARGET], pred=TOP1, images=IMAGES)).records()]
 
 

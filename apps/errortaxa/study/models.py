@@ -19,6 +19,7 @@ from errortaxa.engine.inputs import (
     LabeledImages,
     ReadOptions,
     read_predictions,
+    recognised,
     suffixes,
 )
 
@@ -36,14 +37,16 @@ class ModelFile:
 
 def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
     """Prediction files from directories (those with the suffix of a predictions format, e.g.
-    ``*.npz`` / ``*.npy`` / ``*.jsonl``, sorted by name), plain files, and ``.txt`` lists of paths
-    (one a line, relative to the list's folder)."""
+    ``*.npz`` / ``*.npy`` / ``*.jsonl`` / ``*.csv``, whose content a predictions format recognises,
+    sorted by name: a metadata CSV beside them is left out), plain files, and ``.txt`` lists of
+    paths (one a line, relative to the list's folder)."""
     known = suffixes(PREDICTIONS)
     out: list[ModelFile] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.name.lower().endswith(known) and p.is_file())
+            files = sorted(p for p in path.iterdir()
+                           if p.name.lower().endswith(known) and p.is_file() and recognised(p, PREDICTIONS))
         elif path.suffix.lower() == ".txt":
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()

@@ -25,6 +25,7 @@ from errortaxa.engine.inputs.registry import (
     read_labels,
     read_predictions,
     read_sample_list,
+    recognised,
     suffixes,
 )
 from errortaxa.engine.inputs.tables import Columns
@@ -48,6 +49,7 @@ __all__ = [
     "read_labels",
     "read_predictions",
     "read_sample_list",
+    "recognised",
     "suffixes",
     "validation_image_name",
     "validation_images",

@@ -128,6 +128,12 @@ def detect(path: PathLike, kind: Kind[T]) -> Format[T]:
                      "; ".join(f"{f.name} ({f.expects})" for f in tried))
 
 
+def recognised(path: PathLike, kind: Kind[Any]) -> bool:
+    """Whether a format of the kind recognises the file from its content (not only its suffix)."""
+    head = read_bytes(path, HEAD_BYTES)
+    return any(f.sniff(head) for f in formats(kind))
+
+
 def read(path: PathLike, kind: Kind[T], options: ReadOptions | None = None) -> T:
     """Read a file of the kind in its detected format."""
     return detect(path, kind).read(os.fspath(path), options or ReadOptions())

@@ -11,7 +11,7 @@ from errortaxa.engine.inputs.errors import InputError
 from errortaxa.engine.inputs.labels import LabeledImages
 from errortaxa.engine.inputs.predictions import Predictions
 from errortaxa.engine.inputs.registry import LABELS, PREDICTIONS, Format, ReadOptions, register
-from errortaxa.engine.inputs.tables import Table, table_labels, table_predictions
+from errortaxa.engine.inputs.tables import IMAGE_COLUMNS, Table, table_labels, table_predictions
 from errortaxa.engine.inputs.text import first_line, read_text
 
 SUFFIXES = (".csv", ".tsv")
@@ -52,9 +52,19 @@ def _labels(path: str, options: ReadOptions) -> LabeledImages:
     return table_labels(path, read_table(path), options.columns, options.classes)
 
 
-def _sniff(head: bytes) -> bool:
+def _header(head: bytes) -> list[bytes] | None:
+    """The header's column names of a CSV head (None: not CSV-like text)."""
     line = first_line(head)
-    return b"\0" not in head and (b"," in line or b"\t" in line) and not line.startswith((b"{", b"["))
+    if b"\0" in head or not (b"," in line or b"\t" in line) or line.startswith((b"{", b"[")):
+        return None
+    delimiter = b"\t" if b"\t" in line and b"," not in line else b","
+    return [name.strip().strip(b'"') for name in line.split(delimiter)]
+
+
+def _sniff(head: bytes) -> bool:
+    """A header that names an image column by a usual name (other names: by the suffix, ``--columns``)."""
+    header = _header(head)
+    return header is not None and any(name.decode("utf-8", "replace") in IMAGE_COLUMNS for name in header)
 
 
 register(Format("csv", PREDICTIONS, SUFFIXES, "a CSV table with a header: an image column and class ids or names "
