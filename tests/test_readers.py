@@ -266,7 +266,7 @@ def test_a_study_folder_takes_prediction_tables_and_leaves_other_csv_files(tmp_p
     shutil.copy(TIMM / "mobilenetv3.csv", tmp_path / "timm.csv")
     shutil.copy(TIMM / "mobilenetv3_split.json", tmp_path / "split.json")
     pd.DataFrame({"name": ["timm"], "params": [2.5]}).to_csv(tmp_path / "meta.csv", index=False)
-    (tmp_path / "config.json").write_text('{"lr": 0.1}\n')
+    (tmp_path / "config.json").write_text(json.dumps({"lr": 0.1}, indent=2))
     assert [m.name for m in discover_models([tmp_path])] == ["split", "timm"]
     # a table of other column names, given by name: its suffix decides, --columns names them
     pd.DataFrame({"img": ["a"], "guess": [3]}).to_csv(tmp_path / "custom.csv", index=False)
