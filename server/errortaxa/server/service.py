@@ -146,11 +146,12 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             raise invalid(f"index {request.index} is outside 0..{len(batch) - 1}", field="index",
                           reason="OUT_OF_RANGE", sample_index=request.index)
         traces = entry.compiled.explain(batch, request.index, providers or None)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        record = convert.evaluate(entry.compiled, batch, providers).record(request.index)
         return service_pb2.ExplainResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False),
             traces=convert.trace_messages(traces),
-            record_json=convert.dumps(decisions.record(request.index)),
+            record_json=convert.dumps(record),
+            record=convert.struct(record),
         )
 
     # -- taxonomies --------------------------------------------------------------------------
