@@ -49,12 +49,13 @@ def test_slice_rebases_label_offsets() -> None:
 
 @pytest.mark.parametrize("values", [
     np.array([], np.int32), np.array([0, 5, 127], np.int16), np.array([True, False]), np.array([0, 1 << 6], np.uint64),
-    np.array([0, 128, 16384], np.int64), np.array([-1, 3], np.int32), np.array([0, 1 << 63], np.uint64)])
+    np.array([0, 128, 16384], np.int64), np.array([-1, 3], np.int32), np.array([0, 1 << 62], np.uint64)])
 def test_small_int_columns_take_the_numpy_path_and_agree_with_lists(values: np.ndarray) -> None:
     from errortaxa.client.columns import extend_ints
 
-    field = {"b": "problematic", "u": "not_evaluated"}.get(values.dtype.kind, "witness")
-    make = samples_pb2.SampleColumns if field == "problematic" else service_pb2.AxisDecisions
+    field = {"b": "problematic", "u": "rows"}.get(values.dtype.kind, "witness")
+    make = {"problematic": samples_pb2.SampleColumns, "rows": service_pb2.ClassifyResponse}.get(
+        field, service_pb2.AxisDecisions)
     fast, slow = make(), make()
     extend_ints(fast, field, values)
     getattr(slow, field).extend(values.tolist())
@@ -187,7 +188,7 @@ def test_results_decode_and_concatenate() -> None:
     first = ClassifyResult.from_proto(_response([0, 1, -1]))
     assert first.category == ["a", "b", None] and first.rule == ["r0", "r1", None]
     assert first.axes["category"].counts() == {"a": 1, "b": 1}
-    assert first.axes["category"].not_evaluated.tolist() == [0, 0, 0]
+    assert first.axes["category"].not_evaluated.tolist() == [[False, False]] * 3
     assert first.evidence is None and first.records[1] == {"category": "b"}
     both = ClassifyResult.concat([first, ClassifyResult.from_proto(_response([1]))])
     assert both.category == ["a", "b", None, "b"] and len(both.records) == 4

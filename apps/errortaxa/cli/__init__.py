@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from errortaxa.cli.commands import (
     cmd_classify,
-    cmd_oov_proposals,
     cmd_rules_explain,
     cmd_rules_schema,
     cmd_rules_show,
@@ -16,6 +15,8 @@ from errortaxa.cli.commands import (
     cmd_rules_validate,
 )
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.providers import add_provider_options
+from errortaxa.engine.providers import registry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="for .npz input: the multi-label CSV or a ReaL json")
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
     p.add_argument("--token", help="API token for --server (or $ERRORTAXA_TOKEN)")
-    p.add_argument("--oov-config", help="JSON/YAML config of the OOV provider (model, checkpoint, index)")
+    add_provider_options(p)
     p.set_defaults(func=cmd_classify)
 
     rules = sub.add_parser("rules", help="validate, test, explain and inspect taxonomies")
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--class", dest="class_", help="class index, wnid or synset name")
     p.set_defaults(func=cmd_rules_show)
     try:
-        from errortaxa.study.cli import add_diff_arguments
+        from errortaxa.cli.study import add_diff_arguments
     except ImportError:  # the study extra is not installed
         pass
     else:
@@ -67,26 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     # listed for --help; main() hands `serve` and its flags to the server before parsing
     sub.add_parser("serve", help="run the gRPC service (see docs/SERVICE.md)", add_help=False)
 
-    oov = sub.add_parser("oov", help="the open-world (OOV) provider's tools")
-    osub = oov.add_subparsers(dest="oov_command", required=True)
-    p = osub.add_parser("proposals", help="the WordNet prompts the OOV test scores for (pred, target)")
-    p.add_argument("--pred", type=int)
-    p.add_argument("--target", type=int)
-    p.add_argument("--pairs", help='JSONL lines {"pred": INT, "target": INT}; one JSON list per line out')
-    p.add_argument("--taxonomy", help="taxonomy whose superclasses are used (default: the embedded default)")
-    p.set_defaults(func=cmd_oov_proposals)
-    _add_extensions(sub)
-    return parser
-
-
-def _add_extensions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Subcommands of optional parts (OOV indexing, studies) register themselves here."""
-    for module in ("errortaxa.providers.oov.cli", "errortaxa.study.cli"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except ImportError:
-            continue
+    for factory in registry.factories():
+        factory.add_commands(sub)
+    try:
+        from errortaxa.cli.study import register
+    except ImportError:  # the study extra is not installed
+        pass
+    else:
         register(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

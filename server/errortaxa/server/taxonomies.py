@@ -20,7 +20,6 @@ from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, c
 from errortaxa.engine.compile.compiler import default_compiled
 from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
-from errortaxa.server.convert import OOV, embedding_dim
 from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
 from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
 from errortaxa.v1 import taxonomy_pb2
@@ -29,7 +28,7 @@ log = logging.getLogger("errortaxa.server")
 UPLOAD_NAME = "<upload>"
 CACHE_SIZE = 16  # compiled versions kept besides the active one and the builtin
 
-ProviderFactory = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]
+ProvidersFor = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]  # a version's feature providers
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,6 @@ class Entry:
     def providers_needed(self) -> tuple[str, ...]:
         """The feature providers the taxonomy's rules ask, sorted."""
         return tuple(sorted(self.compiled.providers_needed))
-
-    @cached_property
-    def embedding_dim(self) -> int | None:
-        """The embedding dimension of this version's OOV model (None: no model)."""
-        return embedding_dim(self.providers.get(OOV))
 
     def info(self, *, active: bool, full: bool = True) -> taxonomy_pb2.TaxonomyInfo:
         """The metadata message; ``full`` adds the axes (outcomes and rules) and description."""
@@ -120,7 +114,7 @@ class TaxonomyRegistry:
     """The builtin taxonomy, stored versions (compiled on demand, cached) and the active one."""
 
     def __init__(self, store: TaxonomyStore, *, default_taxonomy: str | None = None,
-                 providers: ProviderFactory | None = None) -> None:
+                 providers: ProvidersFor | None = None) -> None:
         self.store = store
         self._providers = providers
         self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles

@@ -65,8 +65,8 @@ class AxisDecisions(_message.Message):
     value: _containers.RepeatedScalarFieldContainer[int]
     rule: _containers.RepeatedScalarFieldContainer[int]
     witness: _containers.RepeatedScalarFieldContainer[int]
-    not_evaluated: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, axis: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., value: _Optional[_Iterable[int]] = ..., rule: _Optional[_Iterable[int]] = ..., witness: _Optional[_Iterable[int]] = ..., not_evaluated: _Optional[_Iterable[int]] = ...) -> None: ...
+    not_evaluated: bytes
+    def __init__(self, axis: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., value: _Optional[_Iterable[int]] = ..., rule: _Optional[_Iterable[int]] = ..., witness: _Optional[_Iterable[int]] = ..., not_evaluated: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("taxonomy", "axes", "evidence_json", "record_json", "summary", "sequence", "count", "rows", "evidence", "records")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from errortaxa.engine.compile.compiler import CompiledTaxonomy, default_compiled
 from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
 
 
@@ -25,7 +26,7 @@ def classify_arrays(
     tx = taxonomy or default_compiled()
     batch = SampleBatch.from_lists(target=target, labels=labels, pred=pred, problematic=problematic,
                                    images=list(images) if images is not None else None)
-    decisions = tx.evaluate(batch, providers)
+    decisions = evaluate(tx, batch, providers)
     columns: dict[str, object] = {}
     for k, (name, ax) in enumerate(decisions.axes.items()):
         columns["category" if k == 0 else name] = ax.value_names()
