@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from errortaxa.cli.commands import (
-    cmd_classify,
+    classify_local,
     cmd_rules_explain,
     cmd_rules_schema,
     cmd_rules_show,
@@ -15,7 +15,10 @@ from errortaxa.cli.commands import (
     cmd_rules_validate,
 )
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
+from errortaxa.cli.study import add_diff_arguments
+from errortaxa.cli.study import register as register_study
 from errortaxa.engine.providers import registry
 
 
@@ -55,13 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--superclass", help="superclass name")
     group.add_argument("--class", dest="class_", help="class index, wnid or synset name")
     p.set_defaults(func=cmd_rules_show)
-    try:
-        from errortaxa.cli.study import add_diff_arguments
-    except ImportError:  # the study extra is not installed
-        pass
-    else:
-        p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
-        add_diff_arguments(p)
+    p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
+    add_diff_arguments(p)
     p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
     p.set_defaults(func=cmd_rules_schema)
 
@@ -70,23 +68,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     for factory in registry.factories():
         factory.add_commands(sub)
-    try:
-        from errortaxa.cli.study import register
-    except ImportError:  # the study extra is not installed
-        pass
-    else:
-        register(sub)
+    register_study(sub)
     return parser
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    if args.server:
+        with requires("classify --server", "remote"):
+            from errortaxa.cli.remote import classify_remote
+
+            return classify_remote(args)
+    return classify_local(args)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The subcommand's name as typed, e.g. "rules diff"."""
+    words = [args.command]
+    for attribute in ("rules_command", "oov_command"):
+        if getattr(args, attribute, None):
+            words.append(getattr(args, attribute))
+    return " ".join(words)
+
+
+def serve(argv: list[str]) -> int:
+    """``errortaxa serve``: the server parses its own flags (docs/SERVICE.md)."""
+    with user_errors() as status, requires("serve", "serve"):
+        from errortaxa.server import main as serve_main
+    if status.code:
+        return status.code
+    return int(serve_main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:  # the server parses its own flags (docs/SERVICE.md)
-        from errortaxa.server import main as serve_main
-
-        return int(serve_main(argv[1:]))
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
-    with user_errors() as status:
+    with user_errors() as status, requires(_command(args), getattr(args, "extra", None)):
         return int(args.func(args) or 0)
     return status.code
 

@@ -23,11 +23,8 @@ from errortaxa.engine.providers import registry
 from tqdm import tqdm
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
-    if args.server:
-        from errortaxa.cli.remote import classify_remote
-
-        return classify_remote(args)
+def classify_local(args: argparse.Namespace) -> int:
+    """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
     batch.validate(len(taxonomy.vocabulary))

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_provider_options(p, "; each (image, class) pair is asked once for all models, and with --ray every "
                             "worker loads this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_study)
+    p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
     p.add_argument("model_a")
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_mcnemar)
+    p.set_defaults(func=cmd_mcnemar, extra="study")
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
                                     "(also: rules diff A.yaml B.yaml INPUT)")

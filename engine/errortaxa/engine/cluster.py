@@ -21,8 +21,8 @@ def import_ray(data: bool = False) -> Any:
 
         if data:
             import ray.data
-    except ImportError as exc:
-        raise RayNotInstalled(f"Ray is not installed ({exc}); pip install 'errortaxa[ray]'") from None
+    except ImportError:  # the one missing-extra form of the CLI (errortaxa.cli.extras)
+        raise RayNotInstalled("'--ray' needs the ray extra: pip install 'errortaxa[ray]'") from None
     return ray
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from errortaxa.client.columns import extend_ints, matrix_array
 from errortaxa.engine import (
     Decisions,
     FeatureProvider,
@@ -25,6 +24,7 @@ from errortaxa.engine.providers import UnavailableProvider
 from errortaxa.engine.providers.factory import ProviderFactory, ProviderInputError, RequestInputs
 from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid
 from errortaxa.v1 import samples_pb2, service_pb2
+from errortaxa.v1.codec import extend_ints, matrix_array
 from google.protobuf import struct_pb2
 
 

@@ -87,7 +87,7 @@ def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
                         problems=[problem_proto(p) for p in problems])
 
 
-def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
+def compile_text(text: str, filename: str) -> CompiledTaxonomy:
     """Load and compile uploaded YAML text (TaxonomyError with every problem); ``extends`` may name a
     built-in taxonomy only, never a file of the server."""
     return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
@@ -99,15 +99,12 @@ def limit_error(exc: TaxonomyTooLarge) -> ServiceError:
                         field="yaml", reason="LIMIT_EXCEEDED", problems=[problem_proto(p) for p in exc.problems])
 
 
-def compile_text(text: str, filename: str) -> CompiledTaxonomy:
-    """Load and compile uploaded YAML text; ServiceError(INVALID_ARGUMENT) with every problem."""
-    try:
-        return load_and_compile(text, filename)
-    except TaxonomyTooLarge as exc:
-        raise limit_error(exc) from None
-    except TaxonomyError as exc:
-        errors = sum(p.severity == "error" for p in exc.problems)
-        raise _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems) from None
+def _not_compiling(exc: TaxonomyError) -> ServiceError:
+    """INVALID_ARGUMENT with every problem of an upload that does not compile (or is over a limit)."""
+    if isinstance(exc, TaxonomyTooLarge):
+        return limit_error(exc)
+    errors = sum(p.severity == "error" for p in exc.problems)
+    return _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems)
 
 
 class TaxonomyRegistry:
@@ -143,9 +140,9 @@ class TaxonomyRegistry:
     def _compile_stored(self, stored: StoredVersion) -> Entry:
         try:
             compiled = compile_text(stored.yaml, stored.filename)
-        except ServiceError as exc:
+        except TaxonomyError as exc:
             raise RuntimeError(f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
-                               f"{exc.message}") from None
+                               f"{_not_compiling(exc).message}") from None
         return self._entry(compiled, stored.yaml, builtin=False, created_at=stored.created_at,
                            created_by=stored.created_by)
 
@@ -215,7 +212,7 @@ class TaxonomyRegistry:
         """Dry run: the compiled taxonomy (or None) and every problem; ServiceError for a text over
         a limit (it is refused, not reported)."""
         try:
-            compiled = load_and_compile(text, filename)
+            compiled = compile_text(text, filename)
         except TaxonomyTooLarge as exc:
             raise limit_error(exc) from None
         except TaxonomyError as exc:
@@ -224,7 +221,10 @@ class TaxonomyRegistry:
 
     def put(self, text: str, filename: str, *, who: str) -> tuple[Entry, bool]:
         """Compile and store a version; (entry, created). Same name, version and content: no-op."""
-        compiled = compile_text(text, filename)
+        try:
+            compiled = compile_text(text, filename)
+        except TaxonomyError as exc:
+            raise _not_compiling(exc) from None
         for label, value in (("name", compiled.name), ("version", compiled.version)):
             if not NAME_PATTERN.match(value):
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,

@@ -6,8 +6,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -34,7 +33,7 @@ class ResultOptions(_message.Message):
     records: bool
     summary: bool
     structured: bool
-    def __init__(self, evidence: _Optional[bool] = ..., records: _Optional[bool] = ..., summary: _Optional[bool] = ..., structured: _Optional[bool] = ...) -> None: ...
+    def __init__(self, evidence: bool = ..., records: bool = ..., summary: bool = ..., structured: bool = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("taxonomy", "samples", "dataset", "options", "sequence")
@@ -141,7 +140,7 @@ class RuleTrace(_message.Message):
     decided: bool
     json: str
     data: _struct_pb2.Struct
-    def __init__(self, axis: _Optional[str] = ..., rule: _Optional[str] = ..., value: _Optional[str] = ..., outcome: _Optional[_Union[RuleOutcome, str]] = ..., reason: _Optional[str] = ..., decided: _Optional[bool] = ..., json: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, axis: _Optional[str] = ..., rule: _Optional[str] = ..., value: _Optional[str] = ..., outcome: _Optional[_Union[RuleOutcome, str]] = ..., reason: _Optional[str] = ..., decided: bool = ..., json: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("taxonomy", "traces", "record_json", "record")
@@ -197,7 +196,7 @@ class ValidateTaxonomyResponse(_message.Message):
     ok: bool
     problems: _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.Problem]
     taxonomy: _taxonomy_pb2.TaxonomyInfo
-    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ..., taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, ok: bool = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ..., taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ...) -> None: ...
 
 class PutTaxonomyRequest(_message.Message):
     __slots__ = ("yaml", "activate", "filename")
@@ -207,7 +206,7 @@ class PutTaxonomyRequest(_message.Message):
     yaml: str
     activate: bool
     filename: str
-    def __init__(self, yaml: _Optional[str] = ..., activate: _Optional[bool] = ..., filename: _Optional[str] = ...) -> None: ...
+    def __init__(self, yaml: _Optional[str] = ..., activate: bool = ..., filename: _Optional[str] = ...) -> None: ...
 
 class PutTaxonomyResponse(_message.Message):
     __slots__ = ("taxonomy", "created", "problems")
@@ -217,7 +216,7 @@ class PutTaxonomyResponse(_message.Message):
     taxonomy: _taxonomy_pb2.TaxonomyInfo
     created: bool
     problems: _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.Problem]
-    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., created: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ...) -> None: ...
+    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., created: bool = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ...) -> None: ...
 
 class ActivateTaxonomyRequest(_message.Message):
     __slots__ = ("taxonomy",)
@@ -279,7 +278,7 @@ class GetDatasetRequest(_message.Message):
     INCLUDE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     include_images: bool
-    def __init__(self, name: _Optional[str] = ..., include_images: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., include_images: bool = ...) -> None: ...
 
 class GetDatasetResponse(_message.Message):
     __slots__ = ("dataset", "images")
@@ -297,7 +296,7 @@ class RegisterDatasetRequest(_message.Message):
     name: str
     path: str
     replace: bool
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., replace: bool = ...) -> None: ...
 
 class RegisterDatasetResponse(_message.Message):
     __slots__ = ("dataset",)

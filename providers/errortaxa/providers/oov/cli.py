@@ -58,13 +58,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     _model_args(p)
     _ray_args(p)
-    p.set_defaults(func=cmd_index)
+    p.set_defaults(func=cmd_index, extra="oov")
 
     p = osub.add_parser("embed", help="embed images into the on-disk cache (one pass shared by every later run)")
     p.add_argument("images", nargs="+", help="image files or directories (searched recursively)")
     _model_args(p)
     _ray_args(p)
-    p.set_defaults(func=cmd_embed)
+    p.set_defaults(func=cmd_embed, extra="oov")
 
 
 def _ray_args(p: argparse.ArgumentParser) -> None:
