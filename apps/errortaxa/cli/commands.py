@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from errortaxa.cli.errors import UsageError
 from errortaxa.engine import (
@@ -22,6 +18,7 @@ from errortaxa.engine import (
 )
 from errortaxa.engine.inputs import load_label_file, read_jsonl, read_predictions_npz
 from errortaxa.engine.language.schema import json_schema
+from errortaxa.engine.outputs import STDIO, open_text
 from errortaxa.engine.providers import FeatureProvider
 from tqdm import tqdm
 
@@ -40,19 +37,6 @@ def read_input(path: str, labels: str | None) -> tuple[SampleBatch, int]:
             raise UsageError(f"{path}: .npz predictions need --labels (the multi-label CSV or a ReaL json)")
         return read_predictions_npz(path, load_label_file(labels))
     return read_jsonl(path), 0
-
-
-@contextmanager
-def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """stdout, or a file written beside its final name and renamed into place when complete."""
-    if path is None:
-        yield sys.stdout
-        return
-    final = Path(path)
-    partial = final.with_name(final.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as stream:
-        yield stream
-    os.replace(partial, final)
 
 
 def _dumps() -> Any:
@@ -75,7 +59,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     providers = oov_providers(args.oov_config, taxonomy)
     dumps = _dumps()
     parts = []
-    with output_stream(args.output) as out, tqdm(
+    with open_text(args.output or STDIO) as out, tqdm(
         total=len(batch), unit="pred", disable=None if len(batch) > CHUNK else True, file=sys.stderr
     ) as bar:
         for start in range(0, len(batch), CHUNK):
@@ -86,7 +70,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             bar.update(len(part))
     if args.summary:
         decisions = Decisions.concatenate(parts, batch) if parts else taxonomy.evaluate(batch, validate=False)
-        with output_stream(args.summary) as out:
+        with open_text(args.summary) as out:
             json.dump(summarize(taxonomy, decisions, skipped=skipped), out, indent=2)
             out.write("\n")
     if skipped:

@@ -7,9 +7,10 @@ import json
 import os
 import sys
 
-from errortaxa.cli.commands import CHUNK, _dumps, output_stream, read_input
+from errortaxa.cli.commands import CHUNK, _dumps, read_input
 from errortaxa.cli.errors import UsageError
 from errortaxa.client import Client, ErrorTaxaError
+from errortaxa.engine.outputs import STDIO, open_text
 
 
 def classify_remote(args: argparse.Namespace) -> int:
@@ -23,7 +24,7 @@ def classify_remote(args: argparse.Namespace) -> int:
         raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "
                          "upload a file with the client's put_taxonomy")
     try:
-        with Client(args.server, token=token) as client, output_stream(args.output) as out:
+        with Client(args.server, token=token) as client, open_text(args.output or STDIO) as out:
             chunks = (batch.slice(s, min(s + CHUNK, len(batch))) for s in range(0, len(batch), CHUNK))
             for result in client.classify_stream(chunks, taxonomy=taxonomy, records=True, total=len(batch),
                                                  progress=len(batch) > CHUNK and sys.stderr.isatty()):
@@ -33,7 +34,7 @@ def classify_remote(args: argparse.Namespace) -> int:
                 assert summary is not None
                 data = dict(summary.data)
                 data["skipped_without_labels"] = skipped
-                with output_stream(args.summary) as stream:
+                with open_text(args.summary) as stream:
                     json.dump(data, stream, indent=2)
                     stream.write("\n")
     except ErrorTaxaError as exc:

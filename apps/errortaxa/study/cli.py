@@ -14,6 +14,7 @@ from typing import Any
 from errortaxa.cli.commands import taxonomy_from
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, load_label_file
+from errortaxa.engine.outputs import write_text
 
 __all__ = ["register"]
 
@@ -184,7 +185,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                              errors_only=not args.all, examples=args.examples)
     print(format_diff(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result.to_dict(), indent=1) + "\n")
     return 0
 
 
@@ -197,7 +198,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     result = agreement(taxonomy, labels, external)
     print(format_agreement(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=1) + "\n")
     return 0
 
 

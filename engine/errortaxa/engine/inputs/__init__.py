@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import sys
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from errortaxa.engine.gcpause import gc_paused
+from errortaxa.engine.outputs import STDIO
 from errortaxa.engine.samples import SampleBatch, csr_take
 
 _orjson: Any
@@ -125,9 +127,10 @@ def _range_text(num_classes: int) -> str:
 
 
 def _read_text(path: PathLike) -> str:
-    """The file as text (UTF-8, BOM dropped), with I/O and decoding errors as InputError."""
+    """The file (``-``: standard input) as text (UTF-8, BOM dropped), with I/O and decoding errors
+    as InputError."""
     try:
-        data = Path(path).read_bytes()
+        data = sys.stdin.buffer.read() if os.fspath(path) == STDIO else Path(path).read_bytes()
     except OSError as error:
         raise InputError(path, f"cannot read: {error.strerror or error}") from None
     try:
@@ -152,7 +155,7 @@ def _csr(labels: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_jsonl(path: PathLike, num_classes: int = 1000) -> SampleBatch:
-    """Read samples, one JSON object a line (blank lines skipped).
+    """Read samples, one JSON object a line (blank lines skipped); ``-`` reads standard input.
 
     Fields: ``target`` (int), ``labels`` ([int], may be empty), ``pred`` (int), ``image`` (file
     name; may be omitted when ``id`` is given), optional ``id`` (str or int, kept as str),
