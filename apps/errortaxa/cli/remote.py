@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
-from errortaxa.cli.commands import CHUNK, _dumps, read_input
+from errortaxa.cli.commands import CHUNK, _dumps, note_skipped, read_input
 from errortaxa.cli.errors import UsageError
+from errortaxa.cli.terminal import progress_enabled
 from errortaxa.client import Client, ErrorTaxaError
 from errortaxa.engine.outputs import STDIO, open_text
 
@@ -23,11 +24,12 @@ def classify_remote(args: argparse.Namespace) -> int:
     if taxonomy is not None and os.path.isfile(taxonomy):
         raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "
                          "upload a file with the client's put_taxonomy")
+    show = len(batch) > CHUNK and progress_enabled(args.quiet, sys.stderr)
     try:
         with Client(args.server, token=token) as client, open_text(args.output or STDIO) as out:
             chunks = (batch.slice(s, min(s + CHUNK, len(batch))) for s in range(0, len(batch), CHUNK))
             for result in client.classify_stream(chunks, taxonomy=taxonomy, records=True, total=len(batch),
-                                                 progress=len(batch) > CHUNK and sys.stderr.isatty()):
+                                                 progress=show):
                 out.write("".join(dumps(r) + "\n" for r in result.records))
             if args.summary:
                 summary = client.classify(batch, taxonomy=taxonomy, summary=True).summary
@@ -39,6 +41,5 @@ def classify_remote(args: argparse.Namespace) -> int:
                     stream.write("\n")
     except ErrorTaxaError as exc:
         raise UsageError(f"server {args.server}: {exc}") from None
-    if skipped:
-        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)
+    note_skipped(skipped, args.quiet)
     return 0

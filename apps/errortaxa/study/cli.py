@@ -112,7 +112,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     image_list = read_image_list(args.image_list) if args.image_list else None
     try:
         result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                           progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                           progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
+                           ray_address=args.ray,
                            compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                            oov_config=args.oov_config)
     except (RayNotInstalled, OOVUnavailable) as error:
@@ -128,7 +129,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         from errortaxa.study.report import write_report
 
         paths.update(write_report(result, args.out, color_by=args.color_by))
-    print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

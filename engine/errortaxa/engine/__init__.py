@@ -14,6 +14,7 @@ from errortaxa.engine.providers import FeatureProvider, FeatureResult
 from errortaxa.engine.results.decisions import AxisDecisions, Decisions
 from errortaxa.engine.results.summary import summarize
 from errortaxa.engine.samples import SampleBatch, SampleError
+from errortaxa.engine.version import __version__
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -29,6 +30,7 @@ __all__ = [
     "SampleBatch",
     "SampleError",
     "TaxonomyError",
+    "__version__",
     "compile_path",
     "compile_taxonomy",
     "default_compiled",
