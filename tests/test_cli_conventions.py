@@ -172,7 +172,8 @@ def test_bash_completion_knows_subcommands_options_choices_and_files(tmp_path: P
 
 def test_zsh_completion_is_the_bash_one_through_bashcompinit(tmp_path: Path) -> None:
     p = run("completion", "zsh")
-    assert p.returncode == 0 and "bashcompinit" in p.stdout and "complete -o default -F _errortaxa errortaxa" in p.stdout
+    assert p.returncode == 0 and "bashcompinit" in p.stdout
+    assert "complete -o default -F _errortaxa errortaxa" in p.stdout
     zsh = shutil.which("zsh")
     if zsh is not None:
         script = tmp_path / "errortaxa.zsh"
