@@ -149,6 +149,12 @@ def test_a_folder_is_refused_by_the_open(tmp_path: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
+def test_a_missing_folder_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        write_text(tmp_path / "no" / "out.txt", "x")
+    assert caught.value.filename == str(tmp_path / "no")
+
+
 def test_dash_is_standard_output(capsys: pytest.CaptureFixture[str]) -> None:
     write_text("-", "on stdout\n")
     assert capsys.readouterr().out == "on stdout\n"

@@ -130,13 +130,16 @@ def _stream(file: str | os.PathLike[str] | int, binary: bool) -> IO[Any]:
 
 
 def _create_beside(target: Path, mode: int) -> tuple[Path, int]:
-    """A new, empty hidden file ``.NAME.XXXXXXXX.partial`` in ``target``'s folder, and its descriptor."""
+    """A new, empty hidden file ``.NAME.XXXXXXXX.partial`` in ``target``'s folder, and its descriptor.
+    Errors name the folder (missing, not writable), not the temporary file."""
     while True:
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
         try:
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         except FileExistsError:
             continue
+        except OSError as error:
+            raise type(error)(error.errno, error.strerror, str(target.parent)) from None
 
 
 def fsync_dir(path: Path) -> None:
