@@ -220,6 +220,16 @@ def test_classify_output_to_a_process_substitution(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in gzip.decompress(gz.read_bytes()).decode().splitlines()] == ["a", "b"]
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash for process substitution")
+def test_classify_reads_a_pipe_once_for_detection_and_reading(tmp_path: Path) -> None:
+    gz = tmp_path / "in.jsonl.gz"
+    gz.write_bytes(gzip.compress(jsonl(RECORDS).encode()))
+    p = subprocess.run(["bash", "-c", f'"{EXE}" classify <(gzip -dc "{gz}")'], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(line)["id"] for line in p.stdout.splitlines()] == ["a", "b"]
+
+
 def test_classify_output_to_a_folder_is_one_line(tmp_path: Path) -> None:
     inp = tmp_path / "in.jsonl"
     inp.write_text(jsonl(RECORDS))

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+import orjson
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.rules_report import (
     case_status,
@@ -30,7 +31,7 @@ from errortaxa.engine import (
     default_compiled,
     summarize,
 )
-from errortaxa.engine.inputs import load_label_file, read_jsonl, read_predictions_npz
+from errortaxa.engine.inputs import read_labels, read_predictions
 from errortaxa.engine.language.schema import json_schema
 from errortaxa.engine.outputs import STDIO, open_text
 from errortaxa.engine.providers import FeatureProvider
@@ -43,23 +44,17 @@ def taxonomy_from(path: str | None) -> CompiledTaxonomy:
     return default_compiled() if path is None else compile_path(path)
 
 
-def read_input(path: str, labels: str | None) -> tuple[SampleBatch, int]:
-    """A batch from JSONL records or an .npz of predictions (with --labels); and the number of
-    images skipped for lack of labels."""
-    if path.endswith(".npz"):
-        if labels is None:
-            raise UsageError(f"{path}: .npz predictions need --labels (the multi-label CSV or a ReaL json)")
-        return read_predictions_npz(path, load_label_file(labels))
-    return read_jsonl(path), 0
+def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
+    """The samples of a predictions file in any registered format (JSONL records carry their
+    labels; others are joined with --labels); and the number of images skipped for lack of labels."""
+    predictions = read_predictions(path, num_classes)
+    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
+    return predictions.with_labels(label_set, num_classes)
 
 
-def _dumps() -> Any:
-    try:
-        import orjson
-
-        return lambda obj: orjson.dumps(obj).decode()
-    except ImportError:  # pragma: no cover - orjson is optional
-        return lambda obj: json.dumps(obj, separators=(",", ":"))
+def dumps(obj: Any) -> str:
+    """One JSON record (compact)."""
+    return orjson.dumps(obj).decode()
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -68,10 +63,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
         return classify_remote(args)
     taxonomy = taxonomy_from(args.taxonomy)
-    batch, skipped = read_input(args.input, args.labels)
+    batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
     batch.validate(len(taxonomy.vocabulary))
     providers = oov_providers(args.oov_config, taxonomy)
-    dumps = _dumps()
     parts = []
     show = len(batch) > CHUNK and progress_enabled(args.quiet, sys.stderr)
     with open_text(args.output or STDIO) as out, tqdm(

@@ -13,7 +13,7 @@ from typing import Any
 
 from errortaxa.cli.commands import taxonomy_from
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.inputs import LabeledImages, load_label_file
+from errortaxa.engine.inputs import LabeledImages, read_labels
 from errortaxa.engine.outputs import write_text
 
 __all__ = ["register"]
@@ -22,8 +22,8 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
     p.add_argument("sources", nargs="+",
-                   help="directories of per-model prediction files (.npz top-1 or logits, .jsonl), files, "
-                        "or .txt lists of files")
+                   help="directories of per-model prediction files (any predictions format: .npz, .npy, "
+                        ".jsonl), files, or .txt lists of files")
     p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list) defining the images; "
                                     "default: the first JSONL file's own samples")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
@@ -70,16 +70,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _labels(path: str | None) -> LabeledImages | None:
-    return None if path is None else load_label_file(path)
+    return None if path is None else read_labels(path)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     from errortaxa.cli.commands import oov_providers
-    from errortaxa.engine.inputs import read_jsonl
-    from errortaxa.study.distributed import RayNotInstalled
+    from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
     from errortaxa.study.study import (
         ImageSet,
-        OOVUnavailable,
         discover_models,
         read_image_list,
         read_metadata,
@@ -103,22 +101,19 @@ def cmd_study(args: argparse.Namespace) -> int:
     if labels is not None:
         images = ImageSet.from_labels(labels)
     else:
-        first = next((m for m in models if m.path.endswith(".jsonl")), None)
+        first = next((m for m in models if detect(m.path, PREDICTIONS).carries_labels), None)
         if first is None:
-            print("errortaxa: error: .npz predictions need --labels", file=sys.stderr)
+            print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
             return 2
-        images = ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
+        images = ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
-    try:
-        result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                           progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
-                           ray_address=args.ray,
-                           compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                           oov_config=args.oov_config)
-    except (RayNotInstalled, OOVUnavailable) as error:
-        print(f"errortaxa: error: {error}", file=sys.stderr)
-        return 2
+    # RayNotInstalled and OOVUnavailable are failed preconditions: exit 2 with one line (cli.errors)
+    result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
+                       progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
+                       ray_address=args.ray,
+                       compare=compare, compare_axis=args.compare_axis, providers=providers or None,
+                       oov_config=args.oov_config)
     paths = result.write(args.out)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff
@@ -195,7 +190,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from errortaxa.study.agreement import agreement, format_agreement, read_external
 
     taxonomy = taxonomy_from(args.taxonomy)
-    labels = load_label_file(args.labels)
+    labels = read_labels(args.labels)
     external = read_external(args.external)
     result = agreement(taxonomy, labels, external)
     print(format_agreement(result))
