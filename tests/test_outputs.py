@@ -62,6 +62,15 @@ def test_an_existing_file_is_replaced_by_rename_and_keeps_its_mode(tmp_path: Pat
     assert leftovers(tmp_path) == []
 
 
+@root_only
+def test_a_replaced_file_keeps_its_owner_when_root_writes_it(tmp_path: Path) -> None:
+    target = tmp_path / "theirs.txt"
+    target.write_text("old\n")
+    os.chown(target, 4321, 4321)
+    write_text(target, "new\n")
+    assert (target.stat().st_uid, target.stat().st_gid) == (4321, 4321) and target.read_text() == "new\n"
+
+
 def test_an_error_while_writing_leaves_the_old_file_and_no_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     target.write_text("old\n")

@@ -108,12 +108,12 @@ def _replacing(target: Path, *, binary: bool) -> Iterator[IO[Any]]:
         old = None
     tmp, fd = _create_beside(target, 0o666 if old is None else stat.S_IMODE(old.st_mode))
     try:
-        if old is not None:
-            os.chmod(fd, stat.S_IMODE(old.st_mode))  # the umask may have narrowed the mode
-            if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-                with suppress(PermissionError):
-                    os.chown(fd, old.st_uid, old.st_gid)
         with _stream(fd, binary) as stream:
+            if old is not None:
+                os.chmod(fd, stat.S_IMODE(old.st_mode))  # the umask may have narrowed the mode
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    with suppress(PermissionError):
+                        os.chown(fd, old.st_uid, old.st_gid)
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
