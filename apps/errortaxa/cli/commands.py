@@ -1,4 +1,4 @@
-"""The subcommands of ``errortaxa``: thin shells over the engine, the server and the OOV provider."""
+"""The ``classify`` and ``rules`` subcommands of ``errortaxa``: thin shells over the engine and the providers."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
 
-import orjson
+from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, taxonomy_from
 from errortaxa.cli.errors import UsageError
+from errortaxa.cli.providers import providers_from
 from errortaxa.cli.rules_report import (
     case_status,
     cases_json,
@@ -23,49 +23,27 @@ from errortaxa.cli.rules_report import (
 )
 from errortaxa.cli.terminal import colour_enabled, paint, progress_enabled
 from errortaxa.engine import (
-    CompiledTaxonomy,
     Decisions,
     SampleBatch,
     TaxonomyError,
     compile_path,
-    default_compiled,
+    evaluate,
+    explain,
+    run_cases,
     summarize,
 )
-from errortaxa.engine.inputs import read_labels, read_predictions
 from errortaxa.engine.language.schema import json_schema
 from errortaxa.engine.outputs import STDIO, open_text
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.providers import registry
 from tqdm import tqdm
 
-CHUNK = 100_000
 
-
-def taxonomy_from(path: str | None) -> CompiledTaxonomy:
-    return default_compiled() if path is None else compile_path(path)
-
-
-def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
-    """The samples of a predictions file in any registered format (JSONL records carry their
-    labels; others are joined with --labels); and the number of images skipped for lack of labels."""
-    predictions = read_predictions(path, num_classes)
-    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
-    return predictions.with_labels(label_set, num_classes)
-
-
-def dumps(obj: Any) -> str:
-    """One JSON record (compact)."""
-    return orjson.dumps(obj).decode()
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    if args.server:
-        from errortaxa.cli.remote import classify_remote
-
-        return classify_remote(args)
+def classify_local(args: argparse.Namespace) -> int:
+    """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
     batch.validate(len(taxonomy.vocabulary))
-    providers = oov_providers(args.oov_config, taxonomy)
+    providers = providers_from(args, taxonomy)
     parts = []
     show = len(batch) > CHUNK and progress_enabled(args.quiet, sys.stderr)
     with open_text(args.output or STDIO) as out, tqdm(
@@ -73,51 +51,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
     ) as bar:
         for start in range(0, len(batch), CHUNK):
             part = batch.slice(start, min(start + CHUNK, len(batch)))
-            decisions = taxonomy.evaluate(part, providers, validate=False)
+            decisions = evaluate(taxonomy, part, providers, validate=False)
             out.write("".join(dumps(r) + "\n" for r in decisions.records()))
             parts.append(decisions)
             bar.update(len(part))
     if args.summary:
-        decisions = Decisions.concatenate(parts, batch) if parts else taxonomy.evaluate(batch, validate=False)
+        decisions = Decisions.concatenate(parts, batch) if parts else evaluate(taxonomy, batch, validate=False)
         with open_text(args.summary) as out:
             json.dump(summarize(taxonomy, decisions, skipped=skipped), out, indent=2)
             out.write("\n")
     note_skipped(skipped, args.quiet)
     return 0
-
-
-def note_skipped(skipped: int, quiet: bool) -> None:
-    if skipped and not quiet:
-        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)
-
-
-def oov_providers(config: str | None, taxonomy: CompiledTaxonomy) -> dict[str, FeatureProvider]:
-    """The OOV provider when configured (it needs torch and open_clip: ``pip install errortaxa[oov]``).
-    ``config`` is a YAML or JSON file of OOV settings (model, checkpoint, index; docs/OOV.md)."""
-    if config is None:
-        return {}
-    import yaml
-    from errortaxa.providers.oov.config import OOVConfig, read_config_file
-    from errortaxa.providers.oov.errors import OOVConfigError, OOVError
-
-    try:
-        settings = read_config_file(config)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--oov-config {config}: invalid YAML/JSON: {exc}") from None
-    except OOVConfigError:
-        raise UsageError(f"--oov-config {config}: must be a mapping of settings") from None
-    try:
-        from errortaxa.providers.oov.provider import OOVProvider, shared_model
-    except ImportError as exc:
-        raise UsageError(f"--oov-config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
-    try:
-        cfg = OOVConfig.from_mapping(settings)
-        encoder, index = shared_model(cfg)
-        provider = OOVProvider(cfg, same_superclass=taxonomy.same_superclass, vocab=taxonomy.vocabulary,
-                               encoder=encoder, index=index)
-    except (OOVError, ValueError) as exc:
-        raise UsageError(f"--oov-config {config}: {exc}") from None
-    return {provider.name: provider}
 
 
 def cmd_rules_validate(args: argparse.Namespace) -> int:
@@ -128,11 +72,16 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
             raise
         print(json.dumps(invalid_json(args.file, exc.problems), indent=2))
         return 2
+    installed = registry.names()
+    missing = sorted(taxonomy.providers_needed - set(installed))
     if args.format == "json":
-        print(json.dumps(validation_json(args.file, taxonomy), indent=2))
+        print(json.dumps(validation_json(args.file, taxonomy, missing), indent=2))
         return 0
     for warning in taxonomy.warnings:
         print(warning, file=sys.stderr)
+    for name in missing:
+        print(f"{args.file}: warning: the rules ask feature provider '{name}', which is not installed here "
+              f"(installed: {', '.join(installed) or 'none'}); its rules are not evaluated", file=sys.stderr)
     rules = sum(len(axis.rules) for axis in taxonomy.axes.values())
     print(f"ok: {taxonomy.name} {taxonomy.version} ({taxonomy.content_hash}): {len(taxonomy.axes)} axis(es), "
           f"{rules} rules, {len(taxonomy.superclass_names)} superclasses, {len(taxonomy.warnings)} warning(s)")
@@ -152,7 +101,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         else:
             raise
         return 2
-    results = taxonomy.run_cases()
+    results = run_cases(taxonomy)
     n = counts(results)
     if args.format == "json":
         print(json.dumps(cases_json(args.file, taxonomy, results), indent=2))
@@ -174,10 +123,18 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
+    """The completion script of the whole parser, the provider-contributed commands included;
+    ``serve``'s options come from the server's own parser where the serve extra is installed."""
     from errortaxa.cli.completion import SCRIPTS
-    from errortaxa.server.config import build_parser as serve_parser
 
-    print(SCRIPTS[args.shell](args.root_parser, {"serve": serve_parser()}), end="")
+    replace = {}
+    try:
+        from errortaxa.server.config import build_parser as serve_parser
+    except ModuleNotFoundError:  # no serve extra: `serve` completes as a bare word
+        pass
+    else:
+        replace["serve"] = serve_parser()
+    print(SCRIPTS[args.shell](args.root_parser, replace), end="")
     return 0
 
 
@@ -206,8 +163,8 @@ def parse_record(text: str) -> SampleBatch:
 def cmd_rules_explain(args: argparse.Namespace) -> int:
     taxonomy = compile_path(args.file)
     batch = parse_record(args.record)
-    traces = taxonomy.explain(batch, 0)
-    decided = taxonomy.evaluate(batch).record(0)
+    explanation = explain(taxonomy, batch, 0)
+    traces, decided = explanation.traces, explanation.record()
     if args.json:
         print(json.dumps({"decision": decided, "trace": [t.__dict__ for t in traces]}, indent=2))
         return 0
@@ -247,9 +204,3 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 def cmd_rules_schema(args: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2))
     return 0
-
-
-def cmd_oov_proposals(args: argparse.Namespace) -> int:
-    from errortaxa.cli.oov_proposals import run_proposals
-
-    return run_proposals(args)

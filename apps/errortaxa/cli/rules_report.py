@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from errortaxa.engine import CompiledTaxonomy, Problem
-from errortaxa.engine.compile.compiler import CaseResult
+from errortaxa.engine import CaseResult, CompiledTaxonomy, Problem
 from errortaxa.engine.language.problems import format_key_path
 
 CaseStatus = Literal["passed", "failed", "skipped"]
@@ -25,12 +24,14 @@ def taxonomy_dict(taxonomy: CompiledTaxonomy) -> dict[str, Any]:
     return {"name": taxonomy.name, "version": taxonomy.version, "content_hash": taxonomy.content_hash}
 
 
-def validation_json(file: str, taxonomy: CompiledTaxonomy) -> dict[str, Any]:
-    """``rules validate --format json`` of a taxonomy that compiled (warnings in ``problems``)."""
+def validation_json(file: str, taxonomy: CompiledTaxonomy, providers_missing: Sequence[str]) -> dict[str, Any]:
+    """``rules validate --format json`` of a taxonomy that compiled (warnings in ``problems``; the
+    feature providers its rules ask that are not installed here in ``providers_missing``)."""
     return {"ok": True, "file": file, "taxonomy": taxonomy_dict(taxonomy), "axes": list(taxonomy.axes),
             "rules": sum(len(axis.rules) for axis in taxonomy.axes.values()),
             "superclasses": len(taxonomy.superclass_names),
-            "problems": [problem_dict(p) for p in taxonomy.warnings]}
+            "problems": [problem_dict(p) for p in taxonomy.warnings],
+            "providers_missing": list(providers_missing)}
 
 
 def invalid_json(file: str, problems: Sequence[Problem]) -> dict[str, Any]:
