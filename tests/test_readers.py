@@ -272,3 +272,18 @@ def test_a_study_folder_takes_prediction_tables_and_leaves_other_csv_files(tmp_p
     pd.DataFrame({"img": ["a"], "guess": [3]}).to_csv(tmp_path / "custom.csv", index=False)
     options = ReadOptions(columns=Columns(image="img", pred="guess"))
     assert read_predictions(tmp_path / "custom.csv", options).top1(1000).tolist() == [3]
+
+
+def test_binary_formats_from_standard_input(tmp_path: Path) -> None:
+    """``classify -`` with a torch file or a parquet table on standard input."""
+    labels = tmp_path / "val.txt"
+    labels.write_text("".join(f"{image} 5\n" for image in IMAGES))
+    torch.save({"images": IMAGES, "top1": torch.full((12,), 5)}, tmp_path / "m.pt")
+    shutil.copy(TIMM / "mobilenetv3.parquet", tmp_path / "m.parquet")
+    for name, correct in (("m.pt", 12), ("m.parquet", 0)):
+        with (tmp_path / name).open("rb") as stdin:
+            p = subprocess.run([EXE, "classify", "-", "--labels", str(labels)], stdin=stdin, capture_output=True,
+                               text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        records = [json.loads(line) for line in p.stdout.splitlines()]
+        assert len(records) == 12 and sum(r["category"] == "correct" for r in records) == correct, name

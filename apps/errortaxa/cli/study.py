@@ -13,6 +13,7 @@ from errortaxa.cli.common import COLUMNS_HELP, label_options, read_options, taxo
 from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
 from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.inputs import LabeledImages, ReadOptions, read_labels
+from errortaxa.engine.outputs import write_text
 
 __all__ = ["register"]
 
@@ -104,7 +105,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     image_list = read_image_list(args.image_list) if args.image_list else None
     # RayNotInstalled and ProviderUnavailable are failed preconditions: exit 2 with one line (cli.errors)
     result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                       progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
+                       ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                        provider_configs=provider_configs(args), read_options=options)
     paths = result.write(args.out)
@@ -117,7 +119,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         from errortaxa.study.report import write_report
 
         paths.update(write_report(result, args.out, color_by=args.color_by))
-    print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -177,7 +180,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                              errors_only=not args.all, examples=args.examples)
     print(format_diff(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result.to_dict(), indent=1) + "\n")
     return 0
 
 
@@ -190,7 +193,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     result = agreement(taxonomy, labels, external)
     print(format_agreement(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -10,7 +10,7 @@ from errortaxa.engine.inputs.classes import class_ids
 from errortaxa.engine.inputs.errors import InputError
 from errortaxa.engine.inputs.predictions import Predictions
 from errortaxa.engine.inputs.registry import PREDICTIONS, Format, ReadOptions, register
-from errortaxa.engine.inputs.text import PathLike, zip_first_name
+from errortaxa.engine.inputs.text import PathLike, binary_source, zip_first_name
 from errortaxa.engine.inputs.validation import NUM_VALIDATION_IMAGES, validation_images
 
 PREDICTION_KEYS = ("top1", "pred", "logits", "probs", "probabilities")
@@ -23,7 +23,7 @@ def read_npz(path: str, options: ReadOptions) -> Predictions:
     scores. Rows are the 50,000 validation images in file order, unless an ``images`` array
     (str[N]) names them. An archive without any of these keys is refused, whatever it holds."""
     try:
-        loaded = np.load(path, allow_pickle=False)
+        loaded = np.load(binary_source(path), allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(path, f"cannot read as .npz: {error}") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -14,6 +14,7 @@ from errortaxa.engine.inputs.labels import LabeledImages
 from errortaxa.engine.inputs.predictions import Predictions
 from errortaxa.engine.inputs.registry import LABELS, PREDICTIONS, Format, ReadOptions, register
 from errortaxa.engine.inputs.tables import Table, table_labels, table_predictions
+from errortaxa.engine.inputs.text import binary_source
 
 SUFFIXES = (".parquet", ".pq")
 
@@ -26,7 +27,7 @@ def read_table(path: str) -> Table:
     except ImportError:
         raise MissingExtra(path, "parquet") from None
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(binary_source(path))
     except (pa.ArrowException, OSError) as error:
         raise InputError(path, f"cannot read as parquet: {error}") from None
     columns = {name: _column(pa, table.column(name).combine_chunks()) for name in table.column_names}

@@ -18,7 +18,7 @@ from errortaxa.engine.inputs.errors import InputError
 from errortaxa.engine.inputs.formats.npz import PREDICTION_KEYS
 from errortaxa.engine.inputs.predictions import Predictions
 from errortaxa.engine.inputs.registry import PREDICTIONS, Format, ReadOptions, register
-from errortaxa.engine.inputs.text import PathLike, describe, zip_first_name
+from errortaxa.engine.inputs.text import PathLike, binary_source, describe, zip_first_name
 from errortaxa.engine.inputs.validation import NUM_VALIDATION_IMAGES, validation_images
 
 TENSOR = "tensor"  # how errors name a file's one tensor
@@ -32,7 +32,7 @@ def read_pt(path: str, options: ReadOptions) -> Predictions:
     except ImportError:
         raise MissingExtra(path, "torch") from None
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(binary_source(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise InputError(path, f"cannot read as a torch file (weights only): {reason}") from None
