@@ -114,12 +114,12 @@ def plot_organism_vs_artifact(result: StudyResult) -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     cmap = plt.get_cmap("tab10")
     table = result.table
-    for ax, group in zip(axes, ("organism", "artifact"), strict=True):
+    for ax, group in zip(axes, ("organism_by_label", "artifact_by_label"), strict=True):
         if f"{group}.mla" not in table.columns:
             ax.axis("off")
             continue
         x = table[f"{group}.mla"].to_numpy(dtype=float)
-        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - x)
+        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - table[f"{group}.mla_share"].to_numpy(float))
         for k, cat in enumerate(result.error_categories):
             column = f"{group}.n.{cat}"
             if column not in table.columns or table[column].sum() == 0:
@@ -128,7 +128,7 @@ def plot_organism_vs_artifact(result: StudyResult) -> Figure:
                 y = table[column].to_numpy(dtype=float) / errors
             ax.scatter(x, y, s=8, alpha=0.5, color=cmap(k % 10), label=cat.replace("_", " "))
             _trend(ax, x, y, cmap(k % 10))
-        ax.set_title(f"{group}s")
+        ax.set_title(f"{group.split('_')[0]}s (an image in the group when any label is)")
         ax.set_xlabel("multi-label accuracy")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of the group's errors")
@@ -161,7 +161,9 @@ def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = N
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+div.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:12px;margin:1em 0}
+td.not-evaluated{color:#888;font-style:italic}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f0f0f0} td.l,th.l{text-align:left} img{max-width:100%;border:1px solid #eee}
 """
@@ -171,6 +173,27 @@ def _fmt(x: Any) -> str:
     if isinstance(x, float | np.floating):
         return "" if not np.isfinite(x) else f"{x:.4f}"
     return html.escape(str(x))
+
+
+def _not_evaluated(result: StudyResult) -> dict[str, str]:
+    """Per category decided by a rule that was not evaluated on some headline image of some
+    model (no OOV provider, a missing sample list), that rule's id."""
+    t = result.table
+    out: dict[str, str] = {}
+    for column in t.columns:
+        if column.startswith("all.not_evaluated.") and t[column].sum() > 0:
+            rule = column.removeprefix("all.not_evaluated.")
+            out[result.rule_values.get(rule, rule)] = rule
+    return out
+
+
+def _share_cell(row: Any, category: str, unknown: dict[str, str]) -> str:
+    """An error share, or "not evaluated" where the model's rule for it was not evaluated."""
+    rule = unknown.get(category)
+    if rule is not None and row[f"all.not_evaluated.{rule}"] > 0:
+        return (f"<td class='not-evaluated' title='rule {html.escape(rule)} not evaluated on "
+                f"{int(row[f'all.not_evaluated.{rule}'])} images'>not evaluated</td>")
+    return f"<td>{_fmt(row[f'error_share.{category}'])}</td>"
 
 
 def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
@@ -188,24 +211,29 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
     # per-model table
     meta = result.metadata_columns
     shares = [c for c in result.error_categories if f"error_share.{c}" in t.columns]
-    head = ["model", *meta, "images", "top-1", "95% CI", "multi-label", "95% CI", *shares]
-    if "image_list.mla" in t.columns:
-        head += ["image list MLA"]
-    parts.append(f"<h2>Models</h2><table id='models'><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>")
+    unknown = _not_evaluated(result)
+    head = ["model", *meta, "images", "top-1", "top-1 95% CI", "MLA", "MLA share", "MLA share 95% CI",
+            "MLA, minor errors correct", "MLA, explainable errors correct", *[f"{c} (share of errors)" for c in shares]]
+    if "image_list.accuracy" in t.columns:
+        head += ["image list accuracy"]
+    parts.append("<h2>Models</h2><div class='scroll'><table id='models'><tr>"
+                 f"{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>")
     order = t.sort_values("all.mla", ascending=False).head(max_rows)
     for _, row in order.iterrows():
         cells = [f"<td class='l'>{_fmt(row['model'])}</td>", *[f"<td class='l'>{_fmt(row[m])}</td>" for m in meta],
                  f"<td>{int(row['all.samples'])}</td>", f"<td>{_fmt(row['all.top1'])}</td>",
                  f"<td>[{_fmt(row['all.top1_lo'])}, {_fmt(row['all.top1_hi'])}]</td>",
-                 f"<td>{_fmt(row['all.mla'])}</td>",
-                 f"<td>[{_fmt(row['all.mla_lo'])}, {_fmt(row['all.mla_hi'])}]</td>",
-                 *[f"<td>{_fmt(row[f'error_share.{c}'])}</td>" for c in shares]]
-        if "image_list.mla" in t.columns:
-            cells.append(f"<td>{_fmt(row['image_list.mla'])}</td>")
+                 f"<td>{_fmt(row['all.mla'])}</td>", f"<td>{_fmt(row['all.mla_share'])}</td>",
+                 f"<td>[{_fmt(row['all.mla_share_lo'])}, {_fmt(row['all.mla_share_hi'])}]</td>",
+                 f"<td>{_fmt(row['all.mla_minor'])}</td>", f"<td>{_fmt(row['all.mla_explainable'])}</td>",
+                 *[_share_cell(row, c, unknown) for c in shares]]
+        if "image_list.accuracy" in t.columns:
+            cells.append(f"<td>{_fmt(row['image_list.accuracy'])}</td>")
         parts.append(f"<tr class='model-row'>{''.join(cells)}</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     if len(t) > max_rows:
         parts.append(f"<p>({len(t) - max_rows} more models in models.csv)</p>")
+    parts.extend(_sources_html(result))
     # plots
     if plot_paths:
         parts.append("<h2>Plots</h2>")
@@ -231,6 +259,19 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
         parts.extend(_diff_html(diff, len(t)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _sources_html(result: StudyResult) -> list[str]:
+    """What the study read: its inputs, and each sample list of the taxonomy with its source."""
+    esc = html.escape
+    parts = ["<h2 id='sources'>Inputs and sample lists</h2><ul>"]
+    parts += [f"<li>{esc(kind)}: {esc(path)}</li>" for kind, path in result.inputs.items()]
+    for name, info in result.sample_lists.items():
+        where = esc(info["found"]) if info.get("found") else "<b>not found: its rules were not evaluated</b>"
+        parts.append(f"<li class='sample-list'>sample list <code>{esc(name)}</code> ({int(info['images'])} images) "
+                     f"from {where}; source: {esc(info['source'])}</li>")
+    parts.append("</ul>")
+    return parts
 
 
 def _diff_html(diff: DiffResult, models: int) -> list[str]:
