@@ -14,6 +14,7 @@ from typing import Any
 from errortaxa.cli.commands import taxonomy_from
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, load_label_file
+from errortaxa.engine.knowledge.datasets import DATASETS
 
 __all__ = ["register"]
 
@@ -42,6 +43,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="OOV provider settings (YAML/JSON: CLIP weights, images, kNN index; docs/OOV.md) for the "
                         "fine_grained_oov rule, as in 'classify --oov-config'; each (image, class) pair is asked "
                         "once for all models, and with --ray every worker loads this file")
+    p.add_argument("--reference-tables", action="store_true",
+                   help="also write OUT/reference/non_problematic_stats_{all,organism,artifact,other}.csv in the "
+                        "layout and units of the reference pipeline's published tables (Peychev et al. 2023)")
+    p.add_argument("--val-labels", metavar="FILE",
+                   help="original labels of the 50,000 validation images (caffe-style 'FILE LABEL' list): adds "
+                        "top-1 on all of them (top1_val) for prediction files that cover them")
+    p.add_argument("--dataset", default="imagenet", choices=("imagenet", *DATASETS),
+                   help="the image set: imagenet (multi-labels from --labels) or a built-in dataset whose labels "
+                        "are the target (imagenet-a: WNID/FILE.jpg, 200 classes; imagenet-v2: INDEX/FILE.jpeg); "
+                        "for those --labels is a directory of class folders or a list of image names (default: the "
+                        "names in the first prediction file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
@@ -74,10 +86,8 @@ def _labels(path: str | None) -> LabeledImages | None:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from errortaxa.cli.commands import oov_providers
-    from errortaxa.engine.inputs import read_jsonl
     from errortaxa.study.distributed import RayNotInstalled
     from errortaxa.study.study import (
-        ImageSet,
         OOVUnavailable,
         discover_models,
         read_image_list,
@@ -98,31 +108,47 @@ def cmd_study(args: argparse.Namespace) -> int:
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
         return 2
-    labels = _labels(args.labels)
-    if labels is not None:
-        images = ImageSet.from_labels(labels)
-    else:
-        first = next((m for m in models if m.path.endswith(".jsonl")), None)
-        if first is None:
-            print("errortaxa: error: .npz predictions need --labels", file=sys.stderr)
-            return 2
-        images = ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
+    images = _study_images(args, models, taxonomy)
+    if images is None:
+        return 2
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
+    extra = _extra_scores(args)
+    if extra is not None and args.ray:
+        print("errortaxa: error: --val-labels and --dataset imagenet-a read scores in this process: "
+              "not with --ray", file=sys.stderr)
+        return 2
+    if args.reference_tables:
+        from errortaxa.study.reference import ReferenceTablesError, reference_columns
+
+        try:
+            reference_columns(taxonomy)
+        except ReferenceTablesError as error:
+            print(f"errortaxa: error: --reference-tables: {error}", file=sys.stderr)
+            return 2
     try:
         result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
                            progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
                            compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                           oov_config=args.oov_config)
+                           oov_config=args.oov_config, extra=extra, dataset=args.dataset)
     except (RayNotInstalled, OOVUnavailable) as error:
         print(f"errortaxa: error: {error}", file=sys.stderr)
         return 2
+    result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
+                                            ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
+    if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):
+        print("errortaxa: warning: --val-labels: top-1 on all validation images is missing for models whose file "
+              "does not cover the 50,000 validation images", file=sys.stderr)
     paths = result.write(args.out)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff
 
         print(f"taxonomy comparison, all {len(result.table)} models pooled:")
         print(format_diff(result.diff))
+    if args.reference_tables:
+        from errortaxa.study.reference import write_reference_tables
+
+        paths.update(write_reference_tables(result, taxonomy, args.out))
     if args.report:
         from errortaxa.study.report import write_report
 
@@ -131,6 +157,47 @@ def cmd_study(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
+
+
+def _study_images(args: argparse.Namespace, models: list[Any], taxonomy: CompiledTaxonomy) -> Any:
+    """The study's ImageSet from --labels / --dataset (None after printing a one-line error)."""
+    from errortaxa.engine.inputs import read_jsonl, read_npz_scores
+    from errortaxa.study.study import ImageSet
+
+    if args.dataset != "imagenet":
+        from errortaxa.engine.knowledge.datasets import dataset, load_dataset_images
+
+        definition = dataset(args.dataset)
+        if args.labels:
+            return ImageSet.from_labels(load_dataset_images(definition, args.labels))
+        first = next((m for m in models if not m.path.lower().endswith(".jsonl")), None)
+        if first is None:
+            print(f"errortaxa: error: --dataset {args.dataset} needs --labels or .npz predictions with an "
+                  "'images' array", file=sys.stderr)
+            return None
+        names = read_npz_scores(first.path)[2]
+        return ImageSet.from_labels(definition.labeled(list(names), first.path))
+    labels = _labels(args.labels)
+    if labels is not None:
+        return ImageSet.from_labels(labels)
+    first = next((m for m in models if m.path.endswith(".jsonl")), None)
+    if first is None:
+        print("errortaxa: error: .npz predictions need --labels", file=sys.stderr)
+        return None
+    return ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
+
+
+def _extra_scores(args: argparse.Namespace) -> Any:
+    """What to read from the prediction files besides top-1 (None: nothing)."""
+    from errortaxa.study.scores import ExtraScores, validation_targets
+
+    val = validation_targets(load_label_file(args.val_labels)) if args.val_labels else None
+    subset = None
+    if args.dataset == "imagenet-a":
+        from errortaxa.engine.knowledge.datasets import imagenet_a_classes
+
+        subset = imagenet_a_classes()
+    return None if val is None and subset is None else ExtraScores(val_targets=val, subset=subset)
 
 
 def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None) -> tuple[Any, Any, list[str]]:

@@ -45,6 +45,7 @@ from errortaxa.engine.results.accuracy import (
     value_masks,
 )
 from errortaxa.engine.run.imageset import ImageSetClassifier, can_be_unknown
+from errortaxa.study.scores import ExtraScores, read_with_scores
 from errortaxa.study.stats import clopper_pearson
 
 if TYPE_CHECKING:
@@ -427,6 +428,7 @@ class StudyResult:
     rule_values: dict[str, str] = field(default_factory=dict)  # primary-axis rule id -> its value id
     sample_lists: dict[str, dict[str, Any]] = field(default_factory=dict)  # the taxonomy's, with sources
     inputs: dict[str, str] = field(default_factory=dict)  # what the study read: labels, image list, ...
+    dataset: str = "imagenet"  # the image set: imagenet (multi-labels) or a built-in dataset definition
     diff: DiffResult | None = None  # the taxonomy comparison (run_study's ``compare``), all models pooled
 
     def write(self, out_dir: PathLike) -> dict[str, str]:
@@ -459,7 +461,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               compare: CompiledTaxonomy | None = None, compare_axis: str | None = None,
               diff_examples: int = 5, providers: Mapping[str, FeatureProvider] | None = None,
               oov_config: PathLike | None = None,
-              compare_providers: Mapping[str, FeatureProvider] | None = None) -> StudyResult:
+              compare_providers: Mapping[str, FeatureProvider] | None = None,
+              extra: ExtraScores | None = None, dataset: str = "imagenet") -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -483,6 +486,10 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
       ``ValueError``: providers cannot travel to the workers. The driver uses ``providers`` (or
       builds them from ``oov_config``) only for a taxonomy comparison.
 
+    ``extra``: also read, from each model's .npz, its top-1 on all validation images and/or on a
+    class subset (:mod:`errortaxa.study.scores`; columns ``top1_val``, ``top1_subset``); not with
+    ``predictions`` or on Ray. ``dataset`` names the image set (``imagenet``, ``imagenet-a``, ...).
+
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
     primary axis) on the errors of all models pooled: every model's prediction on every headline
@@ -493,6 +500,9 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     same superclasses, else one built from ``oov_config``).
     """
     start = time.perf_counter()
+    if extra is not None and (ray_address is not None or predictions is not None):
+        raise ValueError("top-1 on all validation images or on a class subset is read from the prediction files, "
+                         "in this process: not with a Ray cluster or a predictions function")
     if providers and ray_address is not None:
         if oov_config is None:
             raise ValueError("a study on Ray cannot send feature providers to its workers: pass oov_config "
@@ -517,9 +527,14 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     else:
         from tqdm import tqdm
 
-        read = predictions or (lambda m: read_model(m.path, image_set, len(taxonomy.vocabulary)))
+        classes = len(taxonomy.vocabulary)
+        read = predictions or (lambda m: read_model(m.path, image_set, classes))
         for model in tqdm(models, desc="models", unit="model", disable=(None if progress is None else not progress)):
-            tab.add(acc, model.name, read(model))
+            if extra is not None and not model.path.lower().endswith(".jsonl"):
+                pred, extras = read_with_scores(model.path, image_set.index, image_set.batch.target, extra, classes)
+                tab.add(acc, model.name, pred, extras)
+            else:
+                tab.add(acc, model.name, read(model))
     table = _frame(tab, acc)
     meta_cols: list[str] = []
     if metadata is not None and len(table):
@@ -547,7 +562,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         groups=list(tab.group_names), taxonomy=taxonomy.name, images=len(image_set),
         seconds=time.perf_counter() - start, metadata_columns=meta_cols, diff=diff,
         rule_values={r.id: axis.values[r.value].id for r in axis.rules},
-        sample_lists=taxonomy.sample_list_info(),
+        sample_lists=taxonomy.sample_list_info(), dataset=dataset,
     )
 
 
