@@ -20,7 +20,7 @@ from errortaxa.study.reference import COUNT_COLUMNS, ReferenceTablesError, refer
 from errortaxa.study.study import ImageSet, ModelFile, run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from synthetic import make_images, make_predictions  # noqa: E402
+from synthetic import make_images, make_predictions
 
 # the reference's error types, by our default taxonomy's value ids
 REFERENCE_TYPE = {
@@ -49,7 +49,8 @@ def _lemma_group_classes(vocab: Vocabulary) -> dict[str, set[int]]:
     wn = WordNet.load()
     groups: dict[str, set[int]] = {"all": set(), "organism": set(), "artifact": set(), "other": set()}
     for c, wnid in enumerate(vocab.wnids):
-        lemmas = {lemma for path in wn.hypernym_paths(wnid) for node in path for lemma in wn.graph.nodes[node]["lemmas"]}
+        nodes = {node for path in wn.hypernym_paths(wnid) for node in path}
+        lemmas = {lemma for node in nodes for lemma in wn.graph.nodes[node]["lemmas"]}
         groups["all"].add(c)
         if "organism" in lemmas:
             groups["organism"].add(c)
