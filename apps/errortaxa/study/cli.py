@@ -261,7 +261,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     taxonomy = taxonomy_from(args.taxonomy)
     labels = load_label_file(args.labels)
     external = read_external(args.external)
-    result = agreement(taxonomy, labels, external)
+    result = agreement(taxonomy, labels, external, sources=args.external)
     print(format_agreement(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
