@@ -226,8 +226,9 @@ def format_agreement(result: dict[str, Any]) -> str:
         lines.append(f"sample list {name!r} ({info['images']} images, rule value {info['category']}) from {where}; "
                      f"source: {info['source']}")
         if info["in_external"]:
-            lines.append(f"  {info['in_external']} of its images are external entries, {info['external_same_category']} "
-                         f"of them in its category" + (": derived from the same expert files, so the agreement "
+            same = info["external_same_category"]
+            lines.append(f"  {info['in_external']} of its images are external entries, {same} "
+                         "of them in its category" + (": derived from the same expert files, so the agreement "
                                                        "with it is partly circular" if info["derived_from_external"]
                                                        else ""))
     for cat, n in result.get("not_evaluated", {}).items():
