@@ -143,10 +143,13 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages, external: dict[
         ext_sev.append(None if sev is None else normalise_severity(str(sev)))
         borderline += sev is not None and _key(str(sev)) == "borderline"
     picked = labels.take(np.array(rows, np.int64))
-    arrays = {"target": picked.target, "pred": np.array(preds, np.int32), "label_offsets": picked.label_offsets,
-              "label_values": picked.label_values, "problematic": picked.problematic}
-    decisions = taxonomy.evaluate(SampleBatch.from_arrays(**arrays, images=picked.images))
-    without = taxonomy.evaluate(SampleBatch.from_arrays(**arrays, images=None))
+    def batch(images: list[str] | None) -> SampleBatch:
+        return SampleBatch.from_arrays(target=picked.target, pred=np.array(preds, np.int32),
+                                       label_offsets=picked.label_offsets, label_values=picked.label_values,
+                                       problematic=picked.problematic, images=images)
+
+    decisions = taxonomy.evaluate(batch(picked.images))
+    without = taxonomy.evaluate(batch(None))  # no image names: every sample-list rule is left out
     axis = taxonomy.axes[decisions.primary.axis]
     rules_of: dict[str, list[int]] = {}
     for r, rule in enumerate(axis.rules):
