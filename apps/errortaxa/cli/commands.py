@@ -29,7 +29,13 @@ CHUNK = 100_000
 
 
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
-    return default_compiled() if path is None else compile_path(path)
+    """The default taxonomy, or the one at ``path``; the validator's warnings go to stderr."""
+    if path is None:
+        return default_compiled()
+    taxonomy = compile_path(path)
+    for warning in taxonomy.warnings:
+        print(warning, file=sys.stderr)
+    return taxonomy
 
 
 def read_input(path: str, labels: str | None) -> tuple[SampleBatch, int]:
@@ -71,6 +77,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return classify_remote(args)
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels)
+    if not len(batch):
+        raise UsageError(f"{args.input}: no samples to classify" + (f" ({skipped} without labels)" if skipped else ""))
     batch.validate(len(taxonomy.vocabulary))
     providers = oov_providers(args.oov_config, taxonomy)
     dumps = _dumps()
@@ -162,6 +170,10 @@ def parse_record(text: str) -> SampleBatch:
         raise UsageError(f"--record: invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(record, dict):
         raise UsageError("--record: must be a JSON object")
+    unknown = sorted(set(record) - {"target", "pred", "labels", "problematic", "image", "id"})
+    if unknown:
+        raise UsageError(f"--record: unknown field '{unknown[0]}' (fields: target, labels, pred, problematic, "
+                         "image, id)")
     for field in ("target", "pred"):
         if not isinstance(record.get(field), int) or isinstance(record.get(field), bool):
             raise UsageError(f"--record: field '{field}': must be an integer class id")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from errortaxa.cli.commands import taxonomy_from
+from errortaxa.cli.errors import UsageError
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, load_label_file
 from errortaxa.engine.knowledge.datasets import DATASETS
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
     p.add_argument("--report", action="store_true", help="also write plots (PNG, SVG) and report.html")
     p.add_argument("--color-by", help="metadata column that colours the plots (default: the first one)")
-    p.add_argument("--top-k", type=int, default=10, help="most common errors kept per category")
+    p.add_argument("--top-k", type=_positive, default=10, help="most common errors kept per category")
     p.add_argument("--ray", metavar="ADDRESS", help="distribute models on a Ray cluster ('local' for a local one)")
     p.add_argument("--compare-taxonomy", metavar="B.yaml",
                    help="also classify every model's predictions with taxonomy B: confusion matrix of the two "
@@ -80,6 +81,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_agreement)
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _labels(path: str | None) -> LabeledImages | None:
     return None if path is None else load_label_file(path)
 
@@ -112,7 +124,16 @@ def cmd_study(args: argparse.Namespace) -> int:
     if images is None:
         return 2
     metadata = read_metadata(args.metadata) if args.metadata else None
+    _check_metadata(args, metadata, models)
     image_list = read_image_list(args.image_list) if args.image_list else None
+    if image_list is not None:
+        found = sum(1 for name in image_list if name in images.index)
+        if not found:
+            raise UsageError(f"{args.image_list}: none of its {len(image_list)} images is a study image "
+                             f"(first: {image_list[0] if image_list else 'none'})")
+        if found < len(image_list):
+            print(f"errortaxa: warning: {args.image_list}: {len(image_list) - found} of its {len(image_list)} "
+                  "images are not study images and are left out", file=sys.stderr)
     extra = _extra_scores(args)
     if extra is not None and args.ray:
         print("errortaxa: error: --val-labels and --dataset imagenet-a read scores in this process: "
@@ -157,6 +178,24 @@ def cmd_study(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
+
+
+def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) -> None:
+    """--color-by must name a metadata column; metadata rows of no model are worth a warning."""
+    columns = [] if metadata is None else [c for c in metadata.columns if c != "model"]
+    if args.color_by is not None and args.color_by not in columns:
+        raise UsageError(f"--color-by {args.color_by!r}: not a metadata column"
+                         + (f" (columns: {', '.join(columns)})" if columns else " (no --metadata given)"))
+    if metadata is not None:
+        names = {m.name for m in models}
+        unmatched = [str(n) for n in metadata["model"] if n not in names]
+        if unmatched:
+            print(f"errortaxa: warning: {args.metadata}: {len(unmatched)} row(s) match no prediction file "
+                  f"(first: {unmatched[0]!r})", file=sys.stderr)
+        missing = sorted(names - set(metadata["model"]))
+        if missing:
+            print(f"errortaxa: warning: {args.metadata}: no row for {len(missing)} model(s) "
+                  f"(first: {missing[0]!r})", file=sys.stderr)
 
 
 def _study_images(args: argparse.Namespace, models: list[Any], taxonomy: CompiledTaxonomy) -> Any:
@@ -246,6 +285,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from errortaxa.study.diff import diff_taxonomies, format_diff, read_samples
 
     a, b = taxonomy_from(args.taxonomy_a), taxonomy_from(args.taxonomy_b)
+    for option, tax, axis in (("--axis-a", a, args.axis_a), ("--axis-b", b, args.axis_b)):
+        if axis is not None and axis not in tax.axes:
+            raise UsageError(f"{option} {axis!r}: taxonomy '{tax.name}' has no such axis (axes: {', '.join(tax.axes)})")
     batch = read_samples(args.input, _labels(args.labels), len(a.vocabulary))
     result = diff_taxonomies(a, b, batch, axis_a=args.axis_a, axis_b=args.axis_b,
                              errors_only=not args.all, examples=args.examples)
@@ -277,6 +319,6 @@ def add_diff_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axis-a", help="axis of taxonomy A (default: its primary axis)")
     p.add_argument("--axis-b", help="axis of taxonomy B (default: its primary axis)")
     p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
-    p.add_argument("--examples", type=int, default=3, help="example errors per cell")
+    p.add_argument("--examples", type=_positive, default=3, help="example errors per cell")
     p.add_argument("--json", help="also write the diff as JSON here")
     p.set_defaults(func=cmd_diff)
