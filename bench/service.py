@@ -79,9 +79,9 @@ def cold_start() -> float:
 def samples(n: int, rng: np.random.Generator) -> tuple[Samples, str]:
     """n samples: rows of the multi-label CSV (cycled) with random predictions, half correct."""
     if CSV.is_file():
-        from errortaxa.engine.inputs import load_label_file
+        from errortaxa.engine.inputs import read_labels
 
-        labels = load_label_file(CSV)
+        labels = read_labels(CSV)
         rows = rng.integers(0, len(labels), n)
         picked = labels.take(rows)
         target, offsets, values = picked.target, picked.label_offsets, picked.label_values

@@ -21,7 +21,9 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-from errortaxa.engine.inputs import load_multilabel_csv, load_real_json, load_targets
+from errortaxa.engine.inputs.formats.multilabel_csv import load_multilabel_csv
+from errortaxa.engine.inputs.formats.real_json import load_real_json
+from errortaxa.engine.inputs.formats.targets import load_targets
 from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from errortaxa.engine import inputs
 from errortaxa.engine.inputs import (
     InputError,
     LabeledImages,
-    load_label_file,
-    load_multilabel_csv,
-    load_real_json,
-    load_targets,
-    read_jsonl,
-    read_predictions_npz,
+    read_labels,
+    read_predictions,
     read_sample_list,
     validation_image_name,
 )
+from errortaxa.engine.inputs.formats import jsonl as jsonl_format
+from errortaxa.engine.inputs.formats.jsonl import read_jsonl
+from errortaxa.engine.inputs.formats.multilabel_csv import load_multilabel_csv
+from errortaxa.engine.inputs.formats.real_json import load_real_json
+from errortaxa.engine.inputs.formats.targets import load_targets
 from errortaxa.engine.knowledge.cooccurrence import (
     DEFAULT_COOCCURRENCE,
     cooccurrence_provenance,
@@ -42,6 +42,11 @@ def write(path: Path, text: str) -> Path:
 
 def jsonl(path: Path, records: Sequence[object]) -> Path:
     return write(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def joined(path: Path, labels: LabeledImages) -> tuple[object, int]:
+    """Predictions read through the registry, joined with a label set."""
+    return read_predictions(path).with_labels(labels)
 
 
 def one_line(error: pytest.ExceptionInfo[InputError]) -> str:
@@ -101,7 +106,7 @@ def test_read_jsonl_fast_and_checked_paths_agree(tmp_path: Path) -> None:
                 "pred": int(rng.integers(1000)), "problematic": bool(rng.integers(2))} for i in range(500)]
     path = jsonl(tmp_path / "in.jsonl", records)
     fast = read_jsonl(path)
-    checked = inputs._read_jsonl_checked(path, path.read_text(), 1000)
+    checked = jsonl_format._read_jsonl_checked(path, path.read_text(), 1000)
     for column in ("target", "pred", "label_offsets", "label_values", "problematic"):
         assert np.array_equal(getattr(fast, column), getattr(checked, column))
     assert fast.images == checked.images == [r["image"] for r in records]
@@ -305,11 +310,11 @@ def test_load_real_json_errors(tmp_path: Path, text: str, expected: str) -> None
 def test_load_label_file_dispatch(tmp_path: Path) -> None:
     write(tmp_path / "val.txt", "1\n2\n")
     row = CSV_HEADER + "a.JPEG,A,1,1,True,,,False\n"
-    assert len(load_label_file(write(tmp_path / "ml.csv", row))) == 1
-    assert len(load_label_file(write(tmp_path / "ml.labels", row))) == 1
-    assert load_label_file(write(tmp_path / "r.json", "[[5], []]")).target.tolist() == [1]
-    assert load_label_file(write(tmp_path / "r.labels", " [[5], [6]]")).target.tolist() == [1, 2]
-    assert load_label_file(write(tmp_path / "t.labels", "7\n8\n")).target.tolist() == [7, 8]
+    assert len(read_labels(write(tmp_path / "ml.csv", row))) == 1
+    assert len(read_labels(write(tmp_path / "ml.labels", row))) == 1
+    assert read_labels(write(tmp_path / "r.json", "[[5], []]")).target.tolist() == [1]
+    assert read_labels(write(tmp_path / "r.labels", " [[5], [6]]")).target.tolist() == [1, 2]
+    assert read_labels(write(tmp_path / "t.labels", "7\n8\n")).target.tolist() == [7, 8]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +331,7 @@ def test_read_predictions_npz_top1_and_logits(tmp_path: Path) -> None:
     labels = val_labels()
     top1 = (np.arange(50_000) * 7 % 1000).astype(np.int64)
     np.savez(tmp_path / "p.npz", top1=top1, probs=np.zeros((3, 3)))
-    batch, skipped = read_predictions_npz(tmp_path / "p.npz", labels)
+    batch, skipped = joined(tmp_path / "p.npz", labels)
     assert skipped == 25_000 and len(batch) == 25_000
     assert batch.pred.tolist() == top1[::2].tolist()
     assert batch.images is not None
@@ -336,30 +341,30 @@ def test_read_predictions_npz_top1_and_logits(tmp_path: Path) -> None:
     logits = np.zeros((50_000, 1000), dtype=np.float32)
     logits[np.arange(50_000), top1] = 1.0
     np.savez(tmp_path / "l.npz", logits=logits)
-    assert read_predictions_npz(tmp_path / "l.npz", labels)[0].pred.tolist() == top1[::2].tolist()
+    assert joined(tmp_path / "l.npz", labels)[0].pred.tolist() == top1[::2].tolist()
     np.save(tmp_path / "only.npy", top1)
-    assert read_predictions_npz(tmp_path / "only.npy", labels)[1] == 25_000
+    assert joined(tmp_path / "only.npy", labels)[1] == 25_000
     np.savez(tmp_path / "single.npz", whatever=top1)
-    assert read_predictions_npz(tmp_path / "single.npz", labels)[1] == 25_000
+    assert joined(tmp_path / "single.npz", labels)[1] == 25_000
 
 
 def test_read_predictions_npz_with_images(tmp_path: Path) -> None:
     labels = small_labels()
     np.savez(tmp_path / "p.npz", pred=np.array([5, 6, 7, 8]), images=np.array(["c", "zz", "a", "b"]))
-    batch, skipped = read_predictions_npz(tmp_path / "p.npz", labels)
+    batch, skipped = joined(tmp_path / "p.npz", labels)
     assert skipped == 1 and batch.images == ["c", "a", "b"]
     assert batch.pred.tolist() == [5, 7, 8] and batch.target.tolist() == [3, 1, 2]
     assert [batch.labels_of(i) for i in range(3)] == [[3], [1, 5], []]
     assert batch.problematic.tolist() == [False, False, True]
     np.savez(tmp_path / "b.npz", pred=np.array([5]), images=np.array([b"a"]))
-    assert read_predictions_npz(tmp_path / "b.npz", labels)[0].images == ["a"]
+    assert joined(tmp_path / "b.npz", labels)[0].images == ["a"]
 
 
 def npz_error(tmp_path: Path, **arrays: np.ndarray) -> str:
     path = tmp_path / "p.npz"
     np.savez(path, **arrays)  # type: ignore[arg-type]
     with pytest.raises(InputError) as error:
-        read_predictions_npz(path, small_labels())
+        joined(path, small_labels())
     message = one_line(error)
     assert message.startswith(f"{path}")
     return message
@@ -391,7 +396,7 @@ def test_read_predictions_npz_errors(tmp_path: Path) -> None:
     assert "field 'top1': cannot load" in npz_error(tmp_path, top1=np.array([{}, {}, {}], dtype=object))
     write(tmp_path / "junk.npz", "not a zip")
     with pytest.raises(InputError, match=r"junk\.npz: cannot read as \.npz"):
-        read_predictions_npz(tmp_path / "junk.npz", small_labels())
+        joined(tmp_path / "junk.npz", small_labels())
 
 
 # ---------------------------------------------------------------------------------------------

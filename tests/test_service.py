@@ -169,9 +169,9 @@ def test_summary_over_grpc_equals_local(client: Client) -> None:
 def test_dataset_predictions_equal_local(tmp_path: Path) -> None:
     running = start(datasets={"multilabel": str(MULTILABEL_CSV)})
     try:
-        from errortaxa.engine.inputs import load_label_file
+        from errortaxa.engine.inputs import read_labels
 
-        labels = load_label_file(MULTILABEL_CSV)
+        labels = read_labels(MULTILABEL_CSV)
         rng = np.random.default_rng(0)
         pred = rng.integers(0, 1000, size=len(labels))
         pred[:500] = labels.target[:500]
@@ -231,7 +231,8 @@ def _dataset_files(root: Path) -> dict[str, tuple[Path, str, int, int]]:
 
 
 def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
-    from errortaxa.engine.inputs import load_label_file, read_jsonl
+    from errortaxa.engine.inputs import read_labels
+    from errortaxa.engine.inputs.formats.jsonl import read_jsonl
 
     files = _dataset_files(tmp_path / "labels")
     store = tmp_path / "store"
@@ -249,7 +250,7 @@ def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
                     images, batch_of = list(held.images or []), lambda pred, held=held: dataclasses.replace(
                         held, pred=np.asarray(pred, np.int32))
                 else:
-                    labels = load_label_file(path)
+                    labels = read_labels(path)
                     images, batch_of = labels.images, labels.to_batch
                 assert c.dataset_images(name) == images
                 pred = (np.arange(size) * 37 + 248) % 1000

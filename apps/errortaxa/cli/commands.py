@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from errortaxa.cli.errors import UsageError
 from errortaxa.engine import (
     CompiledTaxonomy,
@@ -20,7 +21,7 @@ from errortaxa.engine import (
     default_compiled,
     summarize,
 )
-from errortaxa.engine.inputs import load_label_file, read_jsonl, read_predictions_npz
+from errortaxa.engine.inputs import read_labels, read_predictions
 from errortaxa.engine.language.schema import json_schema
 from errortaxa.engine.providers import FeatureProvider
 from tqdm import tqdm
@@ -38,14 +39,12 @@ def taxonomy_from(path: str | None) -> CompiledTaxonomy:
     return taxonomy
 
 
-def read_input(path: str, labels: str | None) -> tuple[SampleBatch, int]:
-    """A batch from JSONL records or an .npz of predictions (with --labels); and the number of
-    images skipped for lack of labels."""
-    if path.endswith(".npz"):
-        if labels is None:
-            raise UsageError(f"{path}: .npz predictions need --labels (the multi-label CSV or a ReaL json)")
-        return read_predictions_npz(path, load_label_file(labels))
-    return read_jsonl(path), 0
+def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
+    """The samples of a predictions file in any registered format (JSONL records carry their
+    labels; others are joined with --labels); and the number of images skipped for lack of labels."""
+    predictions = read_predictions(path, num_classes)
+    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
+    return predictions.with_labels(label_set, num_classes)
 
 
 @contextmanager
@@ -61,13 +60,9 @@ def output_stream(path: str | None) -> Iterator[IO[str]]:
     os.replace(partial, final)
 
 
-def _dumps() -> Any:
-    try:
-        import orjson
-
-        return lambda obj: orjson.dumps(obj).decode()
-    except ImportError:  # pragma: no cover - orjson is optional
-        return lambda obj: json.dumps(obj, separators=(",", ":"))
+def dumps(obj: Any) -> str:
+    """One JSON record (compact)."""
+    return orjson.dumps(obj).decode()
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -76,12 +71,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
         return classify_remote(args)
     taxonomy = taxonomy_from(args.taxonomy)
-    batch, skipped = read_input(args.input, args.labels)
+    batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
     if not len(batch):
         raise UsageError(f"{args.input}: no samples to classify" + (f" ({skipped} without labels)" if skipped else ""))
     batch.validate(len(taxonomy.vocabulary))
     providers = oov_providers(args.oov_config, taxonomy)
-    dumps = _dumps()
     parts = []
     with output_stream(args.output) as out, tqdm(
         total=len(batch), unit="pred", disable=None if len(batch) > CHUNK else True, file=sys.stderr

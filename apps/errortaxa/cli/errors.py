@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from errortaxa.engine import SampleError, TaxonomyError
-from errortaxa.engine.inputs import InputError
+from errortaxa.engine.errors import ErrorTaxaError, InvalidInput
+from errortaxa.engine.language.problems import TaxonomyError
 
 
-class UsageError(Exception):
+class UsageError(InvalidInput):
     """Wrong or missing command-line arguments."""
+
+    code = "USAGE"
 
 
 @dataclass
@@ -22,7 +24,9 @@ class Status:
 
 @contextmanager
 def user_errors() -> Iterator[Status]:
-    """Report the errors a user can fix (bad input, bad taxonomy, missing file) in one line."""
+    """Report the errors a user can fix in one line each, exit status 2: every engine error (of any
+    kind: invalid input, not found, failed precondition, limit exceeded), and missing files. A
+    taxonomy error lists its problems, one a line."""
     status = Status()
     try:
         yield status
@@ -30,7 +34,7 @@ def user_errors() -> Iterator[Status]:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         status.code = 2
-    except (InputError, SampleError, UsageError) as exc:
+    except ErrorTaxaError as exc:
         print(f"errortaxa: error: {exc}", file=sys.stderr)
         status.code = 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:

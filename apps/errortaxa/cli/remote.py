@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from errortaxa.cli.commands import CHUNK, _dumps, output_stream, read_input
+from errortaxa.cli.commands import CHUNK, dumps, output_stream, read_input
 from errortaxa.cli.errors import UsageError
 from errortaxa.client import Client, ErrorTaxaError
 
@@ -17,7 +17,6 @@ def classify_remote(args: argparse.Namespace) -> int:
         raise UsageError("--oov-config applies to local mode; a server uses its own OOV provider")
     batch, skipped = read_input(args.input, args.labels)
     token = args.token or os.environ.get("ERRORTAXA_TOKEN")
-    dumps = _dumps()
     taxonomy = args.taxonomy
     if taxonomy is not None and os.path.isfile(taxonomy):
         raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "

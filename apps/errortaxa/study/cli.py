@@ -14,7 +14,7 @@ from typing import Any
 from errortaxa.cli.commands import taxonomy_from
 from errortaxa.cli.errors import UsageError
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.inputs import LabeledImages, load_label_file
+from errortaxa.engine.inputs import LabeledImages, read_labels
 from errortaxa.engine.knowledge.datasets import DATASETS
 
 __all__ = ["register"]
@@ -23,8 +23,8 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
     p.add_argument("sources", nargs="+",
-                   help="directories of per-model prediction files (.npz top-1 or logits, .jsonl), files, "
-                        "or .txt lists of files")
+                   help="directories of per-model prediction files (any predictions format: .npz, .npy, "
+                        ".jsonl), files, or .txt lists of files")
     p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list) defining the images; "
                                     "default: the first JSONL file's own samples")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
@@ -93,14 +93,12 @@ def _positive(text: str) -> int:
 
 
 def _labels(path: str | None) -> LabeledImages | None:
-    return None if path is None else load_label_file(path)
+    return None if path is None else read_labels(path)
 
 
 def cmd_study(args: argparse.Namespace) -> int:
     from errortaxa.cli.commands import oov_providers
-    from errortaxa.study.distributed import RayNotInstalled
     from errortaxa.study.study import (
-        OOVUnavailable,
         discover_models,
         read_image_list,
         read_metadata,
@@ -147,14 +145,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         except ReferenceTablesError as error:
             print(f"errortaxa: error: --reference-tables: {error}", file=sys.stderr)
             return 2
-    try:
-        result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                           progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
-                           compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                           oov_config=args.oov_config, extra=extra, dataset=args.dataset)
-    except (RayNotInstalled, OOVUnavailable) as error:
-        print(f"errortaxa: error: {error}", file=sys.stderr)
-        return 2
+    # RayNotInstalled and OOVUnavailable are failed preconditions: exit 2 with one line (cli.errors)
+    result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
+                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                       compare=compare, compare_axis=args.compare_axis, providers=providers or None,
+                       oov_config=args.oov_config, extra=extra, dataset=args.dataset)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
                                             ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
     if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):
@@ -200,7 +195,7 @@ def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) 
 
 def _study_images(args: argparse.Namespace, models: list[Any], taxonomy: CompiledTaxonomy) -> Any:
     """The study's ImageSet from --labels / --dataset (None after printing a one-line error)."""
-    from errortaxa.engine.inputs import read_jsonl, read_npz_scores
+    from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
     from errortaxa.study.study import ImageSet
 
     if args.dataset != "imagenet":
@@ -209,28 +204,27 @@ def _study_images(args: argparse.Namespace, models: list[Any], taxonomy: Compile
         definition = dataset(args.dataset)
         if args.labels:
             return ImageSet.from_labels(load_dataset_images(definition, args.labels))
-        first = next((m for m in models if not m.path.lower().endswith(".jsonl")), None)
-        if first is None:
-            print(f"errortaxa: error: --dataset {args.dataset} needs --labels or .npz predictions with an "
-                  "'images' array", file=sys.stderr)
+        names = read_predictions(models[0].path, len(taxonomy.vocabulary)).images
+        if names is None:
+            print(f"errortaxa: error: --dataset {args.dataset} needs --labels or predictions that name their "
+                  "images", file=sys.stderr)
             return None
-        names = read_npz_scores(first.path)[2]
-        return ImageSet.from_labels(definition.labeled(list(names), first.path))
+        return ImageSet.from_labels(definition.labeled(list(names), models[0].path))
     labels = _labels(args.labels)
     if labels is not None:
         return ImageSet.from_labels(labels)
-    first = next((m for m in models if m.path.endswith(".jsonl")), None)
+    first = next((m for m in models if detect(m.path, PREDICTIONS).carries_labels), None)
     if first is None:
-        print("errortaxa: error: .npz predictions need --labels", file=sys.stderr)
+        print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
         return None
-    return ImageSet(read_jsonl(first.path, len(taxonomy.vocabulary)))
+    return ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
 
 
 def _extra_scores(args: argparse.Namespace) -> Any:
     """What to read from the prediction files besides top-1 (None: nothing)."""
     from errortaxa.study.scores import ExtraScores, validation_targets
 
-    val = validation_targets(load_label_file(args.val_labels)) if args.val_labels else None
+    val = validation_targets(read_labels(args.val_labels)) if args.val_labels else None
     subset = None
     if args.dataset == "imagenet-a":
         from errortaxa.engine.knowledge.datasets import imagenet_a_classes
@@ -301,7 +295,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from errortaxa.study.agreement import agreement, format_agreement, read_external
 
     taxonomy = taxonomy_from(args.taxonomy)
-    labels = load_label_file(args.labels)
+    labels = read_labels(args.labels)
     external = read_external(args.external)
     result = agreement(taxonomy, labels, external, sources=args.external)
     print(format_agreement(result))

@@ -9,19 +9,16 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine import CompiledTaxonomy, Decisions, SampleBatch
-from errortaxa.engine.inputs import InputError, LabeledImages, read_jsonl, read_predictions_npz
+from errortaxa.engine.inputs import LabeledImages, read_predictions
 from errortaxa.engine.providers import FeatureProvider
 
 NONE = "(none)"
 
 
 def read_samples(path: str | os.PathLike[str], labels: LabeledImages | None, num_classes: int = 1000) -> SampleBatch:
-    """JSONL samples, or .npz predictions joined with ``labels``."""
-    if str(path).lower().endswith(".jsonl"):
-        return read_jsonl(path, num_classes)
-    if labels is None:
-        raise InputError(path, ".npz predictions need --labels")
-    return read_predictions_npz(path, labels, num_classes)[0]
+    """The samples of a predictions file in any registered format: JSONL records with their own
+    labels, other predictions joined with ``labels``."""
+    return read_predictions(path, num_classes).with_labels(labels, num_classes)[0]
 
 
 @dataclass

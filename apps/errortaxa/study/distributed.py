@@ -19,6 +19,7 @@ from itertools import pairwise
 from typing import Any
 
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.study.study import (
     ImageSet,
     ModelFile,
@@ -50,7 +51,7 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     return acc
 
 
-class RayNotInstalled(ValueError):
+class RayNotInstalled(FailedPrecondition):
     """The optional ``ray`` extra is not installed."""
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from errortaxa.engine.inputs import NUM_VALIDATION_IMAGES, InputError, LabeledImages, read_npz_scores, top1
-from errortaxa.engine.inputs import validation_images as _validation_images
+from errortaxa.engine.inputs import NUM_VALIDATION_IMAGES, InputError, LabeledImages, read_predictions
 
 PathLike = str | os.PathLike[str]
 _VAL = re.compile(r"ILSVRC2012_val_(\d{8})(?:\.JPEG)?$")
@@ -51,18 +51,22 @@ class ExtraScores:
 def read_with_scores(path: PathLike, rows_of: dict[str, int], study_target: np.ndarray,
                      extra: ExtraScores, num_classes: int = 1000) -> tuple[np.ndarray, dict[str, float]]:
     """A model's top-1 on every study image (int32[N], -1 where the file has none) and its extra
-    figures (:mod:`module doc <errortaxa.study.scores>`). ``rows_of``: study row of an image name."""
-    key, scores, names = read_npz_scores(path)
-    pred = top1(path, key, scores, names, num_classes)
+    figures (see the module doc). ``rows_of``: study row of an image name."""
+    predictions = read_predictions(path, num_classes)
+    if predictions.images is None:
+        raise InputError(path, f"{predictions.format} predictions need image names to join with the study images")
+    pred = predictions.top1(num_classes)
+    names = predictions.images
     rows = np.fromiter((rows_of.get(n, -1) for n in names), np.int64, len(names))
     keep = rows >= 0
     out = np.full(study_target.shape[0], -1, np.int32)
     out[rows[keep]] = pred[keep]
     extras: dict[str, float] = {}
     if extra.val_targets is not None:
-        index = _val_index(names)
+        index = np.arange(NUM_VALIDATION_IMAGES) if predictions.validation_order else _val_index(names)
         if index is not None:
             extras["top1_val"] = float(np.mean(pred[index] == extra.val_targets))
+    scores = predictions.scores
     if extra.subset is not None and scores.ndim == 2 and keep.any():
         sub = np.asarray(extra.subset, np.int64)
         restricted = sub[np.argmax(scores[keep][:, sub], axis=1)]
@@ -70,13 +74,10 @@ def read_with_scores(path: PathLike, rows_of: dict[str, int], study_target: np.n
     return out, extras
 
 
-def _val_index(names: object) -> np.ndarray | None:
+def _val_index(names: Sequence[str]) -> np.ndarray | None:
     """Row of each of the 50,000 validation images in the file, or None unless all are there."""
-    if names is _validation_images():
-        return np.arange(NUM_VALIDATION_IMAGES)
-    seq = list(names)  # type: ignore[call-overload]
     index = np.full(NUM_VALIDATION_IMAGES, -1, np.int64)
-    for row, name in enumerate(seq):
+    for row, name in enumerate(names):
         m = _VAL.search(str(name))
         if m and 1 <= int(m.group(1)) <= NUM_VALIDATION_IMAGES:
             index[int(m.group(1)) - 1] = row

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy, SampleBatch
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.engine.inputs import (
     NUM_VALIDATION_IMAGES,
+    PREDICTIONS,
     InputError,
     LabeledImages,
-    read_jsonl,
-    read_npz_scores,
-    top1,
-    validation_images,
+    read_predictions,
+    suffixes,
 )
 from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.results.accuracy import (
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from errortaxa.study.diff import DiffResult
 
 PathLike = str | os.PathLike[str]
-MODEL_SUFFIXES = (".npz", ".npy", ".jsonl")
 GROUPS = (*(f"{g}_by_label" for g in LABEL_GROUPS), *(f"{g}_by_target" for g in TARGET_GROUPS))
 """The breakdown groups: the reference's (an image in every group one of its correct labels is in,
 overlapping) and Shankar et al.'s (by the original target, a partition)."""
@@ -69,13 +68,15 @@ class ModelFile:
 
 
 def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
-    """Prediction files from directories (their ``*.npz`` / ``*.npy`` / ``*.jsonl``, sorted by name),
-    plain files, and ``.txt`` lists of paths (one a line, relative to the list's folder)."""
+    """Prediction files from directories (those with the suffix of a predictions format, e.g.
+    ``*.npz`` / ``*.npy`` / ``*.jsonl``, sorted by name), plain files, and ``.txt`` lists of paths
+    (one a line, relative to the list's folder)."""
+    known = suffixes(PREDICTIONS)
     out: list[ModelFile] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+            files = sorted(p for p in path.iterdir() if p.name.lower().endswith(known) and p.is_file())
         elif path.suffix.lower() == ".txt":
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
@@ -96,7 +97,7 @@ def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
 
 def _model_name(path: Path) -> str:
     name = path.name
-    for suffix in MODEL_SUFFIXES:
+    for suffix in suffixes(PREDICTIONS):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -132,32 +133,16 @@ class ImageSet:
 
 
 def read_model(path: PathLike, images: ImageSet, num_classes: int = 1000) -> np.ndarray:
-    """A model's top-1 prediction on every study image (int32[N], -1 where the file has none)."""
+    """A model's top-1 prediction on every study image (int32[N], -1 where the file has none),
+    from a file in any predictions format."""
     out = np.full(len(images), -1, np.int32)
-    if str(path).lower().endswith(".jsonl"):
-        batch = read_jsonl(path, num_classes)
-        if batch.images is None:
-            raise InputError(path, "JSONL predictions need an 'image' field to join with the study images")
-        rows = images.rows_of(batch.images)
-        keep = rows >= 0
-        out[rows[keep]] = batch.pred[keep]
-        return out
-    key, scores, names = read_npz_scores(path)
-    rows = images.val_rows if names is validation_images() else images.rows_of(names)
-    keep = rows >= 0
-    pred = top1(path, key, scores[keep], _Names(names, np.flatnonzero(keep)), num_classes)
-    out[rows[keep]] = pred
+    predictions = read_predictions(path, num_classes)
+    if predictions.images is None:
+        raise InputError(path, f"{predictions.format} predictions need image names to join with the study images")
+    rows = images.val_rows if predictions.validation_order else images.rows_of(predictions.images)
+    keep = np.flatnonzero(rows >= 0)
+    out[rows[keep]] = predictions.top1(num_classes, keep)
     return out
-
-
-class _Names:
-    """Names of the kept rows, for error messages (row j of the kept rows is file row kept[j])."""
-
-    def __init__(self, names: Any, kept: np.ndarray) -> None:
-        self.names, self.kept = names, kept
-
-    def __getitem__(self, j: int) -> str:
-        return str(self.names[int(self.kept[j])])
 
 
 def read_metadata(path: PathLike) -> pd.DataFrame:
@@ -530,7 +515,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         classes = len(taxonomy.vocabulary)
         read = predictions or (lambda m: read_model(m.path, image_set, classes))
         for model in tqdm(models, desc="models", unit="model", disable=(None if progress is None else not progress)):
-            if extra is not None and not model.path.lower().endswith(".jsonl"):
+            if extra is not None:
                 pred, extras = read_with_scores(model.path, image_set.index, image_set.batch.target, extra, classes)
                 tab.add(acc, model.name, pred, extras)
             else:
@@ -566,7 +551,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     )
 
 
-class OOVUnavailable(ValueError):
+class OOVUnavailable(FailedPrecondition):
     """The OOV provider of a study cannot run (no ``oov`` extra, no weights, no GPU where required)."""
 
 

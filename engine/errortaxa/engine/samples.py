@@ -7,17 +7,27 @@ from dataclasses import dataclass
 from typing import overload
 
 import numpy as np
+from errortaxa.engine.errors import InvalidInput, Location
 
 
-class SampleError(ValueError):
-    """A sample that cannot be classified; names the sample index and the field."""
+class SampleError(InvalidInput):
+    """A sample that cannot be classified; names the sample index (0-based) and the field."""
 
-    def __init__(self, index: int, field: str, reason: str, *, label: str | None = None) -> None:
+    code = "INVALID_SAMPLE"
+
+    def __init__(self, index: int, field: str, reason: str) -> None:
         self.index = index
-        self.field = field
-        self.reason = reason
-        where = label if label is not None else f"sample {index}"
-        super().__init__(f"{where}: field '{field}': {reason}")
+        super().__init__(reason, Location(sample=index, field=field))
+
+    @property
+    def field(self) -> str:
+        return str(self.location.field)
+
+
+class ClassOutOfRange(SampleError):
+    """A class id outside the vocabulary."""
+
+    code = "CLASS_OUT_OF_RANGE"
 
 
 def csr_take(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,12 +191,13 @@ class SampleBatch:
             bad = np.flatnonzero((values < 0) | (values >= num_classes))
             if bad.size:
                 i = int(bad[0])
-                raise SampleError(i, field, f"class id {int(values[i])} is outside 0..{num_classes - 1}")
+                raise ClassOutOfRange(i, field, f"class id {int(values[i])} is outside 0..{num_classes - 1}")
         bad = np.flatnonzero((self.label_values < 0) | (self.label_values >= num_classes))
         if bad.size:
             j = int(bad[0])
             i = int(np.searchsorted(self.label_offsets, j, side="right") - 1)
-            raise SampleError(i, "labels", f"class id {int(self.label_values[j])} is outside 0..{num_classes - 1}")
+            raise ClassOutOfRange(i, "labels",
+                                  f"class id {int(self.label_values[j])} is outside 0..{num_classes - 1}")
 
 
 def _int32(values: np.ndarray, field: str) -> np.ndarray:

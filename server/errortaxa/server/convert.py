@@ -8,8 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import grpc
 import numpy as np
+import orjson
 from errortaxa.client.columns import extend_ints, matrix_array
 from errortaxa.engine import (
     CompiledTaxonomy,
@@ -21,18 +21,14 @@ from errortaxa.engine import (
     SampleError,
     summarize,
 )
-from errortaxa.server.errors import ServiceError, invalid
+from errortaxa.engine.errors import Location
+from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid
 from errortaxa.v1 import samples_pb2, service_pb2
 
-try:  # optional accelerator, as in the CLI: same records, faster
-    import orjson as _orjson
 
-    def dumps(value: Any) -> str:
-        return _orjson.dumps(value, default=str).decode()
-except ImportError:  # pragma: no cover - depends on the environment
-
-    def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), default=str)
+def dumps(value: Any) -> str:
+    """Compact JSON text (values JSON cannot hold as their str)."""
+    return orjson.dumps(value, default=str).decode()
 
 
 # engine SampleError field -> request field
@@ -48,8 +44,7 @@ def length_error(field: str, got: int, n: int, what: str = "samples") -> Service
 def check_batch_size(n: int, limit: int, field: str, what: str, hint: str = "") -> None:
     """RESOURCE_EXHAUSTED when one request carries more than ``limit`` samples."""
     if n > limit:
-        raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{n} {what} in one request; the limit is "
-                           f"{limit}{hint}", field=field, reason="BATCH_TOO_LARGE")
+        raise BatchTooLarge(f"{n} {what} in one request; the limit is {limit}{hint}", Location(field=field))
 
 
 def check_finite(matrix: np.ndarray, field: str) -> None:
@@ -322,10 +317,8 @@ def validate(batch: SampleBatch, num_classes: int, field: str) -> None:
     try:
         batch.validate(num_classes)
     except SampleError as exc:
-        name = _SAMPLE_FIELDS.get(exc.field, exc.field)
-        reason = "CLASS_OUT_OF_RANGE" if "outside" in exc.reason else "INVALID_SAMPLE"
-        raise invalid(f"{field}.{name}: sample {exc.index}: {exc.reason}", field=f"{field}.{name}",
-                      reason=reason, sample_index=exc.index) from None
+        name = f"{field}.{_SAMPLE_FIELDS.get(exc.field, exc.field)}"
+        raise from_error(exc, field=name, message=f"{name}: sample {exc.index}: {exc.reason}") from None
 
 
 def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[str, FeatureProvider]

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 from errortaxa.engine import SampleBatch
-from errortaxa.engine.inputs import InputError, LabeledImages, load_label_file, read_jsonl
+from errortaxa.engine.inputs import LABELS, InputError, LabeledImages, ReadOptions, detect
 from errortaxa.server.convert import check_finite, length_error, matrix
-from errortaxa.server.errors import ServiceError, invalid, not_found
+from errortaxa.server.errors import ServiceError, from_error, invalid, not_found
 from errortaxa.server.store import NAME_PATTERN, TaxonomyStore
 from errortaxa.v1 import samples_pb2, service_pb2
 
@@ -37,46 +37,17 @@ class Dataset:
         )
 
 
-def _format_of(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return "jsonl"
-    if suffix == ".csv":
-        return "multilabel-csv"
-    if suffix == ".json":
-        return "real-json"
-    with path.open("r", encoding="utf-8", errors="replace") as stream:
-        head = stream.read(4096).lstrip()
-    if head.startswith("["):
-        return "real-json"
-    if head.startswith("{"):
-        return "jsonl"
-    if "proposed_labels" in head.split("\n", 1)[0]:
-        return "multilabel-csv"
-    return "targets"
-
-
 def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
-    """Read a label file: the multi-label CSV, ReaL json, a target list, or JSONL samples."""
-    file = Path(path)
-    if not file.is_file():
-        raise not_found(f"no label file {path} on the server", field="path")
-    fmt = _format_of(file)
+    """Read a label file in any registered label-set format (the multi-label CSV, ReaL json, a
+    target list, JSONL samples); its errors become the call's status by their kind."""
     try:
-        if fmt == "jsonl":
-            batch = read_jsonl(file, num_classes)
-            images = list(batch.images if batch.images is not None else batch.ids or [])
-            labels = LabeledImages(images=images, target=batch.target, label_offsets=batch.label_offsets,
-                                   label_values=batch.label_values, problematic=batch.problematic,
-                                   source=str(file))
-        else:
-            labels = load_label_file(file, num_classes=num_classes)
+        fmt = detect(path, LABELS)
+        labels = fmt.read(path, ReadOptions(num_classes=num_classes))
     except InputError as exc:
-        raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc), field="path",
-                           reason="BAD_LABEL_FILE", row=None if exc.record is None else exc.record - 1) from None
+        raise from_error(exc, field="path") from None
     if len(set(labels.images)) != len(labels.images):
         raise invalid(f"{path}: image ids are not unique", field="path", reason="BAD_LABEL_FILE")
-    return Dataset(name, labels, str(file), fmt, labels.to_batch(np.zeros(len(labels), np.int32)))
+    return Dataset(name, labels, path, fmt.name, labels.to_batch(np.zeros(len(labels), np.int32)))
 
 
 class DatasetRegistry:

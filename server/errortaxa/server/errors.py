@@ -7,8 +7,24 @@ from typing import Any, NoReturn
 
 import grpc
 from errortaxa.client.errors import STATUS_DETAILS_KEY, encode_status
-from errortaxa.engine.language.problems import Problem, format_key_path
+from errortaxa.engine.errors import (
+    ErrorTaxaError,
+    FailedPrecondition,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    format_key_path,
+    kind_of,
+)
+from errortaxa.engine.language.problems import Problem, TaxonomyError
 from errortaxa.v1 import service_pb2, taxonomy_pb2
+
+STATUS_OF: dict[type[ErrorTaxaError], grpc.StatusCode] = {
+    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 class ServiceError(Exception):
@@ -39,6 +55,24 @@ class ServiceError(Exception):
         context.set_trailing_metadata(((STATUS_DETAILS_KEY, encode_status(self.code, self.message, self.detail)),))
         context.abort(self.code, self.message)
         raise AssertionError("unreachable")  # context.abort raises
+
+
+def from_error(exc: ErrorTaxaError, *, field: str | None = None, message: str | None = None) -> ServiceError:
+    """The call's status for an engine error, by its kind (:data:`STATUS_OF`); the details carry its
+    location (``field`` replaces the location's field or key path: the request field it came
+    from), its ``code`` as the reason and a taxonomy error's problems."""
+    where = exc.location
+    name = field if field is not None else where.field or format_key_path(where.key_path)
+    problems = [problem_proto(p) for p in exc.problems] if isinstance(exc, TaxonomyError) else []
+    return ServiceError(STATUS_OF[kind_of(exc)], message if message is not None else str(exc), field=name,
+                        sample_index=where.sample, row=None if where.record is None else where.record - 1,
+                        problems=problems, reason=exc.code)
+
+
+class BatchTooLarge(LimitExceeded):
+    """More samples in one request than the server takes."""
+
+    code = "BATCH_TOO_LARGE"
 
 
 def invalid(message: str, *, field: str, reason: str, sample_index: int | None = None,

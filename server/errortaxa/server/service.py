@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.server import convert
 from errortaxa.server.config import ServerConfig
 from errortaxa.server.datasets import DatasetRegistry, predictions_batch
-from errortaxa.server.errors import ServiceError, invalid, problem_proto
+from errortaxa.server.errors import ServiceError, from_error, invalid, problem_proto
 from errortaxa.server.interceptor import current_identity
 from errortaxa.server.logs import STANDARD_KEYS
 from errortaxa.server.metrics import Metrics
@@ -26,7 +27,8 @@ R = TypeVar("R")
 
 
 def handled(method: Callable[..., R]) -> Callable[..., R]:
-    """Turn ServiceError into the call's status; log anything unexpected as INTERNAL."""
+    """Turn ServiceError, and engine errors by their kind, into the call's status; log anything
+    unexpected as INTERNAL."""
 
     @functools.wraps(method)
     def wrapper(self: Service, request: Any, context: grpc.ServicerContext) -> R:
@@ -34,6 +36,8 @@ def handled(method: Callable[..., R]) -> Callable[..., R]:
             return method(self, request, context)
         except ServiceError as exc:
             exc.abort(context)
+        except ErrorTaxaError as exc:
+            from_error(exc).abort(context)
         except Exception as exc:
             log.exception("internal error", extra={"method": method.__name__})
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
@@ -103,9 +107,10 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
                 if entry is None:  # the stream keeps the version it started with
                     entry = self.registry.resolve(_ref(request))
                 yield self._classify(entry, request, "ClassifyStream")
-        except ServiceError as exc:
-            exc.message = f"stream batch {sequence}: {exc.message}"
-            exc.abort(context)
+        except (ServiceError, ErrorTaxaError) as exc:
+            error = exc if isinstance(exc, ServiceError) else from_error(exc)
+            error.message = f"stream batch {sequence}: {error.message}"
+            error.abort(context)
         except Exception as exc:
             if not context.is_active():
                 return  # the client went away

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from errortaxa.engine.inputs import InputError, read_sample_list
 from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incidence, class_relations
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
@@ -438,8 +439,11 @@ class _Compiler:
                 else:
                     self.error((*path, "file"), message)
                 return
-            lines = found.read_text(encoding="utf-8").splitlines()
-            images = frozenset(x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#"))
+            try:
+                images = read_sample_list(found)
+            except InputError as exc:
+                self.error((*path, "file"), str(exc))
+                return
             self.sample_lists[name] = (images, None)
             self.sample_list_info[name]["images"] = len(images)
             self.digests.append(hashlib.sha256("\n".join(sorted(images)).encode()).hexdigest())

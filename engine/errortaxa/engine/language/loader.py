@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError
+from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError, TaxonomyNotFound
 from errortaxa.engine.language.schema import TaxonomyDocument
 from pydantic import ValidationError
 
@@ -77,8 +77,7 @@ class LoadedTaxonomy:
 
 
 def load_taxonomy(
-    source: str | Path | None = None, *, text: str | None = None, search_paths: list[Path] | None = None,
-    builtin_parents_only: bool = False,
+    source: str | Path | None = None, *, text: str | None = None, builtin_parents_only: bool = False,
 ) -> LoadedTaxonomy:
     """Load a taxonomy from a path, a built-in name (``imagenet/peychev2023``) or YAML ``text``.
 
@@ -86,14 +85,14 @@ def load_taxonomy(
     upload) ``extends`` resolves only to files inside the search roots, never to one relative to the
     working directory or an absolute path.  Raises TaxonomyError with every problem found.
     """
-    roots = [*(search_paths or []), rules_dir()]
+    roots = [rules_dir()]
     if text is not None:
         origin = str(source) if source is not None else "<text>"
         base = None if builtin_parents_only else Path.cwd()
         return _load_chain(origin, text, base, roots, chain=(), contained=builtin_parents_only)
     path = _find(str(source) if source is not None else DEFAULT_TAXONOMY, Path.cwd(), roots)
     if path is None:
-        raise TaxonomyError([Problem(str(source), None, (), "no such taxonomy file or built-in name")])
+        raise TaxonomyNotFound([Problem(str(source), None, (), "no such taxonomy file or built-in name")])
     return _load_chain(str(path), _read(path), path.parent, roots, chain=(), contained=builtin_parents_only)
 
 

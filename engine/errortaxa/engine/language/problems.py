@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
-KeyPath = tuple[str | int, ...]
+from errortaxa.engine.errors import InvalidInput, KeyPath, Location, NotFound, format_key_path
+
+__all__ = ["KeyPath", "Problem", "TaxonomyError", "TaxonomyNotFound", "format_key_path"]
 
 
 @dataclass(frozen=True)
@@ -25,22 +27,27 @@ class Problem:
         return f"{where}: {self.severity}: {path + ': ' if path else ''}{self.message}"
 
 
-def format_key_path(path: Sequence[str | int]) -> str:
-    """``('axes', 'category', 'rules', 3, 'when')`` -> ``axes.category.rules[3].when``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+class TaxonomyError(InvalidInput):
+    """Raised when a taxonomy has errors; ``problems`` holds errors and warnings. The location is
+    the first error's; the string lists the errors, one a line."""
 
+    code = "TAXONOMY_INVALID"
 
-@dataclass
-class TaxonomyError(Exception):
-    """Raised when a taxonomy has errors; ``problems`` holds errors and warnings."""
-
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, problems: Iterable[Problem] = ()) -> None:
+        self.problems = list(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        first = errors[0] if errors else None
+        location = None if first is None else Location(file=first.file, line=first.line, key_path=first.key_path)
+        super().__init__(first.message if first is not None else "no problems", location)
 
     def __str__(self) -> str:
         errors = [p for p in self.problems if p.severity == "error"]
         shown = "\n".join(str(p) for p in errors[:20])
         more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
         return f"{len(errors)} error(s) in taxonomy:\n{shown}{more}"
+
+
+class TaxonomyNotFound(NotFound, TaxonomyError):
+    """No taxonomy file or built-in taxonomy of that name."""
+
+    code = "NOT_FOUND"

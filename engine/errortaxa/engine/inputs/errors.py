@@ -1,0 +1,34 @@
+"""The readers' errors: one line naming the file, the record (or a place in it) and the field."""
+
+from __future__ import annotations
+
+import os
+
+from errortaxa.engine.errors import FailedPrecondition, InvalidInput, Location, NotFound
+
+
+class InputError(InvalidInput):
+    """A malformed input file, e.g. ``in.jsonl record 17: field 'pred': class id 1000 is outside
+    0..999``. ``record`` is the 1-based line of a line-oriented file or entry of a JSON array;
+    ``where`` replaces it where a record number is not enough (``key 'top1' row 3 (name)``)."""
+
+    code = "BAD_INPUT_FILE"
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, *, record: int | None = None,
+                 field: str | None = None, where: str | None = None) -> None:
+        self.path = os.fspath(path)
+        self.record = record
+        super().__init__(reason, Location(file=self.path, record=record, field=field, where=where))
+
+
+class InputNotFound(NotFound, InputError):
+    """An input file that does not exist."""
+
+    code = "NOT_FOUND"
+
+
+class InputNeedsMore(FailedPrecondition, InputError):
+    """A well-formed input that cannot be used without another (predictions without a label set,
+    ReaL labels without the original validation labels)."""
+
+    code = "FAILED_PRECONDITION"

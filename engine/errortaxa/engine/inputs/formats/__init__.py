@@ -1,0 +1,1 @@
+"""The input formats: one module each, registered with errortaxa.engine.inputs.registry."""

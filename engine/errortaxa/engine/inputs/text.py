@@ -1,0 +1,92 @@
+"""Helpers the readers share: reading a file as text, describing values, parsing class ids."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from errortaxa.engine.inputs.errors import InputError, InputNotFound
+
+PathLike = str | os.PathLike[str]
+
+
+def read_bytes(path: PathLike, limit: int = -1) -> bytes:
+    """The file's bytes (the first ``limit`` with a limit); a missing file is InputNotFound."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(limit)
+    except FileNotFoundError as error:
+        raise InputNotFound(path, f"cannot read: {error.strerror or error}") from None
+    except OSError as error:
+        raise InputError(path, f"cannot read: {error.strerror or error}") from None
+
+
+def read_text(path: PathLike) -> str:
+    """The file as text (UTF-8, BOM dropped), with I/O and decoding errors as InputError."""
+    data = read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise InputError(path, f"not UTF-8 text (byte {error.start})", record=line) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def describe(value: Any) -> str:
+    """A short JSON-ish description of a value for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, int):
+        return f"integer {int_text(value)}"
+    if isinstance(value, float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value[:40]!r}" + ("..." if len(value) > 40 else "")
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def int_text(value: int) -> str:
+    """An integer, cut to 20 digits and '...' when longer than 24."""
+    text = str(value)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+def range_text(num_classes: int) -> str:
+    return f"0..{num_classes - 1}"
+
+
+def parse_class(text: str, path: PathLike, record: int, field: str, num_classes: int) -> int:
+    """A class id written as decimal digits."""
+    token = text.strip()
+    if not (token.isascii() and token.isdigit()):
+        raise InputError(path, f"{token[:40]!r} is not a class id", record=record, field=field)
+    value = int(token)
+    if value >= num_classes:
+        raise InputError(path, f"class id {value} is outside {range_text(num_classes)}",
+                         record=record, field=field)
+    return value
+
+
+def parse_class_list(text: str, path: PathLike, record: int, field: str, num_classes: int) -> list[int]:
+    """Class ids written ``1, 2`` or ``[1, 2]`` (empty: none)."""
+    body = text.strip()
+    if body.startswith("[") and body.endswith("]"):
+        body = body[1:-1].strip()
+    if not body:
+        return []
+    return [parse_class(token, path, record, field, num_classes) for token in body.split(",")]
+
+
+def first_line(head: bytes) -> bytes:
+    """The first line of a file's head that is neither blank nor a ``#`` comment (BOM dropped)."""
+    for line in head.removeprefix(b"\xef\xbb\xbf").split(b"\n"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(b"#"):
+            return stripped
+    return b""
