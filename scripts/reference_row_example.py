@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from synthetic import make_predictions  # noqa: E402
+from synthetic import make_predictions
 
 
 def main(data: Path, out: Path) -> None:

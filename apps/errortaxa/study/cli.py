@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from errortaxa.cli.commands import taxonomy_from
-from errortaxa.cli.errors import UsageError
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.errors import InvalidInput
 from errortaxa.engine.inputs import LabeledImages, read_labels
 from errortaxa.engine.knowledge.datasets import DATASETS
 
@@ -127,7 +127,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if image_list is not None:
         found = sum(1 for name in image_list if name in images.index)
         if not found:
-            raise UsageError(f"{args.image_list}: none of its {len(image_list)} images is a study image "
+            raise InvalidInput(f"{args.image_list}: none of its {len(image_list)} images is a study image "
                              f"(first: {image_list[0] if image_list else 'none'})")
         if found < len(image_list):
             print(f"errortaxa: warning: {args.image_list}: {len(image_list) - found} of its {len(image_list)} "
@@ -179,7 +179,7 @@ def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) 
     """--color-by must name a metadata column; metadata rows of no model are worth a warning."""
     columns = [] if metadata is None else [c for c in metadata.columns if c != "model"]
     if args.color_by is not None and args.color_by not in columns:
-        raise UsageError(f"--color-by {args.color_by!r}: not a metadata column"
+        raise InvalidInput(f"--color-by {args.color_by!r}: not a metadata column"
                          + (f" (columns: {', '.join(columns)})" if columns else " (no --metadata given)"))
     if metadata is not None:
         names = {m.name for m in models}
@@ -281,7 +281,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     a, b = taxonomy_from(args.taxonomy_a), taxonomy_from(args.taxonomy_b)
     for option, tax, axis in (("--axis-a", a, args.axis_a), ("--axis-b", b, args.axis_b)):
         if axis is not None and axis not in tax.axes:
-            raise UsageError(f"{option} {axis!r}: taxonomy '{tax.name}' has no such axis (axes: {', '.join(tax.axes)})")
+            raise InvalidInput(f"{option} {axis!r}: taxonomy '{tax.name}' has no such axis "
+                               f"(axes: {', '.join(tax.axes)})")
     batch = read_samples(args.input, _labels(args.labels), len(a.vocabulary))
     result = diff_taxonomies(a, b, batch, axis_a=args.axis_a, axis_b=args.axis_b,
                              errors_only=not args.all, examples=args.examples)
