@@ -3,15 +3,24 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# the protobuf / gRPC generator lives apart (scripts/gen_protos.py says why)
+CODEGEN ?= .venv-codegen
 
-.PHONY: install demo test lint bench clean
+.PHONY: install codegen demo test test-matrix lint bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,oov,study,ray]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray]'
+	touch $@
+
+codegen: $(CODEGEN)/.installed
+
+$(CODEGEN)/.installed: scripts/gen_protos.py
+	python3 -m venv $(CODEGEN)
+	$(CODEGEN)/bin/python -m pip install -q "$$(python3 scripts/gen_protos.py --requirement)"
 	touch $@
 
 demo: install
@@ -22,16 +31,21 @@ demo: install
 	print('top-1 %.3f  MLA (per class) %.3f' % (s['top1_accuracy'], s['mla'])); \
 	[print('  %-28s %5d  %.3f' % (k, v['count'], v['share'])) for k, v in s['categories'].items()]"
 
-lint: install
-	$(PY) scripts/gen_protos.py --check
+lint: install codegen
+	$(CODEGEN)/bin/python scripts/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(PY) scripts/check_imports.py
 
 test: lint
 	$(PY) -m pytest
+
+# the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
+test-matrix: install
+	$(PY) -m pytest -m matrix tests/test_packaging.py
 
 bench: install
 	$(PY) bench/engine.py
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(CODEGEN) out

@@ -122,13 +122,20 @@ def test_every_kind_has_a_status_code() -> None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
-    running = build_server(ServerConfig(host="127.0.0.1", port=0, drain_seconds=0.0, grace_seconds=2.0, max_batch=10))
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path) -> Iterator[RunningServer]:
+    running = build_server(ServerConfig(host="127.0.0.1", port=0, drain_seconds=0.0, grace_seconds=2.0, max_batch=10,
+                                        data_dirs=(data_dir,)))
     yield running
     running.stop(0)
 
 
-def test_server_maps_every_kind_to_its_status_code(server: RunningServer, tmp_path: Path) -> None:
+def test_server_maps_every_kind_to_its_status_code(server: RunningServer, data_dir: Path) -> None:
+    tmp_path = data_dir
     (tmp_path / "bad.csv").write_text("id,original_label,proposed_labels,unclear_multi_labels,is_problematic\n"
                                       "a.JPEG,1,1,,maybe\n")
     (tmp_path / "real.json").write_text("[[1]]")
@@ -136,7 +143,8 @@ def test_server_maps_every_kind_to_its_status_code(server: RunningServer, tmp_pa
         with pytest.raises(InvalidArgument) as invalid:
             client.register_dataset("bad", str(tmp_path / "bad.csv"))
         assert (invalid.value.field, invalid.value.row, invalid.value.reason) == ("path", 1, "BAD_INPUT_FILE")
-        assert "bad.csv record 2: field 'is_problematic'" in str(invalid.value)
+        assert "bad.csv' record 2: field 'is_problematic': cannot be read as a label file" in str(invalid.value)
+        assert "maybe" not in str(invalid.value)  # errors name the place, never the file's content
         with pytest.raises(NotFound) as missing:
             client.register_dataset("missing", str(tmp_path / "nope.csv"))
         assert (missing.value.field, missing.value.reason) == ("path", "NOT_FOUND")

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from errortaxa.engine import CompiledTaxonomy, SampleBatch, default_compiled
+from errortaxa.engine import CompiledTaxonomy, SampleBatch, default_compiled, evaluate
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
 from errortaxa.engine.providers import FeatureResult
+from errortaxa.study.models import ImageSet, ModelFile
 from errortaxa.study.reference import COUNT_COLUMNS, ReferenceTablesError, reference_tables
-from errortaxa.study.study import ImageSet, ModelFile, run_study
+from errortaxa.study.study import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic import make_images, make_predictions
@@ -81,7 +82,7 @@ def _compute_mla(rows: list[dict[str, Any]], method: str) -> float:
 
 def _reference_rows(tax: CompiledTaxonomy, images: SampleBatch, pred: np.ndarray, providers: Any,
                     listed: set[str], groups: dict[str, set[int]]) -> dict[str, dict[str, Any]]:
-    decided = tax.evaluate(images.take(np.arange(len(images)), pred), providers).primary.value_names()
+    decided = evaluate(tax, images.take(np.arange(len(images)), pred), providers).primary.value_names()
     model_rows = []
     for i in range(len(images)):
         if images.problematic[i]:
@@ -182,7 +183,7 @@ def test_reference_tables_need_reference_columns(generated: dict[str, Any], tmp_
 
 
 def test_group_sizes_on_the_real_images_equal_the_published_ones(shared_data: Path) -> None:
-    from errortaxa.engine.inputs import load_multilabel_csv
+    from errortaxa.engine.inputs.formats.multilabel_csv import load_multilabel_csv
 
     tax = default_compiled()
     labels = load_multilabel_csv(shared_data / "imagenet2012_multilabel_validation.csv")

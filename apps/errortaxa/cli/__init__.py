@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from errortaxa.cli.commands import (
-    cmd_classify,
-    cmd_oov_proposals,
+    classify_local,
     cmd_rules_explain,
     cmd_rules_schema,
     cmd_rules_show,
@@ -16,6 +15,11 @@ from errortaxa.cli.commands import (
     cmd_rules_validate,
 )
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.extras import requires
+from errortaxa.cli.providers import add_provider_options
+from errortaxa.cli.study import add_diff_arguments
+from errortaxa.cli.study import register as register_study
+from errortaxa.engine.providers import registry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="for .npz input: the multi-label CSV or a ReaL json")
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
     p.add_argument("--token", help="API token for --server (or $ERRORTAXA_TOKEN)")
-    p.add_argument("--oov-config", help="JSON/YAML config of the OOV provider (model, checkpoint, index)")
+    add_provider_options(p)
     p.set_defaults(func=cmd_classify)
 
     rules = sub.add_parser("rules", help="validate, test, explain and inspect taxonomies")
@@ -54,49 +58,53 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--superclass", help="superclass name")
     group.add_argument("--class", dest="class_", help="class index, wnid or synset name")
     p.set_defaults(func=cmd_rules_show)
-    try:
-        from errortaxa.study.cli import add_diff_arguments
-    except ImportError:  # the study extra is not installed
-        pass
-    else:
-        p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
-        add_diff_arguments(p)
+    p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
+    add_diff_arguments(p)
     p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
     p.set_defaults(func=cmd_rules_schema)
 
     # listed for --help; main() hands `serve` and its flags to the server before parsing
     sub.add_parser("serve", help="run the gRPC service (see docs/SERVICE.md)", add_help=False)
 
-    oov = sub.add_parser("oov", help="the open-world (OOV) provider's tools")
-    osub = oov.add_subparsers(dest="oov_command", required=True)
-    p = osub.add_parser("proposals", help="the WordNet prompts the OOV test scores for (pred, target)")
-    p.add_argument("--pred", type=int)
-    p.add_argument("--target", type=int)
-    p.add_argument("--pairs", help='JSONL lines {"pred": INT, "target": INT}; one JSON list per line out')
-    p.add_argument("--taxonomy", help="taxonomy whose superclasses are used (default: the embedded default)")
-    p.set_defaults(func=cmd_oov_proposals)
-    _add_extensions(sub)
+    for factory in registry.factories():
+        factory.add_commands(sub)
+    register_study(sub)
     return parser
 
 
-def _add_extensions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Subcommands of optional parts (OOV indexing, studies) register themselves here."""
-    for module in ("errortaxa.providers.oov.cli", "errortaxa.study.cli"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except ImportError:
-            continue
-        register(sub)
+def cmd_classify(args: argparse.Namespace) -> int:
+    if args.server:
+        with requires("classify --server", "remote"):
+            from errortaxa.cli.remote import classify_remote
+
+            return classify_remote(args)
+    return classify_local(args)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The subcommand's name as typed, e.g. "rules diff"."""
+    words = [args.command]
+    for attribute in ("rules_command", "oov_command"):
+        if getattr(args, attribute, None):
+            words.append(getattr(args, attribute))
+    return " ".join(words)
+
+
+def serve(argv: list[str]) -> int:
+    """``errortaxa serve``: the server parses its own flags (docs/SERVICE.md)."""
+    with user_errors() as status, requires("serve", "serve"):
+        from errortaxa.server import main as serve_main
+    if status.code:
+        return status.code
+    return int(serve_main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:  # the server parses its own flags (docs/SERVICE.md)
-        from errortaxa.server import main as serve_main
-
-        return int(serve_main(argv[1:]))
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
-    with user_errors() as status:
+    with user_errors() as status, requires(_command(args), getattr(args, "extra", None)):
         return int(args.func(args) or 0)
     return status.code
 

@@ -7,14 +7,18 @@ import json
 import os
 import sys
 
-from errortaxa.cli.commands import CHUNK, dumps, output_stream, read_input
+from errortaxa.cli.common import CHUNK, dumps, output_stream, read_input
 from errortaxa.cli.errors import UsageError
+from errortaxa.cli.providers import provider_configs
 from errortaxa.client import Client, ErrorTaxaError
+from errortaxa.engine.providers import registry
 
 
 def classify_remote(args: argparse.Namespace) -> int:
-    if args.oov_config:
-        raise UsageError("--oov-config applies to local mode; a server uses its own OOV provider")
+    given = sorted(provider_configs(args))
+    if given:
+        raise UsageError(f"{registry.get(given[0]).config_option} applies to local mode; a server uses its own "
+                         f"'{given[0]}' provider")
     batch, skipped = read_input(args.input, args.labels)
     token = args.token or os.environ.get("ERRORTAXA_TOKEN")
     taxonomy = args.taxonomy

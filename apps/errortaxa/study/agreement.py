@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from errortaxa.engine import CompiledTaxonomy, SampleBatch
+from errortaxa.engine import CompiledTaxonomy, SampleBatch, evaluate
 from errortaxa.engine.inputs import InputError, LabeledImages, read_sample_list
+from errortaxa.engine.predicates.base import Node
+from errortaxa.engine.predicates.sample_list import InSampleListNode
 
 CATEGORY_KEYS = ("failure category", "category", "failure_category", "mistake_category")
 SEVERITY_KEYS = ("failure severity", "severity", "failure_severity", "mistake_severity")
@@ -148,16 +150,17 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages, external: dict[
                                        label_offsets=picked.label_offsets, label_values=picked.label_values,
                                        problematic=picked.problematic, images=images)
 
-    decisions = taxonomy.evaluate(batch(picked.images))
-    without = taxonomy.evaluate(batch(None))  # no image names: every sample-list rule is left out
+    decisions = evaluate(taxonomy, batch(picked.images))
+    without = evaluate(taxonomy, batch(None))  # no image names: every sample-list rule is left out
     axis = taxonomy.axes[decisions.primary.axis]
     rules_of: dict[str, list[int]] = {}
     for r, rule in enumerate(axis.rules):
         rules_of.setdefault(axis.values[rule.value].id, []).append(r)
     unknown = np.zeros(len(rows), bool)  # the rule of the external category was not evaluated
-    for i, cat in enumerate(ext_cat):
-        for r in rules_of.get(cat, []):
-            unknown[i] |= bool(int(decisions.primary.not_evaluated[i]) >> r & 1)
+    categories = np.array(ext_cat, dtype=object)
+    for cat, rules in rules_of.items():
+        for r in rules:
+            unknown |= (categories == cat) & decisions.primary.rule_not_evaluated(r)
     result: dict[str, Any] = {"taxonomy": taxonomy.name, "entries": len(external), "compared": len(rows),
                               "skipped": skipped, "external_files": [str(s) for s in sources]}
     known = [i for i in range(len(rows)) if not unknown[i]]
@@ -193,7 +196,7 @@ def _sample_lists(taxonomy: CompiledTaxonomy, axis: Any, external: dict[str, str
     """Each sample list of the taxonomy, its source, and how much of it the external files hold."""
     out = taxonomy.sample_list_info()
     for name, info in out.items():
-        values = sorted({axis.values[r.value].id for r in axis.rules if f'"in_sample_list": "{name}"' in r.when_text})
+        values = sorted({axis.values[r.value].id for r in axis.rules if name in _list_names(r.node)})
         images = _list_images(taxonomy, name)
         held = [external[i] for i in images if i in external]
         info["category"] = values[0] if len(values) == 1 else values
@@ -201,6 +204,12 @@ def _sample_lists(taxonomy: CompiledTaxonomy, axis: Any, external: dict[str, str
         info["external_same_category"] = sum(1 for c in held if c in values)
         info["derived_from_external"] = bool(images) and info["external_same_category"] == len(images)
     return out
+
+
+def _list_names(node: Node) -> set[str]:
+    """The sample lists a rule's predicate reads."""
+    own = {node.name} if isinstance(node, InSampleListNode) else set()
+    return own.union(*(_list_names(part) for part in node.parts()))
 
 
 def _list_images(taxonomy: CompiledTaxonomy, name: str) -> frozenset[str]:

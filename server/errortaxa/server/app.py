@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -15,6 +14,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
+from errortaxa.engine.language import limits
+from errortaxa.server.admission import Admission
 from errortaxa.server.auth import SERVICE, Tokens
 from errortaxa.server.config import ConfigError, ServerConfig, load_config
 from errortaxa.server.datasets import DatasetRegistry
@@ -22,9 +23,10 @@ from errortaxa.server.errors import ServiceError
 from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
 from errortaxa.server.metrics import Metrics, MetricsHTTPServer
+from errortaxa.server.providers import ServerProviders
 from errortaxa.server.service import Service
 from errortaxa.server.store import TaxonomyStore
-from errortaxa.server.taxonomies import ProviderFactory, TaxonomyRegistry
+from errortaxa.server.taxonomies import TaxonomyRegistry
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -42,6 +44,7 @@ class RunningServer:
     health: health.HealthServicer
     registry: TaxonomyRegistry
     metrics: Metrics
+    admission: Admission
     metrics_http: MetricsHTTPServer | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -80,30 +83,16 @@ class RunningServer:
         return self._stopped.wait(timeout)
 
 
-def _oov_providers(config: ServerConfig) -> ProviderFactory | None:
-    if config.oov_config is None:
-        return None
-    try:
-        provider_from_config = importlib.import_module("errortaxa.providers.oov.config").provider_from_config
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"oov_config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
-    path = str(config.oov_config)
-
-    def factory(compiled: object) -> dict[str, object]:
-        provider = provider_from_config(path, compiled)
-        return {provider.name: provider}
-
-    return factory  # type: ignore[return-value]
-
-
 def build_server(config: ServerConfig) -> RunningServer:
     """Load the store and datasets, compile the active taxonomy, bind, start; health SERVING."""
     config.check()
     started = time.perf_counter()
+    limits.configure(config.limits)
     store = TaxonomyStore(config.store)
-    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=_oov_providers(config))
+    providers = ServerProviders(config.provider_configs)
+    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build)
     try:
-        datasets = DatasetRegistry(store, config.datasets)
+        datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
     metrics = Metrics()
@@ -114,18 +103,21 @@ def build_server(config: ServerConfig) -> RunningServer:
 
     metrics.active = active
     max_bytes = config.max_message_mb * 1024 * 1024
+    admission = Admission(concurrency=config.concurrency, max_calls=config.max_concurrent_rpcs,
+                          max_streams=config.max_streams, max_streams_per_client=config.max_streams_per_client,
+                          idle_seconds=config.stream_idle_seconds)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="errortaxa-rpc"),
+        futures.ThreadPoolExecutor(max_workers=admission.threads, thread_name_prefix="errortaxa-rpc"),
         interceptors=[CallInterceptor(Tokens(config.read_tokens, config.admin_tokens,
-                                             public_health=config.public_health), metrics)],
+                                             public_health=config.public_health), metrics, admission)],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        maximum_concurrent_rpcs=4 * admission.threads,  # an outer guard; Admission refuses first
     )
-    service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics), server)
+    service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics, providers), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
@@ -145,8 +137,9 @@ def build_server(config: ServerConfig) -> RunningServer:
     server.start()
     for name in ("", SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(config, server, port, health_servicer, registry, metrics, metrics_http)
-    log.info("serving", extra={
+    running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, metrics_http)
+    # the bound port is always told, whatever the log level (--port 0 needs it)
+    log.log(max(logging.INFO, log.getEffectiveLevel()), "serving", extra={
         "address": running.address, "port": port, "tls": config.tls, "auth": config.auth_enabled,
         "store": str(config.store) if config.store else None, "taxonomy": registry.active.name,
         "version": registry.active.version, "datasets": [d.name for d in datasets.all()],

@@ -52,12 +52,16 @@ class Tokens:
         """The caller's identity, or why the call is refused."""
         if not self.enabled or (self.public_health and method.startswith(HEALTH_PREFIX)):
             return Identity(ANONYMOUS, ADMIN if not self.enabled else READ)
+        values = [value for key, value in metadata or () if key == "authorization"]
+        if len(values) > 1:
+            return Denied(grpc.StatusCode.UNAUTHENTICATED, "send one 'authorization' entry, not several")
         token = None
-        for key, value in metadata or ():
-            if key == "authorization":
-                text = value.decode() if isinstance(value, bytes) else value
-                scheme, _, rest = text.strip().partition(" ")
-                token = rest.strip() if scheme.lower() == "bearer" and rest else text.strip()
+        if values:
+            text = values[0].decode(errors="replace") if isinstance(values[0], bytes) else values[0]
+            scheme, _, rest = text.strip().partition(" ")
+            if scheme.lower() != "bearer" or not rest.strip():
+                return Denied(grpc.StatusCode.UNAUTHENTICATED, "the 'authorization' entry must read 'Bearer <token>'")
+            token = rest.strip()
         if not token:
             return Denied(grpc.StatusCode.UNAUTHENTICATED,
                           "this server needs a token: send metadata 'authorization: Bearer <token>'")

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+from errortaxa.engine.language.limits import Limits
+from errortaxa.engine.providers import registry
 
 ENV_PREFIX = "ERRORTAXA_"
 
@@ -33,22 +35,37 @@ class ServerConfig:
     max_message_mb: int = 256
     max_batch: int = 2_000_000  # samples per request
     concurrency: int = 8  # worker threads
-    max_concurrent_rpcs: int = 64  # beyond this, calls fail with RESOURCE_EXHAUSTED
+    max_concurrent_rpcs: int = 64  # computing calls in progress; beyond this, RESOURCE_EXHAUSTED at once
+    max_streams: int = 16  # ClassifyStreams open, all clients
+    max_streams_per_client: int = 4  # ClassifyStreams open per token (tokens configured) or connection
+    stream_idle_seconds: float = 60.0  # a stream that sends nothing this long is closed (DEADLINE_EXCEEDED)
     store: Path | None = None  # taxonomy store directory (None: in memory only)
     default_taxonomy: str | None = None  # built-in name or YAML path served when nothing was activated
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> label file
-    oov_config: Path | None = None  # OOV provider config (needs errortaxa[oov])
+    data_dirs: tuple[Path, ...] = ()  # RegisterDataset reads label files only under these
+    # feature provider name -> its config file (``--oov-config`` / ``oov_config`` / ERRORTAXA_OOV_CONFIG)
+    provider_configs: dict[str, Path] = field(default_factory=dict)
     metrics_port: int | None = None  # Prometheus text on http://metrics_host:metrics_port/metrics
     metrics_host: str = "127.0.0.1"
     drain_seconds: float = 5.0  # after SIGTERM: health NOT_SERVING this long while still serving
     grace_seconds: float = 10.0  # then: calls in flight get this long to finish
     reflection: bool = True
+    taxonomy_max_bytes: int = Limits.max_bytes  # bounds on one uploaded (or served) taxonomy: language.limits
+    taxonomy_max_aliases: int = Limits.max_aliases
+    taxonomy_max_depth: int = Limits.max_depth
+    taxonomy_max_nodes: int = Limits.max_nodes
+    taxonomy_max_pair_tables: int = Limits.max_pair_tables
     log_level: str = "INFO"
     log_format: str = "json"  # "json" | "text"
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.taxonomy_max_bytes, self.taxonomy_max_aliases, self.taxonomy_max_depth,
+                      self.taxonomy_max_nodes, self.taxonomy_max_pair_tables)
 
     @property
     def auth_enabled(self) -> bool:
@@ -59,9 +76,14 @@ class ServerConfig:
             raise ConfigError("tls_cert and tls_key go together")
         for key, value in (("port", self.port), ("max_message_mb", self.max_message_mb),
                            ("max_batch", self.max_batch), ("concurrency", self.concurrency),
-                           ("max_concurrent_rpcs", self.max_concurrent_rpcs)):
+                           ("max_concurrent_rpcs", self.max_concurrent_rpcs), ("max_streams", self.max_streams),
+                           ("max_streams_per_client", self.max_streams_per_client)):
             if value < (0 if key == "port" else 1):
                 raise ConfigError(f"{key} must be {'>= 0' if key == 'port' else 'positive'}, got {value}")
+        try:
+            self.limits.check()
+        except ValueError as exc:
+            raise ConfigError(str(exc).replace("taxonomy limit ", "taxonomy_")) from None
         seen: dict[str, str] = {}
         for role, tokens in (("read", self.read_tokens), ("admin", self.admin_tokens)):
             for name, token in tokens.items():
@@ -70,17 +92,23 @@ class ServerConfig:
                 if token in seen:
                     raise ConfigError(f"token '{name}' has the same value as token '{seen[token]}'")
                 seen[token] = name
+        if not self.stream_idle_seconds > 0:
+            raise ConfigError(f"stream_idle_seconds must be positive, got {self.stream_idle_seconds}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
         return self
 
 
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
-_PATHS = {"tls_cert", "tls_key", "store", "oov_config"}
-_INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port"}
-_FLOATS = {"drain_seconds", "grace_seconds"}
+_PATHS = {"tls_cert", "tls_key", "store"}
+_INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port",
+         "max_streams", "max_streams_per_client",
+         "taxonomy_max_bytes", "taxonomy_max_aliases", "taxonomy_max_depth", "taxonomy_max_nodes",
+         "taxonomy_max_pair_tables"}
+_FLOATS = {"drain_seconds", "grace_seconds", "stream_idle_seconds"}
 _BOOLS = {"public_health", "reflection"}
 _MAPS = {"read_tokens", "admin_tokens", "datasets"}
+_PATH_LISTS = {"data_dirs"}
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
@@ -103,6 +131,9 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return text in ("1", "true", "yes", "on")
         if key in _MAPS:
             return _mapping(value)
+        if key in _PATH_LISTS:
+            items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+            return tuple(Path(os.path.expanduser(str(item))) for item in items if str(item))
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {key}: {exc}") from None
@@ -146,26 +177,51 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: expected a table of settings")
     data = data.get("server", data) if isinstance(data.get("server"), dict) else data
     out: dict[str, Any] = {}
+    providers = _provider_keys()
     for raw_key, value in data.items():
         key = str(raw_key).replace("-", "_")
-        if key not in _FIELDS:
+        if key in providers:
+            out.setdefault("provider_configs", {})[providers[key]] = _coerce_path(key, value, f"config file {path}")
+        elif key not in _FIELDS or key == "provider_configs":
             raise ConfigError(f"config file {path}: unknown setting '{raw_key}'")
-        out[key] = _coerce(key, value, f"config file {path}")
+        else:
+            out[key] = _coerce(key, value, f"config file {path}")
     base = path.parent
     for key in _PATHS & out.keys():  # relative paths are relative to the config file
         if out[key] is not None and not out[key].is_absolute():
             out[key] = base / out[key]
+    for key in _PATH_LISTS & out.keys():
+        out[key] = tuple(p if p.is_absolute() else base / p for p in out[key])
+    for name, file in out.get("provider_configs", {}).items():
+        if not file.is_absolute():
+            out["provider_configs"][name] = base / file
     return out
 
 
 def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``ERRORTAXA_<SETTING>`` variables (e.g. ERRORTAXA_PORT, ERRORTAXA_ADMIN_TOKENS=ops=s3cret)."""
+    """``ERRORTAXA_<SETTING>`` variables (e.g. ERRORTAXA_PORT, ERRORTAXA_ADMIN_TOKENS=ops=s3cret,
+    ERRORTAXA_OOV_CONFIG=oov.yaml)."""
     out: dict[str, Any] = {}
-    for key in _FIELDS:
+    for key in (k for k in _FIELDS if k != "provider_configs"):
         name = ENV_PREFIX + key.upper()
         if name in environ and environ[name] != "":
             out[key] = _coerce(key, environ[name], f"${name}")
+    for key, provider in _provider_keys().items():
+        name = ENV_PREFIX + key.upper()
+        if environ.get(name):
+            out.setdefault("provider_configs", {})[provider] = _coerce_path(key, environ[name], f"${name}")
     return out
+
+
+def _provider_keys() -> dict[str, str]:
+    """The setting naming each registered feature provider's config file -> the provider name."""
+    return {factory.config_key: factory.name for factory in registry.factories()}
+
+
+def _coerce_path(key: str, value: Any, origin: str) -> Path:
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ConfigError(f"{origin}: {key}: expected a file path, got {value!r}")
+    return Path(os.path.expanduser(os.fspath(value)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,26 +244,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="health checks need no token even when tokens are configured")
     p.add_argument("--max-message-mb", type=int, help="largest request or response message (default 256)")
     p.add_argument("--max-batch", type=int, help="most samples in one request (default 2,000,000)")
-    p.add_argument("--concurrency", type=int, help="worker threads (default 8)")
+    p.add_argument("--concurrency", type=int, help="calls computing at once (default 8)")
     p.add_argument("--max-concurrent-rpcs", type=int,
-                   help="calls in progress at once; more fail with RESOURCE_EXHAUSTED (default 64)")
+                   help="computing calls in progress (computing or waiting); more fail at once with "
+                   "RESOURCE_EXHAUSTED (default 64)")
+    p.add_argument("--max-streams", type=int, help="ClassifyStreams open at once, all clients (default 16)")
+    p.add_argument("--max-streams-per-client", type=int,
+                   help="ClassifyStreams open at once per token, or per connection without tokens (default 4)")
+    p.add_argument("--stream-idle-seconds", type=float,
+                   help="close a ClassifyStream that sends no batch this long (default 60)")
     p.add_argument("--store", type=Path, help="taxonomy store directory (default: in memory, lost at exit)")
     p.add_argument("--default-taxonomy", help="built-in name or YAML file served until one is activated")
     p.add_argument("--dataset", action="append", metavar="NAME=PATH",
                    help="hold a label file (multi-label CSV, ReaL json, target list, JSONL) as NAME")
-    p.add_argument("--oov-config", type=Path, help="OOV provider config (needs the errortaxa[oov] extra)")
+    p.add_argument("--data-dir", action="append", metavar="DIR",
+                   help="RegisterDataset reads label files only under this directory (repeatable)")
+    for factory in registry.factories():
+        p.add_argument(factory.config_option, dest=factory.config_key, type=Path, metavar="FILE",
+                       help=f"config file of the '{factory.name}' feature provider: {factory.summary}")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this HTTP port")
     p.add_argument("--metrics-host", help="bind address of the metrics port (default 127.0.0.1)")
     p.add_argument("--drain-seconds", type=float, help="after SIGTERM, report NOT_SERVING this long (5)")
     p.add_argument("--grace-seconds", type=float, help="then give calls in flight this long (10)")
     p.add_argument("--no-reflection", dest="reflection", action="store_false", default=None,
                    help="do not offer gRPC server reflection")
+    for key, what in (("bytes", "UTF-8 size"), ("aliases", "YAML alias uses"), ("depth", "nesting depth"),
+                      ("nodes", "nodes with aliases expanded"), ("pair-tables", "distinct class-pair tables")):
+        default = getattr(Limits, "max_" + key.replace("-", "_"))
+        p.add_argument(f"--taxonomy-max-{key}", type=int,
+                       help=f"refuse a taxonomy over this {what} (default {default:,})")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     p.add_argument("--log-format", choices=("json", "text"), help="structured JSON lines (default) or text")
     return p
 
 
-_FLAG_KEYS = {"read_token": "read_tokens", "admin_token": "admin_tokens", "dataset": "datasets"}
+_FLAG_KEYS = {"read_token": "read_tokens", "admin_token": "admin_tokens", "dataset": "datasets",
+              "data_dir": "data_dirs"}
 
 
 def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -219,13 +291,21 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
                                   else None)
     if config_path is not None:
         values.update(read_config_file(config_path))
-    values.update(read_env(environ))
+    env = read_env(environ)
+    values["provider_configs"] = {**values.get("provider_configs", {}), **env.pop("provider_configs", {})}
+    values.update(env)
+    providers = _provider_keys()
     for name, value in vars(args).items():
         if name == "config" or value is None:
+            continue
+        if name in providers:
+            values["provider_configs"][providers[name]] = _coerce_path(name, value, f"--{name.replace('_', '-')}")
             continue
         key = _FLAG_KEYS.get(name, name)
         coerced = _coerce(key, value, f"--{name.replace('_', '-')}")
         if key in _MAPS:
             coerced = {**values.get(key, {}), **coerced}
+        if key in _PATH_LISTS:
+            coerced = (*values.get(key, ()), *coerced)
         values[key] = coerced
     return replace(ServerConfig(), **values).check()

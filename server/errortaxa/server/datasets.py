@@ -11,9 +11,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 from errortaxa.engine import SampleBatch
-from errortaxa.engine.inputs import LABELS, InputError, LabeledImages, ReadOptions, detect
+from errortaxa.engine.errors import ErrorTaxaError
+from errortaxa.engine.inputs import LABELS, LabeledImages, ReadOptions, detect
 from errortaxa.server.convert import check_finite, length_error, matrix
-from errortaxa.server.errors import ServiceError, from_error, invalid, not_found
+from errortaxa.server.errors import ServiceError, from_error, invalid, not_found, shown
 from errortaxa.server.store import NAME_PATTERN, TaxonomyStore
 from errortaxa.v1 import samples_pb2, service_pb2
 
@@ -39,22 +40,30 @@ class Dataset:
 
 def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
     """Read a label file in any registered label-set format (the multi-label CSV, ReaL json, a
-    target list, JSONL samples); its errors become the call's status by their kind."""
+    target list, JSONL samples). Errors name the file, the record and the field, never the file's content."""
+    file = Path(path)
+    if not file.is_file():
+        raise not_found(f"no label file {shown(path)} on the server", field="path")
     try:
         fmt = detect(path, LABELS)
         labels = fmt.read(path, ReadOptions(num_classes=num_classes))
-    except InputError as exc:
-        raise from_error(exc, field="path") from None
+    except ErrorTaxaError as exc:  # its status by kind; the message without the reason, which may quote content
+        record, column = exc.location.record, exc.location.field
+        where = f" record {record}" if record is not None else ""
+        where += f": field '{column}'" if column else ""
+        raise from_error(exc, field="path", message=f"{shown(path)}{where}: cannot be read as a label file "
+                                                    f"({exc.code})") from None
     if len(set(labels.images)) != len(labels.images):
-        raise invalid(f"{path}: image ids are not unique", field="path", reason="BAD_LABEL_FILE")
-    return Dataset(name, labels, path, fmt.name, labels.to_batch(np.zeros(len(labels), np.int32)))
+        raise invalid(f"{shown(path)}: image ids are not unique", field="path", reason="BAD_LABEL_FILE")
+    return Dataset(name, labels, str(file), fmt.name, labels.to_batch(np.zeros(len(labels), np.int32)))
 
 
 class DatasetRegistry:
     """Named label sets: from the configuration and from RegisterDataset (remembered in the store)."""
 
-    def __init__(self, store: TaxonomyStore, configured: dict[str, str]) -> None:
+    def __init__(self, store: TaxonomyStore, configured: dict[str, str], data_dirs: tuple[Path, ...] = ()) -> None:
         self.store = store
+        self.data_dirs = tuple(d.resolve() for d in data_dirs)
         self._lock = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
         for name, path in {**store.datasets(), **configured}.items():
@@ -64,20 +73,40 @@ class DatasetRegistry:
     def get(self, name: str) -> Dataset:
         dataset = self._datasets.get(name)
         if dataset is None:
-            raise not_found(f"no dataset named '{name}'", field="dataset.dataset")
+            raise not_found(f"no dataset named {shown(name)}", field="dataset.dataset")
         return dataset
 
     def all(self) -> list[Dataset]:
         return sorted(self._datasets.values(), key=lambda d: d.name)
 
+    def inside_data_dirs(self, path: str) -> Path:
+        """``path`` (absolute, or relative to a data directory) when it lies under one of the
+        server's data directories after links and '..' are resolved; nothing is read before."""
+        if not self.data_dirs:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                               "this server reads label files only under its data directories, and has none "
+                               "(start it with --data-dir)", field="path", reason="NO_DATA_DIRS")
+        given = Path(path)
+        candidates = [given] if given.is_absolute() else [d / given for d in self.data_dirs]
+        for candidate in candidates:
+            try:
+                found = candidate.resolve()
+            except (OSError, RuntimeError, ValueError):
+                continue
+            if any(found.is_relative_to(d) for d in self.data_dirs) and (found.is_file() or len(candidates) == 1):
+                return found
+        raise ServiceError(grpc.StatusCode.PERMISSION_DENIED,
+                           f"{shown(path)} is not a file under the server's data directories", field="path",
+                           reason="OUTSIDE_DATA_DIRS")
+
     def register(self, name: str, path: str, *, replace: bool) -> Dataset:
         if not NAME_PATTERN.match(name):
-            raise invalid(f"dataset name {name!r}: use letters, digits, '.', '_' and '-'", field="name",
+            raise invalid(f"dataset name {shown(name)}: use letters, digits, '.', '_' and '-'", field="name",
                           reason="BAD_NAME")
         if name in self._datasets and not replace:
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"dataset '{name}' exists (set replace)",
                                field="name", reason="DATASET_EXISTS")
-        dataset = load_dataset(name, str(Path(path).resolve()))
+        dataset = load_dataset(name, str(self.inside_data_dirs(path)))
         with self._lock:
             self.store.set_dataset(name, dataset.source)
             self._datasets[name] = dataset
@@ -92,6 +121,9 @@ def predictions_batch(dataset: Dataset, msg: samples_pb2.DatasetPredictions, fie
         raise invalid("give pred or logits, not both", field=f"{field}.logits", reason="ONE_OF")
     if msg.HasField("logits"):
         logits = matrix(msg.logits, np.float32, f"{field}.logits")
+        if logits.shape[0] and not logits.shape[1]:
+            raise invalid(f"{field}.logits has {logits.shape[0]} rows of 0 columns: a row needs a score per class",
+                          field=f"{field}.logits", reason="LENGTH_MISMATCH")
         check_finite(logits, f"{field}.logits")
         pred = np.argmax(logits, axis=1).astype(np.int32) if logits.shape[0] else np.zeros(0, np.int32)
     else:
@@ -104,7 +136,7 @@ def predictions_batch(dataset: Dataset, msg: samples_pb2.DatasetPredictions, fie
         missing = np.flatnonzero(rows < 0)
         if missing.size:
             i = int(missing[0])
-            raise not_found(f"{field}.images[{i}]: {msg.images[i]!r} is not in dataset '{dataset.name}'",
+            raise not_found(f"{field}.images[{i}]: {shown(msg.images[i])} is not in dataset '{dataset.name}'",
                             field=f"{field}.images", sample_index=i)
     else:
         if msg.offset < 0 or msg.offset + n > len(labels):

@@ -1,4 +1,4 @@
-"""One server interceptor for every call: token check, metrics, call log, caller identity."""
+"""One server interceptor for every call: token check, admission, metrics, call log, caller identity."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from errortaxa.server.auth import ANONYMOUS, Denied, Identity, Tokens
+from errortaxa.server.admission import Admission
+from errortaxa.server.auth import ANONYMOUS, SERVICE, Denied, Identity, Tokens
+from errortaxa.server.errors import ServiceError
 from errortaxa.server.metrics import Metrics
 
 log = logging.getLogger("errortaxa.server.calls")
 _local = threading.local()
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
+#: Calls that compute (admitted by Admission.call); ClassifyStream is admitted by Admission.stream;
+#: health, reflection, the listings and DeleteTaxonomy are not counted.
+COMPUTING = frozenset(f"/{SERVICE}/{name}" for name in (
+    "Classify", "Explain", "ValidateTaxonomy", "PutTaxonomy", "GetTaxonomy", "ActivateTaxonomy", "RegisterDataset"))
+STREAMING = f"/{SERVICE}/ClassifyStream"
 
 
 def current_identity() -> Identity:
@@ -27,15 +34,18 @@ def current_identity() -> Identity:
 def _code_name(context: grpc.ServicerContext, failed: bool) -> str:
     code_fn = getattr(context, "code", None)
     code = code_fn() if callable(code_fn) else None
+    if code is None and not context.is_active():
+        return "CANCELLED"  # the client went away (cancelled, or its deadline passed)
     if code is None:
         return "UNKNOWN" if failed else "OK"
     return str(code.name) if isinstance(code, grpc.StatusCode) else str(code)
 
 
 class CallInterceptor(grpc.ServerInterceptor):
-    def __init__(self, tokens: Tokens, metrics: Metrics) -> None:
+    def __init__(self, tokens: Tokens, metrics: Metrics, admission: Admission) -> None:
         self.tokens = tokens
         self.metrics = metrics
+        self.admission = admission
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
         handler = continuation(details)
@@ -46,7 +56,37 @@ class CallInterceptor(grpc.ServerInterceptor):
         short = method.rsplit("/", 1)[-1]
         if isinstance(outcome, Denied):
             return _rebuild(handler, lambda inner, streaming: self._deny(short, outcome))
-        return _rebuild(handler, lambda inner, streaming: self._observe(short, outcome, inner, streaming))
+        return _rebuild(handler, lambda inner, streaming: self._observe(
+            short, outcome, self._admitted(method, outcome, inner), streaming))
+
+    def _admitted(self, method: str, identity: Identity, inner: Behavior) -> Behavior:
+        """``inner`` behind the admission control that its method needs (see admission)."""
+        admission = self.admission
+        if method in COMPUTING:
+            def computing(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    with admission.call():
+                        return inner(request, context)
+                except ServiceError as exc:  # refused
+                    exc.abort(context)
+
+            return computing
+        if method == STREAMING:
+            by_token = self.tokens.enabled
+
+            def streaming(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+                try:
+                    with admission.stream(identity.name if by_token else context.peer()):
+                        guarded = admission.requests(requests, context)
+                        try:
+                            yield from inner(guarded, context)
+                        finally:
+                            guarded.close()
+                except ServiceError as exc:  # refused
+                    exc.abort(context)
+
+            return streaming
+        return inner
 
     def _deny(self, method: str, denied: Denied) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:

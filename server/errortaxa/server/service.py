@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from errortaxa.engine import evaluate, explain
 from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.server import convert
 from errortaxa.server.config import ServerConfig
@@ -16,6 +17,7 @@ from errortaxa.server.errors import ServiceError, from_error, invalid, problem_p
 from errortaxa.server.interceptor import current_identity
 from errortaxa.server.logs import STANDARD_KEYS
 from errortaxa.server.metrics import Metrics
+from errortaxa.server.providers import ServerProviders
 from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, audit_entry, info_of
 from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
@@ -24,6 +26,11 @@ RESERVED_LOG_KEYS = STANDARD_KEYS | {"action"}
 audit_log = logging.getLogger("errortaxa.audit")
 
 R = TypeVar("R")
+#: Lower bounds of a ClassifyResponse's size (bytes per sample): the value, rule and witness columns
+#: of each axis; a JSON record (~450 bytes for the default taxonomy); the evidence JSON.
+RESPONSE_BYTES_PER_SAMPLE = 3
+RECORD_BYTES = 200
+EVIDENCE_BYTES = 20
 
 
 def handled(method: Callable[..., R]) -> Callable[..., R]:
@@ -52,8 +59,9 @@ def _ref(msg: Any) -> taxonomy_pb2.TaxonomyRef | None:
 
 class Service(service_pb2_grpc.ErrorTaxaServicer):
     def __init__(self, config: ServerConfig, registry: TaxonomyRegistry, datasets: DatasetRegistry,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, providers: ServerProviders) -> None:
         self.config = config
+        self.providers = providers
         self.registry = registry
         self.datasets = datasets
         self.metrics = metrics
@@ -75,13 +83,14 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         source = getattr(request, kind)
         oov = source.oov if source.HasField("oov") else None
         providers = convert.request_providers(oov, batch, entry.providers, entry.providers_needed,
-                                              entry.embedding_dim, entry.num_classes, f"{kind}.oov")
+                                              self.providers.factories, entry.num_classes, f"{kind}.oov")
         return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
                   ) -> service_pb2.ClassifyResponse:
         batch, providers, rows = self._batch(entry, request)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        self._check_response_size(len(batch), len(entry.compiled.axes), request.options)
+        decisions = evaluate(entry.compiled, batch, providers or None, validate=False)
         response = service_pb2.ClassifyResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False), sequence=request.sequence)
         convert.fill_decisions(response, decisions, request.options)
@@ -91,6 +100,20 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             response.summary.CopyFrom(convert.summary_message(decisions))
         self.metrics.add_samples(method, len(batch))
         return response
+
+    def _check_response_size(self, n: int, axes: int, options: service_pb2.ResultOptions) -> None:
+        """Refuse (RESOURCE_EXHAUSTED) before computing a response that cannot be under the message limit:
+        the smallest it can be is RESPONSE_BYTES_PER_SAMPLE per sample and axis, RECORD_BYTES more with
+        records, EVIDENCE_BYTES more with evidence."""
+        per_sample = RESPONSE_BYTES_PER_SAMPLE * axes + RECORD_BYTES * options.records \
+            + EVIDENCE_BYTES * options.evidence
+        limit = self.config.max_message_mb * 1024 * 1024
+        if n * per_sample > limit:
+            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"the response for {n} samples would be over {n * per_sample // 2**20} MB, more than "
+                               f"max_message_mb = {self.config.max_message_mb}: send fewer samples per call "
+                               "(ClassifyStream) or ask for fewer options", field="options",
+                               reason="RESPONSE_TOO_LARGE")
 
     @handled
     def Classify(self, request: service_pb2.ClassifyRequest, context: grpc.ServicerContext
@@ -125,12 +148,11 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         if not 0 <= request.index < len(batch):
             raise invalid(f"index {request.index} is outside 0..{len(batch) - 1}", field="index",
                           reason="OUT_OF_RANGE", sample_index=request.index)
-        traces = entry.compiled.explain(batch, request.index, providers or None)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        explanation = explain(entry.compiled, batch, request.index, providers or None, validate=False)
         return service_pb2.ExplainResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False),
-            traces=convert.trace_messages(traces),
-            record_json=convert.dumps(decisions.record(request.index)),
+            traces=convert.trace_messages(explanation.traces),
+            record_json=convert.dumps(explanation.record()),
         )
 
     # -- taxonomies --------------------------------------------------------------------------
@@ -186,8 +208,10 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
     def ActivateTaxonomy(self, request: service_pb2.ActivateTaxonomyRequest, context: grpc.ServicerContext
                          ) -> service_pb2.ActivateTaxonomyResponse:
         ref = _ref(request)
-        if ref is None or not ref.name:
-            raise invalid("name the taxonomy to activate", field="taxonomy.name", reason="MISSING_FIELD")
+        if ref is None or not ref.name or not ref.version:
+            raise invalid("name the taxonomy and the version to activate (both are required)",
+                          field="taxonomy.version" if ref is not None and ref.name else "taxonomy.name",
+                          reason="MISSING_FIELD")
         entry, previous = self._activate(ref.name, ref.version)
         return service_pb2.ActivateTaxonomyResponse(
             taxonomy=entry.info(active=True),

@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
 from errortaxa.engine.compile.compiler import default_compiled
+from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
-from errortaxa.server.convert import OOV, embedding_dim
-from errortaxa.server.errors import ServiceError, not_found, problem_proto
+from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
 from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
 from errortaxa.v1 import taxonomy_pb2
 
@@ -28,7 +28,7 @@ log = logging.getLogger("errortaxa.server")
 UPLOAD_NAME = "<upload>"
 CACHE_SIZE = 16  # compiled versions kept besides the active one and the builtin
 
-ProviderFactory = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]
+ProvidersFor = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]  # a version's feature providers
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,6 @@ class Entry:
         """The feature providers the taxonomy's rules ask, sorted."""
         return tuple(sorted(self.compiled.providers_needed))
 
-    @cached_property
-    def embedding_dim(self) -> int | None:
-        """The embedding dimension of this version's OOV model (None: no model)."""
-        return embedding_dim(self.providers.get(OOV))
-
     def info(self, *, active: bool, full: bool = True) -> taxonomy_pb2.TaxonomyInfo:
         """The metadata message; ``full`` adds the axes (outcomes and rules) and description."""
         c = self.compiled
@@ -92,26 +87,31 @@ def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
                         problems=[problem_proto(p) for p in problems])
 
 
-def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
+def compile_text(text: str, filename: str) -> CompiledTaxonomy:
     """Load and compile uploaded YAML text (TaxonomyError with every problem); ``extends`` may name a
     built-in taxonomy only, never a file of the server."""
     return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
 
 
-def compile_text(text: str, filename: str) -> CompiledTaxonomy:
-    """Load and compile uploaded YAML text; ServiceError(INVALID_ARGUMENT) with every problem."""
-    try:
-        return load_and_compile(text, filename)
-    except TaxonomyError as exc:
-        errors = sum(p.severity == "error" for p in exc.problems)
-        raise _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems) from None
+def limit_error(exc: TaxonomyTooLarge) -> ServiceError:
+    """INVALID_ARGUMENT for a taxonomy over a limit of language.limits, naming the limit and its value."""
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, f"taxonomy refused: {exc.problems[0].message}",
+                        field="yaml", reason="LIMIT_EXCEEDED", problems=[problem_proto(p) for p in exc.problems])
+
+
+def _not_compiling(exc: TaxonomyError) -> ServiceError:
+    """INVALID_ARGUMENT with every problem of an upload that does not compile (or is over a limit)."""
+    if isinstance(exc, TaxonomyTooLarge):
+        return limit_error(exc)
+    errors = sum(p.severity == "error" for p in exc.problems)
+    return _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems)
 
 
 class TaxonomyRegistry:
     """The builtin taxonomy, stored versions (compiled on demand, cached) and the active one."""
 
     def __init__(self, store: TaxonomyStore, *, default_taxonomy: str | None = None,
-                 providers: ProviderFactory | None = None) -> None:
+                 providers: ProvidersFor | None = None) -> None:
         self.store = store
         self._providers = providers
         self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles
@@ -140,9 +140,9 @@ class TaxonomyRegistry:
     def _compile_stored(self, stored: StoredVersion) -> Entry:
         try:
             compiled = compile_text(stored.yaml, stored.filename)
-        except ServiceError as exc:
+        except TaxonomyError as exc:
             raise RuntimeError(f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
-                               f"{exc.message}") from None
+                               f"{_not_compiling(exc).message}") from None
         return self._entry(compiled, stored.yaml, builtin=False, created_at=stored.created_at,
                            created_by=stored.created_by)
 
@@ -167,7 +167,7 @@ class TaxonomyRegistry:
                 return self.builtin
             newest = self._newest.get(name)
             if newest is None:
-                raise not_found(f"no taxonomy named '{name}'", field="taxonomy.name")
+                raise not_found(f"no taxonomy named {shown(name)}", field="taxonomy.name")
             version = newest
         for entry in (active, self.builtin):
             if entry.key == (name, version):
@@ -182,7 +182,7 @@ class TaxonomyRegistry:
                 return entry
             stored = self.store.get(name, version)
             if stored is None:
-                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             entry = self._compile_stored(stored)
             self._remember(entry)
             return entry
@@ -209,20 +209,26 @@ class TaxonomyRegistry:
 
     # -- changes -----------------------------------------------------------------------------
     def validate(self, text: str, filename: str) -> tuple[CompiledTaxonomy | None, list[Problem]]:
-        """Dry run: the compiled taxonomy (or None) and every problem."""
+        """Dry run: the compiled taxonomy (or None) and every problem; ServiceError for a text over
+        a limit (it is refused, not reported)."""
         try:
-            compiled = load_and_compile(text, filename)
+            compiled = compile_text(text, filename)
+        except TaxonomyTooLarge as exc:
+            raise limit_error(exc) from None
         except TaxonomyError as exc:
             return None, list(exc.problems)
         return compiled, list(compiled.warnings)
 
     def put(self, text: str, filename: str, *, who: str) -> tuple[Entry, bool]:
         """Compile and store a version; (entry, created). Same name, version and content: no-op."""
-        compiled = compile_text(text, filename)
+        try:
+            compiled = compile_text(text, filename)
+        except TaxonomyError as exc:
+            raise _not_compiling(exc) from None
         for label, value in (("name", compiled.name), ("version", compiled.version)):
             if not NAME_PATTERN.match(value):
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"taxonomy {label} {value!r} cannot be stored: use letters, digits, '.', "
+                                   f"taxonomy {label} {shown(value)} cannot be stored: use letters, digits, '.', "
                                    "'_' and '-' (at most 128)", field=f"yaml.{label}", reason="BAD_NAME")
         with self._lock:
             existing = self._content_hash(compiled.name, compiled.version)
@@ -272,7 +278,7 @@ class TaxonomyRegistry:
                                    field="taxonomy", reason="ACTIVE")
             stored = self.store.get(name, version)
             if stored is None or not self.store.delete(name, version):
-                raise not_found(f"no version '{version}' of taxonomy '{name}'", field="taxonomy.version")
+                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             self._cache.pop((name, version), None)
             if self._newest.get(name) == version:
                 remaining = [v.version for v in self.store.versions() if v.name == name]

@@ -5,8 +5,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -31,7 +30,7 @@ class ResultOptions(_message.Message):
     evidence: bool
     records: bool
     summary: bool
-    def __init__(self, evidence: _Optional[bool] = ..., records: _Optional[bool] = ..., summary: _Optional[bool] = ...) -> None: ...
+    def __init__(self, evidence: bool = ..., records: bool = ..., summary: bool = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("taxonomy", "samples", "dataset", "options", "sequence")
@@ -62,8 +61,8 @@ class AxisDecisions(_message.Message):
     value: _containers.RepeatedScalarFieldContainer[int]
     rule: _containers.RepeatedScalarFieldContainer[int]
     witness: _containers.RepeatedScalarFieldContainer[int]
-    not_evaluated: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, axis: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., value: _Optional[_Iterable[int]] = ..., rule: _Optional[_Iterable[int]] = ..., witness: _Optional[_Iterable[int]] = ..., not_evaluated: _Optional[_Iterable[int]] = ...) -> None: ...
+    not_evaluated: bytes
+    def __init__(self, axis: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., value: _Optional[_Iterable[int]] = ..., rule: _Optional[_Iterable[int]] = ..., witness: _Optional[_Iterable[int]] = ..., not_evaluated: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
     __slots__ = ("taxonomy", "axes", "evidence_json", "record_json", "summary", "sequence", "count", "rows")
@@ -130,7 +129,7 @@ class RuleTrace(_message.Message):
     reason: str
     decided: bool
     json: str
-    def __init__(self, axis: _Optional[str] = ..., rule: _Optional[str] = ..., value: _Optional[str] = ..., outcome: _Optional[_Union[RuleOutcome, str]] = ..., reason: _Optional[str] = ..., decided: _Optional[bool] = ..., json: _Optional[str] = ...) -> None: ...
+    def __init__(self, axis: _Optional[str] = ..., rule: _Optional[str] = ..., value: _Optional[str] = ..., outcome: _Optional[_Union[RuleOutcome, str]] = ..., reason: _Optional[str] = ..., decided: bool = ..., json: _Optional[str] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
     __slots__ = ("taxonomy", "traces", "record_json")
@@ -184,7 +183,7 @@ class ValidateTaxonomyResponse(_message.Message):
     ok: bool
     problems: _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.Problem]
     taxonomy: _taxonomy_pb2.TaxonomyInfo
-    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ..., taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, ok: bool = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ..., taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ...) -> None: ...
 
 class PutTaxonomyRequest(_message.Message):
     __slots__ = ("yaml", "activate", "filename")
@@ -194,7 +193,7 @@ class PutTaxonomyRequest(_message.Message):
     yaml: str
     activate: bool
     filename: str
-    def __init__(self, yaml: _Optional[str] = ..., activate: _Optional[bool] = ..., filename: _Optional[str] = ...) -> None: ...
+    def __init__(self, yaml: _Optional[str] = ..., activate: bool = ..., filename: _Optional[str] = ...) -> None: ...
 
 class PutTaxonomyResponse(_message.Message):
     __slots__ = ("taxonomy", "created", "problems")
@@ -204,7 +203,7 @@ class PutTaxonomyResponse(_message.Message):
     taxonomy: _taxonomy_pb2.TaxonomyInfo
     created: bool
     problems: _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.Problem]
-    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., created: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ...) -> None: ...
+    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., created: bool = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ...) -> None: ...
 
 class ActivateTaxonomyRequest(_message.Message):
     __slots__ = ("taxonomy",)
@@ -266,7 +265,7 @@ class GetDatasetRequest(_message.Message):
     INCLUDE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     include_images: bool
-    def __init__(self, name: _Optional[str] = ..., include_images: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., include_images: bool = ...) -> None: ...
 
 class GetDatasetResponse(_message.Message):
     __slots__ = ("dataset", "images")
@@ -284,7 +283,7 @@ class RegisterDatasetRequest(_message.Message):
     name: str
     path: str
     replace: bool
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., replace: bool = ...) -> None: ...
 
 class RegisterDatasetResponse(_message.Message):
     __slots__ = ("dataset",)

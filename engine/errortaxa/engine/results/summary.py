@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from errortaxa.engine.compile.compiler import ENGINE_VERSION
+from errortaxa.engine.compile.compiler import ENGINE_VERSION, CompiledTaxonomy
 from errortaxa.engine.results.accuracy import class_mean_accuracy, class_sets, group_masks, value_masks
 from errortaxa.engine.results.decisions import Decisions
-
-if TYPE_CHECKING:
-    from errortaxa.engine.compile.compiler import CompiledTaxonomy
 
 
 def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int = 0) -> dict[str, Any]:
@@ -58,8 +55,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
 
     skipped_rules: dict[str, int] = {}
     for name, ax in decisions.axes.items():
-        for r, rule in enumerate(ax.rules[:64]):
-            count = int(np.count_nonzero(ax.not_evaluated & np.uint64(1 << r)))
+        for rule, count in zip(ax.rules, ax.not_evaluated_counts().tolist(), strict=True):
             if count:
                 skipped_rules[f"{name}.{rule}" if name != primary.axis else rule] = count
     return {

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from errortaxa.providers.oov.config import OOVConfig
-from errortaxa.providers.oov.errors import IndexError_, OOVConfigError
+from errortaxa.providers.oov.errors import OOVConfigError, TrainIndexError
 from errortaxa.providers.oov.images import ImageInput, is_image_file, list_image_folder
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,10 @@ class TrainIndex:
         root = Path(path).expanduser()
         meta_file = root / "meta.json"
         if not meta_file.is_file():
-            raise IndexError_(f"not a training-set index (no meta.json): {root}")
+            raise TrainIndexError(f"not a training-set index (no meta.json): {root}")
         meta = json.loads(meta_file.read_text())
         if meta.get("version") != INDEX_VERSION:
-            raise IndexError_(
+            raise TrainIndexError(
                 f"{root}: index version {meta.get('version')} (expected {INDEX_VERSION}); rebuild it"
             )
         emb = np.load(root / "embeddings.npy", mmap_mode="r" if mmap else None)
@@ -71,7 +71,7 @@ class TrainIndex:
         files_path = root / "files.txt"
         files = files_path.read_text(encoding="utf-8").splitlines() if files_path.is_file() else []
         if emb.ndim != 2 or emb.shape[0] != classes.shape[0]:
-            raise IndexError_(f"{root}: embeddings {emb.shape} and classes {classes.shape} disagree")
+            raise TrainIndexError(f"{root}: embeddings {emb.shape} and classes {classes.shape} disagree")
         return cls(emb, classes, files, meta)
 
     # -- queries --------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class TrainIndex:
         if nq == 0 or kk == 0:
             return sims_out, rows_out
         if q_all.shape[1] != self.dim:
-            raise IndexError_(f"query dim {q_all.shape[1]} != index dim {self.dim}")
+            raise TrainIndexError(f"query dim {q_all.shape[1]} != index dim {self.dim}")
         resident = self._on_device(dev) if dev.type == "cuda" else None
         for qs in range(0, nq, query_chunk):
             q = torch.from_numpy(q_all[qs : qs + query_chunk]).to(dev)

@@ -1,7 +1,5 @@
-"""Subcommands of studies: ``study``, ``mcnemar``, ``diff`` (taxonomy diff) and ``agreement``.
-
-Registered by ``errortaxa.cli`` through :func:`register`.
-"""
+"""The study subcommands: ``study``, ``mcnemar``, ``diff`` (taxonomy diff) and ``agreement``, over the
+functions of ``errortaxa.study`` (imported when a command runs: the study extra may be missing)."""
 
 from __future__ import annotations
 
@@ -11,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.commands import taxonomy_from
-from errortaxa.engine import CompiledTaxonomy
+from errortaxa.cli.common import taxonomy_from
+from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
+from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.errors import InvalidInput
 from errortaxa.engine.inputs import LabeledImages, read_labels
 from errortaxa.engine.knowledge.datasets import DATASETS
@@ -40,10 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "taxonomies' categories on the errors of all models pooled, with example errors per cell "
                         "(printed, taxonomy_diff.json, and in the report)")
     p.add_argument("--compare-axis", help="axis of the compared taxonomy (default: its primary axis)")
-    p.add_argument("--oov-config", metavar="FILE",
-                   help="OOV provider settings (YAML/JSON: CLIP weights, images, kNN index; docs/OOV.md) for the "
-                        "fine_grained_oov rule, as in 'classify --oov-config'; each (image, class) pair is asked "
-                        "once for all models, and with --ray every worker loads this file")
+    add_provider_options(p, "; each (image, class) pair is asked once for all models, and with --ray every "
+                            "worker loads this file")
     p.add_argument("--reference-tables", action="store_true",
                    help="also write OUT/reference/non_problematic_stats_{all,organism,artifact,other}.csv in the "
                         "layout and units of the reference pipeline's published tables (Peychev et al. 2023)")
@@ -56,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "for those --labels is a directory of class folders or a list of image names (default: the "
                         "names in the first prediction file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_study)
+    p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
     p.add_argument("model_a")
@@ -65,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_mcnemar)
+    p.set_defaults(func=cmd_mcnemar, extra="study")
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
                                     "(also: rules diff A.yaml B.yaml INPUT)")
@@ -97,13 +94,8 @@ def _labels(path: str | None) -> LabeledImages | None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from errortaxa.cli.commands import oov_providers
-    from errortaxa.study.study import (
-        discover_models,
-        read_image_list,
-        read_metadata,
-        run_study,
-    )
+    from errortaxa.study.models import discover_models, read_image_list, read_metadata
+    from errortaxa.study.study import run_study
 
     taxonomy = taxonomy_from(args.taxonomy)
     compare = taxonomy_from(args.compare_taxonomy) if args.compare_taxonomy else None
@@ -113,7 +105,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 2
     # strictly, as classify: a bad config or missing weights is a one-line error (UsageError)
     # (a compared taxonomy gets the same provider, or one from the same file: run_study)
-    providers = oov_providers(args.oov_config, taxonomy)
+    providers = providers_from(args, taxonomy)
     models = discover_models(args.sources)
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
@@ -145,11 +137,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         except ReferenceTablesError as error:
             print(f"errortaxa: error: --reference-tables: {error}", file=sys.stderr)
             return 2
-    # RayNotInstalled and OOVUnavailable are failed preconditions: exit 2 with one line (cli.errors)
+    # RayNotInstalled and ProviderUnavailable are failed preconditions: exit 2 with one line (cli.errors)
     result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
                        progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                       oov_config=args.oov_config, extra=extra, dataset=args.dataset)
+                       provider_configs=provider_configs(args), extra=extra, dataset=args.dataset)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
                                             ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
     if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):
@@ -196,7 +188,7 @@ def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) 
 def _study_images(args: argparse.Namespace, models: list[Any], taxonomy: CompiledTaxonomy) -> Any:
     """The study's ImageSet from --labels / --dataset (None after printing a one-line error)."""
     from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
-    from errortaxa.study.study import ImageSet
+    from errortaxa.study.models import ImageSet
 
     if args.dataset != "imagenet":
         from errortaxa.engine.knowledge.datasets import dataset, load_dataset_images
@@ -238,7 +230,7 @@ def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | 
     from errortaxa.study.diff import read_samples
 
     batch = read_samples(path, labels, len(taxonomy.vocabulary))
-    decisions = taxonomy.evaluate(batch)
+    decisions = evaluate(taxonomy, batch)
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
     mla_correct = taxonomy.axes[taxonomy.primary_axis].mla_correct[decisions.primary.value]

@@ -1,0 +1,168 @@
+"""Admission control: no client can take the threads that others, health and reflection need.
+
+The server's thread pool has one thread for every call admitted plus ``RESERVED_THREADS``:
+
+- calls that compute (Classify, Explain, Validate, Put, ...) are admitted while fewer than
+  ``max_calls`` are in progress, else refused at once with RESOURCE_EXHAUSTED; at most
+  ``concurrency`` of them compute at a time (the others wait for a slot, holding their thread);
+- a ClassifyStream is admitted while fewer than ``max_streams`` are open and fewer than
+  ``max_streams_per_client`` from the same client (its token's name when tokens are configured,
+  else its connection); it holds a computing slot only while it answers a batch, and a stream that
+  sends no batch for ``idle_seconds`` is ended with DEADLINE_EXCEEDED (reason STREAM_IDLE);
+- health, reflection and the listings are never counted: with every admitted call and stream
+  holding its thread, the reserved threads still answer them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from errortaxa.server.errors import ServiceError
+
+RESERVED_THREADS = 4
+_END = object()
+
+
+def _exhausted(message: str, reason: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, reason=reason)
+
+
+class Admission:
+    """Counters and the computing slots of one server (thread-safe)."""
+
+    def __init__(self, *, concurrency: int, max_calls: int, max_streams: int, max_streams_per_client: int,
+                 idle_seconds: float) -> None:
+        self.compute = threading.Semaphore(concurrency)
+        self.max_calls = max_calls
+        self.max_streams = max_streams
+        self.max_streams_per_client = max_streams_per_client
+        self.idle_seconds = idle_seconds
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._streams: dict[str, int] = {}
+
+    @property
+    def threads(self) -> int:
+        """The thread pool's size: every admitted call and stream, plus the reserved threads."""
+        return self.max_calls + self.max_streams + RESERVED_THREADS
+
+    def calls_in_progress(self) -> int:
+        return self._calls
+
+    def open_streams(self) -> int:
+        return sum(self._streams.values())
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Admit one computing call (ServiceError RESOURCE_EXHAUSTED when full) and hold a slot."""
+        with self._lock:
+            if self._calls >= self.max_calls:
+                raise _exhausted(f"the server is busy: {self.max_calls} calls in progress (max_concurrent_rpcs); "
+                                 "retry later", "TOO_MANY_CALLS")
+            self._calls += 1
+        try:
+            with self.compute:
+                yield
+        finally:
+            with self._lock:
+                self._calls -= 1
+
+    @contextmanager
+    def stream(self, client: str) -> Iterator[None]:
+        """Admit one stream of ``client`` (ServiceError RESOURCE_EXHAUSTED when full)."""
+        with self._lock:
+            if self._streams.get(client, 0) >= self.max_streams_per_client:
+                raise _exhausted(f"this client has {self.max_streams_per_client} streams open "
+                                 "(max_streams_per_client); close one first", "TOO_MANY_STREAMS")
+            if sum(self._streams.values()) >= self.max_streams:
+                raise _exhausted(f"the server has {self.max_streams} streams open (max_streams); retry later",
+                                 "TOO_MANY_STREAMS")
+            self._streams[client] = self._streams.get(client, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._streams[client] -= 1
+                if not self._streams[client]:
+                    del self._streams[client]
+
+    def requests(self, source: Iterator[Any], context: grpc.ServicerContext) -> StreamRequests:
+        return StreamRequests(source, context, self.compute, self.idle_seconds)
+
+
+class StreamRequests:
+    """A stream's requests, read on a thread of their own: the handler waits for the next one at
+    most ``idle_seconds`` (then ServiceError DEADLINE_EXCEEDED), and holds a computing slot from a
+    request's arrival until it asks for the next one."""
+
+    def __init__(self, source: Iterator[Any], context: grpc.ServicerContext, compute: threading.Semaphore,
+                 idle_seconds: float) -> None:
+        self._compute = compute
+        self._idle = idle_seconds
+        self._holding = False
+        self._closed = threading.Event()
+        self._queue: queue.Queue[tuple[object, Any]] = queue.Queue(maxsize=1)  # flow control: one ahead
+        self._reader = threading.Thread(target=self._read, args=(source,), name="errortaxa-stream-reader",
+                                        daemon=True)
+        self._reader.start()
+        context.add_callback(self._closed.set)
+
+    def _put(self, item: tuple[object, Any]) -> None:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _read(self, source: Iterator[Any]) -> None:
+        try:
+            for request in source:
+                self._put((None, request))
+                if self._closed.is_set():
+                    return
+            self._put((_END, None))
+        except Exception as exc:  # the client went away (grpc.RpcError) or sent what does not decode
+            self._put((_END, exc))
+
+    def __iter__(self) -> StreamRequests:
+        return self
+
+    def __next__(self) -> Any:
+        self.release()
+        deadline = time.monotonic() + self._idle
+        while True:
+            try:
+                kind, item = self._queue.get(timeout=min(0.25, max(deadline - time.monotonic(), 0.001)))
+                break
+            except queue.Empty:
+                if self._closed.is_set():  # the call ended (the client cancelled it or went away)
+                    raise StopIteration from None
+                if time.monotonic() >= deadline:
+                    raise ServiceError(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"no request for {self._idle:g} s (stream_idle_seconds): the idle stream is closed",
+                        reason="STREAM_IDLE") from None
+        if kind is _END:
+            if item is not None:
+                raise item
+            raise StopIteration
+        self._compute.acquire()
+        self._holding = True
+        return item
+
+    def release(self) -> None:
+        """Give back the computing slot (when the handler asks for the next request, or ends)."""
+        if self._holding:
+            self._holding = False
+            self._compute.release()
+
+    def close(self) -> None:
+        self.release()
+        self._closed.set()
