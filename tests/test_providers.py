@@ -131,6 +131,19 @@ def test_rules_validate_names_a_provider_that_is_not_installed(tmp_path: Path,
     path.write_text(TAXONOMY)
     assert main(["rules", "validate", str(path)]) == 0
     assert "feature provider 'parity', which is not installed here" in capsys.readouterr().err
+    assert main(["rules", "validate", str(path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["providers_missing"] == ["parity"]
+
+
+def test_completion_covers_the_provider_contributed_commands(parity: dict[str, Path],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    words = {line.split(")")[0].strip(): line.split()[3:-1] for line in script.splitlines()
+             if line.startswith("        sub:") or line.startswith("        opt:")}
+    assert {"parity", "oov", "study", "completion"} <= set(words["sub:"])
+    assert {"--parity-config", "--oov-config", "--quiet"} <= set(words["opt:classify"])
+    assert {"proposals", "index", "embed"} <= set(words["sub:oov"])
 
 
 def start(**settings: Any) -> Any:

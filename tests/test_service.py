@@ -1037,10 +1037,12 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
         assert running.metrics_port
         with urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics", timeout=5) as response:
             text = response.read().decode()
-        assert 'errortaxa_requests_total{method="Classify",code="OK"} 1' in text
-        assert 'errortaxa_requests_total{method="Classify",code="INVALID_ARGUMENT"} 1' in text
-        assert 'errortaxa_samples_total{method="Classify"} 5' in text
-        assert 'errortaxa_request_seconds_count{method="Classify"} 2' in text
+        call = 'grpc_service="errortaxa.v1.ErrorTaxa",grpc_method="Classify",grpc_type="unary"'
+        assert f'grpc_server_started_total{{{call}}} 2' in text
+        assert f'grpc_server_handled_total{{{call},grpc_code="OK"}} 1' in text
+        assert f'grpc_server_handled_total{{{call},grpc_code="INVALID_ARGUMENT"}} 1' in text
+        assert 'errortaxa_samples_total{grpc_method="Classify"} 5' in text
+        assert f'grpc_server_handling_seconds_count{{{call}}} 2' in text
         assert "errortaxa_active_taxonomy_info{name=\"peychev2023\"" in text
     finally:
         running.stop(0)

@@ -53,11 +53,12 @@ def test_a_cancelled_stream_is_counted_cancelled(server: RunningServer) -> None:
         call = service_pb2_grpc.ErrorTaxaStub(channel).ClassifyStream(requests())
         next(call)
         call.cancel()
+    stream = ("errortaxa.v1.ErrorTaxa", "ClassifyStream", "bidi_stream")
     deadline = time.monotonic() + 5
-    while ("ClassifyStream", "CANCELLED") not in server.metrics.requests and time.monotonic() < deadline:
+    while (stream, "CANCELLED") not in server.metrics.handled and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert server.metrics.requests[("ClassifyStream", "CANCELLED")] == 1, dict(server.metrics.requests)
-    assert ("ClassifyStream", "UNKNOWN") not in server.metrics.requests
+    assert server.metrics.handled[(stream, "CANCELLED")] == 1, dict(server.metrics.handled)
+    assert (stream, "UNKNOWN") not in server.metrics.handled
 
 
 def test_activate_needs_a_version(server: RunningServer) -> None:

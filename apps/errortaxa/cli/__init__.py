@@ -1,4 +1,10 @@
-"""The ``errortaxa`` command line.  Bad input ends in one line on stderr and exit status 2."""
+"""The ``errortaxa`` command line.  Bad input ends in one line on stderr and exit status 2.
+
+Conventions: ``--version``; ``-q/--quiet`` (before or after the subcommand: no progress bars or
+notes on stderr, only results and errors); ``NO_COLOR`` turns colour off; ``-`` names standard
+input or output; ``errortaxa completion bash|zsh`` prints a completion script. ``__version__`` is
+the distribution's version (errortaxa.engine.version).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import Sequence
 
 from errortaxa.cli.commands import (
     classify_local,
+    cmd_completion,
     cmd_rules_explain,
     cmd_rules_schema,
     cmd_rules_show,
@@ -19,19 +26,27 @@ from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
 from errortaxa.cli.study import add_diff_arguments
 from errortaxa.cli.study import register as register_study
+from errortaxa.engine import __version__
 from errortaxa.engine.providers import registry
+
+__all__ = ["__version__", "build_parser", "main"]
+
+FORMATS = ("text", "json")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="errortaxa", description="Explain why an ImageNet classifier is wrong, with YAML rules."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("classify", help="classify every prediction of INPUT into an error category")
-    p.add_argument("input", help="JSONL records, or .npz top-1 / logits over the validation images")
+    p.add_argument("input", help="JSONL records ('-': standard input), or .npz top-1 / logits over the validation "
+                                 "images")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
-    p.add_argument("--output", help="write one JSON record per input record here (default: stdout)")
+    p.add_argument("--output", help="write one JSON record per input record here (default and '-': stdout)")
     p.add_argument("--summary", help="write the summary statistics (JSON) here")
     p.add_argument("--labels", help="for .npz input: the multi-label CSV or a ReaL json")
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
@@ -43,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     p = rsub.add_parser("validate", help="compile a taxonomy and list every problem")
     p.add_argument("file")
+    p.add_argument("--format", choices=FORMATS, default="text", help="text (default) or a JSON report on stdout")
     p.set_defaults(func=cmd_rules_validate)
     p = rsub.add_parser("test", help="run the expected cases written beside the rules")
     p.add_argument("file")
+    p.add_argument("--format", choices=(*FORMATS, "junit"), default="text",
+                   help="text (default), a JSON report, or JUnit XML for CI systems, on stdout")
     p.set_defaults(func=cmd_rules_test)
     p = rsub.add_parser("explain", help="every rule tried on one record, and why it held or failed")
     p.add_argument("file")
@@ -69,7 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     for factory in registry.factories():
         factory.add_commands(sub)
     register_study(sub)
+    p = sub.add_parser("completion", help='print a shell completion script: eval "$(errortaxa completion bash)"')
+    p.add_argument("shell", choices=("bash", "zsh"))
+    p.set_defaults(func=cmd_completion, root_parser=parser)
+    _add_quiet(parser)
     return parser
+
+
+QUIET_HELP = "no progress bars or notes on stderr; only results and errors"
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` after any subcommand too; unset there, it leaves the top level's value."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if sub.add_help and "--quiet" not in sub._option_string_actions:
+                    sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                                     help=QUIET_HELP)
+                _add_quiet(sub)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -5,13 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
-from errortaxa.cli.common import CHUNK, dumps, output_stream, read_input, taxonomy_from
+from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, taxonomy_from
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import providers_from
+from errortaxa.cli.rules_report import (
+    case_status,
+    cases_json,
+    cases_junit,
+    counts,
+    invalid_json,
+    invalid_junit,
+    mismatch,
+    skip_reason,
+    validation_json,
+)
+from errortaxa.cli.terminal import colour_enabled, paint, progress_enabled
 from errortaxa.engine import (
     Decisions,
     SampleBatch,
+    TaxonomyError,
     compile_path,
     evaluate,
     explain,
@@ -19,6 +33,7 @@ from errortaxa.engine import (
     summarize,
 )
 from errortaxa.engine.language.schema import json_schema
+from errortaxa.engine.outputs import STDIO, open_text
 from errortaxa.engine.providers import registry
 from tqdm import tqdm
 
@@ -32,8 +47,9 @@ def classify_local(args: argparse.Namespace) -> int:
     batch.validate(len(taxonomy.vocabulary))
     providers = providers_from(args, taxonomy)
     parts = []
-    with output_stream(args.output) as out, tqdm(
-        total=len(batch), unit="pred", disable=None if len(batch) > CHUNK else True, file=sys.stderr
+    show = len(batch) > CHUNK and progress_enabled(args.quiet, sys.stderr)
+    with open_text(args.output or STDIO) as out, tqdm(
+        total=len(batch), unit="pred", disable=not show, file=sys.stderr
     ) as bar:
         for start in range(0, len(batch), CHUNK):
             part = batch.slice(start, min(start + CHUNK, len(batch)))
@@ -43,20 +59,29 @@ def classify_local(args: argparse.Namespace) -> int:
             bar.update(len(part))
     if args.summary:
         decisions = Decisions.concatenate(parts, batch) if parts else evaluate(taxonomy, batch, validate=False)
-        with output_stream(args.summary) as out:
+        with open_text(args.summary) as out:
             json.dump(summarize(taxonomy, decisions, skipped=skipped), out, indent=2)
             out.write("\n")
-    if skipped:
-        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)
+    note_skipped(skipped, args.quiet)
     return 0
 
 
 def cmd_rules_validate(args: argparse.Namespace) -> int:
-    taxonomy = compile_path(args.file)
+    try:
+        taxonomy = compile_path(args.file)
+    except TaxonomyError as exc:
+        if args.format == "text":
+            raise
+        print(json.dumps(invalid_json(args.file, exc.problems), indent=2))
+        return 2
+    installed = registry.names()
+    missing = sorted(taxonomy.providers_needed - set(installed))
+    if args.format == "json":
+        print(json.dumps(validation_json(args.file, taxonomy, missing), indent=2))
+        return 0
     for warning in taxonomy.warnings:
         print(warning, file=sys.stderr)
-    installed = registry.names()
-    for name in sorted(taxonomy.providers_needed - set(installed)):
+    for name in missing:
         print(f"{args.file}: warning: the rules ask feature provider '{name}', which is not installed here "
               f"(installed: {', '.join(installed) or 'none'}); its rules are not evaluated", file=sys.stderr)
     rules = sum(len(axis.rules) for axis in taxonomy.axes.values())
@@ -66,24 +91,53 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    taxonomy = compile_path(args.file)
-    results = run_cases(taxonomy)
-    failed = [r for r in results if not r.passed and r.not_checked is None]
-    unchecked = [r for r in results if r.not_checked is not None]
-    for r in results:
-        where = f"{r.file}:{r.line}" if r.line else r.file
-        if r.passed:
-            print(f"PASS {r.name}")
-        elif r.not_checked is not None:
-            print(f"SKIP {r.name} ({where}): not checkable here, a rule it reaches was not evaluated: "
-                  f"{r.not_checked}")
+    """Exit status 0: every checkable case passed; 1: a case failed; 2: the taxonomy is invalid."""
+    start = time.perf_counter()
+    try:
+        taxonomy = compile_path(args.file)
+    except TaxonomyError as exc:
+        if args.format == "json":
+            print(json.dumps(invalid_json(args.file, exc.problems), indent=2))
+        elif args.format == "junit":
+            print(invalid_junit(args.file, exc.problems, time.perf_counter() - start), end="")
         else:
-            wrong = ", ".join(f"{k}: expected {v}, got {r.got.get(k)}" for k, v in r.expected.items()
-                              if r.got.get(k) != v)
-            print(f"FAIL {r.name} ({where}): {wrong}")
-    print(f"{len(results) - len(failed) - len(unchecked)} passed, {len(failed)} failed, "
-          f"{len(unchecked)} not checked")
-    return 1 if failed else 0
+            raise
+        return 2
+    results = run_cases(taxonomy)
+    n = counts(results)
+    if args.format == "json":
+        print(json.dumps(cases_json(args.file, taxonomy, results), indent=2))
+    elif args.format == "junit":
+        print(cases_junit(args.file, taxonomy, results, time.perf_counter() - start), end="")
+    else:
+        colour = colour_enabled(sys.stdout)
+        for r in results:
+            where = f"{r.file}:{r.line}" if r.line else r.file
+            status = case_status(r)
+            if status == "passed":
+                print(f"{paint('PASS', 'green', colour)} {r.name}")
+            elif status == "skipped":
+                print(f"{paint('SKIP', 'yellow', colour)} {r.name} ({where}): {skip_reason(r)}")
+            else:
+                print(f"{paint('FAIL', 'red', colour)} {r.name} ({where}): {mismatch(r)}")
+        print(f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} not checked")
+    return 1 if n["failed"] else 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The completion script of the whole parser, the provider-contributed commands included;
+    ``serve``'s options come from the server's own parser where the serve extra is installed."""
+    from errortaxa.cli.completion import SCRIPTS
+
+    replace = {}
+    try:
+        from errortaxa.server.config import build_parser as serve_parser
+    except ModuleNotFoundError:  # no serve extra: `serve` completes as a bare word
+        pass
+    else:
+        replace["serve"] = serve_parser()
+    print(SCRIPTS[args.shell](args.root_parser, replace), end="")
+    return 0
 
 
 def parse_record(text: str) -> SampleBatch:

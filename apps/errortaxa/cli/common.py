@@ -1,13 +1,10 @@
-"""What the ``errortaxa`` subcommands share: the taxonomy argument, reading the input, writing the output."""
+"""What the ``errortaxa`` subcommands share: the taxonomy argument, reading the input, one JSON record,
+the note on skipped images (files are written by errortaxa.engine.outputs)."""
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled
@@ -34,19 +31,12 @@ def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[
     return predictions.with_labels(label_set, num_classes)
 
 
-@contextmanager
-def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """stdout, or a file written beside its final name and renamed into place when complete."""
-    if path is None:
-        yield sys.stdout
-        return
-    final = Path(path)
-    partial = final.with_name(final.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as stream:
-        yield stream
-    os.replace(partial, final)
-
-
 def dumps(obj: Any) -> str:
     """One JSON record (compact)."""
     return orjson.dumps(obj).decode()
+
+
+def note_skipped(skipped: int, quiet: bool) -> None:
+    """The one note on stderr about images skipped for lack of labels (none with ``--quiet``)."""
+    if skipped and not quiet:
+        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)

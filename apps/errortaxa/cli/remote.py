@@ -7,10 +7,12 @@ import json
 import os
 import sys
 
-from errortaxa.cli.common import CHUNK, dumps, output_stream, read_input
+from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import provider_configs
+from errortaxa.cli.terminal import progress_enabled
 from errortaxa.client import Client, ErrorTaxaError
+from errortaxa.engine.outputs import STDIO, open_text
 from errortaxa.engine.providers import registry
 
 
@@ -25,22 +27,22 @@ def classify_remote(args: argparse.Namespace) -> int:
     if taxonomy is not None and os.path.isfile(taxonomy):
         raise UsageError("--taxonomy with --server names a taxonomy stored on the server (name or name@version); "
                          "upload a file with the client's put_taxonomy")
+    show = len(batch) > CHUNK and progress_enabled(args.quiet, sys.stderr)
     try:
-        with Client(args.server, token=token) as client, output_stream(args.output) as out:
+        with Client(args.server, token=token) as client, open_text(args.output or STDIO) as out:
             chunks = (batch.slice(s, min(s + CHUNK, len(batch))) for s in range(0, len(batch), CHUNK))
             for result in client.classify_stream(chunks, taxonomy=taxonomy, records=True, total=len(batch),
-                                                 progress=len(batch) > CHUNK and sys.stderr.isatty()):
+                                                 progress=show):
                 out.write("".join(dumps(r) + "\n" for r in result.records))
             if args.summary:
                 summary = client.classify(batch, taxonomy=taxonomy, summary=True).summary
                 assert summary is not None
                 data = dict(summary.data)
                 data["skipped_without_labels"] = skipped
-                with output_stream(args.summary) as stream:
+                with open_text(args.summary) as stream:
                     json.dump(data, stream, indent=2)
                     stream.write("\n")
     except ErrorTaxaError as exc:
         raise UsageError(f"server {args.server}: {exc}") from None
-    if skipped:
-        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)
+    note_skipped(skipped, args.quiet)
     return 0

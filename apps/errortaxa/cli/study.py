@@ -15,6 +15,7 @@ from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.errors import InvalidInput
 from errortaxa.engine.inputs import LabeledImages, read_labels
 from errortaxa.engine.knowledge.datasets import DATASETS
+from errortaxa.engine.outputs import write_text
 
 __all__ = ["register"]
 
@@ -139,7 +140,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             return 2
     # RayNotInstalled and ProviderUnavailable are failed preconditions: exit 2 with one line (cli.errors)
     result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                       progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
+                       ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                        provider_configs=provider_configs(args), extra=extra, dataset=args.dataset)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
@@ -161,7 +163,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         from errortaxa.study.report import write_report
 
         paths.update(write_report(result, args.out, color_by=args.color_by))
-    print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -280,7 +283,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                              errors_only=not args.all, examples=args.examples)
     print(format_diff(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result.to_dict(), indent=1) + "\n")
     return 0
 
 
@@ -293,7 +296,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     result = agreement(taxonomy, labels, external, sources=args.external)
     print(format_agreement(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=1) + "\n")
     return 0
 
 

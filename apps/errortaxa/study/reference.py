@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.outputs import open_text
 from errortaxa.study.study import StudyResult
 
 PathLike = str | os.PathLike[str]
@@ -129,6 +130,7 @@ def write_reference_tables(result: StudyResult, taxonomy: CompiledTaxonomy, out_
     paths: dict[str, str] = {}
     for suffix, frame in tables.items():
         path = folder / f"non_problematic_stats_{suffix}.csv"
-        frame.to_csv(path, index=False)
+        with open_text(path) as stream:
+            frame.to_csv(stream, index=False)
         paths[f"reference_{suffix}"] = str(path)
     return paths

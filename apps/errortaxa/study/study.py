@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages
+from errortaxa.engine.outputs import open_binary, open_text, write_text
 from errortaxa.engine.providers import FeatureProvider, registry
 from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
@@ -62,16 +63,18 @@ class StudyResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "models.csv", "parquet": out / "models.parquet", "top_errors": out / "top_errors.json"}
-        self.table.to_csv(paths["csv"], index=False)
-        self.table.to_parquet(paths["parquet"], index=False)
-        paths["top_errors"].write_text(json.dumps(self.top_errors, indent=1) + "\n", encoding="utf-8")
+        with open_text(paths["csv"]) as stream:
+            self.table.to_csv(stream, index=False)
+        with open_binary(paths["parquet"]) as binary:
+            self.table.to_parquet(binary, index=False)
+        write_text(paths["top_errors"], json.dumps(self.top_errors, indent=1) + "\n")
         paths["study"] = out / "study.json"
         about = {"taxonomy": self.taxonomy, "models": len(self.table), "images": self.images,
                  "sample_lists": self.sample_lists, "inputs": self.inputs}
-        paths["study"].write_text(json.dumps(about, indent=1) + "\n", encoding="utf-8")
+        write_text(paths["study"], json.dumps(about, indent=1) + "\n")
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"
-            paths["taxonomy_diff"].write_text(json.dumps(self.diff.to_dict(), indent=1) + "\n", encoding="utf-8")
+            write_text(paths["taxonomy_diff"], json.dumps(self.diff.to_dict(), indent=1) + "\n")
         return {k: str(v) for k, v in paths.items()}
 
 

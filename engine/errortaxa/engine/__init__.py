@@ -16,6 +16,7 @@ from errortaxa.engine.run.cases import CaseResult, run_cases
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.run.explain import Explanation, RuleTrace, explain
 from errortaxa.engine.samples import SampleBatch, SampleError
+from errortaxa.engine.version import __version__
 
 __all__ = [
     "DEFAULT_TAXONOMY",
@@ -33,6 +34,7 @@ __all__ = [
     "SampleBatch",
     "SampleError",
     "TaxonomyError",
+    "__version__",
     "compile_path",
     "compile_taxonomy",
     "default_compiled",

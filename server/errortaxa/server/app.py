@@ -24,12 +24,12 @@ from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
 from errortaxa.server.metrics import Metrics, MetricsHTTPServer
 from errortaxa.server.providers import ServerProviders
+from errortaxa.server.reflection import enable_reflection
 from errortaxa.server.service import Service
 from errortaxa.server.store import TaxonomyStore
 from errortaxa.server.taxonomies import TaxonomyRegistry
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger("errortaxa.server")
 
@@ -121,9 +121,8 @@ def build_server(config: ServerConfig) -> RunningServer:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        names = (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name, health.SERVICE_NAME,
-                 reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
+        enable_reflection(server, (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name,
+                                   health.SERVICE_NAME))
     address = f"{config.host}:{config.port}"
     if config.tls_cert is not None and config.tls_key is not None:
         credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])

@@ -31,7 +31,7 @@ class ServerConfig:
     tls_key: Path | None = None
     read_tokens: dict[str, str] = field(default_factory=dict)  # token name -> token
     admin_tokens: dict[str, str] = field(default_factory=dict)
-    public_health: bool = False  # health checks need no token even when tokens are configured
+    public_health: bool = False  # health (and reflection) need no token even when tokens are configured
     max_message_mb: int = 256
     max_batch: int = 2_000_000  # samples per request
     concurrency: int = 8  # worker threads
@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a token also allowed to put, activate and delete taxonomies and register "
                    "datasets (repeatable)")
     p.add_argument("--public-health", action="store_true", default=None,
-                   help="health checks need no token even when tokens are configured")
+                   help="health checks, and the server reflection probes use to find them, need no token "
+                   "even when tokens are configured")
     p.add_argument("--max-message-mb", type=int, help="largest request or response message (default 256)")
     p.add_argument("--max-batch", type=int, help="most samples in one request (default 2,000,000)")
     p.add_argument("--concurrency", type=int, help="calls computing at once (default 8)")

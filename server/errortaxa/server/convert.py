@@ -25,11 +25,22 @@ from errortaxa.engine.providers.factory import ProviderFactory, ProviderInputErr
 from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid
 from errortaxa.v1 import samples_pb2, service_pb2
 from errortaxa.v1.codec import extend_ints, matrix_array
+from google.protobuf import struct_pb2
 
 
 def dumps(value: Any) -> str:
     """Compact JSON text (values JSON cannot hold as their str)."""
     return orjson.dumps(value, default=str).decode()
+
+
+def fill_struct(message: struct_pb2.Struct, value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """``message`` filled with what ``dumps(value)`` holds (the same content as the JSON text)."""
+    message.update(orjson.loads(orjson.dumps(value, default=str)))
+    return message
+
+
+def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    return fill_struct(struct_pb2.Struct(), value)
 
 
 # engine SampleError field -> request field
@@ -263,19 +274,30 @@ def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
     resp.count = n
     if options.records:
         records = list(decisions.records())
-        resp.record_json.extend(dumps(r) for r in records)
-        if options.evidence:
-            resp.evidence_json.extend(dumps(r["evidence"]) if r["evidence"] else "" for r in records)
+        evidence: list[Any] = [r["evidence"] for r in records] if options.evidence else []
     elif options.evidence:  # the evidence alone: no whole records
-        primary = decisions.primary
-        resp.evidence_json.extend(dumps(ev) if (ev := decisions.evidence(primary, i)) else "" for i in range(n))
+        records, primary = [], decisions.primary
+        evidence = [decisions.evidence(primary, i) for i in range(n)]
+    else:
+        return
+    if options.structured:
+        for record in records:
+            fill_struct(resp.records.add(), record)
+        for ev in evidence:
+            fill_struct(resp.evidence.add(), ev or {})
+    else:
+        resp.record_json.extend(dumps(r) for r in records)
+        resp.evidence_json.extend(dumps(ev) if ev else "" for ev in evidence)
 
 
 def summary_message(decisions: Decisions) -> service_pb2.Summary:
+    """The summary as JSON text and as a Struct of the same content."""
+    summary = summarize(decisions.taxonomy, decisions)
     return service_pb2.Summary(
         counts={v: c for v, c in decisions.primary.counts().items() if c},
         samples=len(decisions),
-        json=dumps(summarize(decisions.taxonomy, decisions)),
+        json=dumps(summary),
+        data=struct(summary),
     )
 
 
@@ -296,8 +318,9 @@ def trace_messages(traces: Sequence[RuleTrace]) -> list[service_pb2.RuleTrace]:
         first = outcome == service_pb2.RULE_OUTCOME_HELD and trace.axis not in decided
         if first:
             decided.add(trace.axis)
+        entry = dataclasses.asdict(trace)
         out.append(service_pb2.RuleTrace(
             axis=trace.axis, rule=trace.rule, value=trace.value, outcome=outcome, reason=trace.detail,
-            decided=first, json=dumps(dataclasses.asdict(trace)),
+            decided=first, json=dumps(entry), data=struct(entry),
         ))
     return out

@@ -149,10 +149,12 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             raise invalid(f"index {request.index} is outside 0..{len(batch) - 1}", field="index",
                           reason="OUT_OF_RANGE", sample_index=request.index)
         explanation = explain(entry.compiled, batch, request.index, providers or None, validate=False)
+        record = explanation.record()
         return service_pb2.ExplainResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False),
             traces=convert.trace_messages(explanation.traces),
-            record_json=convert.dumps(explanation.record()),
+            record_json=convert.dumps(record),
+            record=convert.struct(record),
         )
 
     # -- taxonomies --------------------------------------------------------------------------

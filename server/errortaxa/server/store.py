@@ -8,9 +8,9 @@ Layout of the store directory::
     datasets.json                      {"<dataset>": "<label file path>", ...}
     audit.jsonl                        one JSON line per Put / Activate / Delete / RegisterDataset
 
-Every file is replaced atomically: written to a temporary file in the same directory, fsynced,
-renamed over the old one, and the directory fsynced; a crash leaves the old or the new file,
-never a torn one. Without a directory the store lives in memory (lost at exit).
+Every file is replaced atomically by errortaxa.engine.outputs: written to a temporary file in
+the same directory, fsynced, renamed over the old one, and the directory fsynced; a crash leaves
+the old or the new file, never a torn one. Without a directory the store lives in memory (lost at exit).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from errortaxa.engine.outputs import fsync_dir, write_bytes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -40,31 +41,10 @@ class StoredVersion:
     created_by: str
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (write, fsync, rename, fsync dir)."""
+def _save(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (errortaxa.engine.outputs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_bytes(path, data)
 
 
 class TaxonomyStore:
@@ -125,7 +105,7 @@ class TaxonomyStore:
                 self._memory[(stored.name, stored.version)] = stored
             return
         data = json.dumps(asdict(stored), indent=1).encode()
-        atomic_write(self._version_path(stored.name, stored.version), data)
+        _save(self._version_path(stored.name, stored.version), data)
 
     def delete(self, name: str, version: str) -> bool:
         if self.root is None:
@@ -136,7 +116,7 @@ class TaxonomyStore:
             path.unlink()
         except FileNotFoundError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         try:
             path.parent.rmdir()  # the last version of that name
         except OSError:
@@ -158,7 +138,7 @@ class TaxonomyStore:
         if self.root is None:
             self._active = (name, version)
             return
-        atomic_write(self.root / "active.json", json.dumps({"name": name, "version": version}).encode())
+        _save(self.root / "active.json", json.dumps({"name": name, "version": version}).encode())
 
     # -- datasets ----------------------------------------------------------------------------
     def datasets(self) -> dict[str, str]:
@@ -177,7 +157,7 @@ class TaxonomyStore:
             if self.root is None:
                 self._datasets = current
             else:
-                atomic_write(self.root / "datasets.json", json.dumps(current, indent=1).encode())
+                _save(self.root / "datasets.json", json.dumps(current, indent=1).encode())
 
     # -- audit -------------------------------------------------------------------------------
     def audit(self, entry: dict[str, Any]) -> None:

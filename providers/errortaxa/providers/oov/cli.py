@@ -177,8 +177,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         rate = done / max(time.perf_counter() - t0, 1e-9)
         print(f"\r{done}/{total} images ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
 
+    quiet = getattr(args, "quiet", False)  # errortaxa -q/--quiet: no progress line
     listing = {"labels": args.labels, "class_names": args.class_names, "limit_per_class": args.limit_per_class,
-               "dtype": args.dtype, "progress": progress}
+               "dtype": args.dtype, "progress": None if quiet else progress}
     if args.ray:
         from errortaxa.providers.oov.ray_index import build_index_ray
 
@@ -187,7 +188,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         from errortaxa.providers.oov.model import ClipEncoder
 
         index = build_index(args.images, args.out, encoder=ClipEncoder(config_from_args(args)), **listing)
-    print(file=sys.stderr)
+    if not quiet:
+        print(file=sys.stderr)
     print(json.dumps({"index": str(args.out), **{k: index.meta.get(k) for k in (
         "count", "skipped", "num_classes", "dim", "model", "model_id", "space_id", "seconds")}}))
     return 0
@@ -208,7 +210,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.ray:
         from errortaxa.providers.oov.ray_index import embed_cache_ray
 
-        report = embed_cache_ray(items, config=config_from_args(args), progress=sys.stderr.isatty(),
+        show = sys.stderr.isatty() and not getattr(args, "quiet", False)
+        report = embed_cache_ray(items, config=config_from_args(args), progress=show,
                                  **_ray_options(args))
         print(json.dumps(report))
         return 0 if report["failed"] == 0 else 1

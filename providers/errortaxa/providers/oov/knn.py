@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.providers.oov.config import OOVConfig
 from errortaxa.providers.oov.errors import OOVConfigError, TrainIndexError
 from errortaxa.providers.oov.images import ImageInput, is_image_file, list_image_folder
@@ -159,12 +160,6 @@ def _class_lookup(vocab: Any | None) -> dict[str, int] | None:
     return {str(w): i for i, w in enumerate(wnids)}
 
 
-def _default_vocab() -> Any:
-    from errortaxa.engine.knowledge.vocabulary import Vocabulary
-
-    return Vocabulary.imagenet()
-
-
 def collect_training_images(
     images: str | os.PathLike[str],
     *,
@@ -203,7 +198,7 @@ def collect_training_images(
     mode = class_names
     lookup: dict[str, int] | None = None
     if mode in ("auto", "wnid"):
-        lookup = _class_lookup(vocab if vocab is not None else _default_vocab())
+        lookup = _class_lookup(vocab if vocab is not None else Vocabulary.imagenet())
         if lookup is None or not all(d in lookup for d in dirs):
             if mode == "wnid":
                 bad = [d for d in dirs if lookup is None or d not in lookup][:5]
