@@ -42,6 +42,8 @@ def classify_local(args: argparse.Namespace) -> int:
     """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
+    if not len(batch):
+        raise UsageError(f"{args.input}: no samples to classify" + (f" ({skipped} without labels)" if skipped else ""))
     batch.validate(len(taxonomy.vocabulary))
     providers = providers_from(args, taxonomy)
     parts = []
@@ -146,6 +148,10 @@ def parse_record(text: str) -> SampleBatch:
         raise UsageError(f"--record: invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(record, dict):
         raise UsageError("--record: must be a JSON object")
+    unknown = sorted(set(record) - {"target", "pred", "labels", "problematic", "image", "id"})
+    if unknown:
+        raise UsageError(f"--record: unknown field '{unknown[0]}' (fields: target, labels, pred, problematic, "
+                         "image, id)")
     for field in ("target", "pred"):
         if not isinstance(record.get(field), int) or isinstance(record.get(field), bool):
             raise UsageError(f"--record: field '{field}': must be an integer class id")

@@ -14,7 +14,13 @@ CHUNK = 100_000
 
 
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
-    return default_compiled() if path is None else compile_path(path)
+    """The default taxonomy, or the one at ``path``; the validator's warnings go to stderr."""
+    if path is None:
+        return default_compiled()
+    taxonomy = compile_path(path)
+    for warning in taxonomy.warnings:
+        print(warning, file=sys.stderr)
+    return taxonomy
 
 
 def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
