@@ -220,3 +220,20 @@ def cmd_oov_proposals(args: argparse.Namespace) -> int:
     from errortaxa.cli.oov_proposals import run_proposals
 
     return run_proposals(args)
+
+
+def cmd_store_check(args: argparse.Namespace) -> int:
+    """One line per finding on stdout, a summary on stderr; 0 clean, 1 findings."""
+    try:
+        from errortaxa.server.app import check_store
+        from errortaxa.server.store import StoreError
+    except ImportError as exc:
+        raise UsageError(f"store check needs the server extra: {exc}") from None
+    try:
+        findings, serves = check_store(Path(args.dir))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    for finding in findings:
+        print(finding.line())
+    print(f"{args.dir}: {len(findings)} finding(s); the server would serve {serves}", file=sys.stderr)
+    return 1 if findings else 0

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -25,7 +26,7 @@ from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
 from errortaxa.server.metrics import Metrics, MetricsHTTPServer
 from errortaxa.server.service import Service
-from errortaxa.server.store import TaxonomyStore
+from errortaxa.server.store import Finding, TaxonomyStore
 from errortaxa.server.taxonomies import ProviderFactory, TaxonomyRegistry
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -111,6 +112,10 @@ def build_server(config: ServerConfig) -> RunningServer:
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
     metrics = Metrics()
+    for finding in store.findings:  # the files of the store checked at opening, the active version chosen
+        log.warning("store finding", extra={"path": finding.path, "problem": finding.problem,
+                                                        "action": finding.action})
+        metrics.store_findings.append((finding.path, finding.problem, finding.action))
 
     def active() -> tuple[str, str, str]:
         entry = registry.active  # read once: an Activate may swap it meanwhile
@@ -160,6 +165,17 @@ def build_server(config: ServerConfig) -> RunningServer:
         "version": registry.active.version, "datasets": [d.name for d in datasets.all()],
         "metrics_port": running.metrics_port, "startup_seconds": round(time.perf_counter() - started, 3)})
     return running
+
+
+def check_store(path: Path) -> tuple[list[Finding], str]:
+    """What start-up would find wrong in the store at ``path`` (files, unfinished changes, activated
+    versions passed over, registered datasets that do not load) and the version it would serve
+    (with the built-in default taxonomy); nothing is changed."""
+    store = TaxonomyStore(path, repair=False)
+    registry = TaxonomyRegistry(store)
+    DatasetRegistry(store, {})
+    active = registry.active
+    return store.findings, f"{active.name}@{active.version}" + (" (built in)" if active.builtin else "")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -14,7 +14,8 @@ BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 class Metrics:
     """errortaxa_requests_total{method,code}, errortaxa_request_seconds{method} (histogram),
     errortaxa_samples_total{method}, errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
-    errortaxa_active_taxonomy_info{name,version,content_hash}."""
+    errortaxa_active_taxonomy_info{name,version,content_hash}, errortaxa_store_findings{path,problem,action}
+    (what start-up found wrong in the store and did about it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -25,6 +26,7 @@ class Metrics:
         self.changes: dict[str, int] = defaultdict(int)
         self.in_flight = 0
         self.active: Callable[[], tuple[str, str, str]] | None = None
+        self.store_findings: list[tuple[str, str, str]] = []  # (path, problem, action)
 
     def started(self) -> None:
         with self._lock:
@@ -72,6 +74,11 @@ class Metrics:
                       "# TYPE errortaxa_taxonomy_changes_total counter"]
             for action, n in sorted(self.changes.items()):
                 lines.append(f'errortaxa_taxonomy_changes_total{{action="{action}"}} {n}')
+            lines += ["# HELP errortaxa_store_findings Damaged or foreign store files and unfinished changes "
+                      "found at start-up, with what was done.", "# TYPE errortaxa_store_findings gauge"]
+            for path, problem, action in self.store_findings:
+                lines.append(f'errortaxa_store_findings{{path="{_label(path)}",problem="{_label(problem)}",'
+                             f'action="{_label(action)}"}} 1')
             lines += ["# HELP errortaxa_in_flight Calls in progress.", "# TYPE errortaxa_in_flight gauge",
                       f"errortaxa_in_flight {self.in_flight}"]
         if self.active is not None:
@@ -81,6 +88,11 @@ class Metrics:
                       f'errortaxa_active_taxonomy_info{{name="{name}",version="{version}",'
                       f'content_hash="{content_hash}"}} 1']
         return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """``value`` escaped as a Prometheus label value (at most 200 characters)."""
+    return value[:200].replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class MetricsHTTPServer:
