@@ -149,6 +149,7 @@ class TaxonomyStore:
         self._activations: list[tuple[str, str]] = []  # in memory; on disk: read from the log
         self._datasets: dict[str, str] = {}
         self._set_aside: set[Path] = set()  # a check's damaged files: read as absent
+        self._rebuilt: list[dict[str, Any]] | None = None  # a check's activation log as start-up would rebuild it
         if root is not None:
             if repair:
                 root.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ class TaxonomyStore:
                 self._quarantine(entry, "not a file of the store")
         audit = self._read_log(root / AUDIT, _audit_record)
         self._read_log(root / ACTIVATIONS, _activation_record)
-        self._reconcile(audit)
+        self._check_activations(audit, self._reconcile(audit))
 
     def _partial(self, entry: Path) -> bool:
         """Remove a temporary file left by a crash (not damage: the rename never happened)."""
@@ -282,14 +283,14 @@ class TaxonomyStore:
         self.findings.append(Finding(relative, where, f"cut off, kept in {self._relative(target)}"))
         return records
 
-    def _reconcile(self, audit: list[dict[str, Any]]) -> None:
-        """Complete every intent without its done record, from what the store holds."""
-        done = {r["id"] for r in audit if r.get("phase") == "done"}
+    def _reconcile(self, audit: list[dict[str, Any]]) -> dict[str, str]:
+        """Complete every intent without its done record, from what the store holds; the outcome
+        of every change (id -> applied, not_applied or failed)."""
+        outcomes = {r["id"]: str(r.get("outcome")) for r in audit if r.get("phase") == "done"}
         for intent in audit:
-            if intent.get("phase") != "intent" or intent["id"] in done:
+            if intent.get("phase") != "intent" or intent["id"] in outcomes:
                 continue
-            applied = self._applied(intent)
-            outcome = "applied" if applied else "not_applied"
+            outcome = outcomes[intent["id"]] = "applied" if self._applied(intent) else "not_applied"
             what = f"{intent['action']} {_subject(intent)} ({intent['id']}) has no done record"
             if not self.repair:
                 self.findings.append(Finding(AUDIT, what, f"would be completed as {outcome}"))
@@ -297,6 +298,36 @@ class TaxonomyStore:
             self._record({"id": intent["id"], "phase": "done", "time": now(), "action": intent["action"],
                           "outcome": outcome, "reconciled": True})
             self.findings.append(Finding(AUDIT, what, f"completed as {outcome}"))
+        return outcomes
+
+    def _check_activations(self, audit: list[dict[str, Any]], outcomes: dict[str, str]) -> None:
+        """The activation log holds every activation that the audit log records as applied; when it
+        lacks some (it was emptied or cut), it is rebuilt from the audit log (the old one kept in
+        quarantine)."""
+        applied = [r for r in audit if r.get("phase") == "intent" and r["action"] == "activate"
+                   and outcomes.get(r["id"]) == "applied"]
+        logged = {r.get("id") for r in self._activation_records()}
+        missing = [r for r in applied if r["id"] not in logged]
+        if not missing:
+            return
+        rebuilt = [{"id": r["id"], "time": r.get("time", ""), "name": str(r.get("taxonomy", "")),
+                    "version": str(r.get("version", ""))} for r in applied]
+        what = (f"lacks {len(missing)} activation(s) that audit.jsonl records as applied "
+                f"(the last: {_subject(missing[-1])})")
+        if not self.repair:
+            self._rebuilt = rebuilt
+            self.findings.append(Finding(ACTIVATIONS, what, "would be rebuilt from the audit log"))
+            return
+        assert self.root is not None
+        path = self.root / ACTIVATIONS
+        action = "rebuilt from the audit log"
+        if path.exists():
+            target = self._quarantine_name(ACTIVATIONS)
+            target.parent.mkdir(exist_ok=True)
+            write_bytes(target, path.read_bytes())
+            action += f", the old one kept in {self._relative(target)}"
+        write_bytes(path, b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in rebuilt))
+        self.findings.append(Finding(ACTIVATIONS, what, action))
 
     def _applied(self, intent: dict[str, Any]) -> bool:
         action = intent["action"]
@@ -375,6 +406,8 @@ class TaxonomyStore:
     def _activation_records(self) -> list[dict[str, Any]]:
         assert self.root is not None
         path = self.root / ACTIVATIONS
+        if self._rebuilt is not None:
+            return self._rebuilt
         if path in self._set_aside:
             return []
         try:
