@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench reliability clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ lint: install
 
 test: lint
 	$(PY) -m pytest
+
+# minutes: long fuzz, load under hot reload, kill -9, SIGTERM under load, streams, damaged stores
+reliability: install
+	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability
 
 bench: install
 	$(PY) bench/engine.py

@@ -33,6 +33,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger("errortaxa.server")
+REFUSAL_SECONDS = 0.25  # at stop: how long calls arriving are still answered UNAVAILABLE
 
 
 @dataclass
@@ -69,11 +70,18 @@ class RunningServer:
         self.stop(grace)
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls; calls in flight get ``grace`` seconds (default: config) to finish."""
+        """Refuse new calls (UNAVAILABLE); calls in flight get ``grace`` seconds (default: config) to
+        finish, then the gRPC server stops."""
         if self._stopped.is_set():
             return
         self.health.enter_graceful_shutdown()
-        self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        grace = self.config.grace_seconds if grace is None else grace
+        begun = time.monotonic()
+        self.admission.refuse_new()  # UNAVAILABLE from here on, while the calls in flight finish
+        if self.admission.wait_idle(grace):
+            # calls already on the wire get their UNAVAILABLE too (grpc would end them CANCELLED)
+            time.sleep(min(REFUSAL_SECONDS, max(grace - (time.monotonic() - begun), 0.0)))
+        self.server.stop(max(grace - (time.monotonic() - begun), 0.0)).wait()
         if self.metrics_http is not None:
             self.metrics_http.close()
         self._stopped.set()
