@@ -255,13 +255,14 @@ def _apply(state: tuple[frozenset[str], str], change: tuple[str, str]) -> tuple[
 
 
 def _admin_changes(target: str, trial: int, expected: Expected, stop: threading.Event) -> None:
-    """Put, Activate, Delete in a loop until the server dies; each acknowledged change updates
-    ``expected``."""
+    """Put a version, switch between it and the previous one, delete the previous one; in a loop
+    until the server dies. Each acknowledged change updates ``expected``."""
     with Client(target, retries=0, timeout=20) as c:
         for i in range(10_000):
             version = f"k{trial}.{i}"
             previous = expected.active
-            for action, ref in (("put", version), ("activate", version), ("delete", previous)):
+            changes = [("put", version)] + [("activate", v) for v in (version, previous) * 3] + [("delete", previous)]
+            for action, ref in changes[:-2] + changes[-1:]:  # ends on the new version, then deletes the old
                 if stop.is_set() or (action == "delete" and previous == "1.0"):
                     continue
                 expected.pending = (action, ref)
