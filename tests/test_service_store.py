@@ -128,6 +128,9 @@ CASES = {
     "a version under another name": Case(
         lambda s: shutil.copy(s / VERSIONS / "4.0.json", s / VERSIONS / "5.0.json"), (f"{VERSIONS}/5.0.json",), "3.0"),
     "damaged datasets.json": Case(lambda s: (s / "datasets.json").write_text("[1, 2"), ("datasets.json",), "3.0"),
+    "a folder among versions": Case(lambda s: (s / VERSIONS / "x.json").mkdir(), (f"{VERSIONS}/x.json",), "3.0"),
+    "a link to a file outside": Case(lambda s: (s / VERSIONS / "5.0.json").symlink_to("/etc/passwd"),
+                                     (f"{VERSIONS}/5.0.json",), "3.0"),
     "torn last audit line": Case(lambda s: cut_last_line(s / "audit.jsonl"), ("audit.jsonl", "audit.jsonl"), "3.0"),
 }
 
@@ -349,3 +352,12 @@ def test_kill_9_during_put_activate_delete_loses_nothing(tmp_path: Path) -> None
     figures = kill_trials(tmp_path / "store", trials)
     assert figures["trials"] == trials
     assert figures["acknowledged"] > 0
+
+
+def test_a_file_where_the_quarantine_folder_goes(template: Path, tmp_path: Path) -> None:
+    store = copy_of(template, tmp_path)
+    (store / "quarantine").write_text("not a folder")
+    assert [f.path for f in check_store(store)[0]] == ["quarantine"]
+    assert served(store)[0] == "3.0"
+    (kept,) = (store / "quarantine").iterdir()
+    assert kept.read_text() == "not a folder"

@@ -38,11 +38,19 @@ class Dataset:
         )
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; False for names the system refuses (too long, ...)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
     """Read a label file in any registered label-set format (the multi-label CSV, ReaL json, a
     target list, JSONL samples). Errors name the file, the record and the field, never the file's content."""
     file = Path(path)
-    if not file.is_file():
+    if not _is_file(file):
         raise not_found(f"no label file {shown(path)} on the server", field="path")
     try:
         fmt = detect(path, LABELS)
@@ -101,7 +109,7 @@ class DatasetRegistry:
                 found = candidate.resolve()
             except (OSError, RuntimeError, ValueError):
                 continue
-            if any(found.is_relative_to(d) for d in self.data_dirs) and (found.is_file() or len(candidates) == 1):
+            if any(found.is_relative_to(d) for d in self.data_dirs) and (_is_file(found) or len(candidates) == 1):
                 return found
         raise ServiceError(grpc.StatusCode.PERMISSION_DENIED,
                            f"{shown(path)} is not a file under the server's data directories", field="path",

@@ -160,6 +160,9 @@ class TaxonomyStore:
 
     # -- opening: check, quarantine, reconcile ---------------------------------------------------
     def _open(self, root: Path) -> None:
+        folder = root / QUARANTINE
+        if self.repair and (folder.is_symlink() or (folder.exists() and not folder.is_dir())):
+            os.replace(folder, root / f"{QUARANTINE}.{self._stamp}.foreign")  # quarantined below
         for entry in sorted(root.iterdir()):
             if entry.name == QUARANTINE and entry.is_dir() and not entry.is_symlink():
                 continue
