@@ -3,15 +3,24 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# the protobuf / gRPC generator lives apart (scripts/gen_protos.py says why)
+CODEGEN ?= .venv-codegen
 
-.PHONY: install demo test lint bench reliability clean
+.PHONY: install codegen demo test test-matrix lint bench reliability clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,oov,study,ray]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray]'
+	touch $@
+
+codegen: $(CODEGEN)/.installed
+
+$(CODEGEN)/.installed: scripts/gen_protos.py
+	python3 -m venv $(CODEGEN)
+	$(CODEGEN)/bin/python -m pip install -q "$$(python3 scripts/gen_protos.py --requirement)"
 	touch $@
 
 demo: install
@@ -22,10 +31,11 @@ demo: install
 	print('top-1 %.3f  multi-label %.3f' % (s['top1_accuracy'], s['multi_label_accuracy'])); \
 	[print('  %-28s %5d  %.3f' % (k, v['count'], v['share'])) for k, v in s['categories'].items()]"
 
-lint: install
-	$(PY) scripts/gen_protos.py --check
+lint: install codegen
+	$(CODEGEN)/bin/python scripts/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(PY) scripts/check_imports.py
 
 test: lint
 	$(PY) -m pytest
@@ -34,8 +44,12 @@ test: lint
 reliability: install
 	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability
 
+# the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
+test-matrix: install
+	$(PY) -m pytest -m matrix tests/test_packaging.py
+
 bench: install
 	$(PY) bench/engine.py
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(CODEGEN) out

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from errortaxa.engine import CompiledTaxonomy, default_compiled
+from errortaxa.engine import CompiledTaxonomy, default_compiled, evaluate
 from errortaxa.engine.run.imageset import ImageSetClassifier
 from synthetic import make_images, make_predictions
 
@@ -39,7 +39,7 @@ def baseline_row_function(taxonomy: CompiledTaxonomy) -> Any:
     c = len(taxonomy.vocabulary)
     wnids = taxonomy.vocabulary.wnids
     class_to_superclasses = [set(taxonomy.superclasses_of(k)) or {wnids[k]} for k in range(c)]
-    overlap = _rule_node(taxonomy, "overlapping_classes").matrix  # [prediction, target]
+    overlap = _rule_node(taxonomy, "overlapping_classes").pair.matrix  # [prediction, target]
     overlapping: dict[int, list[int]] = {}
     for pred, target in zip(*np.nonzero(overlap), strict=True):
         overlapping.setdefault(int(target), []).append(int(pred))
@@ -134,7 +134,7 @@ def main() -> None:
     rows = np.tile(np.arange(args.images), k)
     big = images.take(rows, preds[:k].ravel())
     start = time.perf_counter()
-    plain = taxonomy.evaluate(big)
+    plain = evaluate(taxonomy, big)
     batch_s = time.perf_counter() - start
     batch_rate = len(big) / batch_s
     print(f"engine (plain batch of {len(big):,}): {batch_rate / 1e6:.2f} M predictions/s", flush=True)

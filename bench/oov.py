@@ -159,12 +159,12 @@ def end_to_end(device: torch.device, model: str, n_images: int, distinct_pairs: 
     from errortaxa.providers.oov import OOVConfig
     from errortaxa.providers.oov.knn import build_index
     from errortaxa.providers.oov.model import ClipEncoder
-    from errortaxa.providers.oov.provider import OOVProvider, same_superclass_matrix
+    from errortaxa.providers.oov.provider import OOVProvider
 
     rng = np.random.default_rng(0)
     wn, vocab = WordNet.load(), Vocabulary.imagenet()
     compiled = default_compiled()
-    same = same_superclass_matrix(compiled, 1000)
+    same = compiled.same_superclass
     n_super = len(compiled.superclass_names)
     pool = oov_pairs(10_000, rng)
     uniq = list(dict.fromkeys(pool))[:distinct_pairs]

@@ -24,7 +24,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from errortaxa.engine import compile_path, default_compiled
-from errortaxa.study.study import ImageSet, discover_models, read_metadata, run_study
+from errortaxa.study.models import ImageSet, discover_models, read_metadata
+from errortaxa.study.study import run_study
 from synthetic import make_images, make_predictions
 
 

@@ -58,7 +58,7 @@ def project_modules(root_dir: Path) -> dict[str, Path]:
             parts = list(path.relative_to(base).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
-            if parts and parts[0] == "errortaxa" and "__pycache__" not in parts:
+            if parts and parts[0] == "errortaxa" and not {"__pycache__", "build"} & set(parts):
                 found[".".join(parts)] = path
     return found
 

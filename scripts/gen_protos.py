@@ -3,9 +3,14 @@
 
     python scripts/gen_protos.py          # regenerate clients/python/errortaxa/v1/*_pb2*.py(i)
     python scripts/gen_protos.py --check  # regenerate into a temp dir, fail if the committed files differ
+    python scripts/gen_protos.py --requirement  # the pinned generator, for pip
 
-The generator is pinned (grpcio-tools, see the `dev` extra of pyproject.toml): the generated code
-embeds the protoc and grpc versions, so another generator version would make --check fail.
+Run it with the Python of a codegen environment of its own (`make codegen`: .venv-codegen), which
+holds the pinned generator only. The generator is old on purpose: grpcio-tools 1.62.3 bundles protoc
+25.1, whose code (protobuf gencode 4.25.1) loads on every protobuf runtime from 4.25.1 to 7.x, and
+its *_pb2_grpc.py sets no grpcio floor; newer generators write code that refuses older runtimes.
+The client's floors in clients/python/pyproject.toml follow from this pin. Only the *_pb2*.py(i)
+files are generated; errortaxa/v1/codec.py and __init__.py are written by hand.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ PROTO_ROOT = ROOT / "protos"
 OUT_ROOT = ROOT / "clients" / "python"
 PACKAGE = Path("errortaxa") / "v1"
 GENERATOR = "grpcio-tools"
-GENERATOR_VERSION = "1.85.1"
+GENERATOR_VERSION = "1.62.3"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
@@ -58,7 +63,8 @@ def check_generator() -> None:
     try:
         version = importlib.metadata.version(GENERATOR)
     except importlib.metadata.PackageNotFoundError:
-        raise SystemExit(f"{GENERATOR}=={GENERATOR_VERSION} is needed: pip install -e '.[dev]'") from None
+        raise SystemExit(f"{GENERATOR}=={GENERATOR_VERSION} is needed: make codegen, then run this script with "
+                         ".venv-codegen/bin/python") from None
     if version != GENERATOR_VERSION:
         raise SystemExit(f"{GENERATOR} {version} is installed; the committed code needs {GENERATOR_VERSION}")
 
@@ -68,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="fail if the committed generated code is stale")
+    parser.add_argument("--requirement", action="store_true", help="print the pinned generator and exit")
     args = parser.parse_args(argv)
+    if args.requirement:
+        print(f"{GENERATOR}=={GENERATOR_VERSION}")
+        return 0
     check_generator()
     if not args.check:
         for stale in generated_files(OUT_ROOT):

@@ -4,6 +4,7 @@ its dependencies, and the committed generated code."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,9 @@ import grpc
 import numpy as np
 import pytest
 from errortaxa.client import ClassifyResult, InvalidArgument, NotFound, Samples, _core, dataset_predictions
-from errortaxa.client.errors import STATUS_DETAILS_KEY, ErrorTaxaError, encode_status, make_error
+from errortaxa.client.errors import ErrorTaxaError, make_error
 from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
+from errortaxa.v1.codec import STATUS_DETAILS_KEY, encode_status, extend_ints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,12 +51,12 @@ def test_slice_rebases_label_offsets() -> None:
 
 @pytest.mark.parametrize("values", [
     np.array([], np.int32), np.array([0, 5, 127], np.int16), np.array([True, False]), np.array([0, 1 << 6], np.uint64),
-    np.array([0, 128, 16384], np.int64), np.array([-1, 3], np.int32), np.array([0, 1 << 63], np.uint64)])
+    np.array([0, 128, 16384], np.int64), np.array([-1, 3], np.int32), np.array([0, 1 << 62], np.uint64)])
 def test_small_int_columns_take_the_numpy_path_and_agree_with_lists(values: np.ndarray) -> None:
-    from errortaxa.client.columns import extend_ints
 
-    field = {"b": "problematic", "u": "not_evaluated"}.get(values.dtype.kind, "witness")
-    make = samples_pb2.SampleColumns if field == "problematic" else service_pb2.AxisDecisions
+    field = {"b": "problematic", "u": "rows"}.get(values.dtype.kind, "witness")
+    make = {"problematic": samples_pb2.SampleColumns, "rows": service_pb2.ClassifyResponse}.get(
+        field, service_pb2.AxisDecisions)
     fast, slow = make(), make()
     extend_ints(fast, field, values)
     getattr(slow, field).extend(values.tolist())
@@ -135,7 +137,7 @@ def test_error_details_round_trip() -> None:
     detail = service_pb2.ErrorDetail(field="samples.pred", reason="CLASS_OUT_OF_RANGE", sample_index=7)
     detail.problems.add(file="f.yaml", line=3, key_path="axes.x", message="bad",
                         severity=taxonomy_pb2.SEVERITY_ERROR)
-    blob = encode_status(grpc.StatusCode.INVALID_ARGUMENT, "nope", detail)
+    blob = encode_status(grpc.StatusCode.INVALID_ARGUMENT.value[0], "nope", detail)
     error = make_error(grpc.StatusCode.INVALID_ARGUMENT, "nope", [(STATUS_DETAILS_KEY, blob)])
     assert isinstance(error, InvalidArgument)
     assert (error.field, error.sample_index, error.row, error.reason) == ("samples.pred", 7, None,
@@ -150,7 +152,7 @@ def test_error_details_round_trip() -> None:
 def test_status_is_wire_compatible_with_google_rpc_status() -> None:
     from google.protobuf import any_pb2
 
-    blob = encode_status(grpc.StatusCode.NOT_FOUND, "m", service_pb2.ErrorDetail(field="f"))
+    blob = encode_status(grpc.StatusCode.NOT_FOUND.value[0], "m", service_pb2.ErrorDetail(field="f"))
     # google.rpc.Status: code = 1 (int32), message = 2 (string), details = 3 (repeated Any)
     status = service_pb2.Status.FromString(blob)
     assert status.code == grpc.StatusCode.NOT_FOUND.value[0] and status.message == "m"
@@ -187,7 +189,7 @@ def test_results_decode_and_concatenate() -> None:
     first = ClassifyResult.from_proto(_response([0, 1, -1]))
     assert first.category == ["a", "b", None] and first.rule == ["r0", "r1", None]
     assert first.axes["category"].counts() == {"a": 1, "b": 1}
-    assert first.axes["category"].not_evaluated.tolist() == [0, 0, 0]
+    assert first.axes["category"].not_evaluated.tolist() == [[False, False]] * 3
     assert first.evidence is None and first.records[1] == {"category": "b"}
     both = ClassifyResult.concat([first, ClassifyResult.from_proto(_response([1]))])
     assert both.category == ["a", "b", None, "b"] and len(both.records) == 4
@@ -216,8 +218,11 @@ def test_client_distribution_depends_on_grpc_protobuf_numpy_only() -> None:
 
 
 def test_generated_code_is_up_to_date() -> None:
-    pytest.importorskip("grpc_tools", reason="grpcio-tools (dev extra) is not installed")
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_protos.py"), "--check"],
+    """In the generator's own environment (make codegen), as make lint runs it."""
+    codegen = Path(os.environ.get("ERRORTAXA_CODEGEN_PYTHON", ROOT / ".venv-codegen" / "bin" / "python"))
+    if not codegen.is_file():
+        pytest.skip("no codegen environment: make codegen")
+    result = subprocess.run([str(codegen), str(ROOT / "scripts" / "gen_protos.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
@@ -226,3 +231,41 @@ def test_protos_use_packed_columns() -> None:
     field = samples_pb2.SampleColumns.DESCRIPTOR.fields_by_name["target"]
     assert field.is_repeated and field.is_packed
     assert service_pb2.AxisDecisions.DESCRIPTOR.fields_by_name["value"].is_packed
+
+
+def test_every_rpc_of_the_proto_has_one_entry_serving_both_clients() -> None:
+    import inspect
+
+    from errortaxa.client import AsyncClient, Client
+    from errortaxa.client.rpcs import Batched, Stream, Unary, entries
+
+    table = entries()
+    service = service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"]
+    described = {e.method.path for e in table.values() if isinstance(e, (Unary, Stream))}
+    assert described - {_core.HEALTH_METHOD} == {f"/errortaxa.v1.ErrorTaxa/{m.name}" for m in service.methods}
+    for name, entry in table.items():
+        assert isinstance(entry, (Unary, Stream, Batched))
+        with Client("localhost:1") as client:
+            unopened = object.__new__(AsyncClient)  # an AsyncClient needs a running loop to open
+            methods = [getattr(client, name), getattr(AsyncClient, name).__get__(unopened, AsyncClient)]
+            for method in methods:
+                assert method.__doc__ and method.__name__ == entry.build.__name__
+                assert inspect.signature(method) == inspect.signature(entry.build)
+
+
+def test_a_client_call_builds_its_request_when_run() -> None:
+    import asyncio
+
+    from errortaxa.client import AsyncClient, Client
+
+    with Client("localhost:1") as client, pytest.raises(ValueError, match="exactly one of pred and logits"):
+        client.classify_dataset("d")
+
+    async def main() -> None:
+        client = AsyncClient("localhost:1")
+        pending = client.classify_dataset("d")  # nothing raised before it is awaited
+        with pytest.raises(ValueError, match="exactly one of pred and logits"):
+            await pending
+        await client.close()
+
+    asyncio.run(main())

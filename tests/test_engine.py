@@ -15,6 +15,8 @@ from errortaxa.engine import (
     TaxonomyError,
     compile_path,
     default_compiled,
+    evaluate,
+    explain,
     load_taxonomy,
 )
 from errortaxa.engine.language.schema import json_schema
@@ -63,7 +65,7 @@ def test_tiny_taxonomy_classifies_a_batch(tmp_path: Path) -> None:
     tx = compile_path(write(tmp_path, "t.yaml", TINY))
     batch = SampleBatch.from_lists(target=[189, 189, 189, 817], labels=[[189], [189], [189], [817]],
                                    pred=[189, 190, 0, 511])
-    decisions = tx.evaluate(batch)
+    decisions = evaluate(tx, batch)
     assert decisions.primary.value_names().tolist() == ["right", "near", "wrong", "wrong"]
     record = decisions.record(1)
     assert record["rule"] == "near"
@@ -112,7 +114,7 @@ def test_shadowed_rule_and_missing_fallback_are_warnings(tmp_path: Path) -> None
     warnings = [str(w) for w in tx.warnings]
     assert any("'narrower' can never fire" in w and "'right'" in w for w in warnings)
     assert any("not 'always: true'" in w for w in warnings)
-    decisions = tx.evaluate(SampleBatch.from_lists(target=[1], labels=[[1]], pred=[0]))
+    decisions = evaluate(tx, SampleBatch.from_lists(target=[1], labels=[[1]], pred=[0]))
     assert decisions.record(0)["category"] is None
 
 
@@ -185,25 +187,25 @@ axes:
 def test_feature_rules_record_not_evaluated_and_continue(tmp_path: Path) -> None:
     tx = compile_path(write(tmp_path, "f.yaml", FEATURE))
     batch = SampleBatch.from_lists(target=[0, 0, 0], labels=[[0], [0], [0]], pred=[2, 3, 7])
-    without = tx.evaluate(batch)
+    without = evaluate(tx, batch)
     assert without.primary.value_names().tolist() == ["last"] * 3
     reasons = without.record(0)["evidence"]["not_evaluated"]
     assert [r["rule"] for r in reasons] == ["even", "not_even"]
     assert "no 'parity' feature provider is configured" in reasons[0]["reason"]
-    with_provider = tx.evaluate(batch, {"parity": ParityProvider()})
+    with_provider = evaluate(tx, batch, {"parity": ParityProvider()})
     assert with_provider.primary.value_names().tolist() == ["even", "odd_or_unknown", "last"]
     assert with_provider.record(0)["evidence"]["feature"] == {"pred": 2}
     assert with_provider.record(2)["evidence"]["not_evaluated"][0]["reason"] == "seven is unknowable"
-    trace = tx.explain(batch, 2, {"parity": ParityProvider()})
+    trace = explain(tx, batch, 2, {"parity": ParityProvider()}).traces
     assert [t.result for t in trace] == ["not evaluated", "not evaluated", "holds"]
 
 
 def test_bad_samples_name_the_sample_and_field() -> None:
     tx = default_compiled()
     with pytest.raises(SampleError, match="sample 1: field 'pred': class id 1000"):
-        tx.evaluate(SampleBatch.from_lists(target=[1, 2], labels=[[1], [2]], pred=[1, 1000]))
+        evaluate(tx, SampleBatch.from_lists(target=[1, 2], labels=[[1], [2]], pred=[1, 1000]))
     with pytest.raises(SampleError, match="sample 0: field 'labels': class id -3"):
-        tx.evaluate(SampleBatch.from_lists(target=[1], labels=[[-3]], pred=[1]))
+        evaluate(tx, SampleBatch.from_lists(target=[1], labels=[[-3]], pred=[1]))
     with pytest.raises(SampleError, match="field 'labels'"):
         SampleBatch.from_lists(target=[1, 2], labels=[[1]], pred=[1, 2])
 
@@ -249,7 +251,7 @@ def test_generated_taxonomies_match_a_row_by_row_interpreter(
     tx = compile_path(path)
     batch = SampleBatch.from_lists(target=[s[0] for s in samples], labels=[s[1] for s in samples],
                                    pred=[s[2] for s in samples], problematic=[s[3] for s in samples])
-    got = tx.evaluate(batch).primary.rule
+    got = evaluate(tx, batch).primary.rule
     for i, (target, labels, pred, problematic) in enumerate(samples):
         expected = next((k for k, conj in enumerate(rules)
                          if all(reference_flag(f, target, labels, pred, problematic) == v for f, v in conj)),
@@ -257,7 +259,7 @@ def test_generated_taxonomies_match_a_row_by_row_interpreter(
         assert got[i] == expected
     # any slice of the batch decides the same as the whole
     half = len(batch) // 2
-    assert np.array_equal(tx.evaluate(batch.slice(half, len(batch))).primary.rule, got[half:])
+    assert np.array_equal(evaluate(tx, batch.slice(half, len(batch))).primary.rule, got[half:])
 
 
 def test_image_set_classifier_equals_plain_evaluation() -> None:
@@ -272,7 +274,7 @@ def test_image_set_classifier_equals_plain_evaluation() -> None:
     for _ in range(3):
         pred = np.where(rng.random(n) < 0.5, target, rng.integers(0, 1000, n))
         shared = clf.classify(pred)
-        plain = tx.evaluate(images.take(np.arange(n), pred))
+        plain = evaluate(tx, images.take(np.arange(n), pred))
         assert np.array_equal(shared.primary.rule, plain.primary.rule)
         assert np.array_equal(shared.primary.witness, plain.primary.witness)
         assert [shared.record(i) for i in range(n)] == [plain.record(i) for i in range(n)]
@@ -292,7 +294,7 @@ def test_classify_many_equals_per_model_classification() -> None:
     single = ImageSetClassifier(tx, images)
     axis = tx.axes[tx.primary_axis]
     for m in range(models):
-        plain = tx.evaluate(images.take(np.arange(n), preds[m]))
+        plain = evaluate(tx, images.take(np.arange(n), preds[m]))
         assert np.array_equal(many.rule()[m], plain.primary.rule)
         assert np.array_equal(many.values()[m], plain.primary.value)
         assert many.counts[tx.primary_axis][m].tolist() == list(plain.primary.counts().values())
@@ -314,7 +316,8 @@ def test_classify_many_equals_per_model_classification() -> None:
 
 
 def test_sample_list_lookup_is_the_same_on_taken_names() -> None:
-    from errortaxa.engine.predicates.nodes import Context, InSampleList
+    from errortaxa.engine.predicates.base import Context
+    from errortaxa.engine.predicates.sample_list import InSampleListNode
     from errortaxa.engine.samples import IndexedNames
 
     names = [f"img{i}" for i in range(6)]
@@ -325,7 +328,7 @@ def test_sample_list_lookup_is_the_same_on_taken_names() -> None:
     assert twice.images == ["img3", "img5"] and taken.images[1:3] == ["img0", "img5"]
     assert taken.images[1:3] != ["img0"] and taken.images != "img5img0img5img2img3"
     plain = SampleBatch.from_lists(target=[1] * 5, labels=[[1]] * 5, pred=[1] * 5, images=list(taken.images))
-    node = InSampleList("listed", frozenset({"img5", "img2"}))
+    node = InSampleListNode("listed", frozenset({"img5", "img2"}))
     rows = np.array([0, 1, 3, 2])
     got = node.eval(Context(taken, {}), rows)
     assert got.true.tolist() == node.eval(Context(plain, {}), rows).true.tolist() == [True, False, True, True]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from errortaxa.engine import SampleBatch, TaxonomyError, compile_taxonomy, default_compiled, load_taxonomy
+from errortaxa.engine import SampleBatch, TaxonomyError, compile_taxonomy, default_compiled, evaluate, load_taxonomy
 from errortaxa.engine.inputs import (
     LABELS,
     PREDICTIONS,
@@ -31,7 +31,8 @@ from errortaxa.engine.inputs import (
 )
 from errortaxa.engine.inputs.formats.npy import read_npy
 from errortaxa.study.diff import read_samples
-from errortaxa.study.study import ImageSet, discover_models, read_model, run_study
+from errortaxa.study.models import ImageSet, discover_models, read_model
+from errortaxa.study.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = shutil.which("errortaxa", path=str(Path(sys.executable).parent)) or "errortaxa"
@@ -113,8 +114,8 @@ def test_compiler_reads_sample_lists_with_the_one_parser(tmp_path: Path) -> None
     compiled = compile_taxonomy(load_taxonomy(tmp_path / "t.yaml", text=text))
     batch = SampleBatch.from_lists(target=[0, 0], labels=[[0], [0]], pred=[999, 999],
                                    images=["ILSVRC2012_val_00000007.JPEG", "ILSVRC2012_val_00000009.JPEG"])
-    assert compiled.evaluate(batch).primary.value_names()[0] == "non_prototypical"
-    assert compiled.evaluate(batch).primary.value_names()[1] != "non_prototypical"
+    assert evaluate(compiled, batch).primary.value_names()[0] == "non_prototypical"
+    assert evaluate(compiled, batch).primary.value_names()[1] != "non_prototypical"
     listed.write_text("ILSVRC2012_val_00000007.JPEG ILSVRC2012_val_00000008.JPEG\n")
     with pytest.raises(TaxonomyError) as error:
         compile_taxonomy(load_taxonomy(tmp_path / "t.yaml", text=text))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import socket
 from collections.abc import Sequence
@@ -15,14 +17,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
+from errortaxa.engine.providers.factory import ProviderUnavailable  # noqa: E402
 from errortaxa.engine.samples import SampleBatch  # noqa: E402
 from errortaxa.providers.oov import OOVConfig, WeightsNotFoundError  # noqa: E402
 from errortaxa.providers.oov.cache import EmbeddingCache  # noqa: E402
 from errortaxa.providers.oov.embed import ImageEmbedder  # noqa: E402
+from errortaxa.providers.oov.factory import OOVFactory  # noqa: E402
 from errortaxa.providers.oov.images import ImageResolver, hash_images  # noqa: E402
 from errortaxa.providers.oov.knn import TrainIndex, build_index  # noqa: E402
 from errortaxa.providers.oov.model import ClipEncoder  # noqa: E402
-from errortaxa.providers.oov.provider import OOVProvider, UnavailableProvider, load_provider  # noqa: E402
+from errortaxa.providers.oov.provider import OOVProvider  # noqa: E402
 from errortaxa.providers.oov.scoring import zero_shot  # noqa: E402
 from handmade_wordnet import HandMadeWordNet  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -89,10 +93,16 @@ def test_uncached_pretrained_tag_never_downloads(tmp_path: Path, monkeypatch: py
     with pytest.raises(WeightsNotFoundError, match="never downloads"):
         ClipEncoder(cfg)
     assert not (tmp_path / "clip").exists()
-    # a server degrades to "not evaluated" instead
-    prov = load_provider(cfg, same_superclass=np.eye(4, dtype=bool), wordnet=object(), vocab=VOCAB)
-    assert isinstance(prov, UnavailableProvider)
-    res = prov.evaluate("fine_grained_oov", {}, None, np.arange(3))
+    # the factory says the provider cannot run here, and a server degrades to "not evaluated" instead
+    from errortaxa.server.providers import ServerProviders
+
+    path = tmp_path / "oov.yaml"
+    path.write_text(json.dumps({k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}))
+    taxonomy = SimpleNamespace(same_superclass=np.eye(4, dtype=bool), vocabulary=VOCAB)
+    with pytest.raises(ProviderUnavailable, match="never downloads"):
+        OOVFactory().build(path, taxonomy)  # type: ignore[arg-type]
+    prov = ServerProviders({"oov": path}).build(taxonomy)["oov"]  # type: ignore[arg-type]
+    res = prov.evaluate("fine_grained_oov", {}, None, np.arange(3))  # type: ignore[arg-type]
     assert not res.known.any() and all("never downloads" in (r or "") for r in res.reason)
 
 
@@ -450,24 +460,28 @@ def test_cli_index_and_embed(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "checkpoint not found" in capsys.readouterr().err
 
 
-def test_provider_from_config_for_servers(tmp_path: Path) -> None:
+def test_factory_builds_for_a_compiled_taxonomy(tmp_path: Path) -> None:
     import yaml
-    from errortaxa.providers.oov import provider_from_config
+    from errortaxa.engine.providers.factory import ProviderConfigError
+    from errortaxa.server.providers import ServerProviders
 
     compiled = SimpleNamespace(same_superclass=SAME, vocabulary=VOCAB)
     good = tmp_path / "oov.yaml"
     good.write_text(yaml.safe_dump({"model_config": TINY, "pretrained": None, "random_init": True,
                                     "cache_dir": str(tmp_path / "cache"), "device": "cpu"}))
-    prov = provider_from_config(str(good), compiled)
+    prov = OOVFactory().build(good, compiled)  # type: ignore[arg-type]
     assert isinstance(prov, OOVProvider) and prov.name == "oov"
     assert prov.generator.class_wnids == VOCAB.wnids
-    # no weights (or no GPU with require_gpu): every row "not evaluated", with the reason
+    # no weights (or no GPU with require_gpu): the factory says why; a server's rows are "not evaluated"
     missing = tmp_path / "missing.yaml"
     missing.write_text(yaml.safe_dump({"checkpoint": str(tmp_path / "ViT-L-14-336.pt")}))
-    down = provider_from_config(str(missing), compiled)
-    assert isinstance(down, UnavailableProvider)
-    res = down.evaluate("fine_grained_oov", {}, None, np.arange(2))
+    with pytest.raises(ProviderUnavailable, match="checkpoint not found"):
+        OOVFactory().build(missing, compiled)  # type: ignore[arg-type]
+    down = ServerProviders({"oov": missing}).build(compiled)["oov"]  # type: ignore[arg-type]
+    res = down.evaluate("fine_grained_oov", {}, None, np.arange(2))  # type: ignore[arg-type]
     assert res.known.tolist() == [False, False] and "checkpoint not found" in (res.reason[0] or "")
-    # a malformed config is an error, not a silent "unavailable"
-    with pytest.raises(ValueError, match="unknown oov configuration keys"):
-        provider_from_config({"modle": "ViT-B-32"}, compiled)
+    # a malformed config is an error naming the option and the file, not a silent "unavailable"
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump({"modle": "ViT-B-32"}))
+    with pytest.raises(ProviderConfigError, match=r"--oov-config .*typo\.yaml: unknown oov configuration keys"):
+        OOVFactory().build(typo, compiled)  # type: ignore[arg-type]

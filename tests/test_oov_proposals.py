@@ -158,13 +158,11 @@ def test_recall_on_anchor_decisions() -> None:
     engine = pytest.importorskip("errortaxa.engine")
     if not hasattr(engine, "default_compiled"):
         pytest.skip("errortaxa.engine.default_compiled() does not exist yet")
-    from errortaxa.providers.oov.provider import same_superclass_matrix
-
     compiled = engine.default_compiled()
     if not list(getattr(compiled, "superclass_names", []) or []):
         pytest.skip("the default taxonomy defines no superclasses yet")
     wn, vocab = _real()
-    same = same_superclass_matrix(compiled, 1000)
+    same = compiled.same_superclass
     recs = [json.loads(line) for line in ANCHOR.read_text().splitlines() if line.strip()]
     recs = [r for r in recs if r["category"] == "fine_grained_oov" and "detail" in r]
     got = generate_many([(r["pred"], r["target"]) for r in recs], wordnet=wn, vocab=vocab, same_superclass=same)

@@ -41,7 +41,7 @@ from errortaxa.client import (  # noqa: E402
     Unauthenticated,
     Unavailable,
 )
-from errortaxa.engine import SampleBatch, compile_taxonomy, default_compiled, load_taxonomy  # noqa: E402
+from errortaxa.engine import SampleBatch, compile_taxonomy, default_compiled, evaluate, load_taxonomy  # noqa: E402
 from errortaxa.server import RunningServer, ServerConfig, build_server  # noqa: E402
 from errortaxa.server.logs import JsonFormatter, TextFormatter  # noqa: E402
 
@@ -136,7 +136,7 @@ def anchor_batch() -> SampleBatch:
 @needs_data
 def test_results_over_grpc_equal_the_local_engine(client: Client) -> None:
     batch = anchor_batch()
-    decisions = default_compiled().evaluate(batch)
+    decisions = evaluate(default_compiled(), batch)
     want = [jsonable(decisions.record(i)) for i in range(len(batch))]
     remote = client.classify(batch, records=True, with_evidence=True)
     assert remote.taxonomy.name == default_compiled().name
@@ -156,7 +156,7 @@ def test_results_over_grpc_equal_the_local_engine(client: Client) -> None:
 def test_summary_over_grpc_equals_local(client: Client) -> None:
     batch = anchor_batch()
     compiled = default_compiled()
-    decisions = compiled.evaluate(batch)
+    decisions = evaluate(compiled, batch)
     result = client.classify(batch, summary=True)
     assert result.summary is not None
     primary = next(iter(decisions.axes.values()))
@@ -175,7 +175,7 @@ def test_dataset_predictions_equal_local(tmp_path: Path) -> None:
         rng = np.random.default_rng(0)
         pred = rng.integers(0, 1000, size=len(labels))
         pred[:500] = labels.target[:500]
-        want = default_compiled().evaluate(labels.to_batch(pred))
+        want = evaluate(default_compiled(), labels.to_batch(pred))
         with Client(address(running), retries=0) as c:
             info = c.get_dataset("multilabel")
             assert (info.size, info.problematic, info.format) == (20_000, 1308, "multilabel-csv")
@@ -255,7 +255,7 @@ def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
                     images, batch_of = labels.images, labels.to_batch
                 assert c.dataset_images(name) == images
                 pred = (np.arange(size) * 37 + 248) % 1000
-                want = default_compiled().evaluate(batch_of(pred))
+                want = evaluate(default_compiled(), batch_of(pred))
                 in_order = c.classify_dataset(name, pred=pred, records=True)  # top-1, dataset order
                 assert in_order.records == [jsonable(want.record(i)) for i in range(size)], name
                 chunked = c.classify_dataset_many(name, pred=pred, batch_size=2)  # in chunks, from offsets
@@ -279,7 +279,7 @@ def test_every_dataset_format_by_config_and_admin_call(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- basics
 def test_classify_lists_and_numpy(client: Client) -> None:
     columns = small_batch()
-    want = local().evaluate(SampleBatch.from_lists(**columns))
+    want = evaluate(local(), SampleBatch.from_lists(**columns))
     got = client.classify(**columns, records=True)
     assert got.records == [jsonable(want.record(i)) for i in range(5)]
     as_numpy = client.classify(target=np.array(columns["target"]), pred=np.array(columns["pred"], np.int64),
@@ -296,6 +296,16 @@ def test_explain_names_every_rule(client: Client) -> None:
     assert len(decided) == 1 and decided[0].rule == "overlapping_classes" and decided[0].outcome == "held"
     assert explanation.traces[0].outcome == "failed" and explanation.traces[0].reason
     assert explanation.record["category"] == "overlapping_classes"
+
+
+def test_explain_evaluates_only_the_requested_record(client: Client) -> None:
+    # sample 1 reaches the OOV rule, whose evidence is not JSON: evaluating it would be an error
+    columns = {"target": [250, 1], "labels": [[250], [1]], "pred": [248, 900]}
+    with pytest.raises(InvalidArgument):
+        client.classify(**columns, evidence=["", "not json"])
+    explanation = client.explain(**columns, evidence=["", "not json"], index=0)
+    assert explanation.record == jsonable(evaluate(local(), SampleBatch.from_lists(**columns)).record(0))
+    assert [t.decided for t in explanation.traces].count(True) == 1
 
 
 def test_request_evidence_feeds_the_oov_rule(client: Client) -> None:
@@ -701,7 +711,7 @@ def test_restart_serves_the_last_activated_version(tmp_path: Path) -> None:
             result = c.classify(**small_batch())
             assert result.version == "2.0"
             assert result.category == [
-                local(variant_yaml("2.0")).evaluate(SampleBatch.from_lists(**small_batch())).record(i)["category"]
+                evaluate(local(variant_yaml("2.0")), SampleBatch.from_lists(**small_batch())).record(i)["category"]
                 for i in range(5)]
             versions = {(i.version, i.active) for i in c.list_taxonomies()}
             assert versions == {("1.0", False), ("2.0", True), ("3.0", False)}
@@ -716,8 +726,8 @@ def test_hot_reload_under_concurrent_clients_loses_nothing(tmp_path: Path) -> No
     columns = small_batch()
     batch = SampleBatch.from_lists(**columns)
     expected = {
-        "1.0": [local().evaluate(batch).record(i)["category"] for i in range(5)],
-        "2.0": [local(variant_yaml("2.0")).evaluate(batch).record(i)["category"] for i in range(5)],
+        "1.0": [evaluate(local(), batch).record(i)["category"] for i in range(5)],
+        "2.0": [evaluate(local(variant_yaml("2.0")), batch).record(i)["category"] for i in range(5)],
     }
     assert expected["1.0"] != expected["2.0"]
     stop = threading.Event()
@@ -1007,7 +1017,7 @@ def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_pat
     server = Restarts(store=store)
     try:
         batch = SampleBatch.from_lists(**small_batch())
-        expected = {version: [local(text).evaluate(batch).record(i)["category"] for i in range(5)]
+        expected = {version: [evaluate(local(text), batch).record(i)["category"] for i in range(5)]
                     for version, text in (("1.0", None), ("2.0", variant_yaml("2.0")))}
         with Client(server.target, token=None) as c:
             c.put_taxonomy(variant_yaml("2.0"), activate=True)
@@ -1037,10 +1047,12 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
         assert running.metrics_port
         with urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics", timeout=5) as response:
             text = response.read().decode()
-        assert 'errortaxa_requests_total{method="Classify",code="OK"} 1' in text
-        assert 'errortaxa_requests_total{method="Classify",code="INVALID_ARGUMENT"} 1' in text
-        assert 'errortaxa_samples_total{method="Classify"} 5' in text
-        assert 'errortaxa_request_seconds_count{method="Classify"} 2' in text
+        call = 'grpc_service="errortaxa.v1.ErrorTaxa",grpc_method="Classify",grpc_type="unary"'
+        assert f'grpc_server_started_total{{{call}}} 2' in text
+        assert f'grpc_server_handled_total{{{call},grpc_code="OK"}} 1' in text
+        assert f'grpc_server_handled_total{{{call},grpc_code="INVALID_ARGUMENT"}} 1' in text
+        assert 'errortaxa_samples_total{grpc_method="Classify"} 5' in text
+        assert f'grpc_server_handling_seconds_count{{{call}}} 2' in text
         assert "errortaxa_active_taxonomy_info{name=\"peychev2023\"" in text
     finally:
         running.stop(0)

@@ -18,11 +18,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 from errortaxa.client import AsyncClient, Client, InvalidArgument
-from errortaxa.engine import SampleBatch, default_compiled
-from errortaxa.providers.oov import provider_from_config
+from errortaxa.engine import SampleBatch, default_compiled, evaluate
+from errortaxa.engine.providers import registry
 from errortaxa.providers.oov.knn import build_index
 from errortaxa.server import RunningServer, ServerConfig, build_server
-from errortaxa.server.convert import NO_OOV_MODEL
+from errortaxa.server.convert import not_configured
 from PIL import Image
 
 TINY: dict[str, Any] = {
@@ -89,7 +89,7 @@ class World:
         self.local_config = self._write("local-oov.json", {**base, "cache_dir": str(root / "cache"),
                                                            "index": str(root / "index"), "images": [str(val)]})
         self.compiled = default_compiled()
-        self.local = provider_from_config(self.local_config, self.compiled)
+        self.local = registry.build("oov", self.local_config, self.compiled)
         self.batch = SampleBatch.from_lists(target=[t for t, _, _ in SAMPLES], labels=[ls for _, ls, _ in SAMPLES],
                                             pred=[p for _, _, p in SAMPLES], images=NAMES)
         vectors, ok, _ = self.local.image_embeddings(NAMES)
@@ -103,7 +103,7 @@ class World:
 
     def local_records(self, providers: dict[str, Any] | None, batch: SampleBatch | None = None) -> list[Any]:
         batch = self.batch if batch is None else batch
-        decisions = self.compiled.evaluate(batch, providers)
+        decisions = evaluate(self.compiled, batch, providers)
         return [json.loads(json.dumps(decisions.record(i))) for i in range(len(batch))]
 
 
@@ -119,7 +119,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="module")
 def oov_server(world: World) -> Iterator[RunningServer]:
-    running = start(oov_config=world.server_config)
+    running = start(provider_configs={"oov": world.server_config})
     yield running
     running.stop(0)
 
@@ -226,7 +226,7 @@ def test_dataset_predictions_carry_oov_inputs(world: World, tmp_path: Path) -> N
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(json.dumps({"image": n, "target": t, "labels": ls, "pred": t}) + "\n"
                               for n, (t, ls, _) in zip(NAMES, SAMPLES, strict=True)))
-    running = start(oov_config=world.server_config, datasets={"mini": str(labels)})
+    running = start(provider_configs={"oov": world.server_config}, datasets={"mini": str(labels)})
     try:
         bound = world.local.bind(embeddings=dict(zip(NAMES, world.embeddings, strict=True)),
                                  knn_classes=dict(zip(NAMES, KNN, strict=True)))
@@ -263,7 +263,8 @@ def test_a_server_without_a_model_classifies_everything_else(world: World, plain
             if oov_reason(local) is None:  # decided before the OOV rule: exactly the local record
                 assert mine == local
             else:  # not evaluated, with the reason, then decided by the next rule as locally
-                assert oov_reason(mine) == NO_OOV_MODEL and "--oov-config" in NO_OOV_MODEL
+                reason = not_configured(registry.get("oov"))
+                assert oov_reason(mine) == reason and "--oov-config" in reason
                 assert (mine["category"], mine["rule"]) == (local["category"], local["rule"])
     assert sum(oov_reason(r) is not None for r in got.records) == 6
     assert got.summary is not None and got.summary.data["not_evaluated"][OOV_RULE] == 6

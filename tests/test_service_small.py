@@ -16,6 +16,7 @@ import grpc
 import numpy as np
 import pytest
 from errortaxa.client import Client, InvalidArgument, ResourceExhausted
+from errortaxa.client.errors import from_rpc_error
 from errortaxa.server import RunningServer, ServerConfig, build_server
 from errortaxa.v1 import samples_pb2, service_pb2, service_pb2_grpc, taxonomy_pb2
 
@@ -24,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def start(**settings: Any) -> RunningServer:
     return build_server(ServerConfig(host="127.0.0.1", port=0, drain_seconds=0.0, grace_seconds=1.0, **settings))
+
+
+def _raw_call(port: int, method: str, request: Any) -> Any:
+    """One call with a request the client would not build, its error as the client's exception."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            return getattr(service_pb2_grpc.ErrorTaxaStub(channel), method)(request, timeout=10)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +53,18 @@ def test_a_cancelled_stream_is_counted_cancelled(server: RunningServer) -> None:
         call = service_pb2_grpc.ErrorTaxaStub(channel).ClassifyStream(requests())
         next(call)
         call.cancel()
+    stream = ("errortaxa.v1.ErrorTaxa", "ClassifyStream", "bidi_stream")
     deadline = time.monotonic() + 5
-    while ("ClassifyStream", "CANCELLED") not in server.metrics.requests and time.monotonic() < deadline:
+    while (stream, "CANCELLED") not in server.metrics.handled and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert server.metrics.requests[("ClassifyStream", "CANCELLED")] == 1, dict(server.metrics.requests)
-    assert ("ClassifyStream", "UNKNOWN") not in server.metrics.requests
+    assert server.metrics.handled[(stream, "CANCELLED")] == 1, dict(server.metrics.handled)
+    assert (stream, "UNKNOWN") not in server.metrics.handled
 
 
 def test_activate_needs_a_version(server: RunningServer) -> None:
-    with Client(f"127.0.0.1:{server.port}", retries=0) as c, pytest.raises(InvalidArgument) as caught:
-        c._unary(c._stub.ActivateTaxonomy, service_pb2.ActivateTaxonomyRequest(
-            taxonomy=taxonomy_pb2.TaxonomyRef(name="peychev2023")), 10)
+    with pytest.raises(InvalidArgument) as caught:
+        _raw_call(server.port, "ActivateTaxonomy", service_pb2.ActivateTaxonomyRequest(
+            taxonomy=taxonomy_pb2.TaxonomyRef(name="peychev2023")))
     assert caught.value.field == "taxonomy.version"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from errortaxa.cli import main
-from errortaxa.engine import SampleBatch, compile_path, default_compiled
+from errortaxa.engine import SampleBatch, compile_path, default_compiled, evaluate
 from errortaxa.study.diff import diff_taxonomies
 
 pytest.importorskip("matplotlib")
@@ -132,8 +132,8 @@ def test_study_report_holds_the_taxonomy_diff(study_inputs: dict, tmp_path: Path
             assert e["count"] == int(np.sum(preds[:, row] == e["pred"]))  # models that made this error
     # the examples are the cell's most common errors: no (image, prediction) of the cell is made by more models
     pooled = _pooled(images, preds)
-    a = study_inputs["tax"].evaluate(pooled).primary.value_names()
-    b = compile_path(root / "coarser.yaml").evaluate(pooled).primary.value_names()
+    a = evaluate(study_inputs["tax"], pooled).primary.value_names()
+    b = evaluate(compile_path(root / "coarser.yaml"), pooled).primary.value_names()
     for cell in saved["cells"]:
         keys = Counter((pooled.images[i], int(pooled.pred[i])) for i in range(len(pooled))  # type: ignore[index]
                        if (a[i], b[i]) == (cell["a"], cell["b"]))
@@ -143,20 +143,22 @@ def test_study_report_holds_the_taxonomy_diff(study_inputs: dict, tmp_path: Path
 
 def test_pooled_counts_sparse_and_dense_agree(study_inputs: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """Distinct predictions are counted densely for small image sets, by merging sorted parts otherwise."""
-    from errortaxa.study import study as study_module
+    from errortaxa.study import tabulate
+    from errortaxa.study.models import ImageSet, ModelFile
+    from errortaxa.study.study import run_study
 
     tax, images, preds = study_inputs["tax"], study_inputs["images"], study_inputs["preds"]
     other = compile_path(study_inputs["root"] / "coarser.yaml")
-    models = [study_module.ModelFile(f"m{m}", "") for m in range(MODELS)]
+    models = [ModelFile(f"m{m}", "") for m in range(MODELS)]
 
     def run() -> dict:
-        result = study_module.run_study(tax, study_module.ImageSet(images), models, compare=other, progress=False,
+        result = run_study(tax, ImageSet(images), models, compare=other, progress=False,
                                         predictions=lambda m: preds[int(m.name[1:])])
         assert result.diff is not None
         return result.diff.to_dict()
 
     dense = run()
-    monkeypatch.setattr(study_module, "_DENSE_PAIRS", 0)
+    monkeypatch.setattr(tabulate, "_DENSE_PAIRS", 0)
     assert run() == dense
     assert dense["matrix"] == diff_taxonomies(tax, other, _pooled(images, preds)).matrix.tolist()
 

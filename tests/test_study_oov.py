@@ -20,11 +20,13 @@ pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 import yaml
 from errortaxa.cli import main
-from errortaxa.cli.commands import oov_providers
-from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled, summarize
-from errortaxa.engine.providers import FeatureResult
+from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled, evaluate, summarize
+from errortaxa.engine.providers import FeatureResult, registry
+from errortaxa.engine.providers.factory import ProviderUnavailable
 from errortaxa.providers.oov.knn import build_index
-from errortaxa.study.study import ImageSet, OOVUnavailable, _Tabulator, discover_models, run_study
+from errortaxa.study.models import ImageSet, discover_models
+from errortaxa.study.study import run_study
+from errortaxa.study.tabulate import Tabulator
 from test_oov_pipeline import TINY, write_images
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -107,8 +109,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                     "pred": int(pred[i])}) + "\n")
     # guard: the chosen errors do reach the OOV rule (no provider: "not evaluated")
     oov_rule = tax.axes[tax.primary_axis].rule_ids.index("fine_grained_oov")
-    plain = tax.evaluate(batches[0])
-    assert (plain.primary.not_evaluated[[0, 1, 2, 3, 7]] & (1 << oov_rule)).all()
+    plain = evaluate(tax, batches[0])
+    assert plain.primary.rule_not_evaluated(oov_rule)[[0, 1, 2, 3, 7]].all()
     return {"root": root, "tax": tax, "cfg": cfg, "models": models, "batches": batches, "names": names,
             "oov_rule": oov_rule}
 
@@ -116,8 +118,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _reference(setup: dict[str, Any]) -> list[Any]:
     """Each model classified on its own with an identically configured, separate provider."""
     tax: CompiledTaxonomy = setup["tax"]
-    provider = oov_providers(str(setup["cfg"]), tax)["oov"]
-    return [tax.evaluate(batch, {"oov": provider}) for batch in setup["batches"]]
+    provider = registry.build("oov", setup["cfg"], tax)
+    return [evaluate(tax, batch, {"oov": provider}) for batch in setup["batches"]]
 
 
 def _assert_table_equals(table: Any, tax: CompiledTaxonomy, reference: list[Any]) -> None:
@@ -136,7 +138,7 @@ def _assert_table_equals(table: Any, tax: CompiledTaxonomy, reference: list[Any]
 def test_study_with_oov_equals_per_model_evaluation(setup: dict[str, Any]) -> None:
     tax: CompiledTaxonomy = setup["tax"]
     images = ImageSet(setup["batches"][0])
-    counting = Counting(oov_providers(str(setup["cfg"]), tax)["oov"])
+    counting = Counting(registry.build("oov", setup["cfg"], tax))
     models = discover_models([setup["models"]])
     result = run_study(tax, images, models, progress=False, providers={"oov": counting})
     reference = _reference(setup)
@@ -147,10 +149,10 @@ def test_study_with_oov_equals_per_model_evaluation(setup: dict[str, Any]) -> No
     assert result.table["all.n.fine_grained_oov"].sum() > 0
     oov_rule = setup["oov_rule"]
     rules = np.concatenate([d.primary.rule for d in reference])
-    skipped = np.concatenate([d.primary.not_evaluated for d in reference]) & (1 << oov_rule)
+    skipped = np.concatenate([d.primary.rule_not_evaluated(oov_rule) for d in reference])
     reached = rules >= oov_rule
-    assert (reached & (skipped == 0) & (rules > oov_rule)).any()  # evaluated and did not hold
-    assert (reached & (skipped != 0)).any()  # the missing image: not evaluated, with the reason
+    assert (reached & ~skipped & (rules > oov_rule)).any()  # evaluated and did not hold
+    assert (reached & skipped).any()  # the missing image: not evaluated, with the reason
     missing = reference[0].record(7)["evidence"]["not_evaluated"]
     assert missing[0]["rule"] == "fine_grained_oov" and "image not found" in missing[0]["reason"]
 
@@ -172,7 +174,7 @@ def test_study_with_oov_equals_per_model_evaluation(setup: dict[str, Any]) -> No
 def test_shared_memo_gives_each_model_its_full_decisions(setup: dict[str, Any]) -> None:
     """Evidence and not-evaluated reasons too (the table only counts categories)."""
     tax: CompiledTaxonomy = setup["tax"]
-    tab = _Tabulator(tax, ImageSet(setup["batches"][0]), providers=oov_providers(str(setup["cfg"]), tax))
+    tab = Tabulator(tax, ImageSet(setup["batches"][0]), providers=registry.build_all({"oov": setup["cfg"]}, tax))
     for m, decisions in enumerate(_reference(setup)):
         shared = list(tab.classifier.classify(PREDS[m]).records())
         for i, (got, want) in enumerate(zip(shared, decisions.records(), strict=True)):
@@ -217,7 +219,7 @@ def test_taxonomy_comparison_uses_the_providers(setup: dict[str, Any]) -> None:
     tax: CompiledTaxonomy = setup["tax"]
     again = compile_path(None)
     result = run_study(tax, ImageSet(setup["batches"][0]), discover_models([setup["models"]]), progress=False,
-                       providers=oov_providers(str(setup["cfg"]), tax), compare=again)
+                       providers=registry.build_all({"oov": setup["cfg"]}, tax), compare=again)
     assert result.diff is not None and result.diff.samples > 0
     assert result.diff.agreement == 1.0
     row = result.diff.values_a.index("fine_grained_oov")
@@ -227,29 +229,30 @@ def test_taxonomy_comparison_uses_the_providers(setup: dict[str, Any]) -> None:
 def test_oov_config_errors(setup: dict[str, Any], tmp_path: Path) -> None:
     tax: CompiledTaxonomy = setup["tax"]
     images, models = ImageSet(setup["batches"][0]), discover_models([setup["models"]])
-    providers = oov_providers(str(setup["cfg"]), tax)
-    with pytest.raises(ValueError, match="pass oov_config"):
+    providers = registry.build_all({"oov": setup["cfg"]}, tax)
+    with pytest.raises(ValueError, match="pass provider_configs"):
         run_study(tax, images, models, progress=False, providers=providers, ray_address="local")
     # a study does not quietly leave the rule unevaluated where the model cannot run
     bad = tmp_path / "missing.yaml"
     bad.write_text(yaml.safe_dump({"checkpoint": str(tmp_path / "ViT-L-14-336.pt"), "device": "cpu"}))
-    with pytest.raises(OOVUnavailable, match="checkpoint not found"):
-        run_study(tax, images, models, progress=False, oov_config=bad)
+    with pytest.raises(ProviderUnavailable, match="checkpoint not found"):
+        run_study(tax, images, models, progress=False, provider_configs={"oov": bad})
 
 
 def test_study_on_ray_with_oov_config(setup: dict[str, Any], tmp_path: Path, ray_local: Any) -> None:
     tax: CompiledTaxonomy = setup["tax"]
     images = ImageSet(setup["batches"][0])
     models = discover_models([setup["models"]])
-    single = run_study(tax, images, models, progress=False, oov_config=setup["cfg"])  # in-process, from the file
+    # in-process, from the file
+    single = run_study(tax, images, models, progress=False, provider_configs={"oov": setup["cfg"]})
     assert single.table["all.n.fine_grained_oov"].sum() > 0
     _assert_table_equals(single.table, tax, _reference(setup))
     distributed = run_study(tax, images, models, progress=False, ray_address="local", chunks=2,
-                            oov_config=str(setup["cfg"]))
+                            provider_configs={"oov": str(setup["cfg"])})
     assert distributed.table.equals(single.table)
     assert distributed.top_errors == single.top_errors
     # a worker where the model cannot run fails the study with the reason
     bad = tmp_path / "missing.yaml"
     bad.write_text(yaml.safe_dump({"checkpoint": str(tmp_path / "ViT-L-14-336.pt"), "device": "cpu"}))
-    with pytest.raises(OOVUnavailable, match=r"on Ray worker .*checkpoint not found"):
-        run_study(tax, images, models, progress=False, ray_address="local", chunks=1, oov_config=bad)
+    with pytest.raises(ProviderUnavailable, match=r"on Ray worker .*checkpoint not found"):
+        run_study(tax, images, models, progress=False, ray_address="local", chunks=1, provider_configs={"oov": bad})

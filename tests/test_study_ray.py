@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("ray")
 
 from errortaxa.engine import compile_path, default_compiled
-from errortaxa.study.study import ImageSet, discover_models, run_study
+from errortaxa.study.models import ImageSet, discover_models
+from errortaxa.study.study import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from synthetic import make_images, make_predictions

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from errortaxa.engine import default_compiled
-from errortaxa.study.study import ImageSet, ModelFile, run_study
+from errortaxa.study.models import ImageSet, ModelFile
+from errortaxa.study.study import run_study
 
 pytest.importorskip("matplotlib")
 import matplotlib.image as mpimg

@@ -1,4 +1,10 @@
-"""The ``errortaxa`` command line.  Bad input ends in one line on stderr and exit status 2."""
+"""The ``errortaxa`` command line.  Bad input ends in one line on stderr and exit status 2.
+
+Conventions: ``--version``; ``-q/--quiet`` (before or after the subcommand: no progress bars or
+notes on stderr, only results and errors); ``NO_COLOR`` turns colour off; ``-`` names standard
+input or output; ``errortaxa completion bash|zsh`` prints a completion script. ``__version__`` is
+the distribution's version (errortaxa.engine.version).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from errortaxa.cli.commands import (
-    cmd_classify,
-    cmd_oov_proposals,
+    classify_local,
+    cmd_completion,
     cmd_rules_explain,
     cmd_rules_schema,
     cmd_rules_show,
@@ -17,32 +23,48 @@ from errortaxa.cli.commands import (
     cmd_store_check,
 )
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.extras import requires
+from errortaxa.cli.providers import add_provider_options
+from errortaxa.cli.study import add_diff_arguments
+from errortaxa.cli.study import register as register_study
+from errortaxa.engine import __version__
+from errortaxa.engine.providers import registry
+
+__all__ = ["__version__", "build_parser", "main"]
+
+FORMATS = ("text", "json")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="errortaxa", description="Explain why an ImageNet classifier is wrong, with YAML rules."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("classify", help="classify every prediction of INPUT into an error category")
-    p.add_argument("input", help="JSONL records, or .npz top-1 / logits over the validation images")
+    p.add_argument("input", help="JSONL records ('-': standard input), or .npz top-1 / logits over the validation "
+                                 "images")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
-    p.add_argument("--output", help="write one JSON record per input record here (default: stdout)")
+    p.add_argument("--output", help="write one JSON record per input record here (default and '-': stdout)")
     p.add_argument("--summary", help="write the summary statistics (JSON) here")
     p.add_argument("--labels", help="for .npz input: the multi-label CSV or a ReaL json")
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
     p.add_argument("--token", help="API token for --server (or $ERRORTAXA_TOKEN)")
-    p.add_argument("--oov-config", help="JSON/YAML config of the OOV provider (model, checkpoint, index)")
+    add_provider_options(p)
     p.set_defaults(func=cmd_classify)
 
     rules = sub.add_parser("rules", help="validate, test, explain and inspect taxonomies")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     p = rsub.add_parser("validate", help="compile a taxonomy and list every problem")
     p.add_argument("file")
+    p.add_argument("--format", choices=FORMATS, default="text", help="text (default) or a JSON report on stdout")
     p.set_defaults(func=cmd_rules_validate)
     p = rsub.add_parser("test", help="run the expected cases written beside the rules")
     p.add_argument("file")
+    p.add_argument("--format", choices=(*FORMATS, "junit"), default="text",
+                   help="text (default), a JSON report, or JUnit XML for CI systems, on stdout")
     p.set_defaults(func=cmd_rules_test)
     p = rsub.add_parser("explain", help="every rule tried on one record, and why it held or failed")
     p.add_argument("file")
@@ -55,13 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--superclass", help="superclass name")
     group.add_argument("--class", dest="class_", help="class index, wnid or synset name")
     p.set_defaults(func=cmd_rules_show)
-    try:
-        from errortaxa.study.cli import add_diff_arguments
-    except ImportError:  # the study extra is not installed
-        pass
-    else:
-        p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
-        add_diff_arguments(p)
+    p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
+    add_diff_arguments(p)
     p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
     p.set_defaults(func=cmd_rules_schema)
 
@@ -73,38 +90,65 @@ def build_parser() -> argparse.ArgumentParser:
     p = ssub.add_parser("check", help="report damaged or foreign files and unfinished changes (changes nothing); "
                                       "exit 1 when there are any")
     p.add_argument("dir", help="the store directory (the server's --store)")
-    p.set_defaults(func=cmd_store_check)
+    p.set_defaults(func=cmd_store_check, extra="serve")
 
-    oov = sub.add_parser("oov", help="the open-world (OOV) provider's tools")
-    osub = oov.add_subparsers(dest="oov_command", required=True)
-    p = osub.add_parser("proposals", help="the WordNet prompts the OOV test scores for (pred, target)")
-    p.add_argument("--pred", type=int)
-    p.add_argument("--target", type=int)
-    p.add_argument("--pairs", help='JSONL lines {"pred": INT, "target": INT}; one JSON list per line out')
-    p.add_argument("--taxonomy", help="taxonomy whose superclasses are used (default: the embedded default)")
-    p.set_defaults(func=cmd_oov_proposals)
-    _add_extensions(sub)
+    for factory in registry.factories():
+        factory.add_commands(sub)
+    register_study(sub)
+    p = sub.add_parser("completion", help='print a shell completion script: eval "$(errortaxa completion bash)"')
+    p.add_argument("shell", choices=("bash", "zsh"))
+    p.set_defaults(func=cmd_completion, root_parser=parser)
+    _add_quiet(parser)
     return parser
 
 
-def _add_extensions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Subcommands of optional parts (OOV indexing, studies) register themselves here."""
-    for module in ("errortaxa.providers.oov.cli", "errortaxa.study.cli"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except ImportError:
-            continue
-        register(sub)
+QUIET_HELP = "no progress bars or notes on stderr; only results and errors"
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` after any subcommand too; unset there, it leaves the top level's value."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if sub.add_help and "--quiet" not in sub._option_string_actions:
+                    sub.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                                     help=QUIET_HELP)
+                _add_quiet(sub)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    if args.server:
+        with requires("classify --server", "remote"):
+            from errortaxa.cli.remote import classify_remote
+
+            return classify_remote(args)
+    return classify_local(args)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The subcommand's name as typed, e.g. "rules diff"."""
+    words = [args.command]
+    for attribute in ("rules_command", "oov_command"):
+        if getattr(args, attribute, None):
+            words.append(getattr(args, attribute))
+    return " ".join(words)
+
+
+def serve(argv: list[str]) -> int:
+    """``errortaxa serve``: the server parses its own flags (docs/SERVICE.md)."""
+    with user_errors() as status, requires("serve", "serve"):
+        from errortaxa.server import main as serve_main
+    if status.code:
+        return status.code
+    return int(serve_main(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:  # the server parses its own flags (docs/SERVICE.md)
-        from errortaxa.server import main as serve_main
-
-        return int(serve_main(argv[1:]))
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
     args = build_parser().parse_args(argv)
-    with user_errors() as status:
+    with user_errors() as status, requires(_command(args), getattr(args, "extra", None)):
         return int(args.func(args) or 0)
     return status.code
 

@@ -1,126 +1,88 @@
-"""The subcommands of ``errortaxa``: thin shells over the engine, the server and the OOV provider."""
+"""The ``classify`` and ``rules`` subcommands of ``errortaxa``: thin shells over the engine and the providers."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from pathlib import Path
-from typing import IO, Any
 
-import orjson
+from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, taxonomy_from
 from errortaxa.cli.errors import UsageError
+from errortaxa.cli.providers import providers_from
+from errortaxa.cli.rules_report import (
+    case_status,
+    cases_json,
+    cases_junit,
+    counts,
+    invalid_json,
+    invalid_junit,
+    mismatch,
+    skip_reason,
+    validation_json,
+)
+from errortaxa.cli.terminal import colour_enabled, paint, progress_enabled
 from errortaxa.engine import (
-    CompiledTaxonomy,
     Decisions,
     SampleBatch,
+    TaxonomyError,
     compile_path,
-    default_compiled,
+    evaluate,
+    explain,
+    run_cases,
     summarize,
 )
-from errortaxa.engine.inputs import read_labels, read_predictions
 from errortaxa.engine.language.schema import json_schema
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.outputs import STDIO, open_text
+from errortaxa.engine.providers import registry
 from tqdm import tqdm
 
-CHUNK = 100_000
 
-
-def taxonomy_from(path: str | None) -> CompiledTaxonomy:
-    return default_compiled() if path is None else compile_path(path)
-
-
-def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
-    """The samples of a predictions file in any registered format (JSONL records carry their
-    labels; others are joined with --labels); and the number of images skipped for lack of labels."""
-    predictions = read_predictions(path, num_classes)
-    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
-    return predictions.with_labels(label_set, num_classes)
-
-
-@contextmanager
-def output_stream(path: str | None) -> Iterator[IO[str]]:
-    """stdout, or a file written beside its final name and renamed into place when complete."""
-    if path is None:
-        yield sys.stdout
-        return
-    final = Path(path)
-    partial = final.with_name(final.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as stream:
-        yield stream
-    os.replace(partial, final)
-
-
-def dumps(obj: Any) -> str:
-    """One JSON record (compact)."""
-    return orjson.dumps(obj).decode()
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    if args.server:
-        from errortaxa.cli.remote import classify_remote
-
-        return classify_remote(args)
+def classify_local(args: argparse.Namespace) -> int:
+    """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
     batch.validate(len(taxonomy.vocabulary))
-    providers = oov_providers(args.oov_config, taxonomy)
+    providers = providers_from(args, taxonomy)
     parts = []
-    with output_stream(args.output) as out, tqdm(
-        total=len(batch), unit="pred", disable=None if len(batch) > CHUNK else True, file=sys.stderr
+    show = len(batch) > CHUNK and progress_enabled(args.quiet, sys.stderr)
+    with open_text(args.output or STDIO) as out, tqdm(
+        total=len(batch), unit="pred", disable=not show, file=sys.stderr
     ) as bar:
         for start in range(0, len(batch), CHUNK):
             part = batch.slice(start, min(start + CHUNK, len(batch)))
-            decisions = taxonomy.evaluate(part, providers, validate=False)
+            decisions = evaluate(taxonomy, part, providers, validate=False)
             out.write("".join(dumps(r) + "\n" for r in decisions.records()))
             parts.append(decisions)
             bar.update(len(part))
     if args.summary:
-        decisions = Decisions.concatenate(parts, batch) if parts else taxonomy.evaluate(batch, validate=False)
-        with output_stream(args.summary) as out:
+        decisions = Decisions.concatenate(parts, batch) if parts else evaluate(taxonomy, batch, validate=False)
+        with open_text(args.summary) as out:
             json.dump(summarize(taxonomy, decisions, skipped=skipped), out, indent=2)
             out.write("\n")
-    if skipped:
-        print(f"errortaxa: {skipped} image(s) without labels were skipped", file=sys.stderr)
+    note_skipped(skipped, args.quiet)
     return 0
 
 
-def oov_providers(config: str | None, taxonomy: CompiledTaxonomy) -> dict[str, FeatureProvider]:
-    """The OOV provider when configured (it needs torch and open_clip: ``pip install errortaxa[oov]``).
-    ``config`` is a YAML or JSON file of OOV settings (model, checkpoint, index; docs/OOV.md)."""
-    if config is None:
-        return {}
-    import yaml
-    from errortaxa.providers.oov.config import OOVConfig, read_config_file
-    from errortaxa.providers.oov.errors import OOVConfigError, OOVError
-
-    try:
-        settings = read_config_file(config)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--oov-config {config}: invalid YAML/JSON: {exc}") from None
-    except OOVConfigError:
-        raise UsageError(f"--oov-config {config}: must be a mapping of settings") from None
-    try:
-        from errortaxa.providers.oov.provider import OOVProvider, shared_model
-    except ImportError as exc:
-        raise UsageError(f"--oov-config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
-    try:
-        cfg = OOVConfig.from_mapping(settings)
-        encoder, index = shared_model(cfg)
-        provider = OOVProvider(cfg, same_superclass=taxonomy.same_superclass, vocab=taxonomy.vocabulary,
-                               encoder=encoder, index=index)
-    except (OOVError, ValueError) as exc:
-        raise UsageError(f"--oov-config {config}: {exc}") from None
-    return {provider.name: provider}
-
-
 def cmd_rules_validate(args: argparse.Namespace) -> int:
-    taxonomy = compile_path(args.file)
+    try:
+        taxonomy = compile_path(args.file)
+    except TaxonomyError as exc:
+        if args.format == "text":
+            raise
+        print(json.dumps(invalid_json(args.file, exc.problems), indent=2))
+        return 2
+    installed = registry.names()
+    missing = sorted(taxonomy.providers_needed - set(installed))
+    if args.format == "json":
+        print(json.dumps(validation_json(args.file, taxonomy, missing), indent=2))
+        return 0
     for warning in taxonomy.warnings:
         print(warning, file=sys.stderr)
+    for name in missing:
+        print(f"{args.file}: warning: the rules ask feature provider '{name}', which is not installed here "
+              f"(installed: {', '.join(installed) or 'none'}); its rules are not evaluated", file=sys.stderr)
     rules = sum(len(axis.rules) for axis in taxonomy.axes.values())
     print(f"ok: {taxonomy.name} {taxonomy.version} ({taxonomy.content_hash}): {len(taxonomy.axes)} axis(es), "
           f"{rules} rules, {len(taxonomy.superclass_names)} superclasses, {len(taxonomy.warnings)} warning(s)")
@@ -128,24 +90,53 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
-    taxonomy = compile_path(args.file)
-    results = taxonomy.run_cases()
-    failed = [r for r in results if not r.passed and r.not_checked is None]
-    unchecked = [r for r in results if r.not_checked is not None]
-    for r in results:
-        where = f"{r.file}:{r.line}" if r.line else r.file
-        if r.passed:
-            print(f"PASS {r.name}")
-        elif r.not_checked is not None:
-            print(f"SKIP {r.name} ({where}): not checkable here, a rule it reaches was not evaluated: "
-                  f"{r.not_checked}")
+    """Exit status 0: every checkable case passed; 1: a case failed; 2: the taxonomy is invalid."""
+    start = time.perf_counter()
+    try:
+        taxonomy = compile_path(args.file)
+    except TaxonomyError as exc:
+        if args.format == "json":
+            print(json.dumps(invalid_json(args.file, exc.problems), indent=2))
+        elif args.format == "junit":
+            print(invalid_junit(args.file, exc.problems, time.perf_counter() - start), end="")
         else:
-            wrong = ", ".join(f"{k}: expected {v}, got {r.got.get(k)}" for k, v in r.expected.items()
-                              if r.got.get(k) != v)
-            print(f"FAIL {r.name} ({where}): {wrong}")
-    print(f"{len(results) - len(failed) - len(unchecked)} passed, {len(failed)} failed, "
-          f"{len(unchecked)} not checked")
-    return 1 if failed else 0
+            raise
+        return 2
+    results = run_cases(taxonomy)
+    n = counts(results)
+    if args.format == "json":
+        print(json.dumps(cases_json(args.file, taxonomy, results), indent=2))
+    elif args.format == "junit":
+        print(cases_junit(args.file, taxonomy, results, time.perf_counter() - start), end="")
+    else:
+        colour = colour_enabled(sys.stdout)
+        for r in results:
+            where = f"{r.file}:{r.line}" if r.line else r.file
+            status = case_status(r)
+            if status == "passed":
+                print(f"{paint('PASS', 'green', colour)} {r.name}")
+            elif status == "skipped":
+                print(f"{paint('SKIP', 'yellow', colour)} {r.name} ({where}): {skip_reason(r)}")
+            else:
+                print(f"{paint('FAIL', 'red', colour)} {r.name} ({where}): {mismatch(r)}")
+        print(f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} not checked")
+    return 1 if n["failed"] else 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The completion script of the whole parser, the provider-contributed commands included;
+    ``serve``'s options come from the server's own parser where the serve extra is installed."""
+    from errortaxa.cli.completion import SCRIPTS
+
+    replace = {}
+    try:
+        from errortaxa.server.config import build_parser as serve_parser
+    except ModuleNotFoundError:  # no serve extra: `serve` completes as a bare word
+        pass
+    else:
+        replace["serve"] = serve_parser()
+    print(SCRIPTS[args.shell](args.root_parser, replace), end="")
+    return 0
 
 
 def parse_record(text: str) -> SampleBatch:
@@ -173,8 +164,8 @@ def parse_record(text: str) -> SampleBatch:
 def cmd_rules_explain(args: argparse.Namespace) -> int:
     taxonomy = compile_path(args.file)
     batch = parse_record(args.record)
-    traces = taxonomy.explain(batch, 0)
-    decided = taxonomy.evaluate(batch).record(0)
+    explanation = explain(taxonomy, batch, 0)
+    traces, decided = explanation.traces, explanation.record()
     if args.json:
         print(json.dumps({"decision": decided, "trace": [t.__dict__ for t in traces]}, indent=2))
         return 0
@@ -216,19 +207,11 @@ def cmd_rules_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_oov_proposals(args: argparse.Namespace) -> int:
-    from errortaxa.cli.oov_proposals import run_proposals
-
-    return run_proposals(args)
-
-
 def cmd_store_check(args: argparse.Namespace) -> int:
     """One line per finding on stdout, a summary on stderr; 0 clean, 1 findings."""
-    try:
-        from errortaxa.server.app import check_store
-        from errortaxa.server.store import StoreError
-    except ImportError as exc:
-        raise UsageError(f"store check needs the server extra: {exc}") from None
+    from errortaxa.server.app import check_store
+    from errortaxa.server.store import StoreError
+
     try:
         findings, serves = check_store(Path(args.dir))
     except StoreError as exc:

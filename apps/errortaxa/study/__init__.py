@@ -1,6 +1,3 @@
-"""Studies of many models at once: statistics tables, comparisons, plots and reports."""
-
-from errortaxa.study.stats import McNemarResult, clopper_pearson, mcnemar_exact
-from errortaxa.study.study import StudyResult, run_study
-
-__all__ = ["McNemarResult", "StudyResult", "clopper_pearson", "mcnemar_exact", "run_study"]
+"""Studies of many models at once: statistics tables, comparisons, plots and reports (the study
+extra: pandas, scipy, matplotlib, pyarrow).  Import the submodules: ``errortaxa.study.cli`` (the
+commands) loads without the extra."""

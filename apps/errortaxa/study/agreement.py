@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from errortaxa.engine import CompiledTaxonomy, SampleBatch
+from errortaxa.engine import CompiledTaxonomy, SampleBatch, evaluate
 from errortaxa.engine.inputs import InputError, LabeledImages
 
 CATEGORY_KEYS = ("failure category", "category", "failure_category", "mistake_category")
@@ -127,7 +127,7 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages,
     batch = SampleBatch.from_arrays(target=picked.target, pred=np.array(preds, np.int32),
                                     label_offsets=picked.label_offsets, label_values=picked.label_values,
                                     problematic=picked.problematic, images=picked.images)
-    decisions = taxonomy.evaluate(batch)
+    decisions = evaluate(taxonomy, batch)
     result: dict[str, Any] = {"taxonomy": taxonomy.name, "entries": len(external), "compared": len(rows),
                               "skipped": skipped}
     ours = [str(v) if v is not None else "(none)" for v in decisions.primary.value_names()]

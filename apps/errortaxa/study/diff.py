@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from errortaxa.engine import CompiledTaxonomy, Decisions, SampleBatch
+from errortaxa.engine import CompiledTaxonomy, Decisions, SampleBatch, evaluate
 from errortaxa.engine.inputs import LabeledImages, read_predictions
 from errortaxa.engine.providers import FeatureProvider
 
@@ -81,8 +81,8 @@ def diff_taxonomies(a: CompiledTaxonomy, b: CompiledTaxonomy, batch: SampleBatch
             raise KeyError(f"taxonomy '{tax.name}' has no axis '{axis}' (axes: {', '.join(tax.axes)})")
     if decisions_a is not None and len(decisions_a.primary.value) != len(batch):
         raise ValueError(f"decisions_a has {len(decisions_a.primary.value)} samples for {len(batch)}")
-    da = (decisions_a if decisions_a is not None else a.evaluate(batch, providers_a)).axes[axis_a]
-    db = b.evaluate(batch, providers_b).axes[axis_b]
+    da = (decisions_a if decisions_a is not None else evaluate(a, batch, providers_a)).axes[axis_a]
+    db = evaluate(b, batch, providers_b).axes[axis_b]
     va = [*da.values, NONE]
     vb = [*db.values, NONE]
     ia = np.where(da.value >= 0, da.value, len(da.values)).astype(np.int64)

@@ -5,45 +5,36 @@ shared image set (put once in the object store), reads and tabulates its chunk, 
 per-model counts. The driver concatenates the chunks in order, so the table equals the
 single-process one.
 
-With an OOV config (``oov_config``, a path readable on every node), each task builds its own ``oov``
-provider from it (``errortaxa.providers.oov.config.provider_from_config``); the tasks share the image and
-prompt embeddings through the config's on-disk cache (appends are locked), so an image is embedded
-once for the whole study wherever its first (image, class) pair is decided.
+Feature providers travel as ``{provider name: config file}`` (paths readable on every node): each
+task builds its providers through the registry (errortaxa.engine.providers.registry). The OOV
+provider's tasks share the image and prompt embeddings through its on-disk cache (appends are
+locked), so an image is embedded once for the whole study wherever its first pair is decided.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
-from typing import Any
 
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.errors import FailedPrecondition
-from errortaxa.study.study import (
-    ImageSet,
-    ModelFile,
-    OOVUnavailable,
-    _Accumulator,
-    _Tabulator,
-    load_oov_providers,
-    read_model,
-)
+from errortaxa.engine.cluster import import_ray, init_ray
+from errortaxa.engine.providers import registry
+from errortaxa.engine.providers.factory import ProviderUnavailable
+from errortaxa.study.models import ImageSet, ModelFile, read_model
+from errortaxa.study.tabulate import Accumulator, Tabulator
 
 
 def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
-           image_list: Sequence[str] | None, pairs: bool = False, oov_config: str | None = None) -> _Accumulator:
-    """One task: tabulate ``models`` (with the ``oov`` provider built here from ``oov_config``)."""
-    providers = None
-    if oov_config is not None:
-        try:
-            providers = load_oov_providers(oov_config, taxonomy)
-        except OOVUnavailable as error:
-            import socket
+           image_list: Sequence[str] | None, pairs: bool, provider_configs: Mapping[str, str]) -> Accumulator:
+    """One task: tabulate ``models`` (with the providers built here from ``provider_configs``)."""
+    try:
+        providers = registry.build_all(provider_configs, taxonomy) if provider_configs else None
+    except ProviderUnavailable as error:
+        import socket
 
-            raise OOVUnavailable(f"on Ray worker {socket.gethostname()}: {error}") from None
-    tab = _Tabulator(taxonomy, images, image_list, pairs=pairs, providers=providers)
-    acc = _Accumulator()
+        raise ProviderUnavailable(f"on Ray worker {socket.gethostname()}: {error}") from None
+    tab = Tabulator(taxonomy, images, image_list, pairs=pairs, providers=providers)
+    acc = Accumulator()
     for model in models:
         tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
     if pairs:
@@ -51,42 +42,12 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     return acc
 
 
-class RayNotInstalled(FailedPrecondition):
-    """The optional ``ray`` extra is not installed."""
-
-
-def import_ray(data: bool = False) -> Any:
-    """The ``ray`` module (and ``ray.data`` with ``data``), or :class:`RayNotInstalled` with the fix."""
-    try:
-        import ray
-
-        if data:
-            import ray.data
-    except ImportError as exc:
-        raise RayNotInstalled(f"Ray is not installed ({exc}); pip install 'errortaxa[ray]'") from None
-    return ray
-
-
-def init_ray(address: str) -> bool:
-    """Connect to ``address`` (``"local"``: start a local instance without dashboard or usage
-    statistics). Returns whether this call started Ray (the caller then shuts it down)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-    if address == "local":
-        ray.init(**kwargs)
-    else:
-        ray.init(address=address, **kwargs)
-    return True
-
-
 def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
                image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
-               progress: bool | None = None, pairs: bool = False, oov_config: str | None = None) -> _Accumulator:
+               progress: bool | None = None, pairs: bool = False,
+               provider_configs: Mapping[str, str] | None = None) -> Accumulator:
     """The accumulated per-model counts of ``models``, computed as Ray tasks (each building its
-    ``oov`` provider from ``oov_config`` when given)."""
+    providers from ``provider_configs``, ``{provider name: config file}``)."""
     from tqdm import tqdm
 
     started = init_ray(address)
@@ -97,10 +58,11 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
         bounds = [round(k * len(models) / n) for k in range(n + 1)]
         task = ray.remote(num_cpus=1)(_chunk)
         tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
-        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, oov_config)
+        configs = dict(provider_configs or {})
+        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, configs)
                 for a, b in pairwise(bounds) if b > a]
         order = {ref: k for k, ref in enumerate(refs)}
-        results: dict[int, _Accumulator] = {}
+        results: dict[int, Accumulator] = {}
         pending = list(refs)
         with tqdm(total=len(models), desc="models (ray)", unit="model",
                   disable=None if progress is None else not progress) as bar:
@@ -109,12 +71,12 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
                 for ref in done:
                     try:
                         acc = ray.get(ref)
-                    except OOVUnavailable as error:  # Ray's task error is also an instance of the cause
+                    except ProviderUnavailable as error:  # Ray's task error is also an instance of the cause
                         cause = getattr(error, "cause", error)
-                        raise OOVUnavailable(str(cause)) from None
+                        raise ProviderUnavailable(str(cause)) from None
                     results[order[ref]] = acc
                     bar.update(len(acc.models))
-        out = _Accumulator()
+        out = Accumulator()
         for k in range(len(refs)):
             out.extend(results[k])
         return out

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from errortaxa.engine.outputs import open_binary, write_text
 
 if TYPE_CHECKING:
     from errortaxa.study.diff import DiffResult
@@ -153,7 +154,8 @@ def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = N
     for name, fig in figures.items():
         for ext in ("png", "svg"):
             path = out / f"{name}.{ext}"
-            fig.savefig(path, dpi=110 if ext == "png" else None)
+            with open_binary(path) as stream:
+                fig.savefig(stream, format=ext, dpi=110 if ext == "png" else None)
             paths[f"{name}.{ext}"] = str(path)
         plt.close(fig)
     return paths
@@ -272,6 +274,6 @@ def write_report(result: StudyResult, out_dir: PathLike, color_by: str | None = 
     """Plots (PNG + SVG) and ``report.html`` in ``out_dir``; returns kind -> path."""
     paths = write_plots(result, out_dir, color_by)
     report = Path(out_dir) / "report.html"
-    report.write_text(render_html(result, paths, diff), encoding="utf-8")
+    write_text(report, render_html(result, paths, diff))
     paths["report"] = str(report)
     return paths

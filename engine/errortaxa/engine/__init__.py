@@ -3,7 +3,6 @@
 from errortaxa.engine.compile.compiler import (
     ENGINE_VERSION,
     CompiledTaxonomy,
-    RuleTrace,
     compile_path,
     compile_taxonomy,
     default_compiled,
@@ -13,14 +12,20 @@ from errortaxa.engine.language.problems import Problem, TaxonomyError
 from errortaxa.engine.providers import FeatureProvider, FeatureResult
 from errortaxa.engine.results.decisions import AxisDecisions, Decisions
 from errortaxa.engine.results.summary import summarize
+from errortaxa.engine.run.cases import CaseResult, run_cases
+from errortaxa.engine.run.evaluate import evaluate
+from errortaxa.engine.run.explain import Explanation, RuleTrace, explain
 from errortaxa.engine.samples import SampleBatch, SampleError
+from errortaxa.engine.version import __version__
 
 __all__ = [
     "DEFAULT_TAXONOMY",
     "ENGINE_VERSION",
     "AxisDecisions",
+    "CaseResult",
     "CompiledTaxonomy",
     "Decisions",
+    "Explanation",
     "FeatureProvider",
     "FeatureResult",
     "LoadedTaxonomy",
@@ -29,9 +34,13 @@ __all__ = [
     "SampleBatch",
     "SampleError",
     "TaxonomyError",
+    "__version__",
     "compile_path",
     "compile_taxonomy",
     "default_compiled",
+    "evaluate",
+    "explain",
     "load_taxonomy",
+    "run_cases",
     "summarize",
 ]

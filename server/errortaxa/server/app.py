@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -25,12 +24,13 @@ from errortaxa.server.errors import ServiceError
 from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
 from errortaxa.server.metrics import Metrics, MetricsHTTPServer
+from errortaxa.server.providers import ServerProviders
+from errortaxa.server.reflection import enable_reflection
 from errortaxa.server.service import Service
 from errortaxa.server.store import Finding, TaxonomyStore
-from errortaxa.server.taxonomies import ProviderFactory, TaxonomyRegistry
+from errortaxa.server.taxonomies import TaxonomyRegistry
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger("errortaxa.server")
 REFUSAL_SECONDS = 0.25  # at stop: how long calls arriving are still answered UNAVAILABLE
@@ -92,29 +92,14 @@ class RunningServer:
         return self._stopped.wait(timeout)
 
 
-def _oov_providers(config: ServerConfig) -> ProviderFactory | None:
-    if config.oov_config is None:
-        return None
-    try:
-        provider_from_config = importlib.import_module("errortaxa.providers.oov.config").provider_from_config
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"oov_config needs the oov extra (pip install 'errortaxa[oov]'): {exc}") from None
-    path = str(config.oov_config)
-
-    def factory(compiled: object) -> dict[str, object]:
-        provider = provider_from_config(path, compiled)
-        return {provider.name: provider}
-
-    return factory  # type: ignore[return-value]
-
-
 def build_server(config: ServerConfig) -> RunningServer:
     """Load the store and datasets, compile the active taxonomy, bind, start; health SERVING."""
     config.check()
     started = time.perf_counter()
     limits.configure(config.limits)
     store = TaxonomyStore(config.store)
-    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=_oov_providers(config))
+    providers = ServerProviders(config.provider_configs)
+    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build)
     try:
         datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:
@@ -145,13 +130,12 @@ def build_server(config: ServerConfig) -> RunningServer:
         ],
         maximum_concurrent_rpcs=4 * admission.threads,  # an outer guard; Admission refuses first
     )
-    service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics), server)
+    service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics, providers), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        names = (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name, health.SERVICE_NAME,
-                 reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
+        enable_reflection(server, (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name,
+                                   health.SERVICE_NAME))
     address = f"{config.host}:{config.port}"
     if config.tls_cert is not None and config.tls_key is not None:
         credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])

@@ -16,7 +16,10 @@ SERVICE = "errortaxa.v1.ErrorTaxa"
 ADMIN_METHODS = frozenset(
     f"/{SERVICE}/{name}" for name in ("PutTaxonomy", "ActivateTaxonomy", "DeleteTaxonomy", "RegisterDataset")
 )
-HEALTH_PREFIX = "/grpc.health.v1.Health/"
+#: With public_health: health, and the reflection a probe needs to find it, answer without a token.
+PUBLIC_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                   "grpc.reflection.v1alpha.ServerReflection")
+_PUBLIC_PREFIXES = tuple(f"/{name}/" for name in PUBLIC_SERVICES)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Tokens:
 
     def check(self, method: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> Identity | Denied:
         """The caller's identity, or why the call is refused."""
-        if not self.enabled or (self.public_health and method.startswith(HEALTH_PREFIX)):
+        if not self.enabled or (self.public_health and method.startswith(_PUBLIC_PREFIXES)):
             return Identity(ANONYMOUS, ADMIN if not self.enabled else READ)
         values = [value for key, value in metadata or () if key == "authorization"]
         if len(values) > 1:

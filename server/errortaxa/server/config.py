@@ -12,6 +12,7 @@ from typing import Any
 
 import tomllib
 from errortaxa.engine.language.limits import Limits
+from errortaxa.engine.providers import registry
 
 ENV_PREFIX = "ERRORTAXA_"
 
@@ -30,7 +31,7 @@ class ServerConfig:
     tls_key: Path | None = None
     read_tokens: dict[str, str] = field(default_factory=dict)  # token name -> token
     admin_tokens: dict[str, str] = field(default_factory=dict)
-    public_health: bool = False  # health checks need no token even when tokens are configured
+    public_health: bool = False  # health (and reflection) need no token even when tokens are configured
     max_message_mb: int = 256
     max_batch: int = 2_000_000  # samples per request
     concurrency: int = 8  # worker threads
@@ -42,7 +43,8 @@ class ServerConfig:
     default_taxonomy: str | None = None  # built-in name or YAML path served when nothing was activated
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> label file
     data_dirs: tuple[Path, ...] = ()  # RegisterDataset reads label files only under these
-    oov_config: Path | None = None  # OOV provider config (needs errortaxa[oov])
+    # feature provider name -> its config file (``--oov-config`` / ``oov_config`` / ERRORTAXA_OOV_CONFIG)
+    provider_configs: dict[str, Path] = field(default_factory=dict)
     metrics_port: int | None = None  # Prometheus text on http://metrics_host:metrics_port/metrics
     metrics_host: str = "127.0.0.1"
     drain_seconds: float = 5.0  # after SIGTERM: health NOT_SERVING this long while still serving
@@ -98,7 +100,7 @@ class ServerConfig:
 
 
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
-_PATHS = {"tls_cert", "tls_key", "store", "oov_config"}
+_PATHS = {"tls_cert", "tls_key", "store"}
 _INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port",
          "max_streams", "max_streams_per_client",
          "taxonomy_max_bytes", "taxonomy_max_aliases", "taxonomy_max_depth", "taxonomy_max_nodes",
@@ -175,28 +177,51 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: expected a table of settings")
     data = data.get("server", data) if isinstance(data.get("server"), dict) else data
     out: dict[str, Any] = {}
+    providers = _provider_keys()
     for raw_key, value in data.items():
         key = str(raw_key).replace("-", "_")
-        if key not in _FIELDS:
+        if key in providers:
+            out.setdefault("provider_configs", {})[providers[key]] = _coerce_path(key, value, f"config file {path}")
+        elif key not in _FIELDS or key == "provider_configs":
             raise ConfigError(f"config file {path}: unknown setting '{raw_key}'")
-        out[key] = _coerce(key, value, f"config file {path}")
+        else:
+            out[key] = _coerce(key, value, f"config file {path}")
     base = path.parent
     for key in _PATHS & out.keys():  # relative paths are relative to the config file
         if out[key] is not None and not out[key].is_absolute():
             out[key] = base / out[key]
     for key in _PATH_LISTS & out.keys():
         out[key] = tuple(p if p.is_absolute() else base / p for p in out[key])
+    for name, file in out.get("provider_configs", {}).items():
+        if not file.is_absolute():
+            out["provider_configs"][name] = base / file
     return out
 
 
 def read_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """``ERRORTAXA_<SETTING>`` variables (e.g. ERRORTAXA_PORT, ERRORTAXA_ADMIN_TOKENS=ops=s3cret)."""
+    """``ERRORTAXA_<SETTING>`` variables (e.g. ERRORTAXA_PORT, ERRORTAXA_ADMIN_TOKENS=ops=s3cret,
+    ERRORTAXA_OOV_CONFIG=oov.yaml)."""
     out: dict[str, Any] = {}
-    for key in _FIELDS:
+    for key in (k for k in _FIELDS if k != "provider_configs"):
         name = ENV_PREFIX + key.upper()
         if name in environ and environ[name] != "":
             out[key] = _coerce(key, environ[name], f"${name}")
+    for key, provider in _provider_keys().items():
+        name = ENV_PREFIX + key.upper()
+        if environ.get(name):
+            out.setdefault("provider_configs", {})[provider] = _coerce_path(key, environ[name], f"${name}")
     return out
+
+
+def _provider_keys() -> dict[str, str]:
+    """The setting naming each registered feature provider's config file -> the provider name."""
+    return {factory.config_key: factory.name for factory in registry.factories()}
+
+
+def _coerce_path(key: str, value: Any, origin: str) -> Path:
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ConfigError(f"{origin}: {key}: expected a file path, got {value!r}")
+    return Path(os.path.expanduser(os.fspath(value)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a token also allowed to put, activate and delete taxonomies and register "
                    "datasets (repeatable)")
     p.add_argument("--public-health", action="store_true", default=None,
-                   help="health checks need no token even when tokens are configured")
+                   help="health checks, and the server reflection probes use to find them, need no token "
+                   "even when tokens are configured")
     p.add_argument("--max-message-mb", type=int, help="largest request or response message (default 256)")
     p.add_argument("--max-batch", type=int, help="most samples in one request (default 2,000,000)")
     p.add_argument("--concurrency", type=int, help="calls computing at once (default 8)")
@@ -234,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hold a label file (multi-label CSV, ReaL json, target list, JSONL) as NAME")
     p.add_argument("--data-dir", action="append", metavar="DIR",
                    help="RegisterDataset reads label files only under this directory (repeatable)")
-    p.add_argument("--oov-config", type=Path, help="OOV provider config (needs the errortaxa[oov] extra)")
+    for factory in registry.factories():
+        p.add_argument(factory.config_option, dest=factory.config_key, type=Path, metavar="FILE",
+                       help=f"config file of the '{factory.name}' feature provider: {factory.summary}")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this HTTP port")
     p.add_argument("--metrics-host", help="bind address of the metrics port (default 127.0.0.1)")
     p.add_argument("--drain-seconds", type=float, help="after SIGTERM, report NOT_SERVING this long (5)")
@@ -264,9 +292,15 @@ def load_config(argv: Sequence[str], environ: Mapping[str, str] | None = None) -
                                   else None)
     if config_path is not None:
         values.update(read_config_file(config_path))
-    values.update(read_env(environ))
+    env = read_env(environ)
+    values["provider_configs"] = {**values.get("provider_configs", {}), **env.pop("provider_configs", {})}
+    values.update(env)
+    providers = _provider_keys()
     for name, value in vars(args).items():
         if name == "config" or value is None:
+            continue
+        if name in providers:
+            values["provider_configs"][providers[name]] = _coerce_path(name, value, f"--{name.replace('_', '-')}")
             continue
         key = _FLAG_KEYS.get(name, name)
         coerced = _coerce(key, value, f"--{name.replace('_', '-')}")

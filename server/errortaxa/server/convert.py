@@ -10,9 +10,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from errortaxa.client.columns import extend_ints, matrix_array
 from errortaxa.engine import (
-    CompiledTaxonomy,
     Decisions,
     FeatureProvider,
     FeatureResult,
@@ -22,13 +20,27 @@ from errortaxa.engine import (
     summarize,
 )
 from errortaxa.engine.errors import Location
+from errortaxa.engine.providers import UnavailableProvider
+from errortaxa.engine.providers.factory import ProviderFactory, ProviderInputError, RequestInputs
 from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid
 from errortaxa.v1 import samples_pb2, service_pb2
+from errortaxa.v1.codec import extend_ints, matrix_array
+from google.protobuf import struct_pb2
 
 
 def dumps(value: Any) -> str:
     """Compact JSON text (values JSON cannot hold as their str)."""
     return orjson.dumps(value, default=str).decode()
+
+
+def fill_struct(message: struct_pb2.Struct, value: Mapping[str, Any]) -> struct_pb2.Struct:
+    """``message`` filled with what ``dumps(value)`` holds (the same content as the JSON text)."""
+    message.update(orjson.loads(orjson.dumps(value, default=str)))
+    return message
+
+
+def struct(value: Mapping[str, Any]) -> struct_pb2.Struct:
+    return fill_struct(struct_pb2.Struct(), value)
 
 
 # engine SampleError field -> request field
@@ -110,74 +122,19 @@ class RequestFeatures:
         return FeatureResult(holds, known, reason, evidence)
 
 
-OOV = "oov"
-NO_OOV_MODEL = "this server has no open-world model (start it with --oov-config): the OOV inputs sent are unused"
-
-
-class NoModel:
-    """The ``oov`` provider of a server without an OOV model, for requests that send OOV inputs:
-    every row is "not evaluated" with the reason; the rest of the taxonomy is still decided."""
-
-    name = OOV
-
-    def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch, rows: np.ndarray
-                 ) -> FeatureResult:
-        return FeatureResult.unknown(int(rows.shape[0]), NO_OOV_MODEL)
-
-
-@dataclasses.dataclass(frozen=True)
-class OovColumns:
-    """A request's per-sample OOV inputs, checked against N samples. ``has_*``: bool[N] masks of the
-    samples that carry an embedding (a non-zero row), image bytes (non-empty) or kNN classes."""
-
-    embeddings: np.ndarray | None  # float32 [N, D]
-    image_bytes: Sequence[bytes] | None
-    knn_classes: np.ndarray | None  # int32 [N, k], negative = padding
-    has_embedding: np.ndarray
-    has_bytes: np.ndarray
-    has_knn: np.ndarray
-
-    def keys(self, images: Sequence[str] | None, rows: np.ndarray) -> tuple[list[str], dict[str, str]]:
-        """Per-sample keys for OOVProvider.bind, for the samples ``rows`` (others keep their image
-        name): sample i's inputs are keyed "<sample i>" (never by image name, so that two samples of
-        one image can carry different inputs), mapped to its image name, looked up on disk when it
-        sends neither an embedding nor bytes. A sample that sends only kNN classes and has no image
-        name keeps "" (no image)."""
-        n = self.has_embedding.shape[0]
-        keys = list(images) if images is not None else [""] * n
-        names: dict[str, str] = {}
-        own = self.has_embedding | self.has_bytes
-        for row in rows.tolist():
-            name = keys[row]
-            if own[row] or (self.has_knn[row] and name):
-                key = keys[row] = f"<sample {row}>"
-                if name:
-                    names[key] = name
-        return keys, names
-
-
-def oov_columns(msg: samples_pb2.OovEvidence, n: int, field: str, *, dim: int | None, num_classes: int
-                ) -> OovColumns | None:
-    """The embeddings, image bytes and kNN classes of a request (None when it sends none), with
-    INVALID_ARGUMENT naming the field (and the sample) for a wrong shape or value."""
+def request_inputs(msg: samples_pb2.OovEvidence, n: int, field: str, *, num_classes: int) -> RequestInputs | None:
+    """The per-sample provider inputs of a request (None when it sends none): embeddings, image
+    bytes and kNN classes, with INVALID_ARGUMENT naming the field (and the sample) for a wrong
+    shape, a value that is not finite or a class id outside the vocabulary."""
     embeddings: np.ndarray | None = None
     knn: np.ndarray | None = None
-    has_embedding: np.ndarray = np.zeros(n, bool)
-    has_bytes: np.ndarray = has_embedding
-    has_knn: np.ndarray = has_embedding
     if msg.HasField("embeddings") and (msg.embeddings.rows or msg.embeddings.cols or len(msg.embeddings.values)):
         name = f"{field}.embeddings"
         embeddings = matrix(msg.embeddings, np.float32, name, n)
-        if dim is not None and embeddings.shape[1] != dim:
-            raise invalid(f"{name} has {embeddings.shape[1]} columns; this server's OOV model embeds images in "
-                          f"{dim} dimensions", field=name, reason="EMBEDDING_DIM")
         check_finite(embeddings, name)
-        has_embedding = np.asarray(embeddings.any(axis=1))
     image_bytes = list(msg.image_bytes) if len(msg.image_bytes) else None
-    if image_bytes is not None:
-        if len(image_bytes) != n:
-            raise length_error(f"{field}.image_bytes", len(image_bytes), n)
-        has_bytes = np.fromiter((len(b) > 0 for b in image_bytes), bool, count=n)
+    if image_bytes is not None and len(image_bytes) != n:
+        raise length_error(f"{field}.image_bytes", len(image_bytes), n)
     if msg.HasField("knn_classes") and (msg.knn_classes.rows or msg.knn_classes.cols or len(msg.knn_classes.values)):
         name = f"{field}.knn_classes"
         knn = matrix(msg.knn_classes, np.int32, name, n)
@@ -186,10 +143,9 @@ def oov_columns(msg: samples_pb2.OovEvidence, n: int, field: str, *, dim: int | 
             bad = int(np.flatnonzero(too_big)[0])
             raise invalid(f"{name} row {bad} holds a class id outside 0..{num_classes - 1}", field=name,
                           reason="CLASS_OUT_OF_RANGE", sample_index=bad)
-        has_knn = np.asarray((knn >= 0).any(axis=1))
     if embeddings is None and image_bytes is None and knn is None:
         return None
-    return OovColumns(embeddings, image_bytes, knn, has_embedding, has_bytes, has_knn)
+    return RequestInputs(n, embeddings=embeddings, knn_classes=knn, image_bytes=image_bytes)
 
 
 def matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, dtype: type[np.floating[Any]]
@@ -206,64 +162,44 @@ def matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, dtype: type[np.
     return values
 
 
-class BoundOOV:
-    """The server's OOV provider bound, at evaluation time, to one request's per-sample inputs
-    (only the rows that reach the OOV rule are looked at)."""
-
-    name = OOV
-
-    def __init__(self, provider: Any, columns: OovColumns) -> None:
-        self._provider = provider
-        self._columns = columns
-
-    def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch, rows: np.ndarray
-                 ) -> FeatureResult:
-        c = self._columns
-        rows = np.asarray(rows, dtype=np.int64)
-        keys, names = c.keys(batch.images, rows)
-        embeddings: dict[str, np.ndarray] = {}
-        image_bytes: dict[str, bytes] = {}
-        knn: dict[str, list[int]] = {}
-        for row in rows.tolist():
-            key = keys[row]
-            if c.embeddings is not None and c.has_embedding[row]:
-                embeddings[key] = c.embeddings[row]
-            if c.image_bytes is not None and c.has_bytes[row]:
-                image_bytes[key] = c.image_bytes[row]
-            if c.knn_classes is not None and c.has_knn[row] and key:
-                classes = c.knn_classes[row]
-                knn[key] = classes[classes >= 0].tolist()
-        bound = self._provider.bind(image_bytes=image_bytes, embeddings=embeddings, knn_classes=knn, names=names)
-        result: FeatureResult = bound.evaluate(test, params, dataclasses.replace(batch, images=keys), rows)
-        return result
+def not_configured(factory: ProviderFactory) -> str:
+    """The "not evaluated" reason of a provider this server has no config for, where a request sends
+    inputs for it."""
+    return (f"this server has no '{factory.name}' provider (start it with {factory.config_option}): "
+            "the inputs sent for it are unused")
 
 
-def embedding_dim(provider: Any) -> int | None:
-    """The embedding dimension of a loaded OOV provider's model (None: no model)."""
-    dim = getattr(getattr(provider, "encoder", None), "embed_dim", None)
-    return int(dim) if isinstance(dim, int) else None
+def _bound(factory: ProviderFactory, provider: FeatureProvider | None, inputs: RequestInputs, field: str
+           ) -> FeatureProvider:
+    if provider is None:
+        return UnavailableProvider(factory.name, not_configured(factory))
+    if isinstance(provider, UnavailableProvider):
+        return provider  # it says why for every row
+    try:
+        return factory.bind(provider, inputs)
+    except ProviderInputError as exc:
+        raise invalid(f"{field}.{exc}", field=f"{field}.{exc.input}", reason=exc.reason_code,
+                      sample_index=exc.index) from None
 
 
 def request_providers(msg: samples_pb2.OovEvidence | None, batch: SampleBatch, server: Mapping[str, FeatureProvider],
-                      needed: Sequence[str], dim: int | None, num_classes: int, field: str
+                      needed: Sequence[str], factories: Mapping[str, ProviderFactory], num_classes: int, field: str
                       ) -> Mapping[str, FeatureProvider]:
-    """The providers for one request: the server's, with the OOV provider bound to the request's
-    OOV inputs (``msg``: SampleColumns.oov or DatasetPredictions.oov; ``field`` names it in errors)
-    and per-sample evidence answers in front. On a server without an OOV model, a request that
-    sends OOV inputs gets ``NoModel`` (every OOV row "not evaluated", with the reason). ``dim``:
-    the embedding dimension of the server's OOV model (embedding_dim)."""
+    """The providers for one request: the server's, each bound by its factory to the request's
+    per-sample inputs (``msg``: SampleColumns.oov or DatasetPredictions.oov; ``field`` names it in
+    errors) when it takes some of those sent, and per-sample evidence answers in front. A provider
+    the server has no config for answers "not evaluated" (:func:`not_configured`) where inputs are
+    sent for it; one that cannot run here keeps saying why."""
     if msg is None:
         return server
     n = len(batch)
-    base = server.get(OOV)
-    columns = oov_columns(msg, n, field, dim=dim, num_classes=num_classes)
+    inputs = request_inputs(msg, n, field, num_classes=num_classes)
     providers = dict(server)
-    if columns is not None and OOV in needed:
-        if base is None:
-            providers[OOV] = NoModel()
-        elif hasattr(base, "bind"):
-            providers[OOV] = BoundOOV(base, columns)
-        # else: the server's provider cannot run (e.g. no weights); it says why for every row
+    if inputs is not None:
+        for name in needed:
+            factory = factories.get(name)
+            if factory is not None and factory.request_inputs & inputs.sent:
+                providers[name] = _bound(factory, server.get(name), inputs, field)
     if len(msg.evidence_json):
         if len(msg.evidence_json) != n:
             raise length_error(f"{field}.evidence_json", len(msg.evidence_json), n)
@@ -324,13 +260,6 @@ def validate(batch: SampleBatch, num_classes: int, field: str) -> None:
         raise from_error(exc, field=name, message=f"{name}: sample {exc.index}: {exc.reason}") from None
 
 
-def evaluate(compiled: CompiledTaxonomy, batch: SampleBatch, providers: Mapping[str, FeatureProvider]
-             ) -> Decisions:
-    """compiled.evaluate on a batch that batch_from_columns / validate already checked (no second
-    validation by the engine)."""
-    return compiled.evaluate(batch, providers or None, validate=False)
-
-
 def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
                    options: service_pb2.ResultOptions) -> None:
     """Decision columns per axis, and records / evidence when asked."""
@@ -339,25 +268,36 @@ def fill_decisions(resp: service_pb2.ClassifyResponse, decisions: Decisions,
         extend_ints(msg, "value", ax.value)
         extend_ints(msg, "rule", ax.rule)
         extend_ints(msg, "witness", ax.witness)
-        if ax.not_evaluated.any():
-            extend_ints(msg, "not_evaluated", ax.not_evaluated)
+        if ax.not_evaluated.any():  # N x ceil(rules / 8) bytes, the engine's bit sets as they are
+            msg.not_evaluated = ax.not_evaluated.tobytes()
     n = len(decisions)
     resp.count = n
     if options.records:
         records = list(decisions.records())
-        resp.record_json.extend(dumps(r) for r in records)
-        if options.evidence:
-            resp.evidence_json.extend(dumps(r["evidence"]) if r["evidence"] else "" for r in records)
+        evidence: list[Any] = [r["evidence"] for r in records] if options.evidence else []
     elif options.evidence:  # the evidence alone: no whole records
-        primary = decisions.primary
-        resp.evidence_json.extend(dumps(ev) if (ev := decisions.evidence(primary, i)) else "" for i in range(n))
+        records, primary = [], decisions.primary
+        evidence = [decisions.evidence(primary, i) for i in range(n)]
+    else:
+        return
+    if options.structured:
+        for record in records:
+            fill_struct(resp.records.add(), record)
+        for ev in evidence:
+            fill_struct(resp.evidence.add(), ev or {})
+    else:
+        resp.record_json.extend(dumps(r) for r in records)
+        resp.evidence_json.extend(dumps(ev) if ev else "" for ev in evidence)
 
 
 def summary_message(decisions: Decisions) -> service_pb2.Summary:
+    """The summary as JSON text and as a Struct of the same content."""
+    summary = summarize(decisions.taxonomy, decisions)
     return service_pb2.Summary(
         counts={v: c for v, c in decisions.primary.counts().items() if c},
         samples=len(decisions),
-        json=dumps(summarize(decisions.taxonomy, decisions)),
+        json=dumps(summary),
+        data=struct(summary),
     )
 
 
@@ -378,8 +318,9 @@ def trace_messages(traces: Sequence[RuleTrace]) -> list[service_pb2.RuleTrace]:
         first = outcome == service_pb2.RULE_OUTCOME_HELD and trace.axis not in decided
         if first:
             decided.add(trace.axis)
+        entry = dataclasses.asdict(trace)
         out.append(service_pb2.RuleTrace(
             axis=trace.axis, rule=trace.rule, value=trace.value, outcome=outcome, reason=trace.detail,
-            decided=first, json=dumps(dataclasses.asdict(trace)),
+            decided=first, json=dumps(entry), data=struct(entry),
         ))
     return out

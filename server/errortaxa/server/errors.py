@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import grpc
-from errortaxa.client.errors import STATUS_DETAILS_KEY, encode_status
 from errortaxa.engine.errors import (
     ErrorTaxaError,
     FailedPrecondition,
@@ -18,6 +17,7 @@ from errortaxa.engine.errors import (
 )
 from errortaxa.engine.language.problems import Problem, TaxonomyError
 from errortaxa.v1 import service_pb2, taxonomy_pb2
+from errortaxa.v1.codec import STATUS_DETAILS_KEY, encode_status
 
 STATUS_OF: dict[type[ErrorTaxaError], grpc.StatusCode] = {
     InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
@@ -62,12 +62,13 @@ class ServiceError(Exception):
 
     def abort(self, context: grpc.ServicerContext) -> NoReturn:
         """End the call with this error (status code, message, ErrorDetail in trailing metadata)."""
-        blob = encode_status(self.code, self.message, self.detail)
+        blob = encode_status(self.code.value[0], self.message, self.detail)
         while len(blob) > MAX_DETAILS and self.detail.problems:  # keep the first problems that fit
             del self.detail.problems[max(len(self.detail.problems) // 2, 1) - 1:]
-            blob = encode_status(self.code, self.message, self.detail)
+            blob = encode_status(self.code.value[0], self.message, self.detail)
         if len(blob) > MAX_DETAILS:
-            blob = encode_status(self.code, self.message[:200], service_pb2.ErrorDetail(reason=self.detail.reason))
+            detail = service_pb2.ErrorDetail(reason=self.detail.reason)
+            blob = encode_status(self.code.value[0], self.message[:200], detail)
         context.set_trailing_metadata(((STATUS_DETAILS_KEY, blob),))
         context.abort(self.code, self.message)
         raise AssertionError("unreachable")  # context.abort raises

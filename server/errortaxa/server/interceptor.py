@@ -12,7 +12,7 @@ import grpc
 from errortaxa.server.admission import Admission
 from errortaxa.server.auth import ANONYMOUS, SERVICE, Denied, Identity, Tokens
 from errortaxa.server.errors import ServiceError
-from errortaxa.server.metrics import Metrics
+from errortaxa.server.metrics import Call, Metrics
 
 log = logging.getLogger("errortaxa.server.calls")
 _local = threading.local()
@@ -53,11 +53,12 @@ class CallInterceptor(grpc.ServerInterceptor):
             return None
         method: str = details.method
         outcome = self.tokens.check(method, details.invocation_metadata)
-        short = method.rsplit("/", 1)[-1]
+        service, _, name = method[1:].rpartition("/")
+        call = (service, name, _kind(handler))
         if isinstance(outcome, Denied):
-            return _rebuild(handler, lambda inner, streaming: self._deny(short, outcome))
+            return _rebuild(handler, lambda inner, streaming: self._deny(call, outcome))
         return _rebuild(handler, lambda inner, streaming: self._observe(
-            short, outcome, self._admitted(method, outcome, inner), streaming))
+            call, outcome, self._admitted(method, outcome, inner), streaming))
 
     def _admitted(self, method: str, identity: Identity, inner: Behavior) -> Behavior:
         """``inner`` behind the admission control that its method needs (see admission)."""
@@ -88,22 +89,23 @@ class CallInterceptor(grpc.ServerInterceptor):
             return streaming
         return inner
 
-    def _deny(self, method: str, denied: Denied) -> Behavior:
+    def _deny(self, call: Call, denied: Denied) -> Behavior:
         def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            self.metrics.started()
-            self.metrics.finished(method, denied.code.name, 0.0)
-            log.info("call refused", extra={"method": method, "code": denied.code.name, "peer": context.peer()})
+            self.metrics.started(call)
+            self.metrics.finished(call, denied.code.name, 0.0)
+            log.info("call refused", extra={"method": call[1], "code": denied.code.name, "peer": context.peer()})
             context.abort(denied.code, denied.message)
 
         return behavior
 
-    def _observe(self, method: str, identity: Identity, inner: Behavior, streaming: bool) -> Behavior:
+    def _observe(self, call: Call, identity: Identity, inner: Behavior, streaming: bool) -> Behavior:
         metrics = self.metrics
+        method = call[1]
 
         def finish(context: grpc.ServicerContext, start: float, failed: bool) -> None:
             code = _code_name(context, failed)
             seconds = time.perf_counter() - start
-            metrics.finished(method, code, seconds)
+            metrics.finished(call, code, seconds)
             if code != "OK":
                 log.info("call failed", extra={"method": method, "code": code, "caller": identity.name,
                                                "seconds": round(seconds, 6), "peer": context.peer()})
@@ -114,7 +116,7 @@ class CallInterceptor(grpc.ServerInterceptor):
         if not streaming:
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 _local.identity = identity
-                metrics.started()
+                metrics.started(call)
                 start = time.perf_counter()
                 failed = True
                 try:
@@ -129,7 +131,7 @@ class CallInterceptor(grpc.ServerInterceptor):
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             _local.identity = identity
-            metrics.started()
+            metrics.started(call)
             start = time.perf_counter()
             failed = True
             try:
@@ -140,6 +142,13 @@ class CallInterceptor(grpc.ServerInterceptor):
                 finish(context, start, failed)
 
         return stream
+
+
+def _kind(handler: Any) -> str:
+    """The grpc_type of a method handler: unary, client_stream, server_stream or bidi_stream."""
+    if handler.request_streaming:
+        return "bidi_stream" if handler.response_streaming else "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
 
 
 def _rebuild(handler: Any, wrap: Callable[[Behavior, bool], Behavior]) -> Any:

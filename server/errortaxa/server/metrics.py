@@ -1,4 +1,6 @@
-"""Request counters and latency histograms in the Prometheus text format, on an optional HTTP port."""
+"""Call counters and latency histograms under the conventional gRPC names (those of
+go-grpc-prometheus), ErrorTaxa's own counters and the process metrics, in the Prometheus text
+format, on an optional HTTP port."""
 
 from __future__ import annotations
 
@@ -8,37 +10,58 @@ from collections import defaultdict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from errortaxa.server.process_metrics import process_lines
+
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: A method: (grpc_service, grpc_method, grpc_type); grpc_type is unary, client_stream, server_stream
+#: or bidi_stream.
+Call = tuple[str, str, str]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**values: str) -> str:
+    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in values.items()) + "}"
+
+
+def _call_labels(call: Call, **extra: str) -> str:
+    service, method, kind = call
+    return _labels(grpc_service=service, grpc_method=method, grpc_type=kind, **extra)
 
 
 class Metrics:
-    """errortaxa_requests_total{method,code}, errortaxa_request_seconds{method} (histogram),
-    errortaxa_samples_total{method}, errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
+    """grpc_server_started_total, grpc_server_handled_total (with grpc_code) and the
+    grpc_server_handling_seconds histogram, per grpc_service, grpc_method and grpc_type;
+    errortaxa_samples_total{grpc_method}, errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
     errortaxa_active_taxonomy_info{name,version,content_hash}, errortaxa_store_findings{path,problem,action}
-    (what start-up found wrong in the store and did about it)."""
+    (what start-up found wrong in the store and did about it); process_* from /proc."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str], int] = defaultdict(int)
-        self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
-        self.seconds: dict[str, float] = defaultdict(float)
+        self.started_calls: dict[Call, int] = defaultdict(int)
+        self.handled: dict[tuple[Call, str], int] = defaultdict(int)  # (call, grpc_code) -> count
+        self.buckets: dict[Call, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
+        self.seconds: dict[Call, float] = defaultdict(float)
         self.samples: dict[str, int] = defaultdict(int)
         self.changes: dict[str, int] = defaultdict(int)
         self.in_flight = 0
         self.active: Callable[[], tuple[str, str, str]] | None = None
         self.store_findings: list[tuple[str, str, str]] = []  # (path, problem, action)
 
-    def started(self) -> None:
+    def started(self, call: Call) -> None:
         with self._lock:
             self.in_flight += 1
+            self.started_calls[call] += 1
 
-    def finished(self, method: str, code: str, seconds: float) -> None:
+    def finished(self, call: Call, code: str, seconds: float) -> None:
         slot = bisect.bisect_left(BUCKETS, seconds)
         with self._lock:
             self.in_flight -= 1
-            self.requests[(method, code)] += 1
-            self.buckets[method][slot] += 1
-            self.seconds[method] += seconds
+            self.handled[(call, code)] += 1
+            self.buckets[call][slot] += 1
+            self.seconds[call] += seconds
 
     def add_samples(self, method: str, n: int) -> None:
         with self._lock:
@@ -52,47 +75,48 @@ class Metrics:
         """The Prometheus text exposition (version 0.0.4)."""
         lines: list[str] = []
         with self._lock:
-            lines += ["# HELP errortaxa_requests_total Calls finished, by method and status code.",
-                      "# TYPE errortaxa_requests_total counter"]
-            for (method, code), n in sorted(self.requests.items()):
-                lines.append(f'errortaxa_requests_total{{method="{method}",code="{code}"}} {n}')
-            lines += ["# HELP errortaxa_request_seconds Call latency, by method.",
-                      "# TYPE errortaxa_request_seconds histogram"]
-            for method, counts in sorted(self.buckets.items()):
+            lines += ["# HELP grpc_server_started_total Total number of RPCs started on the server.",
+                      "# TYPE grpc_server_started_total counter"]
+            for call, n in sorted(self.started_calls.items()):
+                lines.append(f"grpc_server_started_total{_call_labels(call)} {n}")
+            lines += ["# HELP grpc_server_handled_total Total number of RPCs completed on the server, "
+                      "regardless of success or failure.",
+                      "# TYPE grpc_server_handled_total counter"]
+            for (call, code), n in sorted(self.handled.items()):
+                lines.append(f"grpc_server_handled_total{_call_labels(call, grpc_code=code)} {n}")
+            lines += ["# HELP grpc_server_handling_seconds Histogram of response latency (seconds) of gRPC "
+                      "that had been application-level handled by the server.",
+                      "# TYPE grpc_server_handling_seconds histogram"]
+            for call, counts in sorted(self.buckets.items()):
                 total = 0
                 for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
                     total += n
                     le = "+Inf" if bound == float("inf") else repr(bound)
-                    lines.append(f'errortaxa_request_seconds_bucket{{method="{method}",le="{le}"}} {total}')
-                lines.append(f'errortaxa_request_seconds_sum{{method="{method}"}} {self.seconds[method]:.6f}')
-                lines.append(f'errortaxa_request_seconds_count{{method="{method}"}} {total}')
+                    lines.append(f"grpc_server_handling_seconds_bucket{_call_labels(call, le=le)} {total}")
+                lines.append(f"grpc_server_handling_seconds_sum{_call_labels(call)} {self.seconds[call]:.6f}")
+                lines.append(f"grpc_server_handling_seconds_count{_call_labels(call)} {total}")
             lines += ["# HELP errortaxa_samples_total Samples classified, by method.",
                       "# TYPE errortaxa_samples_total counter"]
             for method, n in sorted(self.samples.items()):
-                lines.append(f'errortaxa_samples_total{{method="{method}"}} {n}')
+                lines.append(f"errortaxa_samples_total{_labels(grpc_method=method)} {n}")
             lines += ["# HELP errortaxa_taxonomy_changes_total Taxonomy puts, activations and deletions.",
                       "# TYPE errortaxa_taxonomy_changes_total counter"]
             for action, n in sorted(self.changes.items()):
-                lines.append(f'errortaxa_taxonomy_changes_total{{action="{action}"}} {n}')
+                lines.append(f"errortaxa_taxonomy_changes_total{_labels(action=action)} {n}")
             lines += ["# HELP errortaxa_store_findings Damaged or foreign store files and unfinished changes "
                       "found at start-up, with what was done.", "# TYPE errortaxa_store_findings gauge"]
             for path, problem, action in self.store_findings:
-                lines.append(f'errortaxa_store_findings{{path="{_label(path)}",problem="{_label(problem)}",'
-                             f'action="{_label(action)}"}} 1')
+                labels = _labels(path=path[:200], problem=problem[:200], action=action[:200])
+                lines.append(f"errortaxa_store_findings{labels} 1")
             lines += ["# HELP errortaxa_in_flight Calls in progress.", "# TYPE errortaxa_in_flight gauge",
                       f"errortaxa_in_flight {self.in_flight}"]
         if self.active is not None:
             name, version, content_hash = self.active()
+            labels = _labels(name=name, version=version, content_hash=content_hash)
             lines += ["# HELP errortaxa_active_taxonomy_info The active taxonomy version.",
-                      "# TYPE errortaxa_active_taxonomy_info gauge",
-                      f'errortaxa_active_taxonomy_info{{name="{name}",version="{version}",'
-                      f'content_hash="{content_hash}"}} 1']
+                      "# TYPE errortaxa_active_taxonomy_info gauge", f"errortaxa_active_taxonomy_info{labels} 1"]
+        lines += process_lines()
         return "\n".join(lines) + "\n"
-
-
-def _label(value: str) -> str:
-    """``value`` escaped as a Prometheus label value (at most 200 characters)."""
-    return value[:200].replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class MetricsHTTPServer:

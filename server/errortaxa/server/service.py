@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
+from errortaxa.engine import evaluate, explain
 from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.server import convert
 from errortaxa.server.config import ServerConfig
@@ -16,6 +17,7 @@ from errortaxa.server.errors import ServiceError, from_error, invalid, problem_p
 from errortaxa.server.interceptor import current_identity
 from errortaxa.server.logs import STANDARD_KEYS
 from errortaxa.server.metrics import Metrics
+from errortaxa.server.providers import ServerProviders
 from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, info_of
 from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
@@ -57,8 +59,9 @@ def _ref(msg: Any) -> taxonomy_pb2.TaxonomyRef | None:
 
 class Service(service_pb2_grpc.ErrorTaxaServicer):
     def __init__(self, config: ServerConfig, registry: TaxonomyRegistry, datasets: DatasetRegistry,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, providers: ServerProviders) -> None:
         self.config = config
+        self.providers = providers
         self.registry = registry
         self.datasets = datasets
         self.metrics = metrics
@@ -80,14 +83,14 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         source = getattr(request, kind)
         oov = source.oov if source.HasField("oov") else None
         providers = convert.request_providers(oov, batch, entry.providers, entry.providers_needed,
-                                              entry.embedding_dim, entry.num_classes, f"{kind}.oov")
+                                              self.providers.factories, entry.num_classes, f"{kind}.oov")
         return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
                   ) -> service_pb2.ClassifyResponse:
         batch, providers, rows = self._batch(entry, request)
         self._check_response_size(len(batch), len(entry.compiled.axes), request.options)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        decisions = evaluate(entry.compiled, batch, providers or None, validate=False)
         response = service_pb2.ClassifyResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False), sequence=request.sequence)
         convert.fill_decisions(response, decisions, request.options)
@@ -145,12 +148,13 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         if not 0 <= request.index < len(batch):
             raise invalid(f"index {request.index} is outside 0..{len(batch) - 1}", field="index",
                           reason="OUT_OF_RANGE", sample_index=request.index)
-        traces = entry.compiled.explain(batch, request.index, providers or None)
-        decisions = convert.evaluate(entry.compiled, batch, providers)
+        explanation = explain(entry.compiled, batch, request.index, providers or None, validate=False)
+        record = explanation.record()
         return service_pb2.ExplainResponse(
             taxonomy=entry.info(active=entry is self.registry.active, full=False),
-            traces=convert.trace_messages(traces),
-            record_json=convert.dumps(decisions.record(request.index)),
+            traces=convert.trace_messages(explanation.traces),
+            record_json=convert.dumps(record),
+            record=convert.struct(record),
         )
 
     # -- taxonomies --------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, c
 from errortaxa.engine.compile.compiler import default_compiled
 from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
-from errortaxa.server.convert import OOV, embedding_dim
 from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
 from errortaxa.server.store import ACTIVATIONS, NAME_PATTERN, Finding, StoredVersion, TaxonomyStore, now
 from errortaxa.v1 import taxonomy_pb2
@@ -28,7 +27,7 @@ UPLOAD_NAME = "<upload>"
 STARTUP = "errortaxa-startup"  # the audit log's "who" of changes made by start-up itself
 CACHE_SIZE = 16  # compiled versions kept besides the active one and the builtin
 
-ProviderFactory = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]
+ProvidersFor = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]  # a version's feature providers
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,6 @@ class Entry:
         """The feature providers the taxonomy's rules ask, sorted."""
         return tuple(sorted(self.compiled.providers_needed))
 
-    @cached_property
-    def embedding_dim(self) -> int | None:
-        """The embedding dimension of this version's OOV model (None: no model)."""
-        return embedding_dim(self.providers.get(OOV))
-
     def info(self, *, active: bool, full: bool = True) -> taxonomy_pb2.TaxonomyInfo:
         """The metadata message; ``full`` adds the axes (outcomes and rules) and description."""
         c = self.compiled
@@ -88,7 +82,7 @@ def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
                         problems=[problem_proto(p) for p in problems])
 
 
-def load_and_compile(text: str, filename: str) -> CompiledTaxonomy:
+def compile_text(text: str, filename: str) -> CompiledTaxonomy:
     """Load and compile uploaded YAML text (TaxonomyError with every problem); ``extends`` may name a
     built-in taxonomy only, never a file of the server."""
     return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
@@ -100,22 +94,19 @@ def limit_error(exc: TaxonomyTooLarge) -> ServiceError:
                         field="yaml", reason="LIMIT_EXCEEDED", problems=[problem_proto(p) for p in exc.problems])
 
 
-def compile_text(text: str, filename: str) -> CompiledTaxonomy:
-    """Load and compile uploaded YAML text; ServiceError(INVALID_ARGUMENT) with every problem."""
-    try:
-        return load_and_compile(text, filename)
-    except TaxonomyTooLarge as exc:
-        raise limit_error(exc) from None
-    except TaxonomyError as exc:
-        errors = sum(p.severity == "error" for p in exc.problems)
-        raise _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems) from None
+def _not_compiling(exc: TaxonomyError) -> ServiceError:
+    """INVALID_ARGUMENT with every problem of an upload that does not compile (or is over a limit)."""
+    if isinstance(exc, TaxonomyTooLarge):
+        return limit_error(exc)
+    errors = sum(p.severity == "error" for p in exc.problems)
+    return _problems_error(f"taxonomy does not compile: {errors} error(s)", exc.problems)
 
 
 class TaxonomyRegistry:
     """The builtin taxonomy, stored versions (compiled on demand, cached) and the active one."""
 
     def __init__(self, store: TaxonomyStore, *, default_taxonomy: str | None = None,
-                 providers: ProviderFactory | None = None) -> None:
+                 providers: ProvidersFor | None = None) -> None:
         self.store = store
         self._providers = providers
         self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles
@@ -166,10 +157,11 @@ class TaxonomyRegistry:
     def _compile_stored(self, stored: StoredVersion) -> Entry:
         try:
             compiled = compile_text(stored.yaml, stored.filename)
-        except ServiceError as exc:
+        except TaxonomyError as exc:
             raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
-                               f"stored taxonomy {stored.name}@{stored.version} no longer compiles: {exc.message}",
-                               field="taxonomy", reason="STORED_TAXONOMY_INVALID") from None
+                               f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
+                               f"{_not_compiling(exc).message}", field="taxonomy",
+                               reason="STORED_TAXONOMY_INVALID") from None
         return self._entry(compiled, stored.yaml, builtin=False, created_at=stored.created_at,
                            created_by=stored.created_by)
 
@@ -239,7 +231,7 @@ class TaxonomyRegistry:
         """Dry run: the compiled taxonomy (or None) and every problem; ServiceError for a text over
         a limit (it is refused, not reported)."""
         try:
-            compiled = load_and_compile(text, filename)
+            compiled = compile_text(text, filename)
         except TaxonomyTooLarge as exc:
             raise limit_error(exc) from None
         except TaxonomyError as exc:
@@ -248,7 +240,10 @@ class TaxonomyRegistry:
 
     def put(self, text: str, filename: str, *, who: str) -> tuple[Entry, bool]:
         """Compile and store a version; (entry, created). Same name, version and content: no-op."""
-        compiled = compile_text(text, filename)
+        try:
+            compiled = compile_text(text, filename)
+        except TaxonomyError as exc:
+            raise _not_compiling(exc) from None
         for label, value in (("name", compiled.name), ("version", compiled.version)):
             if not NAME_PATTERN.match(value):
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,

@@ -9,6 +9,8 @@
 See docs/SERVICE.md for the API.
 """
 
+__version__ = "0.1.0"  # the errortaxa-client distribution's version (its pyproject.toml reads it here)
+
 from errortaxa.client.aio import AsyncClient
 from errortaxa.client.client import Client
 from errortaxa.client.columns import Samples, dataset_predictions
@@ -63,5 +65,6 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "Validation",
+    "__version__",
     "dataset_predictions",
 ]

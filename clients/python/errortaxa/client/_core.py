@@ -16,9 +16,10 @@ from typing import Any
 
 import grpc
 import numpy as np
-from errortaxa.client.columns import OOV_KEYS, OovInputs, Samples, dataset_predictions, oov_inputs, varint
+from errortaxa.client.columns import OOV_KEYS, OovInputs, Samples, dataset_predictions, oov_inputs
 from errortaxa.client.results import ClassifyResult, TaxonomyInfo
 from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
+from errortaxa.v1.codec import varint
 
 #: Default port of ``errortaxa serve``.
 DEFAULT_PORT = 50051
@@ -411,7 +412,3 @@ def decode_health_status(data: bytes) -> str:
             if not byte & 0x80:
                 break
     return names.get(value, str(value))
-
-
-def _identity(data: bytes) -> bytes:
-    return data

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from errortaxa.v1 import samples_pb2
+from errortaxa.v1.codec import extend_ints, fill_matrix
 
 IntColumn = Sequence[int] | np.ndarray
 #: The keyword names of the OOV inputs (Client.classify, Samples.build, dataset_predictions).
@@ -71,11 +72,11 @@ class OovInputs:
         if self.evidence is not None:
             msg.evidence_json.extend(_json_text(e) for e in self.evidence)
         if self.embeddings is not None:
-            _fill_matrix(msg.embeddings, self.embeddings)
+            fill_matrix(msg.embeddings, self.embeddings)
         if self.image_bytes is not None:
             msg.image_bytes.extend(self.image_bytes)
         if self.knn_classes is not None:
-            _fill_matrix(msg.knn_classes, self.knn_classes)
+            fill_matrix(msg.knn_classes, self.knn_classes)
         return msg
 
 
@@ -228,30 +229,6 @@ class Samples:
         return msg
 
 
-def extend_ints(msg: Any, field: str, values: np.ndarray | Sequence[int]) -> None:
-    """``msg.<field>.extend(values)`` for a packed integer or bool field. When every value lies in
-    0..127 (decision codes, flags, small bit sets) each is one byte on the wire, so numpy builds the
-    packed bytes and the message merges them: several times faster than a Python list."""
-    array = np.asarray(values)
-    if array.shape[0] and array.dtype.kind in "iub" and array.min() >= 0 and array.max() < 0x80:
-        payload = array.astype(np.uint8).tobytes()
-        number = msg.DESCRIPTOR.fields_by_name[field].number
-        msg.MergeFromString(varint(number << 3 | 2) + varint(len(payload)) + payload)
-    else:
-        getattr(msg, field).extend(array.tolist())
-
-
-def varint(value: int) -> bytes:
-    """A non-negative integer as a protobuf varint."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _json_text(value: Any) -> str:
     import json
 
@@ -260,24 +237,6 @@ def _json_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))
-
-
-def _fill_matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, array: np.ndarray) -> None:
-    """Write a 2-d array into a FloatMatrix or IntMatrix message."""
-    if array.ndim != 2:
-        raise ValueError(f"expected a 2-d matrix, got shape {array.shape}")
-    msg.rows, msg.cols = array.shape
-    msg.values.extend(array.ravel().tolist())
-
-
-def matrix_array(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix,
-                 dtype: type[np.floating[Any]] | type[np.integer[Any]] = np.float32) -> np.ndarray:
-    """A FloatMatrix / IntMatrix as a [rows, cols] array of ``dtype`` (raises ValueError on a size
-    mismatch)."""
-    values: np.ndarray = np.array(msg.values, dtype=dtype)
-    if msg.rows < 0 or msg.cols < 0 or values.shape[0] != msg.rows * msg.cols:
-        raise ValueError(f"has {values.shape[0]} values for {msg.rows} x {msg.cols}")
-    return values.reshape(msg.rows, msg.cols)
 
 
 def dataset_predictions(
@@ -297,7 +256,7 @@ def dataset_predictions(
     if pred is not None:
         msg.pred.extend(np.asarray(pred).tolist())  # tolist() then extend: the fastest way in
     else:
-        _fill_matrix(msg.logits, np.asarray(logits, dtype=np.float32))
+        fill_matrix(msg.logits, np.asarray(logits, dtype=np.float32))
     if images is not None:
         msg.images.extend(images)
     if oov is not None:

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from errortaxa.v1 import service_pb2, taxonomy_pb2
-
-#: Trailing metadata key of the rich error status (same key as google.rpc.Status uses).
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
+from errortaxa.v1 import taxonomy_pb2
+from errortaxa.v1.codec import STATUS_DETAILS_KEY, decode_detail
 
 
 @dataclass(frozen=True)
@@ -111,26 +109,6 @@ _BY_CODE: dict[grpc.StatusCode, type[ErrorTaxaError]] = {
 }
 
 
-def decode_detail(blob: bytes) -> service_pb2.ErrorDetail | None:
-    """The ErrorDetail packed in a serialized errortaxa.v1.Status (google.rpc.Status layout)."""
-    try:
-        status = service_pb2.Status.FromString(blob)
-    except Exception:  # not ours: ignore the details, keep the code and message
-        return None
-    for any_msg in status.details:
-        detail = service_pb2.ErrorDetail()
-        if any_msg.Unpack(detail):
-            return detail
-    return None
-
-
-def encode_status(code: grpc.StatusCode, message: str, detail: service_pb2.ErrorDetail) -> bytes:
-    """Serialize code, message and detail as a google.rpc.Status-compatible errortaxa.v1.Status."""
-    status = service_pb2.Status(code=code.value[0], message=message)
-    status.details.add().Pack(detail)
-    return status.SerializeToString()
-
-
 def _metadata_items(metadata: Any) -> list[tuple[str, Any]]:
     if metadata is None:
         return []
@@ -169,7 +147,6 @@ def from_rpc_error(error: grpc.RpcError) -> ErrorTaxaError:
 
 
 __all__ = [
-    "STATUS_DETAILS_KEY",
     "AlreadyExists",
     "DeadlineExceeded",
     "ErrorTaxaError",
@@ -181,8 +158,6 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
-    "decode_detail",
-    "encode_status",
     "from_rpc_error",
     "make_error",
 ]

@@ -67,7 +67,7 @@ class AxisResult:
     value: np.ndarray  # int32[N]
     rule: np.ndarray  # int32[N]
     witness: np.ndarray  # int32[N], -1 if none
-    not_evaluated: np.ndarray  # uint64[N], bit r: rule r not evaluated
+    not_evaluated: np.ndarray  # bool[N, len(rules)]: rule r could not be evaluated for sample i
 
     def __len__(self) -> int:
         return int(self.value.shape[0])
@@ -88,9 +88,16 @@ class AxisResult:
     @classmethod
     def from_proto(cls, msg: service_pb2.AxisDecisions) -> AxisResult:
         value = np.array(msg.value, dtype=np.int32)
-        not_evaluated = np.array(msg.not_evaluated, dtype=np.uint64)
-        if not_evaluated.shape[0] != value.shape[0]:
-            not_evaluated = np.zeros(value.shape[0], dtype=np.uint64)
+        rules = len(msg.rules)
+        width = (rules + 7) // 8
+        if not msg.not_evaluated:
+            not_evaluated = np.zeros((value.shape[0], rules), bool)
+        elif len(msg.not_evaluated) == value.shape[0] * width:
+            bits = np.frombuffer(msg.not_evaluated, np.uint8).reshape(value.shape[0], width)
+            not_evaluated = np.unpackbits(bits, axis=1, count=rules, bitorder="little").astype(bool)
+        else:
+            raise ValueError(f"axis '{msg.axis}': not_evaluated has {len(msg.not_evaluated)} bytes, expected "
+                             f"{value.shape[0] * width} ({value.shape[0]} samples x {width})")
         return cls(
             axis=msg.axis,
             values=list(msg.values),

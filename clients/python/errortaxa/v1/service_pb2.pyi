@@ -1,12 +1,12 @@
 from google.protobuf import any_pb2 as _any_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from errortaxa.v1 import samples_pb2 as _samples_pb2
 from errortaxa.v1 import taxonomy_pb2 as _taxonomy_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -24,14 +24,16 @@ RULE_OUTCOME_NOT_EVALUATED: RuleOutcome
 RULE_OUTCOME_SKIPPED: RuleOutcome
 
 class ResultOptions(_message.Message):
-    __slots__ = ("evidence", "records", "summary")
+    __slots__ = ("evidence", "records", "summary", "structured")
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURED_FIELD_NUMBER: _ClassVar[int]
     evidence: bool
     records: bool
     summary: bool
-    def __init__(self, evidence: _Optional[bool] = ..., records: _Optional[bool] = ..., summary: _Optional[bool] = ...) -> None: ...
+    structured: bool
+    def __init__(self, evidence: bool = ..., records: bool = ..., summary: bool = ..., structured: bool = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("taxonomy", "samples", "dataset", "options", "sequence")
@@ -62,11 +64,11 @@ class AxisDecisions(_message.Message):
     value: _containers.RepeatedScalarFieldContainer[int]
     rule: _containers.RepeatedScalarFieldContainer[int]
     witness: _containers.RepeatedScalarFieldContainer[int]
-    not_evaluated: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, axis: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., value: _Optional[_Iterable[int]] = ..., rule: _Optional[_Iterable[int]] = ..., witness: _Optional[_Iterable[int]] = ..., not_evaluated: _Optional[_Iterable[int]] = ...) -> None: ...
+    not_evaluated: bytes
+    def __init__(self, axis: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., value: _Optional[_Iterable[int]] = ..., rule: _Optional[_Iterable[int]] = ..., witness: _Optional[_Iterable[int]] = ..., not_evaluated: _Optional[bytes] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("taxonomy", "axes", "evidence_json", "record_json", "summary", "sequence", "count", "rows")
+    __slots__ = ("taxonomy", "axes", "evidence_json", "record_json", "summary", "sequence", "count", "rows", "evidence", "records")
     TAXONOMY_FIELD_NUMBER: _ClassVar[int]
     AXES_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +77,8 @@ class ClassifyResponse(_message.Message):
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     taxonomy: _taxonomy_pb2.TaxonomyInfo
     axes: _containers.RepeatedCompositeFieldContainer[AxisDecisions]
     evidence_json: _containers.RepeatedScalarFieldContainer[str]
@@ -83,10 +87,12 @@ class ClassifyResponse(_message.Message):
     sequence: int
     count: int
     rows: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., axes: _Optional[_Iterable[_Union[AxisDecisions, _Mapping]]] = ..., evidence_json: _Optional[_Iterable[str]] = ..., record_json: _Optional[_Iterable[str]] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., sequence: _Optional[int] = ..., count: _Optional[int] = ..., rows: _Optional[_Iterable[int]] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    records: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., axes: _Optional[_Iterable[_Union[AxisDecisions, _Mapping]]] = ..., evidence_json: _Optional[_Iterable[str]] = ..., record_json: _Optional[_Iterable[str]] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., sequence: _Optional[int] = ..., count: _Optional[int] = ..., rows: _Optional[_Iterable[int]] = ..., evidence: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
 
 class Summary(_message.Message):
-    __slots__ = ("counts", "samples", "json")
+    __slots__ = ("counts", "samples", "json", "data")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -97,10 +103,12 @@ class Summary(_message.Message):
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     counts: _containers.ScalarMap[str, int]
     samples: int
     json: str
-    def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., samples: _Optional[int] = ..., json: _Optional[str] = ...) -> None: ...
+    data: _struct_pb2.Struct
+    def __init__(self, counts: _Optional[_Mapping[str, int]] = ..., samples: _Optional[int] = ..., json: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
     __slots__ = ("taxonomy", "samples", "dataset", "index")
@@ -115,7 +123,7 @@ class ExplainRequest(_message.Message):
     def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyRef, _Mapping]] = ..., samples: _Optional[_Union[_samples_pb2.SampleColumns, _Mapping]] = ..., dataset: _Optional[_Union[_samples_pb2.DatasetPredictions, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
 class RuleTrace(_message.Message):
-    __slots__ = ("axis", "rule", "value", "outcome", "reason", "decided", "json")
+    __slots__ = ("axis", "rule", "value", "outcome", "reason", "decided", "json", "data")
     AXIS_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +131,7 @@ class RuleTrace(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     DECIDED_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     axis: str
     rule: str
     value: str
@@ -130,17 +139,20 @@ class RuleTrace(_message.Message):
     reason: str
     decided: bool
     json: str
-    def __init__(self, axis: _Optional[str] = ..., rule: _Optional[str] = ..., value: _Optional[str] = ..., outcome: _Optional[_Union[RuleOutcome, str]] = ..., reason: _Optional[str] = ..., decided: _Optional[bool] = ..., json: _Optional[str] = ...) -> None: ...
+    data: _struct_pb2.Struct
+    def __init__(self, axis: _Optional[str] = ..., rule: _Optional[str] = ..., value: _Optional[str] = ..., outcome: _Optional[_Union[RuleOutcome, str]] = ..., reason: _Optional[str] = ..., decided: bool = ..., json: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
-    __slots__ = ("taxonomy", "traces", "record_json")
+    __slots__ = ("taxonomy", "traces", "record_json", "record")
     TAXONOMY_FIELD_NUMBER: _ClassVar[int]
     TRACES_FIELD_NUMBER: _ClassVar[int]
     RECORD_JSON_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
     taxonomy: _taxonomy_pb2.TaxonomyInfo
     traces: _containers.RepeatedCompositeFieldContainer[RuleTrace]
     record_json: str
-    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., traces: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., record_json: _Optional[str] = ...) -> None: ...
+    record: _struct_pb2.Struct
+    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., traces: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., record_json: _Optional[str] = ..., record: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ListTaxonomiesRequest(_message.Message):
     __slots__ = ("name",)
@@ -184,7 +196,7 @@ class ValidateTaxonomyResponse(_message.Message):
     ok: bool
     problems: _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.Problem]
     taxonomy: _taxonomy_pb2.TaxonomyInfo
-    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ..., taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, ok: bool = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ..., taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ...) -> None: ...
 
 class PutTaxonomyRequest(_message.Message):
     __slots__ = ("yaml", "activate", "filename")
@@ -194,7 +206,7 @@ class PutTaxonomyRequest(_message.Message):
     yaml: str
     activate: bool
     filename: str
-    def __init__(self, yaml: _Optional[str] = ..., activate: _Optional[bool] = ..., filename: _Optional[str] = ...) -> None: ...
+    def __init__(self, yaml: _Optional[str] = ..., activate: bool = ..., filename: _Optional[str] = ...) -> None: ...
 
 class PutTaxonomyResponse(_message.Message):
     __slots__ = ("taxonomy", "created", "problems")
@@ -204,7 +216,7 @@ class PutTaxonomyResponse(_message.Message):
     taxonomy: _taxonomy_pb2.TaxonomyInfo
     created: bool
     problems: _containers.RepeatedCompositeFieldContainer[_taxonomy_pb2.Problem]
-    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., created: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ...) -> None: ...
+    def __init__(self, taxonomy: _Optional[_Union[_taxonomy_pb2.TaxonomyInfo, _Mapping]] = ..., created: bool = ..., problems: _Optional[_Iterable[_Union[_taxonomy_pb2.Problem, _Mapping]]] = ...) -> None: ...
 
 class ActivateTaxonomyRequest(_message.Message):
     __slots__ = ("taxonomy",)
@@ -266,7 +278,7 @@ class GetDatasetRequest(_message.Message):
     INCLUDE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     name: str
     include_images: bool
-    def __init__(self, name: _Optional[str] = ..., include_images: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., include_images: bool = ...) -> None: ...
 
 class GetDatasetResponse(_message.Message):
     __slots__ = ("dataset", "images")
@@ -284,7 +296,7 @@ class RegisterDatasetRequest(_message.Message):
     name: str
     path: str
     replace: bool
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., replace: bool = ...) -> None: ...
 
 class RegisterDatasetResponse(_message.Message):
     __slots__ = ("dataset",)

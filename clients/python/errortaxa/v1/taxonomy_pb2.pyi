@@ -2,8 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -70,4 +69,4 @@ class TaxonomyInfo(_message.Message):
     created_at: str
     created_by: str
     description: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., content_hash: _Optional[str] = ..., active: _Optional[bool] = ..., builtin: _Optional[bool] = ..., axes: _Optional[_Iterable[_Union[AxisInfo, _Mapping]]] = ..., num_classes: _Optional[int] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., content_hash: _Optional[str] = ..., active: bool = ..., builtin: bool = ..., axes: _Optional[_Iterable[_Union[AxisInfo, _Mapping]]] = ..., num_classes: _Optional[int] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...

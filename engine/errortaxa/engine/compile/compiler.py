@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -17,17 +16,27 @@ from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_c
 from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incidence, class_relations
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
-from errortaxa.engine.language import schema as s
 from errortaxa.engine.language.limits import check_pair_tables
 from errortaxa.engine.language.loader import LoadedTaxonomy, load_taxonomy
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError
-from errortaxa.engine.predicates import nodes as nodes
-from errortaxa.engine.providers import KNOWN_PROVIDERS, FeatureProvider
-from errortaxa.engine.results.decisions import AxisDecisions, Decisions
-from errortaxa.engine.samples import SampleBatch
+from errortaxa.engine.language.schema import (
+    AllMember,
+    AncestorMember,
+    AnyMember,
+    Axis,
+    ClassesMember,
+    CooccurrenceResource,
+    MemberExpr,
+    Resource,
+    SampleListResource,
+    TaxonomyDocument,
+    Value,
+)
+from errortaxa.engine.predicates.base import Node, PairNode, single_key
+from errortaxa.engine.predicates.registry import PAIR, SAMPLE, conjunct_set
+from pydantic import BaseModel
 
 ENGINE_VERSION = "0.1.0"
-FLAGS = ("pred_is_target", "pred_in_labels", "target_in_labels", "labels_empty", "problematic", "always")
 
 
 @dataclass
@@ -35,21 +44,21 @@ class CompiledRule:
     id: str
     description: str
     value: int  # index into the axis' values
-    node: nodes.Node
-    when: dict[str, Any]  # the rule's predicate as written (for explanations)
+    node: Node
+    when: dict[str, Any]  # the rule's predicate as written
     file: str
     line: int | None
 
     @cached_property
-    def when_text(self) -> str:
-        """``when`` as JSON, searched by the evidence builder for the relations it names."""
-        return json.dumps(self.when)
+    def witness_leaves(self) -> list[Node]:
+        """The class-pair tests of the rule; a decision's witness ``source`` indexes them."""
+        return self.node.witness_leaves()
 
 
 @dataclass
 class CompiledAxis:
     name: str
-    values: list[s.Value]
+    values: list[Value]
     rules: list[CompiledRule]
 
     @property
@@ -61,40 +70,17 @@ class CompiledAxis:
         return [r.id for r in self.rules]
 
     @cached_property
+    def tracks_sources(self) -> bool:
+        """Some rule has several class-pair tests, so decisions keep which one gave the witness."""
+        return any(len(r.witness_leaves) > 1 for r in self.rules)
+
+    @cached_property
     def mla_correct(self) -> np.ndarray:
         """bool[len(values) + 1], read-only: the value counts as correct under multi-label accuracy
         (tagged ``mla_correct``); indexed by a decision's value, the last entry (-1, no value) false."""
         mask = np.array([("mla_correct" in v.tags) for v in self.values] + [False])
         mask.flags.writeable = False
         return mask
-
-
-@dataclass
-class RuleTrace:
-    """How one rule fared on one sample, for ``explain``."""
-
-    axis: str
-    rule: str
-    value: str
-    result: str  # "holds" | "fails" | "not evaluated" | "not reached"
-    detail: str
-    evidence: Any = None
-
-
-@dataclass
-class CaseResult:
-    """One expected case: did the taxonomy give what it expects?"""
-
-    name: str
-    file: str
-    line: int | None
-    passed: bool
-    expected: dict[str, str]
-    got: dict[str, str | None]
-    # why the case could not be checked here: the outcome differs from the expected one, and a rule
-    # it reached that was not evaluated (a missing optional sample list, no OOV provider) would
-    # have given the expected value
-    not_checked: str | None = None
 
 
 @dataclass
@@ -115,7 +101,7 @@ class CompiledTaxonomy:
     warnings: list[Problem] = field(default_factory=list)
 
     @property
-    def document(self) -> s.TaxonomyDocument:
+    def document(self) -> TaxonomyDocument:
         return self.loaded.document
 
     @property
@@ -131,126 +117,6 @@ class CompiledTaxonomy:
     def superclasses_of(self, class_index: int) -> list[str]:
         """The superclasses a class belongs to (empty: it is its own singleton)."""
         return [self.superclass_names[k] for k in np.flatnonzero(self.membership[class_index]).tolist()]
-
-    def shared_superclasses(self, a: int, b: int) -> list[str]:
-        both = self.membership[a] & self.membership[b]
-        return [self.superclass_names[k] for k in np.flatnonzero(both).tolist()]
-
-    def evaluate(self, batch: SampleBatch, providers: Mapping[str, FeatureProvider] | None = None,
-                 *, validate: bool = True) -> Decisions:
-        """Classify a whole batch: per axis, the first rule that holds gives each sample its value."""
-        if validate:
-            batch.validate(len(self.vocabulary))
-        ctx = nodes.Context(batch, providers or {})
-        result: dict[str, AxisDecisions] = {}
-        n = len(batch)
-        for axis in self.axes.values():
-            value = np.full(n, -1, np.int16)
-            rule_of = np.full(n, -1, np.int16)
-            witness = np.full(n, -1, np.int32)
-            skipped = np.zeros(n, np.uint64)
-            reason_codes: dict[int, np.ndarray] = {}
-            evidence: dict[int, Any] = {}
-            remaining = np.arange(n, dtype=np.int64)
-            for r, rule in enumerate(axis.rules):
-                if remaining.shape[0] == 0:
-                    break
-                out = rule.node.eval(ctx, remaining)
-                unknown = ~(out.true | out.false)
-                if unknown.any():
-                    rows = remaining[unknown]
-                    skipped[rows] |= np.uint64(1 << min(r, 63))
-                    if out.reason is not None:
-                        codes = reason_codes.setdefault(r, np.full(n, -1, np.int16))
-                        codes[rows] = out.reason[unknown]
-                hit = remaining[out.true]
-                value[hit] = rule.value
-                rule_of[hit] = r
-                witness[hit] = out.witness[out.true]
-                for pos, ev in out.evidence.items():
-                    evidence[int(remaining[pos])] = ev
-                remaining = remaining[~out.true]
-            result[axis.name] = AxisDecisions(
-                axis=axis.name, values=axis.value_ids, rules=axis.rule_ids, value=value, rule=rule_of,
-                witness=witness, not_evaluated=skipped, evidence=evidence, reason_codes=reason_codes,
-            )
-        return Decisions(self, batch, result, list(ctx.reasons))
-
-    def explain(self, batch: SampleBatch, index: int,
-                providers: Mapping[str, FeatureProvider] | None = None) -> list[RuleTrace]:
-        """Every rule of every axis tried on sample ``index``, with why it held or failed."""
-        batch.validate(len(self.vocabulary))
-        if not 0 <= index < len(batch):
-            raise IndexError(f"sample {index} is outside 0..{len(batch) - 1}")
-        ctx = nodes.Context(batch, providers or {})
-        rows = np.array([index], dtype=np.int64)
-        traces: list[RuleTrace] = []
-        for axis in self.axes.values():
-            decided = False
-            for rule in axis.rules:
-                value = axis.values[rule.value].id
-                if decided:
-                    traces.append(RuleTrace(axis.name, rule.id, value, "not reached", "an earlier rule decided"))
-                    continue
-                out = rule.node.eval(ctx, rows)
-                detail = self._why(rule.node, ctx, rows, batch, index)
-                if out.true[0]:
-                    decided = True
-                    traces.append(RuleTrace(axis.name, rule.id, value, "holds", detail, out.evidence.get(0)))
-                elif out.false[0]:
-                    traces.append(RuleTrace(axis.name, rule.id, value, "fails", detail))
-                else:
-                    reason = ctx.reasons[int(out.reason[0])] if out.reason is not None and out.reason[0] >= 0 \
-                        else "not evaluated"
-                    traces.append(RuleTrace(axis.name, rule.id, value, "not evaluated", reason))
-        return traces
-
-    def _why(self, node: nodes.Node, ctx: nodes.Context, rows: np.ndarray, batch: SampleBatch, i: int) -> str:
-        """A one-line account of each part of a rule's predicate on one sample."""
-        parts = node.parts if isinstance(node, nodes.All | nodes.Any_) else [node]
-        words = []
-        for part in parts:
-            out = part.eval(ctx, rows)
-            state = "true" if out.true[0] else "false" if out.false[0] else "not evaluated"
-            text = f"{part.describe()}: {state}"
-            if out.witness[0] >= 0:
-                text += f" (with {self.class_label(int(out.witness[0]))})"
-            words.append(text)
-        return "; ".join(words)
-
-    def run_cases(self, providers: Mapping[str, FeatureProvider] | None = None) -> list[CaseResult]:
-        """Evaluate the expected cases written beside the rules."""
-        cases = self.document.cases
-        if not cases:
-            return []
-        ref = self.class_ref
-        batch = SampleBatch.from_lists(
-            target=[ref(c.sample.target) for c in cases], pred=[ref(c.sample.pred) for c in cases],
-            labels=[[ref(x) for x in c.sample.labels] for c in cases],
-            problematic=[c.sample.problematic for c in cases],
-            images=[c.sample.image or "" for c in cases],
-        )
-        decisions = self.evaluate(batch, providers)
-        results = []
-        for i, case in enumerate(cases):
-            got: dict[str, str | None] = {}
-            for name, ax in decisions.axes.items():
-                got[name] = ax.values[ax.value[i]] if ax.value[i] >= 0 else None
-                rule = ax.rules[ax.rule[i]] if ax.rule[i] >= 0 else None
-                got[f"{name}_rule"] = rule
-                if name == self.primary_axis:
-                    got["rule"] = rule
-            wrong = {k: v for k, v in case.expect.items() if got.get(k) != v}
-            file, line = self.loaded.locate(("cases", i))
-            # a rule that was not evaluated and would have given an expected value leaves the case open
-            skipped = [s for ax in decisions.axes.values() for s in decisions.evidence(ax, i).get("not_evaluated", [])]
-            skipped_rules = {s["rule"] for s in skipped}
-            could_give = skipped_rules | {axis.values[rule.value].id for axis in self.axes.values()
-                                          for rule in axis.rules if rule.id in skipped_rules}
-            open_case = bool(wrong) and all(v in could_give for v in wrong.values())
-            not_checked = "; ".join(f"{s['rule']}: {s['reason']}" for s in skipped) if open_case else None
-            results.append(CaseResult(case.name or f"case {i}", file, line, not wrong, case.expect, got, not_checked))
-        return results
 
     def class_ref(self, ref: int | str) -> int:
         """A class index from an index, wnid or synset name (KeyError if it is not a class)."""
@@ -297,8 +163,9 @@ class _Compiler:
         self.problems: list[Problem] = []
         self.wordnet = WordNet.load()
         self.vocab = Vocabulary.imagenet()
-        self.relations: ClassRelations | None = None
-        self.pair_cache: dict[str, np.ndarray] = {}
+        self.num_classes = len(self.vocab)
+        self._relations: ClassRelations | None = None
+        self.pair_cache: dict[str, PairNode] = {}
         self.digests: list[str] = []
         self.providers_needed: set[str] = set()
 
@@ -310,8 +177,8 @@ class _Compiler:
 
     def run(self) -> CompiledTaxonomy:
         c = len(self.vocab)
-        self.nodes_, self.incidence = ancestor_incidence(self.wordnet, self.vocab)
-        self.node_index = {w: k for k, w in enumerate(self.nodes_)}
+        ancestors, self.incidence = ancestor_incidence(self.wordnet, self.vocab)
+        self.node_index = {w: k for k, w in enumerate(ancestors)}
         names = list(self.doc.superclasses)
         membership = np.zeros((c, len(names)), bool)
         for k, (name, sc) in enumerate(self.doc.superclasses.items()):
@@ -361,9 +228,9 @@ class _Compiler:
             return None
         return self.vocab.index(wnid)
 
-    def members(self, expr: s.MemberExpr, path: KeyPath) -> np.ndarray:
+    def members(self, expr: MemberExpr, path: KeyPath) -> np.ndarray:
         c = len(self.vocab)
-        if isinstance(expr, s.AncestorMember):
+        if isinstance(expr, AncestorMember):
             refs = expr.ancestor if isinstance(expr.ancestor, list) else [expr.ancestor]
             out = np.zeros(c, bool)
             for j, ref in enumerate(refs):
@@ -378,15 +245,15 @@ class _Compiler:
                     self.warn(where, f"'{ref}' is an ancestor of none of the classes")
                 else:
                     out |= self.incidence[:, k]
-        elif isinstance(expr, s.ClassesMember):
+        elif isinstance(expr, ClassesMember):
             out = np.zeros(c, bool)
             for j, class_ref in enumerate(expr.classes):
                 k = self.class_index(class_ref, (*path, "classes", j))
                 if k is not None:
                     out[k] = True
-        elif isinstance(expr, s.AllMember):
+        elif isinstance(expr, AllMember):
             out = np.logical_and.reduce([self.members(e, (*path, "all", j)) for j, e in enumerate(expr.all)])
-        elif isinstance(expr, s.AnyMember):
+        elif isinstance(expr, AnyMember):
             out = np.logical_or.reduce([self.members(e, (*path, "any", j)) for j, e in enumerate(expr.any)])
         else:
             out = ~self.members(expr.not_, (*path, "not"))
@@ -396,10 +263,10 @@ class _Compiler:
 
     # -------------------------------------------------------- resources
 
-    def resource(self, name: str, res: s.Resource) -> None:
+    def resource(self, name: str, res: Resource) -> None:
         path: KeyPath = ("resources", name)
         c = len(self.vocab)
-        if isinstance(res, s.CooccurrenceResource):
+        if isinstance(res, CooccurrenceResource):
             here = self.loaded.resource_dir(name)
             file = DEFAULT_COOCCURRENCE if res.builtin else here / str(res.file) if here is not None \
                 else self.find_file(name, str(res.file))
@@ -420,7 +287,7 @@ class _Compiler:
                 return
             self.cooccurrence[name] = table
             self.digests.append(hashlib.sha256(table.tobytes()).hexdigest())
-        elif isinstance(res, s.SampleListResource):
+        elif isinstance(res, SampleListResource):
             found = self.find_file(name, res.file)
             if found is None:
                 where = [str(d) for d in [self.loaded.resource_dir(name), *data_dirs()] if d is not None]
@@ -469,104 +336,25 @@ class _Compiler:
 
     # -------------------------------------------------------- predicates
 
-    def rel(self) -> ClassRelations:
-        if self.relations is None:
-            self.relations = class_relations(self.wordnet, self.vocab)
-        return self.relations
+    def relations(self) -> ClassRelations:
+        if self._relations is None:
+            self._relations = class_relations(self.wordnet, self.vocab)
+        return self._relations
 
-    def pair(self, pred: s.PairPredicate, path: KeyPath) -> np.ndarray:
-        """A class-pair predicate as bool[C, C] indexed [prediction, other class]."""
+    def pair(self, pred: BaseModel, path: KeyPath) -> PairNode:
+        """A class-pair predicate, compiled once per distinct text."""
         key = json.dumps(pred.model_dump(mode="json", by_alias=True), sort_keys=True)
-        if key in self.pair_cache:
-            return self.pair_cache[key]
-        check_pair_tables(len(self.pair_cache), self.loaded.locate(path), path)
-        c = len(self.vocab)
-        if isinstance(pred, s.SameSuperclassPair):
-            if pred.same_superclass is True:
-                m = self.same_superclass
-            elif pred.same_superclass is False:
-                m = ~self.same_superclass
-            else:
-                cols = []
-                for j, name in enumerate(pred.same_superclass):
-                    if name in self.superclass_names:
-                        cols.append(self.superclass_names.index(name))
-                    else:
-                        self.error((*path, "same_superclass", j), f"unknown superclass '{name}'")
-                sub = self.membership[:, cols].astype(np.float32)
-                m = sub @ sub.T > 0
-        elif isinstance(pred, s.InMappingPair):
-            if pred.in_mapping not in self.mappings:
-                self.error((*path, "in_mapping"), f"no class_mapping resource named '{pred.in_mapping}'")
-                m = np.zeros((c, c), bool)
-            else:
-                m = self.mappings[pred.in_mapping]
-        elif isinstance(pred, s.AncestorPair):
-            m = self.rel().ancestor if pred.ancestor else ~self.rel().ancestor
-        elif isinstance(pred, s.DescendantPair):
-            m = self.rel().ancestor.T if pred.descendant else ~self.rel().ancestor.T
-        elif isinstance(pred, s.SiblingPair):
-            m = self.rel().sibling if pred.sibling else ~self.rel().sibling
-        elif isinstance(pred, s.SameClassPair):
-            m = np.eye(c, dtype=bool) if pred.same_class else ~np.eye(c, dtype=bool)
-        elif isinstance(pred, s.LcaDepthPair | s.DistancePair):
-            values = self.rel().lca_depth if isinstance(pred, s.LcaDepthPair) else self.rel().distance
-            rng = pred.lca_depth if isinstance(pred, s.LcaDepthPair) else pred.distance
-            m = np.ones((c, c), bool)
-            if rng.min is not None:
-                m &= values >= rng.min
-            if rng.max is not None:
-                m &= values <= rng.max
-        elif isinstance(pred, s.CooccursPair):
-            table = self.cooccurrence.get(pred.cooccurs.table)
-            if table is None:
-                self.error((*path, "cooccurs", "table"),
-                           f"no cooccurrence resource named '{pred.cooccurs.table}'")
-                m = np.zeros((c, c), bool)
-            else:
-                m = table >= pred.cooccurs.min_count
-        elif isinstance(pred, s.AllPair):
-            m = np.logical_and.reduce([self.pair(p, (*path, "all", j)) for j, p in enumerate(pred.all)])
-        elif isinstance(pred, s.AnyPair):
-            m = np.logical_or.reduce([self.pair(p, (*path, "any", j)) for j, p in enumerate(pred.any)])
-        else:
-            m = ~self.pair(pred.not_, (*path, "not"))
-        m = np.ascontiguousarray(m, dtype=bool)
-        self.pair_cache[key] = m
-        return m
+        if key not in self.pair_cache:
+            check_pair_tables(len(self.pair_cache), self.loaded.locate(path), path)
+            self.pair_cache[key] = PAIR[str(single_key(pred))].compile(pred, self, path)
+        return self.pair_cache[key]
 
-    def node(self, pred: s.Predicate, path: KeyPath) -> nodes.Node:
-        for flag in FLAGS:
-            if hasattr(pred, flag):
-                return nodes.Flag(flag, bool(getattr(pred, flag)))
-        if isinstance(pred, s.InSampleList):
-            if pred.in_sample_list not in self.sample_lists:
-                self.error((*path, "in_sample_list"), f"no sample_list resource named '{pred.in_sample_list}'")
-                return nodes.InSampleList(pred.in_sample_list, None, "unknown sample list")
-            images, missing = self.sample_lists[pred.in_sample_list]
-            return nodes.InSampleList(pred.in_sample_list, images, missing)
-        if isinstance(pred, s.PredVsTarget | s.PredVsLabel):
-            inner = pred.pred_vs_target if isinstance(pred, s.PredVsTarget) else pred.pred_vs_label
-            key = "pred_vs_target" if isinstance(pred, s.PredVsTarget) else "pred_vs_label"
-            text = json.dumps(inner.model_dump(mode="json", by_alias=True, exclude_defaults=True))
-            return nodes.PairTest(self.pair(inner, (*path, key)),
-                                  "target" if isinstance(pred, s.PredVsTarget) else "label", text)
-        if isinstance(pred, s.FeatureTest):
-            if pred.feature.provider not in KNOWN_PROVIDERS:
-                self.warn((*path, "feature", "provider"),
-                          f"'{pred.feature.provider}' is not a built-in provider; pass one to evaluate()")
-            self.providers_needed.add(pred.feature.provider)
-            return nodes.Feature(pred.feature.provider, pred.feature.test, dict(pred.feature.params))
-        if isinstance(pred, s.AllPred):
-            return nodes.All([self.node(p, (*path, "all", j)) for j, p in enumerate(pred.all)])
-        if isinstance(pred, s.AnyPred):
-            return nodes.Any_([self.node(p, (*path, "any", j)) for j, p in enumerate(pred.any)])
-        assert isinstance(pred, s.NotPred)
-        return nodes.Not(self.node(pred.not_, (*path, "not")))
+    def node(self, pred: BaseModel, path: KeyPath) -> Node:
+        return SAMPLE[str(single_key(pred))].compile(pred, self, path)
 
     # -------------------------------------------------------- axes and rules
 
-    def axis(self, name: str, axis: s.Axis) -> CompiledAxis:
+    def axis(self, name: str, axis: Axis) -> CompiledAxis:
         ids = [v.id for v in axis.values]
         for j, v in enumerate(axis.values):
             if ids.count(v.id) > 1:
@@ -584,7 +372,7 @@ class _Compiler:
             if rule.then not in ids:
                 self.error((*path, "then"), f"unknown value '{rule.then}' of axis '{name}' (known: {', '.join(ids)})")
             when = rule.when.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-            conj = _conjuncts(when)
+            conj = conjunct_set(when)
             for earlier, earlier_conj in seen_conjuncts:
                 if earlier_conj <= conj:
                     self.warn(path, f"rule '{rule.id}' can never fire: rule '{earlier}' before it "
@@ -592,11 +380,14 @@ class _Compiler:
                     break
             seen_conjuncts.append((rule.id, conj))
             file, line = self.loaded.locate(path)
+            node = self.node(rule.when, (*path, "when"))
+            for slot, leaf in enumerate(node.witness_leaves()):
+                leaf.slot = slot
             rules.append(CompiledRule(rule.id, rule.description, ids.index(rule.then) if rule.then in ids else -1,
-                                      self.node(rule.when, (*path, "when")), when, file, line))
+                                      node, when, file, line))
         if not axis.rules:
             self.error(("axes", name, "rules"), "an axis needs at least one rule")
-        elif _conjuncts(rules[-1].when) != frozenset():
+        elif conjunct_set(rules[-1].when) != frozenset():
             self.warn(("axes", name, "rules", len(rules) - 1),
                       "the last rule is not 'always: true': samples no rule matches get no value")
         return CompiledAxis(name, list(axis.values), rules)
@@ -617,10 +408,3 @@ class _Compiler:
             for k, ref in enumerate(smp.labels):
                 self.class_index(ref, ("cases", j, "sample", "labels", k))
 
-
-def _conjuncts(when: dict[str, Any]) -> frozenset[str]:
-    """The parts of a rule's predicate that must all hold (``always`` contributes none)."""
-    if "always" in when:
-        return frozenset()
-    parts = when["all"] if set(when) == {"all"} else [when]
-    return frozenset(json.dumps(p, sort_keys=True) for p in parts if "always" not in p)

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
+from pathlib import Path
 from typing import Any
 
 from errortaxa.engine.inputs.errors import InputError, InputNotFound
+from errortaxa.engine.outputs import STDIO
 
 PathLike = str | os.PathLike[str]
 
 
+_STREAMED: dict[str, bytes] = {}  # standard input and pipes, read once (see read_bytes)
+
+
 def read_bytes(path: PathLike, limit: int = -1) -> bytes:
-    """The file's bytes (the first ``limit`` with a limit); a missing file is InputNotFound."""
+    """The file's bytes (the first ``limit`` with a limit); a missing file is InputNotFound.
+
+    ``-`` is standard input. It and other streams (a FIFO, ``<(zcat in.jsonl.gz)``) can be read
+    only once, so they are read whole on first use and kept: format detection and the reader then
+    see the same bytes."""
     try:
+        key = os.fspath(path)
+        if key == STDIO or _is_stream(path):
+            if key not in _STREAMED:
+                _STREAMED[key] = sys.stdin.buffer.read() if key == STDIO else Path(path).read_bytes()
+            return _STREAMED[key] if limit < 0 else _STREAMED[key][:limit]
         with open(path, "rb") as stream:
             return stream.read(limit)
     except FileNotFoundError as error:
         raise InputNotFound(path, f"cannot read: {error.strerror or error}") from None
     except OSError as error:
         raise InputError(path, f"cannot read: {error.strerror or error}") from None
+
+
+def _is_stream(path: PathLike) -> bool:
+    mode = os.stat(path).st_mode
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def read_text(path: PathLike) -> str:

@@ -18,7 +18,6 @@ import gzip
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -55,11 +54,6 @@ class WordNet:
     def load(cls) -> WordNet:
         """The committed WordNet 3.0 noun snapshot (loaded once, then cached)."""
         return _load_default()
-
-    @classmethod
-    def from_snapshot(cls, path: str | Path) -> WordNet:
-        """Read a snapshot file written by ``scripts/build_wordnet.py``."""
-        return cls(*_parse(Path(path).read_bytes()))
 
     # -- lookup -------------------------------------------------------------------------
     def wnid(self, key: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from errortaxa.engine.language.limits import check_yaml
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError, TaxonomyNotFound
-from errortaxa.engine.language.schema import TaxonomyDocument
+from errortaxa.engine.language.schema import TAG_KEYS, TaxonomyDocument
 from pydantic import ValidationError
 
 DEFAULT_TAXONOMY = "imagenet/peychev2023"
@@ -162,14 +162,10 @@ def _load_chain(
 
 def _loc(loc: tuple[Any, ...]) -> KeyPath:
     """Pydantic's error location without the union-tag entries it adds."""
-    known = {"ancestor", "classes", "all", "any", "not", "except", "same_superclass", "in_mapping",
-             "descendant", "sibling", "same_class", "lca_depth", "distance", "cooccurs", "pred_is_target",
-             "pred_in_labels", "target_in_labels", "labels_empty", "problematic", "always",
-             "in_sample_list", "pred_vs_target", "pred_vs_label", "feature"}
     out: list[str | int] = []
     for i, part in enumerate(loc):
         # a tag is followed by the same name as the field it selects: keep only one
-        if isinstance(part, str) and part in known and i + 1 < len(loc) and loc[i + 1] == part:
+        if isinstance(part, str) and part in TAG_KEYS and i + 1 < len(loc) and loc[i + 1] == part:
             continue
         if isinstance(part, str) and part in ("cooccurrence", "sample_list", "class_mapping") \
                 and len(out) >= 2 and out[-2] == "resources":

@@ -7,33 +7,17 @@ the first rule that holds gives the sample its value.  Nothing here executes cod
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+import operator
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from errortaxa.engine.language.fields import ClassRef, Identifier, Strict, SynsetRef
+from errortaxa.engine.predicates.base import PairEntry, SampleEntry, single_key
+from errortaxa.engine.predicates.registry import PAIR, SAMPLE
+from pydantic import Discriminator, Field, Tag, model_validator
 
 SCHEMA_VERSION = "errortaxa/v1"
-
-Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
-ClassRef = Annotated[int | str, Field(description="class index, wnid (n02084071) or synset name (dog.n.01)")]
-SynsetRef = Annotated[str, Field(description="WordNet 3.0 noun: synset name (dog.n.01) or wnid (n02084071)")]
-
-
-class Strict(BaseModel):
-    """Base model: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-def _single_key(value: Any) -> str | None:
-    """Discriminate the one-key mappings of the predicate languages by their key."""
-    if isinstance(value, dict):
-        keys = [k for k in value if k != "except"]
-        return keys[0] if len(keys) == 1 else None
-    if isinstance(value, BaseModel):
-        fields = type(value).model_fields
-        names = [fields[f].alias or f for f in value.model_fields_set if f != "except_"]
-        return names[0] if len(names) == 1 else None
-    return None
 
 
 # ---------------------------------------------------------------- superclass membership
@@ -72,7 +56,7 @@ MemberExpr = Annotated[
     | Annotated[AnyMember, Tag("any")]
     | Annotated[NotMember, Tag("not")],
     Discriminator(
-        _single_key,
+        single_key,
         custom_error_type="member_expression",
         custom_error_message=f"a members expression needs exactly one of: {_MEMBER_KEYS}",
     ),
@@ -128,179 +112,28 @@ Resource = Annotated[
 ]
 
 
-# ---------------------------------------------------------------- pair predicates (class x class)
+# ---------------------------------------------------------------- predicates (from the registry)
 
 
-class Range(Strict):
-    min: int | None = None
-    max: int | None = None
+def _tagged_union(entries: Iterable[SampleEntry[Any] | PairEntry[Any]], error_type: str, what: str) -> Any:
+    """The discriminated union of the entries' models, each tagged by its key."""
+    members = [Annotated[e.model, Tag(e.key)] for e in entries]
+    keys = ", ".join(e.key for e in entries)
+    return Annotated[
+        functools.reduce(operator.or_, members),
+        Discriminator(single_key, custom_error_type=error_type,
+                      custom_error_message=f"a {what} needs exactly one of: {keys}"),
+    ]
 
 
-class CooccurArgs(Strict):
-    table: Identifier
-    min_count: int = Field(ge=1)
+if TYPE_CHECKING:
+    from errortaxa.engine.predicates.base import PairPredicate, Predicate
+else:
+    PairPredicate = _tagged_union(PAIR.values(), "pair_predicate", "class-pair predicate")
+    Predicate = _tagged_union(SAMPLE.values(), "predicate", "predicate")
 
-
-class SameSuperclassPair(Strict):
-    same_superclass: bool | list[Identifier] = Field(
-        description="true: any superclass (singletons included); a list: one of these superclasses"
-    )
-
-
-class InMappingPair(Strict):
-    in_mapping: Identifier
-
-
-class AncestorPair(Strict):
-    ancestor: bool = Field(description="the prediction is a WordNet ancestor of the other class")
-
-
-class DescendantPair(Strict):
-    descendant: bool = Field(description="the prediction is a WordNet descendant of the other class")
-
-
-class SiblingPair(Strict):
-    sibling: bool = Field(description="the two classes share a direct hypernym")
-
-
-class SameClassPair(Strict):
-    same_class: bool
-
-
-class LcaDepthPair(Strict):
-    lca_depth: Range = Field(description="depth of the deepest common WordNet ancestor")
-
-
-class DistancePair(Strict):
-    distance: Range = Field(description="hypernym-graph path length through the nearest common ancestor")
-
-
-class CooccursPair(Strict):
-    cooccurs: CooccurArgs
-
-
-class AllPair(Strict):
-    all: list[PairPredicate] = Field(min_length=1)
-
-
-class AnyPair(Strict):
-    any: list[PairPredicate] = Field(min_length=1)
-
-
-class NotPair(Strict):
-    not_: PairPredicate = Field(alias="not")
-
-
-_PAIR_KEYS = (
-    "same_superclass, in_mapping, ancestor, descendant, sibling, same_class, lca_depth, distance, "
-    "cooccurs, all, any, not"
-)
-PairPredicate = Annotated[
-    Annotated[SameSuperclassPair, Tag("same_superclass")]
-    | Annotated[InMappingPair, Tag("in_mapping")]
-    | Annotated[AncestorPair, Tag("ancestor")]
-    | Annotated[DescendantPair, Tag("descendant")]
-    | Annotated[SiblingPair, Tag("sibling")]
-    | Annotated[SameClassPair, Tag("same_class")]
-    | Annotated[LcaDepthPair, Tag("lca_depth")]
-    | Annotated[DistancePair, Tag("distance")]
-    | Annotated[CooccursPair, Tag("cooccurs")]
-    | Annotated[AllPair, Tag("all")]
-    | Annotated[AnyPair, Tag("any")]
-    | Annotated[NotPair, Tag("not")],
-    Discriminator(
-        _single_key,
-        custom_error_type="pair_predicate",
-        custom_error_message=f"a class-pair predicate needs exactly one of: {_PAIR_KEYS}",
-    ),
-]
-
-
-# ---------------------------------------------------------------- sample predicates
-
-
-class PredIsTarget(Strict):
-    pred_is_target: bool
-
-
-class PredInLabels(Strict):
-    pred_in_labels: bool
-
-
-class TargetInLabels(Strict):
-    target_in_labels: bool
-
-
-class LabelsEmpty(Strict):
-    labels_empty: bool
-
-
-class Problematic(Strict):
-    problematic: bool
-
-
-class Always(Strict):
-    always: Literal[True]
-
-
-class InSampleList(Strict):
-    in_sample_list: Identifier
-
-
-class PredVsTarget(Strict):
-    pred_vs_target: PairPredicate = Field(description="the pair (prediction, target) satisfies the predicate")
-
-
-class PredVsLabel(Strict):
-    pred_vs_label: PairPredicate = Field(description="(prediction, l) satisfies it for some label l")
-
-
-class FeatureArgs(Strict):
-    provider: Identifier
-    test: Identifier
-    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
-
-
-class FeatureTest(Strict):
-    feature: FeatureArgs
-
-
-class AllPred(Strict):
-    all: list[Predicate] = Field(min_length=1)
-
-
-class AnyPred(Strict):
-    any: list[Predicate] = Field(min_length=1)
-
-
-class NotPred(Strict):
-    not_: Predicate = Field(alias="not")
-
-
-_PRED_KEYS = (
-    "pred_is_target, pred_in_labels, target_in_labels, labels_empty, problematic, always, "
-    "in_sample_list, pred_vs_target, pred_vs_label, feature, all, any, not"
-)
-Predicate = Annotated[
-    Annotated[PredIsTarget, Tag("pred_is_target")]
-    | Annotated[PredInLabels, Tag("pred_in_labels")]
-    | Annotated[TargetInLabels, Tag("target_in_labels")]
-    | Annotated[LabelsEmpty, Tag("labels_empty")]
-    | Annotated[Problematic, Tag("problematic")]
-    | Annotated[Always, Tag("always")]
-    | Annotated[InSampleList, Tag("in_sample_list")]
-    | Annotated[PredVsTarget, Tag("pred_vs_target")]
-    | Annotated[PredVsLabel, Tag("pred_vs_label")]
-    | Annotated[FeatureTest, Tag("feature")]
-    | Annotated[AllPred, Tag("all")]
-    | Annotated[AnyPred, Tag("any")]
-    | Annotated[NotPred, Tag("not")],
-    Discriminator(
-        _single_key,
-        custom_error_type="predicate",
-        custom_error_message=f"a predicate needs exactly one of: {_PRED_KEYS}",
-    ),
-]
+# every key that selects a predicate or a members expression (the loader drops pydantic's tag entries)
+TAG_KEYS = frozenset({"ancestor", "classes", "all", "any", "not", "except", *SAMPLE, *PAIR})
 
 
 # ---------------------------------------------------------------- axes, rules, cases
@@ -376,23 +209,19 @@ class TaxonomyDocument(Strict):
     cases: list[Case] = Field(default_factory=list)
 
 
-AncestorMember.model_rebuild()
-ClassesMember.model_rebuild()
-AllMember.model_rebuild()
-AnyMember.model_rebuild()
-NotMember.model_rebuild()
-Superclass.model_rebuild()
-AllPair.model_rebuild()
-AnyPair.model_rebuild()
-NotPair.model_rebuild()
-PredVsTarget.model_rebuild()
-PredVsLabel.model_rebuild()
-AllPred.model_rebuild()
-AnyPred.model_rebuild()
-NotPred.model_rebuild()
-Rule.model_rebuild()
-Axis.model_rebuild()
-TaxonomyDocument.model_rebuild()
+def _rebuild() -> None:
+    """Resolve the forward references: members expressions, the predicates' nested unions, rules."""
+    for member in (AncestorMember, ClassesMember, AllMember, AnyMember, NotMember, Superclass):
+        member.model_rebuild()
+    unions = {"Predicate": Predicate, "PairPredicate": PairPredicate}
+    entries: list[SampleEntry[Any] | PairEntry[Any]] = [*SAMPLE.values(), *PAIR.values()]
+    for entry in entries:
+        entry.model.model_rebuild(_types_namespace=unions)
+    for model in (Rule, Axis, TaxonomyDocument):
+        model.model_rebuild()
+
+
+_rebuild()
 
 
 def json_schema() -> dict[str, Any]:

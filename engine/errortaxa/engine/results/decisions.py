@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.predicates.base import reason_code
 from errortaxa.engine.samples import SampleBatch
 
-if TYPE_CHECKING:
-    from errortaxa.engine.compile.compiler import CompiledTaxonomy
+# bit b of byte value v, for counting the bits of a byte column at once: [256, 8]
+_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int64)
+
+
+def bitset_width(rules: int) -> int:
+    """Bytes per sample of a not-evaluated bit set over ``rules`` rules."""
+    return (rules + 7) // 8
 
 
 @dataclass
@@ -23,8 +30,13 @@ class AxisDecisions:
     value: np.ndarray  # int16[N]
     rule: np.ndarray  # int16[N]
     witness: np.ndarray  # int32[N]
-    not_evaluated: np.ndarray  # uint64[N], bit r: rule r could not be evaluated
-    evidence: dict[int, Any] = field(default_factory=dict)  # sample -> provider evidence
+    # int16[N]: which class-pair test of the deciding rule (its index in witness_leaves) gave the
+    # witness; None: no rule has several, so it is the rule's only one wherever there is a witness
+    source: np.ndarray | None
+    # uint8[N, ceil(rules / 8)]: bit r % 8 (least significant first) of byte r // 8 set: rule r could
+    # not be evaluated for the sample
+    not_evaluated: np.ndarray
+    evidence: dict[int, dict[str, Any]] = field(default_factory=dict)  # sample -> evidence of sample tests
     reason_codes: dict[int, np.ndarray] = field(default_factory=dict)  # rule -> int16[N] reason codes
 
     def value_names(self) -> np.ndarray:
@@ -37,6 +49,25 @@ class AxisDecisions:
         codes = self.value if mask is None else self.value[mask]
         tally = np.bincount(codes[codes >= 0].astype(np.int64), minlength=len(self.values))
         return {v: int(n) for v, n in zip(self.values, tally, strict=True)}
+
+    def rule_not_evaluated(self, r: int) -> np.ndarray:
+        """bool[N]: rule r could not be evaluated for the sample."""
+        return (self.not_evaluated[:, r >> 3] >> np.uint8(r & 7)) & np.uint8(1) > 0
+
+    def not_evaluated_rules(self, i: int) -> list[int]:
+        """The rules that could not be evaluated for sample i."""
+        bits = np.unpackbits(self.not_evaluated[i], bitorder="little", count=len(self.rules))
+        return np.flatnonzero(bits).tolist()
+
+    def not_evaluated_counts(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """int64[rules]: per rule, the samples (of ``mask``) for which it could not be evaluated."""
+        bits = self.not_evaluated if mask is None else self.not_evaluated[mask]
+        counts = np.zeros(bits.shape[1] * 8, np.int64)
+        for j in range(bits.shape[1]):
+            column = bits[:, j]
+            if column.any():
+                counts[8 * j : 8 * j + 8] = np.bincount(column, minlength=256) @ _BITS
+        return counts[: len(self.rules)]
 
 
 @dataclass
@@ -64,6 +95,7 @@ class Decisions:
                 value=np.concatenate([p.axes[name].value for p in parts]),
                 rule=np.concatenate([p.axes[name].rule for p in parts]),
                 witness=np.concatenate([p.axes[name].witness for p in parts]),
+                source=None if ax.source is None else np.concatenate([p.axes[name].source for p in parts]),
                 not_evaluated=np.concatenate([p.axes[name].not_evaluated for p in parts]),
             )
             for part, start in zip(parts, offsets, strict=False):
@@ -101,45 +133,36 @@ class Decisions:
         for i in range(len(self)):
             yield self.record(i)
 
-    def evidence(self, ax: AxisDecisions, i: int) -> dict[str, Any]:
-        """Why the deciding rule held: the class it held with, shared superclasses, co-occurrence
-        counts, provider evidence; and every rule that could not be evaluated, with the reason."""
-        tx = self.taxonomy
-        pred = int(self.batch.pred[i])
+    def rule_evidence(self, ax: AxisDecisions, i: int) -> dict[str, Any]:
+        """What the parts of the deciding rule that held report: the class it held with and what
+        held between it and the prediction (shared superclasses, co-occurrence count, ...), and the
+        evidence of sample-level tests (a provider's ``feature``)."""
         ev: dict[str, Any] = {}
         w = int(ax.witness[i])
-        r = int(ax.rule[i])
         if w >= 0:
+            vocab = self.taxonomy.vocabulary
             ev["with_class"] = w
-            ev["with_wnid"] = tx.vocabulary.wnids[w]
-            ev["with_name"] = tx.vocabulary.names[w]
-            rule_when = tx.axes[ax.axis].rules[r].when_text if r >= 0 else ""
-            if "same_superclass" in rule_when:
-                shared = tx.shared_superclasses(pred, w)
-                ev["superclasses"] = shared if shared or pred != w else []
-            for table, counts in tx.cooccurrence.items():
-                if f'"{table}"' in rule_when:
-                    ev["cooccurrence"] = int(counts[pred, w])
+            ev["with_wnid"] = vocab.wnids[w]
+            ev["with_name"] = vocab.names[w]
+            source = int(ax.source[i]) if ax.source is not None else 0
+            if source >= 0:
+                leaf = self.taxonomy.axes[ax.axis].rules[int(ax.rule[i])].witness_leaves[source]
+                ev.update(leaf.pair_evidence(int(self.batch.pred[i]), w))
         if i in ax.evidence:
-            ev["feature"] = ax.evidence[i]
-        bits = int(ax.not_evaluated[i])
-        if bits:
-            skipped = []
-            for rule_index in range(min(len(ax.rules), 64)):
-                if bits >> rule_index & 1:
-                    codes = ax.reason_codes.get(rule_index)
-                    code = int(codes[i]) if codes is not None else -1
-                    skipped.append({"rule": ax.rules[rule_index],
-                                    "reason": self.reasons[code] if code >= 0 else "not evaluated"})
-            ev["not_evaluated"] = skipped
+            ev.update(ax.evidence[i])
         return ev
 
-
-def reason_code(reasons: list[str], text: str) -> int:
-    """The index of ``text`` in ``reasons``, appended if new (not-evaluated reasons are few)."""
-    if text not in reasons:
-        reasons.append(text)
-    return reasons.index(text)
+    def evidence(self, ax: AxisDecisions, i: int) -> dict[str, Any]:
+        """:meth:`rule_evidence`, and every rule that could not be evaluated, with the reason."""
+        ev = self.rule_evidence(ax, i)
+        if ax.not_evaluated[i].any():
+            skipped = []
+            for r in ax.not_evaluated_rules(i):
+                codes = ax.reason_codes.get(r)
+                code = int(codes[i]) if codes is not None else -1
+                skipped.append({"rule": ax.rules[r], "reason": self.reasons[code] if code >= 0 else "not evaluated"})
+            ev["not_evaluated"] = skipped
+        return ev
 
 
 def reason_remap(reasons: list[str], texts: list[str]) -> np.ndarray:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from errortaxa.engine.compile.compiler import ENGINE_VERSION
+from errortaxa.engine.compile.compiler import ENGINE_VERSION, CompiledTaxonomy
 from errortaxa.engine.knowledge.relations import group_of, shankar_group_of
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
 from errortaxa.engine.results.decisions import Decisions
-
-if TYPE_CHECKING:
-    from errortaxa.engine.compile.compiler import CompiledTaxonomy
 
 
 def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int = 0) -> dict[str, Any]:
@@ -48,8 +45,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
 
     skipped_rules: dict[str, int] = {}
     for name, ax in decisions.axes.items():
-        for r, rule in enumerate(ax.rules[:64]):
-            count = int(np.count_nonzero(ax.not_evaluated & np.uint64(1 << r)))
+        for rule, count in zip(ax.rules, ax.not_evaluated_counts().tolist(), strict=True):
             if count:
                 skipped_rules[f"{name}.{rule}" if name != primary.axis else rule] = count
     return {

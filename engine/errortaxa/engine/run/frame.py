@@ -1,14 +1,21 @@
-"""The notebook API: classify arrays or a pandas DataFrame and get a DataFrame back."""
+"""The notebook API: classify arrays or a pandas DataFrame and get a DataFrame back.
+
+pandas is not a dependency of the engine: it is imported when a function here runs (it comes with
+the study extra, or ``pip install pandas``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from errortaxa.engine.compile.compiler import CompiledTaxonomy, default_compiled
 from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def classify_arrays(
@@ -22,10 +29,12 @@ def classify_arrays(
     providers: Mapping[str, FeatureProvider] | None = None,
 ) -> pd.DataFrame:
     """One row per sample: category, rule, evidence (and one column per further axis)."""
+    import pandas as pd
+
     tx = taxonomy or default_compiled()
     batch = SampleBatch.from_lists(target=target, labels=labels, pred=pred, problematic=problematic,
                                    images=list(images) if images is not None else None)
-    decisions = tx.evaluate(batch, providers)
+    decisions = evaluate(tx, batch, providers)
     columns: dict[str, object] = {}
     for k, (name, ax) in enumerate(decisions.axes.items()):
         columns["category" if k == 0 else name] = ax.value_names()
@@ -42,6 +51,8 @@ def classify_frame(
     providers: Mapping[str, FeatureProvider] | None = None,
 ) -> pd.DataFrame:
     """``frame`` with columns target, labels, pred (optional image, problematic) plus the decisions."""
+    import pandas as pd
+
     missing = [c for c in ("target", "labels", "pred") if c not in frame.columns]
     if missing:
         raise KeyError(f"the DataFrame lacks column(s) {', '.join(missing)}")

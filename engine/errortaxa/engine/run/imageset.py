@@ -3,7 +3,7 @@
 A decision depends only on the image (target, labels, flags) and the predicted class, so the
 predictions of 1000 models on the same 20,000 images need each distinct (image, class) pair
 decided once. The memo holds, per axis, an [images, classes] table of rule codes (rule + 2;
-0 = not decided yet) and witnesses; later models only gather from it.
+0 = not decided yet), witnesses and not-evaluated bit sets; later models only gather from it.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
-from errortaxa.engine.predicates.nodes import All, Any_, Feature, InSampleList, Node, Not
 from errortaxa.engine.providers import FeatureProvider
-from errortaxa.engine.results.decisions import AxisDecisions, Decisions, reason_remap
+from errortaxa.engine.results.decisions import AxisDecisions, Decisions, bitset_width, reason_remap
+from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
 
 
@@ -39,8 +39,11 @@ class ImageSetClassifier:
         self.codes = {a: np.zeros(shape, code_dtype) for a in taxonomy.axes}  # rule + 2; 0 = not decided
         witness_dtype = np.int16 if self.classes < 2**15 - 1 else np.int32
         self.witnesses = {a: np.zeros(shape, witness_dtype) for a in taxonomy.axes}  # witness class + 1
-        bits = np.uint8 if rules <= 8 else np.uint16 if rules <= 16 else np.uint32 if rules <= 32 else np.uint64
-        self.skipped = {a: np.zeros(shape, bits) for a in taxonomy.axes}  # bit r: rule r not evaluated
+        # the not-evaluated bit sets of AxisDecisions, one item of ceil(rules / 8) bytes per pair
+        self.skipped = {a: np.zeros(shape, np.dtype((np.void, bitset_width(len(ax.rules)))))
+                        for a, ax in taxonomy.axes.items()}
+        # which class-pair test gave the witness (+ 1), for axes that track it
+        self.sources = {a: np.zeros(shape, np.int16) for a, ax in taxonomy.axes.items() if ax.tracks_sources}
         self.reason_codes: dict[tuple[str, int], np.ndarray] = {}  # (axis, rule) -> reason code + 1
         self.evidence: dict[str, dict[int, Any]] = {a: {} for a in taxonomy.axes}
         self.reasons: list[str] = []
@@ -48,7 +51,7 @@ class ImageSetClassifier:
         self.value_of_code = {a: np.array([-1, -1] + [r.value for r in ax.rules], np.int16)
                               for a, ax in taxonomy.axes.items()}
         # rules before the first one that can be 'not evaluated' never leave skipped bits
-        self.first_unknowable = {a: next((k for k, r in enumerate(ax.rules) if can_be_unknown(r.node)),
+        self.first_unknowable = {a: next((k for k, r in enumerate(ax.rules) if r.node.can_be_unknown()),
                                          len(ax.rules)) for a, ax in taxonomy.axes.items()}
         self._reasons_lock = threading.Lock()
 
@@ -70,9 +73,13 @@ class ImageSetClassifier:
         axes = {}
         for name, ax in self.taxonomy.axes.items():
             rule = self.codes[name].ravel()[flat].astype(np.int16) - 2
-            skipped = np.zeros(flat.shape[0], np.uint64)
+            witness = self.witnesses[name].ravel()[flat].astype(np.int32) - 1
+            table = self.skipped[name]
+            skipped = np.zeros(flat.shape[0], table.dtype)
             late = np.flatnonzero((rule > self.first_unknowable[name]) | (rule < 0))
-            skipped[late] = self.skipped[name].ravel()[flat[late]]
+            skipped[late] = table.ravel()[flat[late]]
+            sources = self.sources.get(name)
+            source = sources.ravel()[flat] - 1 if sources is not None else None
             evidence = self.evidence[name]
             codes: dict[int, np.ndarray] = {}
             for (a, r), memo in self.reason_codes.items():
@@ -81,7 +88,8 @@ class ImageSetClassifier:
                     codes[r][late] = memo.ravel()[flat[late]] - 1
             axes[name] = AxisDecisions(
                 axis=name, values=ax.value_ids, rules=ax.rule_ids, value=self.value_of_code[name][rule + 2],
-                rule=rule, witness=self.witnesses[name].ravel()[flat].astype(np.int32) - 1, not_evaluated=skipped,
+                rule=rule, witness=witness, source=source,
+                not_evaluated=skipped.view(np.uint8).reshape(flat.shape[0], table.dtype.itemsize),
                 evidence={i: evidence[k] for i, k in enumerate(flat.tolist()) if k in evidence} if evidence else {},
                 reason_codes=codes,
             )
@@ -176,7 +184,7 @@ class ImageSetClassifier:
         """Decide the (image, class) pairs ``keys`` and store them; rule codes are written last,
         so a reader that sees a code also sees its witness, skipped bits and reasons."""
         rows, classes = np.divmod(keys, self.classes)
-        decided = self.taxonomy.evaluate(self.images.take(rows, classes), self.providers, validate=False)
+        decided = evaluate(self.taxonomy, self.images.take(rows, classes), self.providers, validate=False)
         with self._reasons_lock:
             remap = reason_remap(self.reasons, decided.reasons)
             for name, ax in decided.axes.items():
@@ -185,7 +193,10 @@ class ImageSetClassifier:
                         self.reason_codes[(name, r)] = np.zeros(self.codes[name].shape, np.int16)
         for name, ax in decided.axes.items():
             self.witnesses[name].ravel()[keys] = ax.witness + 1
-            self.skipped[name].ravel()[keys] = ax.not_evaluated
+            table = self.skipped[name]
+            table.ravel()[keys] = np.ascontiguousarray(ax.not_evaluated).view(table.dtype).ravel()
+            if ax.source is not None:
+                self.sources[name].ravel()[keys] = ax.source + 1
             for r, codes in ax.reason_codes.items():
                 self.reason_codes[(name, r)].ravel()[keys] = remap[codes] + 1
             for i, ev in ax.evidence.items():
@@ -223,13 +234,3 @@ class ModelSetDecisions:
         """Model m's full decisions (evidence, reasons, rules not evaluated), from the memo."""
         return self.classifier.classify(self.preds[m], self.rows)
 
-
-def can_be_unknown(node: Node) -> bool:
-    """Whether a compiled predicate can be 'not evaluated' (it asks a provider or a sample list)."""
-    if isinstance(node, Feature | InSampleList):
-        return True
-    if isinstance(node, All | Any_):
-        return any(can_be_unknown(p) for p in node.parts)
-    if isinstance(node, Not):
-        return can_be_unknown(node.part)
-    return False

@@ -1,7 +1,9 @@
 """errortaxa.providers.oov: the ``oov`` feature provider (fine-grained out-of-vocabulary errors, REFERENCE.md step 6).
 
 Importing this package is cheap: the proposal generator and the configuration need neither torch nor
-open_clip; the model, caches, index and provider are imported on first use (``errortaxa.providers.oov.OOVProvider``).
+open_clip; the factory, model, caches, index and provider are imported on first use
+(``errortaxa.providers.oov.OOVProvider``). The applications reach the provider through its factory
+(:class:`~errortaxa.providers.oov.factory.OOVFactory`, entry point ``oov``), never through this package.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from errortaxa.providers.oov.config import OOVConfig, default_cache_dir, provider_from_config
-from errortaxa.providers.oov.errors import OOVConfigError, OOVError, WeightsNotFoundError
+from errortaxa.providers.oov.config import OOVConfig, default_cache_dir
+from errortaxa.providers.oov.errors import OOVConfigError, OOVError, TrainIndexError, WeightsNotFoundError
 from errortaxa.providers.oov.proposals import (
     META_LABELS,
     Proposal,
@@ -21,25 +23,21 @@ from errortaxa.providers.oov.proposals import (
 )
 
 if TYPE_CHECKING:
-    from errortaxa.engine.providers import FeatureResult
-    from errortaxa.providers.oov._unavailable import UnavailableProvider
     from errortaxa.providers.oov.cache import EmbeddingCache
     from errortaxa.providers.oov.embed import ImageEmbedder
+    from errortaxa.providers.oov.factory import OOVFactory
     from errortaxa.providers.oov.knn import TrainIndex, build_index
     from errortaxa.providers.oov.model import ClipEncoder
-    from errortaxa.providers.oov.provider import OOVProvider, load_provider, same_superclass_matrix
+    from errortaxa.providers.oov.provider import OOVProvider
 
 _LAZY = {
-    "FeatureResult": "errortaxa.engine.providers",
     "EmbeddingCache": ".cache",
     "ImageEmbedder": ".embed",
+    "OOVFactory": ".factory",
     "TrainIndex": ".knn",
     "build_index": ".knn",
     "ClipEncoder": ".model",
     "OOVProvider": ".provider",
-    "UnavailableProvider": "._unavailable",
-    "load_provider": ".provider",
-    "same_superclass_matrix": ".provider",
 }
 
 
@@ -54,23 +52,20 @@ __all__ = [
     "META_LABELS",
     "ClipEncoder",
     "EmbeddingCache",
-    "FeatureResult",
     "ImageEmbedder",
     "OOVConfig",
     "OOVConfigError",
     "OOVError",
+    "OOVFactory",
     "OOVProvider",
     "Proposal",
     "ProposalGenerator",
     "TrainIndex",
-    "UnavailableProvider",
+    "TrainIndexError",
     "WeightsNotFoundError",
     "build_index",
     "default_cache_dir",
     "generate",
     "generate_many",
-    "load_provider",
     "proposals_json",
-    "provider_from_config",
-    "same_superclass_matrix",
 ]

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from errortaxa.engine.outputs import write_text
 
 CACHE_VERSION = 1
 KEY_BYTES = 16
@@ -180,18 +181,9 @@ class EmbeddingCache:
             raise ValueError(f"vectors have dim {vecs.shape[1]}, the cache holds dim {self.dim}")
         with self._mutex, self._locked():
             if not self._meta.is_file():
-                tmp = self._meta.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(
-                    json.dumps(
-                        {
-                            "version": CACHE_VERSION,
-                            "model_id": self.model_id,
-                            "dim": self.dim,
-                            "dtype": "float32",
-                        }
-                    )
-                )
-                os.replace(tmp, self._meta)
+                write_text(self._meta, json.dumps(
+                    {"version": CACHE_VERSION, "model_id": self.model_id, "dim": self.dim, "dtype": "float32"}
+                ))
             self.refresh()
             keep: list[int] = []
             seen: set[bytes] = set()

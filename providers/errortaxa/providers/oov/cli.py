@@ -1,5 +1,5 @@
-"""``errortaxa oov index`` and ``errortaxa oov embed`` (registered by errortaxa.cli when this package is
-installed). Importing this module is cheap; torch and open_clip load when a command runs."""
+"""The ``errortaxa oov`` subcommands: ``proposals`` (no torch needed), ``index`` and ``embed``, added by
+the OOV factory. Importing this module is cheap; torch and open_clip load when a command runs."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from errortaxa.engine.compile.compiler import compile_path, default_compiled
+from errortaxa.engine.inputs import InputError
+from errortaxa.engine.knowledge.wordnet import WordNet
+from errortaxa.engine.providers.factory import ProviderUnavailable
 from errortaxa.providers.oov.config import OOVConfig, read_config_file
 from errortaxa.providers.oov.errors import OOVError
+from errortaxa.providers.oov.extra import missing
+from errortaxa.providers.oov.proposals import generate_many, proposals_json
 
 _MODEL_FLAGS = ("model", "pretrained", "checkpoint", "device", "precision", "batch_size", "num_workers",
                 "cache_dir", "open_clip_cache_dir")  # fmt: skip
-
-
-def _oov_subparsers(sub: Any) -> Any:
-    """The subparsers of the ``oov`` command that errortaxa.cli created."""
-    return next(a for a in sub.choices["oov"]._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -36,9 +37,17 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open-clip-cache-dir", dest="open_clip_cache_dir")
 
 
-def register(sub: Any) -> None:
-    """Add ``oov index`` and ``oov embed`` to the ``errortaxa`` parser's subcommands."""
-    osub = _oov_subparsers(sub)
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``oov proposals``, ``oov index`` and ``oov embed`` to the ``errortaxa`` parser's subcommands."""
+    oov = sub.add_parser("oov", help="the open-world (OOV) provider's tools")
+    osub = oov.add_subparsers(dest="oov_command", required=True)
+    p = osub.add_parser("proposals", help="the WordNet prompts the OOV test scores for (pred, target)")
+    p.add_argument("--pred", type=int)
+    p.add_argument("--target", type=int)
+    p.add_argument("--pairs", help='JSONL lines {"pred": INT, "target": INT}; one JSON list per line out')
+    p.add_argument("--taxonomy", help="taxonomy whose superclasses are used (default: the embedded default)")
+    p.set_defaults(func=cmd_proposals)
+
     p = osub.add_parser("index", help="embed a training set (ImageFolder dir) into a kNN index for the OOV gate")
     p.add_argument("images", help="ImageFolder-style directory (class dirs named by wnid), or a root for --labels")
     p.add_argument("--out", required=True, help="index directory to write")
@@ -49,13 +58,13 @@ def register(sub: Any) -> None:
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     _model_args(p)
     _ray_args(p)
-    p.set_defaults(func=cmd_index)
+    p.set_defaults(func=cmd_index, extra="oov")
 
     p = osub.add_parser("embed", help="embed images into the on-disk cache (one pass shared by every later run)")
     p.add_argument("images", nargs="+", help="image files or directories (searched recursively)")
     _model_args(p)
     _ray_args(p)
-    p.set_defaults(func=cmd_embed)
+    p.set_defaults(func=cmd_embed, extra="oov")
 
 
 def _ray_args(p: argparse.ArgumentParser) -> None:
@@ -74,7 +83,10 @@ def _ray_options(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> OOVConfig:
     settings: dict[str, Any] = {}
     if getattr(args, "oov_config", None):
-        settings.update(read_config_file(args.oov_config))
+        try:
+            settings.update(read_config_file(args.oov_config))
+        except OOVError as exc:
+            raise type(exc)(f"--oov-config {args.oov_config}: {exc}") from None
     for key in _MODEL_FLAGS:
         value = getattr(args, key, None)
         if value is not None:
@@ -98,7 +110,64 @@ def _user_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     return run
 
 
+def _needs_extra(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command that needs the oov extra: without it, one line naming the extra (exit status 2)."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        reason = missing()
+        if reason is not None:
+            raise ProviderUnavailable(f"'oov {args.oov_command}' {reason}")
+        return func(args)
+
+    return run
+
+
+def read_pairs(path: str, num_classes: int) -> list[tuple[int, int]]:
+    """JSONL lines {"pred": INT, "target": INT}; errors name the line and field."""
+    pairs = []
+    with open(path, encoding="utf-8") as stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, f"invalid JSON: {exc.msg}", record=number) from None
+            if not isinstance(record, dict):
+                raise InputError(path, "must be a JSON object", record=number)
+            values = []
+            for field in ("pred", "target"):
+                value = record.get(field)
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < num_classes:
+                    raise InputError(path, f"must be a class id 0..{num_classes - 1}", record=number, field=field)
+                values.append(value)
+            pairs.append((values[0], values[1]))
+    return pairs
+
+
 @_user_errors
+def cmd_proposals(args: argparse.Namespace) -> int:
+    taxonomy = default_compiled() if args.taxonomy is None else compile_path(args.taxonomy)
+    n = len(taxonomy.vocabulary)
+    if args.pairs:
+        pairs = read_pairs(args.pairs, n)
+    elif args.pred is not None and args.target is not None:
+        for field, value in (("--pred", args.pred), ("--target", args.target)):
+            if not 0 <= value < n:
+                raise ValueError(f"{field}: class id {value} is outside 0..{n - 1}")
+        pairs = [(args.pred, args.target)]
+    else:
+        raise ValueError("give --pred and --target, or --pairs FILE")
+    lists = generate_many(pairs, wordnet=WordNet.load(), vocab=taxonomy.vocabulary,
+                          same_superclass=taxonomy.same_superclass)
+    for proposals in lists:
+        print(json.dumps(proposals_json(proposals)))
+    return 0
+
+
+@_user_errors
+@_needs_extra
 def cmd_index(args: argparse.Namespace) -> int:
     from errortaxa.providers.oov.knn import build_index
 
@@ -108,8 +177,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         rate = done / max(time.perf_counter() - t0, 1e-9)
         print(f"\r{done}/{total} images ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
 
+    quiet = getattr(args, "quiet", False)  # errortaxa -q/--quiet: no progress line
     listing = {"labels": args.labels, "class_names": args.class_names, "limit_per_class": args.limit_per_class,
-               "dtype": args.dtype, "progress": progress}
+               "dtype": args.dtype, "progress": None if quiet else progress}
     if args.ray:
         from errortaxa.providers.oov.ray_index import build_index_ray
 
@@ -118,13 +188,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         from errortaxa.providers.oov.model import ClipEncoder
 
         index = build_index(args.images, args.out, encoder=ClipEncoder(config_from_args(args)), **listing)
-    print(file=sys.stderr)
+    if not quiet:
+        print(file=sys.stderr)
     print(json.dumps({"index": str(args.out), **{k: index.meta.get(k) for k in (
         "count", "skipped", "num_classes", "dim", "model", "model_id", "space_id", "seconds")}}))
     return 0
 
 
 @_user_errors
+@_needs_extra
 def cmd_embed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -138,7 +210,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if args.ray:
         from errortaxa.providers.oov.ray_index import embed_cache_ray
 
-        report = embed_cache_ray(items, config=config_from_args(args), progress=sys.stderr.isatty(),
+        show = sys.stderr.isatty() and not getattr(args, "quiet", False)
+        report = embed_cache_ray(items, config=config_from_args(args), progress=show,
                                  **_ray_options(args))
         print(json.dumps(report))
         return 0 if report["failed"] == 0 else 1

@@ -1,7 +1,7 @@
 """Configuration of the OOV provider (no torch here).
 
-The same keys are accepted from a taxonomy's ``providers: {oov: {...}}`` block, from a config file or
-from keyword arguments; :meth:`OOVConfig.from_mapping` validates them.
+The same keys are accepted from a config file (``--oov-config FILE``, YAML or JSON) or from keyword
+arguments; :meth:`OOVConfig.from_mapping` validates them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,6 @@ class OOVConfig:
     template: str = DEFAULT_TEMPLATE
     temperature: float = 100.0
     require_gpu: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)  # free-form (recorded, unused)
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -114,34 +113,15 @@ class OOVConfig:
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A YAML or JSON mapping of OOV settings (the keys of :class:`OOVConfig`)."""
+    """A YAML or JSON mapping of OOV settings (the keys of :class:`OOVConfig`); OOVConfigError when it
+    is not one, FileNotFoundError when there is no such file."""
     import yaml
 
     with open(path, encoding="utf-8") as stream:
-        data = yaml.safe_load(stream) or {}
+        try:
+            data = yaml.safe_load(stream) or {}
+        except yaml.YAMLError as exc:
+            raise OOVConfigError(f"invalid YAML/JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
-        raise OOVConfigError(f"{path}: the OOV config must be a mapping of settings")
+        raise OOVConfigError("the OOV config must be a mapping of settings")
     return data
-
-
-def provider_from_config(config: str | os.PathLike[str] | Mapping[str, Any] | OOVConfig, compiled: Any) -> Any:
-    """The ``oov`` provider for a compiled taxonomy (its superclasses and vocabulary), for servers.
-
-    When the provider cannot run here (no torch/open_clip, no weights, no GPU with ``require_gpu``)
-    this returns an :class:`~errortaxa.providers.oov.provider.UnavailableProvider` whose rows are "not evaluated"
-    with the reason, so everything else is still classified. A malformed config still raises.
-    """
-    if isinstance(config, OOVConfig):
-        cfg = config
-    elif isinstance(config, Mapping):
-        cfg = OOVConfig.from_mapping(config)
-    else:
-        cfg = OOVConfig.from_mapping(read_config_file(config))
-    try:
-        from errortaxa.providers.oov.provider import load_provider, same_superclass_matrix
-    except ImportError as exc:
-        from errortaxa.providers.oov._unavailable import UnavailableProvider
-
-        return UnavailableProvider(f"the oov extra is not installed (pip install 'errortaxa[oov]'): {exc}")
-    return load_provider(cfg, same_superclass=same_superclass_matrix(compiled),
-                         vocab=getattr(compiled, "vocabulary", None))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from errortaxa.engine.providers.factory import ProviderConfigError
+
 
 class OOVError(Exception):
     """Base class of the OOV provider's errors."""
 
 
-class OOVConfigError(OOVError, ValueError):
+class OOVConfigError(OOVError, ProviderConfigError):
     """The OOV configuration is invalid (unknown key, bad value)."""
 
 
@@ -15,5 +17,5 @@ class WeightsNotFoundError(OOVError, FileNotFoundError):
     """The configured CLIP weights are not on this machine (ErrorTaxa never downloads them)."""
 
 
-class IndexError_(OOVError):
+class TrainIndexError(OOVError):
     """A training-set embedding index is missing, malformed or built with another model."""

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.providers.oov.config import OOVConfig
-from errortaxa.providers.oov.errors import IndexError_, OOVConfigError
+from errortaxa.providers.oov.errors import OOVConfigError, TrainIndexError
 from errortaxa.providers.oov.images import ImageInput, is_image_file, list_image_folder
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,10 @@ class TrainIndex:
         root = Path(path).expanduser()
         meta_file = root / "meta.json"
         if not meta_file.is_file():
-            raise IndexError_(f"not a training-set index (no meta.json): {root}")
+            raise TrainIndexError(f"not a training-set index (no meta.json): {root}")
         meta = json.loads(meta_file.read_text())
         if meta.get("version") != INDEX_VERSION:
-            raise IndexError_(
+            raise TrainIndexError(
                 f"{root}: index version {meta.get('version')} (expected {INDEX_VERSION}); rebuild it"
             )
         emb = np.load(root / "embeddings.npy", mmap_mode="r" if mmap else None)
@@ -71,7 +72,7 @@ class TrainIndex:
         files_path = root / "files.txt"
         files = files_path.read_text(encoding="utf-8").splitlines() if files_path.is_file() else []
         if emb.ndim != 2 or emb.shape[0] != classes.shape[0]:
-            raise IndexError_(f"{root}: embeddings {emb.shape} and classes {classes.shape} disagree")
+            raise TrainIndexError(f"{root}: embeddings {emb.shape} and classes {classes.shape} disagree")
         return cls(emb, classes, files, meta)
 
     # -- queries --------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class TrainIndex:
         if nq == 0 or kk == 0:
             return sims_out, rows_out
         if q_all.shape[1] != self.dim:
-            raise IndexError_(f"query dim {q_all.shape[1]} != index dim {self.dim}")
+            raise TrainIndexError(f"query dim {q_all.shape[1]} != index dim {self.dim}")
         resident = self._on_device(dev) if dev.type == "cuda" else None
         for qs in range(0, nq, query_chunk):
             q = torch.from_numpy(q_all[qs : qs + query_chunk]).to(dev)
@@ -159,12 +160,6 @@ def _class_lookup(vocab: Any | None) -> dict[str, int] | None:
     return {str(w): i for i, w in enumerate(wnids)}
 
 
-def _default_vocab() -> Any:
-    from errortaxa.engine.knowledge.vocabulary import Vocabulary
-
-    return Vocabulary.imagenet()
-
-
 def collect_training_images(
     images: str | os.PathLike[str],
     *,
@@ -203,7 +198,7 @@ def collect_training_images(
     mode = class_names
     lookup: dict[str, int] | None = None
     if mode in ("auto", "wnid"):
-        lookup = _class_lookup(vocab if vocab is not None else _default_vocab())
+        lookup = _class_lookup(vocab if vocab is not None else Vocabulary.imagenet())
         if lookup is None or not all(d in lookup for d in dirs):
             if mode == "wnid":
                 bad = [d for d in dirs if lookup is None or d not in lookup][:5]

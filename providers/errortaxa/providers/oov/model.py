@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from errortaxa.engine.outputs import write_text
 from errortaxa.providers.oov.config import OOVConfig
 from errortaxa.providers.oov.errors import OOVConfigError, WeightsNotFoundError
 
@@ -207,9 +208,7 @@ def file_fingerprint(path: Path, memo_dir: Path | None = None) -> str:
             with contextlib.suppress(OSError):
                 memo_file.parent.mkdir(parents=True, exist_ok=True)
                 memo[memo_key] = digest
-                tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(memo))
-                os.replace(tmp, memo_file)
+                write_text(memo_file, json.dumps(memo))
         return digest
 
 

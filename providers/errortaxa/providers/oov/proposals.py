@@ -16,7 +16,7 @@ out. Each lemma name of each candidate, lower-cased with underscores as spaces, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,18 +34,6 @@ class Proposal(NamedTuple):
 
     wnid: str
     lemma: str
-
-
-class WordNetLike(Protocol):
-    """What the generator needs from ``errortaxa.engine.knowledge.wordnet.WordNet``."""
-
-    def hypernym_paths(self, wnid: str) -> Sequence[Sequence[str]]: ...
-
-    def lemmas(self, wnid: str) -> Sequence[str]: ...
-
-
-class VocabularyLike(Protocol):
-    wnids: Sequence[str]
 
 
 def prompt_lemma(lemma: str) -> str:

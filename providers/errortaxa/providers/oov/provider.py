@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -21,10 +20,9 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.providers import FeatureResult
-from errortaxa.providers.oov._unavailable import UnavailableProvider
 from errortaxa.providers.oov.config import OOVConfig
 from errortaxa.providers.oov.embed import ImageEmbedder, set_deterministic
-from errortaxa.providers.oov.errors import IndexError_, OOVError
+from errortaxa.providers.oov.errors import TrainIndexError
 from errortaxa.providers.oov.images import ImageInput, ImageResolver
 from errortaxa.providers.oov.knn import TrainIndex
 from errortaxa.providers.oov.model import ClipEncoder
@@ -32,30 +30,10 @@ from errortaxa.providers.oov.proposals import ProposalGenerator
 from errortaxa.providers.oov.scoring import top_indices, zero_shot
 from errortaxa.providers.oov.text import TextEmbeddings
 
-log = logging.getLogger(__name__)
-
 TEST_NAME = "fine_grained_oov"
 KNOWN_PARAMS = frozenset({"knn_k", "k", "top", "gate"})
 """``knn_k`` (alias ``k``): neighbours of the kNN gate; ``top``: proposals in the evidence; ``gate: false``
 skips the kNN gate (every row with an embedding is scored)."""
-
-
-def _default_wordnet() -> Any:
-    from errortaxa.engine.knowledge.wordnet import WordNet  # type: ignore[import-not-found,unused-ignore]
-
-    return WordNet.load()
-
-
-def _default_vocab() -> Any:
-    from errortaxa.engine.knowledge.vocabulary import Vocabulary  # type: ignore[import-not-found,unused-ignore]
-
-    return Vocabulary.imagenet()
-
-
-def same_superclass_matrix(compiled: Any, num_classes: int | None = None) -> np.ndarray:
-    """bool[C, C]: classes i, j share a superclass of a compiled taxonomy (true on the diagonal): its
-    ``same_superclass`` matrix (``num_classes`` is not needed)."""
-    return np.asarray(compiled.same_superclass, dtype=bool)
 
 
 @dataclass
@@ -83,9 +61,9 @@ class _Shared:
         index: TrainIndex | str | None,
     ) -> None:
         self.config = config
-        self.wordnet = wordnet if wordnet is not None else _default_wordnet()
-        self.vocab = vocab if vocab is not None else _default_vocab()
-        self.generator = ProposalGenerator(wordnet=self.wordnet, vocab=self.vocab, same_superclass=same_superclass)
+        self.wordnet = wordnet
+        self.vocab = vocab
+        self.generator = ProposalGenerator(wordnet=wordnet, vocab=vocab, same_superclass=same_superclass)
         self.same_superclass = self.generator.same_superclass
         self.num_classes = len(self.generator.class_wnids)
         self.in_vocabulary = self.generator.in_vocabulary
@@ -99,12 +77,12 @@ class _Shared:
         if self.index is not None:
             sid = self.index.space_id
             if sid is not None and sid != self.encoder.space_id:
-                raise IndexError_(
+                raise TrainIndexError(
                     f"the training-set index was built with another model ({self.index.meta.get('model')}, "
                     f"{sid}); this provider uses {self.encoder.space_id}: rebuild the index"
                 )
             if self.index.dim != self.encoder.embed_dim:
-                raise IndexError_(f"index dim {self.index.dim} != model dim {self.encoder.embed_dim}")
+                raise TrainIndexError(f"index dim {self.index.dim} != model dim {self.encoder.embed_dim}")
 
 
 class OOVProvider:
@@ -118,8 +96,8 @@ class OOVProvider:
         config: OOVConfig | Mapping[str, Any] | None = None,
         *,
         same_superclass: np.ndarray,
-        wordnet: Any = None,
-        vocab: Any = None,
+        wordnet: Any,
+        vocab: Any,
         encoder: ClipEncoder | None = None,
         index: TrainIndex | str | None = None,
         image_bytes: Mapping[str, bytes] | None = None,
@@ -387,25 +365,3 @@ def shared_model(config: OOVConfig) -> tuple[ClipEncoder, TrainIndex | None]:
         while len(_shared_models) > SHARED_MODELS_KEPT:
             _shared_models.popitem(last=False)
     return got
-
-
-def load_provider(
-    config: OOVConfig | Mapping[str, Any] | None = None,
-    *,
-    same_superclass: np.ndarray,
-    wordnet: Any = None,
-    vocab: Any = None,
-    encoder: ClipEncoder | None = None,
-    index: TrainIndex | str | None = None,
-) -> OOVProvider | UnavailableProvider:
-    """An :class:`OOVProvider`, or an :class:`UnavailableProvider` saying why not (for servers).
-    Without ``encoder`` and ``index`` it uses the config's :func:`shared_model`."""
-    try:
-        cfg = config if isinstance(config, OOVConfig) else OOVConfig.from_mapping(config)
-        if encoder is None and index is None:
-            encoder, index = shared_model(cfg)
-        return OOVProvider(cfg, same_superclass=same_superclass, wordnet=wordnet, vocab=vocab, encoder=encoder,
-                           index=index)
-    except (OOVError, FileNotFoundError, ImportError) as exc:
-        log.warning("OOV provider unavailable: %s", exc)
-        return UnavailableProvider(str(exc))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from errortaxa.engine.cluster import import_ray, init_ray
 from errortaxa.providers.oov.config import OOVConfig
 from errortaxa.providers.oov.errors import OOVConfigError
 from errortaxa.providers.oov.images import ImageInput
@@ -134,15 +135,11 @@ def _run(ray: Any, items: Sequence[str], run_plan: RayPlan, *, fill_cache: bool,
 
 
 def _ray() -> Any:
-    from errortaxa.study.distributed import import_ray
-
     return import_ray(data=True)
 
 
 def _start(address: str, config: OOVConfig | Mapping[str, Any] | None, **plan_args: Any
            ) -> tuple[Any, bool, RayPlan, dict[str, Any]]:
-    from errortaxa.study.distributed import init_ray
-
     ray = _ray()
     cfg = config if isinstance(config, OOVConfig) else OOVConfig.from_mapping(config)
     started = init_ray(address)

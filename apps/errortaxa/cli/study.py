@@ -1,7 +1,5 @@
-"""Subcommands of studies: ``study``, ``mcnemar``, ``diff`` (taxonomy diff) and ``agreement``.
-
-Registered by ``errortaxa.cli`` through :func:`register`.
-"""
+"""The study subcommands: ``study``, ``mcnemar``, ``diff`` (taxonomy diff) and ``agreement``, over the
+functions of ``errortaxa.study`` (imported when a command runs: the study extra may be missing)."""
 
 from __future__ import annotations
 
@@ -11,9 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.commands import taxonomy_from
-from errortaxa.engine import CompiledTaxonomy
+from errortaxa.cli.common import taxonomy_from
+from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
+from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.inputs import LabeledImages, read_labels
+from errortaxa.engine.outputs import write_text
 
 __all__ = ["register"]
 
@@ -38,12 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "taxonomies' categories on the errors of all models pooled, with example errors per cell "
                         "(printed, taxonomy_diff.json, and in the report)")
     p.add_argument("--compare-axis", help="axis of the compared taxonomy (default: its primary axis)")
-    p.add_argument("--oov-config", metavar="FILE",
-                   help="OOV provider settings (YAML/JSON: CLIP weights, images, kNN index; docs/OOV.md) for the "
-                        "fine_grained_oov rule, as in 'classify --oov-config'; each (image, class) pair is asked "
-                        "once for all models, and with --ray every worker loads this file")
+    add_provider_options(p, "; each (image, class) pair is asked once for all models, and with --ray every "
+                            "worker loads this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_study)
+    p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
     p.add_argument("model_a")
@@ -52,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=cmd_mcnemar)
+    p.set_defaults(func=cmd_mcnemar, extra="study")
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
                                     "(also: rules diff A.yaml B.yaml INPUT)")
@@ -73,15 +71,9 @@ def _labels(path: str | None) -> LabeledImages | None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from errortaxa.cli.commands import oov_providers
     from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
-    from errortaxa.study.study import (
-        ImageSet,
-        discover_models,
-        read_image_list,
-        read_metadata,
-        run_study,
-    )
+    from errortaxa.study.models import ImageSet, discover_models, read_image_list, read_metadata
+    from errortaxa.study.study import run_study
 
     taxonomy = taxonomy_from(args.taxonomy)
     compare = taxonomy_from(args.compare_taxonomy) if args.compare_taxonomy else None
@@ -91,7 +83,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 2
     # strictly, as classify: a bad config or missing weights is a one-line error (UsageError)
     # (a compared taxonomy gets the same provider, or one from the same file: run_study)
-    providers = oov_providers(args.oov_config, taxonomy)
+    providers = providers_from(args, taxonomy)
     models = discover_models(args.sources)
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
@@ -107,11 +99,12 @@ def cmd_study(args: argparse.Namespace) -> int:
         images = ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
     metadata = read_metadata(args.metadata) if args.metadata else None
     image_list = read_image_list(args.image_list) if args.image_list else None
-    # RayNotInstalled and OOVUnavailable are failed preconditions: exit 2 with one line (cli.errors)
+    # RayNotInstalled and ProviderUnavailable are failed preconditions: exit 2 with one line (cli.errors)
     result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
-                       progress=False if args.no_progress else None, top_k=args.top_k, ray_address=args.ray,
+                       progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
+                       ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                       oov_config=args.oov_config)
+                       provider_configs=provider_configs(args))
     paths = result.write(args.out)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff
@@ -122,7 +115,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         from errortaxa.study.report import write_report
 
         paths.update(write_report(result, args.out, color_by=args.color_by))
-    print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(result.table)} models x {result.images} images in {result.seconds:.1f} s", file=sys.stderr)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -133,7 +127,7 @@ def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | 
     from errortaxa.study.diff import read_samples
 
     batch = read_samples(path, labels, len(taxonomy.vocabulary))
-    decisions = taxonomy.evaluate(batch)
+    decisions = evaluate(taxonomy, batch)
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
     mla_correct = taxonomy.axes[taxonomy.primary_axis].mla_correct[decisions.primary.value]
@@ -179,7 +173,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                              errors_only=not args.all, examples=args.examples)
     print(format_diff(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result.to_dict(), indent=1) + "\n")
     return 0
 
 
@@ -192,7 +186,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     result = agreement(taxonomy, labels, external)
     print(format_agreement(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        write_text(args.json, json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -41,6 +41,13 @@ class FeatureProvider(Protocol):
     ) -> FeatureResult: ...
 
 
-KNOWN_PROVIDERS: dict[str, str] = {
-    "oov": "open-world (CLIP) out-of-vocabulary test; install errortaxa[oov] and configure a model",
-}
+class UnavailableProvider:
+    """Stands in for a provider that cannot run (no extra, no weights, not configured): every row
+    is "not evaluated" with ``reason``, and the rest of the taxonomy still classifies."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch, rows: np.ndarray) -> FeatureResult:
+        return FeatureResult.unknown(int(np.asarray(rows).shape[0]), self.reason)

@@ -1,0 +1,209 @@
+"""Per-model statistics of a study: decide and count one model at a time against a shared memo
+(:class:`Tabulator`), accumulate the counts (:class:`Accumulator`, also what a Ray task returns),
+and turn them into the table and the most common errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.results.summary import class_groups
+from errortaxa.engine.run.imageset import ImageSetClassifier
+from errortaxa.study.models import ImageSet
+from errortaxa.study.stats import clopper_pearson
+
+GROUPS = ("organism", "artifact", "other", "dogs", "other_animals", "objects")
+
+
+@dataclass
+class Accumulator:
+    """Per-model counts of one study (or one chunk of it), and the error keys for the top errors."""
+
+    models: list[str] = field(default_factory=list)
+    samples: list[np.ndarray] = field(default_factory=list)  # int64[G]
+    top1: list[np.ndarray] = field(default_factory=list)  # int64[G]
+    mla: list[np.ndarray] = field(default_factory=list)  # int64[G]
+    counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
+    error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
+    error_values: list[np.ndarray] = field(default_factory=list)  # their primary-axis values (int16)
+    not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[R]: headline samples per rule
+    # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
+    # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
+    # parts merged now and then
+    pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    _dense: np.ndarray | None = None
+    _pending: int = 0
+
+    def extend(self, other: Accumulator) -> None:
+        self.models += other.models
+        self.samples += other.samples
+        self.top1 += other.top1
+        self.mla += other.mla
+        self.counts += other.counts
+        self.error_keys += other.error_keys
+        self.error_values += other.error_values
+        self.not_evaluated += other.not_evaluated
+        if other.pairs or other._dense is not None:
+            self.add_pairs(*other.pair_counts())
+
+    def add_pairs(self, keys: np.ndarray, counts: np.ndarray | None = None, size: int | None = None) -> None:
+        """Count ``keys`` (with ``counts``, else once each: one model's distinct predictions, keys
+        below ``size``)."""
+        if counts is None and size is not None and size <= _DENSE_PAIRS:
+            if self._dense is None:
+                self._dense = np.zeros(size, np.uint32)
+            self._dense[keys] += 1  # distinct keys: one prediction per image
+            return
+        self.pairs.append((keys, np.ones(keys.shape[0], np.int64) if counts is None else counts))
+        self._pending += keys.shape[0]
+        if self._pending > 1 << 22:
+            self.pair_counts()
+
+    def pair_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct keys (sorted) and their counts over everything added so far."""
+        if self._dense is not None:
+            nonzero = np.flatnonzero(self._dense)
+            self.pairs.append((nonzero, self._dense[nonzero].astype(np.int64)))
+            self._dense = None
+        if len(self.pairs) != 1:
+            keys = np.concatenate([k for k, _ in self.pairs]) if self.pairs else np.zeros(0, np.int64)
+            counts = np.concatenate([c for _, c in self.pairs]) if self.pairs else np.zeros(0, np.int64)
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            self.pairs = [(uniq, np.bincount(inverse, weights=counts, minlength=uniq.shape[0]).astype(np.int64))]
+        self._pending = 0
+        return self.pairs[0]
+
+
+_DENSE_PAIRS = 1 << 26  # (image, class) pairs counted in a dense uint32 array up to this many (256 MB)
+
+
+class Tabulator:
+    """Decides and counts one model at a time against a shared ImageSetClassifier (with ``providers``,
+    e.g. ``{"oov": provider}``, asked once per (image, class) pair for all models)."""
+
+    def __init__(self, taxonomy: CompiledTaxonomy, images: ImageSet,
+                 image_list: Sequence[str] | None = None, pairs: bool = False,
+                 providers: Mapping[str, FeatureProvider] | None = None) -> None:
+        self.taxonomy = taxonomy
+        self.pairs = pairs
+        self.images = images
+        self.classifier = ImageSetClassifier(taxonomy, images.batch, providers)
+        axis = taxonomy.axes[taxonomy.primary_axis]
+        self.values = axis.value_ids
+        self.mla_value = axis.mla_correct
+        # rules that can be 'not evaluated' (a provider or a sample list): counted per model
+        self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
+        batch = images.batch
+        members = class_groups(taxonomy.vocabulary)
+        problematic = batch.problematic
+        masks = {"all": ~problematic}
+        masks.update({g: ~problematic & members[g][batch.target] for g in GROUPS if g in members})
+        masks["problematic"] = problematic.copy()
+        if image_list is not None:
+            rows = images.rows_of(image_list)
+            listed = np.zeros(len(batch), bool)
+            listed[rows[rows >= 0]] = True
+            masks["image_list"] = listed
+        self.group_names = list(masks)
+        self.masks = np.stack([masks[g] for g in self.group_names])  # bool[G, N]
+        self.classes = len(taxonomy.vocabulary)
+
+    def add(self, acc: Accumulator, name: str, pred: np.ndarray) -> None:
+        present = pred >= 0
+        rows = np.flatnonzero(present)
+        full = rows.shape[0] == pred.shape[0]
+        decisions = self.classifier.classify(pred if full else pred[rows], None if full else rows)
+        value = np.full(pred.shape[0], -1, np.int64)
+        value[rows] = decisions.primary.value
+        mla = np.zeros(pred.shape[0], bool)
+        mla[rows] = self.mla_value[decisions.primary.value]
+        top1 = present & (pred == self.images.batch.target)
+        masks = self.masks & present[None, :]
+        v = len(self.values)
+        codes = np.where(masks, value[None, :] + 1, -1) + (np.arange(masks.shape[0]) * (v + 1))[:, None]
+        counts = np.bincount(codes[masks], minlength=masks.shape[0] * (v + 1)).reshape(masks.shape[0], v + 1)
+        acc.models.append(name)
+        acc.samples.append(masks.sum(axis=1))
+        acc.top1.append((masks & top1[None, :]).sum(axis=1))
+        acc.mla.append((masks & mla[None, :]).sum(axis=1))
+        acc.counts.append(counts[:, 1:])
+        errors = np.flatnonzero(masks[0] & ~mla)
+        acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
+        acc.error_values.append(value[errors].astype(np.int16))
+        skipped = decisions.primary.not_evaluated_counts(masks[0][rows])
+        acc.not_evaluated.append(np.array([skipped[r] for r, _ in self.unknowable], np.int64))
+        if self.pairs:
+            headline = np.flatnonzero(masks[0])
+            acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)
+
+
+def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:
+    """The per-model statistics table of an accumulator."""
+    cols: dict[str, Any] = {"model": acc.models}
+    if not acc.models:
+        return pd.DataFrame(cols)
+    samples = np.stack(acc.samples)
+    top1 = np.stack(acc.top1)
+    mla = np.stack(acc.mla)
+    counts = np.stack(acc.counts)  # [M, G, V]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for g, group in enumerate(tab.group_names):
+            n = samples[:, g]
+            cols[f"{group}.samples"] = n
+            for stat, k in (("top1", top1[:, g]), ("mla", mla[:, g])):
+                lo, hi = clopper_pearson(k, n)
+                cols[f"{group}.{stat}"] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+                cols[f"{group}.{stat}_lo"] = lo
+                cols[f"{group}.{stat}_hi"] = hi
+            if group == "image_list":
+                continue
+            for j, cat in enumerate(tab.values):
+                cols[f"{group}.n.{cat}"] = counts[:, g, j]
+            for j, cat in enumerate(tab.values):
+                cols[f"{group}.share.{cat}"] = np.where(n > 0, counts[:, g, j] / np.maximum(n, 1), np.nan)
+        not_evaluated = np.stack(acc.not_evaluated) if tab.unknowable else np.zeros((len(acc.models), 0), np.int64)
+        for column, (_, rule_id) in enumerate(tab.unknowable):
+            cols[f"all.not_evaluated.{rule_id}"] = not_evaluated[:, column]
+        errors = samples[:, 0] - mla[:, 0]
+        for j, cat in enumerate(tab.values):
+            if not tab.mla_value[j]:
+                cols[f"error_share.{cat}"] = np.where(errors > 0, counts[:, 0, j] / np.maximum(errors, 1), np.nan)
+    return pd.DataFrame(cols)
+
+
+def top_errors(tab: Tabulator, acc: Accumulator, k: int = 10) -> dict[str, list[dict[str, Any]]]:
+    """Per error category, the ``k`` most common (target, prediction) pairs over all models."""
+    if not acc.error_keys:
+        return {}
+    # each error's value as its model's chunk decided it (on Ray the driver holds no decisions)
+    keys, first, counts = np.unique(np.concatenate(acc.error_keys), return_index=True, return_counts=True)
+    rows, preds = np.divmod(keys, tab.classes)
+    value = np.concatenate(acc.error_values)[first].astype(np.int64)
+    target = tab.images.batch.target[rows].astype(np.int64)
+    names = tab.taxonomy.vocabulary.names
+    images = tab.images.batch.images or [str(i) for i in range(len(tab.images))]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for j, cat in enumerate(tab.values):
+        sel = np.flatnonzero(value == j)
+        if not sel.size:
+            continue
+        pair = target[sel] * tab.classes + preds[sel]
+        uniq, inverse = np.unique(pair, return_inverse=True)
+        totals = np.bincount(inverse, weights=counts[sel]).astype(np.int64)
+        order = np.argsort(-totals, kind="stable")[:k]
+        entries = []
+        for u in order.tolist():
+            t, p = divmod(int(uniq[u]), tab.classes)
+            members = sel[inverse == u]
+            example = members[np.argsort(-counts[members], kind="stable")[:3]]
+            entries.append({
+                "target": t, "target_name": names[t], "pred": p, "pred_name": names[p],
+                "errors": int(totals[u]), "images": [images[int(rows[e])] for e in example],
+            })
+        out[cat] = entries
+    return out
