@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # the protobuf / gRPC generator lives apart (scripts/gen_protos.py says why)
 CODEGEN ?= .venv-codegen
 
-.PHONY: install codegen demo test test-matrix lint bench clean
+.PHONY: install codegen demo test test-matrix lint bench reliability clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ lint: install codegen
 
 test: lint
 	$(PY) -m pytest
+
+# minutes: long fuzz, load under hot reload, kill -9, SIGTERM under load, streams, damaged stores
+reliability: install
+	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability
 
 # the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
 test-matrix: install

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, taxonomy_from
 from errortaxa.cli.errors import UsageError
@@ -210,3 +211,18 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 def cmd_rules_schema(args: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2))
     return 0
+
+
+def cmd_store_check(args: argparse.Namespace) -> int:
+    """One line per finding on stdout, a summary on stderr; 0 clean, 1 findings."""
+    from errortaxa.server.app import check_store
+    from errortaxa.server.store import StoreError
+
+    try:
+        findings, serves = check_store(Path(args.dir))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    for finding in findings:
+        print(finding.line())
+    print(f"{args.dir}: {len(findings)} finding(s); the server would serve {serves}", file=sys.stderr)
+    return 1 if findings else 0
