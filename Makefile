@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # the protobuf / gRPC generator lives apart (scripts/gen_protos.py says why)
 CODEGEN ?= .venv-codegen
 
-.PHONY: install codegen demo test test-matrix lint bench clean
+.PHONY: install codegen demo test test-matrix lint bench reliability clean
 
 install: $(VENV)/.installed
 
@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/errortaxa classify examples/predictions.jsonl --output out/decisions.jsonl --summary out/summary.json
 	@echo "decisions: out/decisions.jsonl  summary: out/summary.json"
 	@$(PY) -c "import json; s = json.load(open('out/summary.json'))['headline']; \
-	print('top-1 %.3f  multi-label %.3f' % (s['top1_accuracy'], s['multi_label_accuracy'])); \
+	print('top-1 %.3f  MLA (per class) %.3f' % (s['top1_accuracy'], s['mla'])); \
 	[print('  %-28s %5d  %.3f' % (k, v['count'], v['share'])) for k, v in s['categories'].items()]"
 
 lint: install codegen
@@ -39,6 +39,10 @@ lint: install codegen
 
 test: lint
 	$(PY) -m pytest
+
+# minutes: long fuzz, load under hot reload, kill -9, SIGTERM under load, streams, damaged stores
+reliability: install
+	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability
 
 # the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
 test-matrix: install

@@ -631,8 +631,12 @@ def test_auth_tokens(tmp_path: Path) -> None:
             admin.activate_taxonomy("peychev2023@1.0")
             admin.delete_taxonomy("peychev2023@2.0")
         audit = [json.loads(line) for line in (tmp_path / "store" / "audit.jsonl").read_text().splitlines()]
-        assert [(a["action"], a["who"], a["version"]) for a in audit] == [
+        intents = [a for a in audit if a["phase"] == "intent"]
+        assert [(a["action"], a["who"], a["version"]) for a in intents] == [
             ("put", "ops", "2.0"), ("activate", "ops", "2.0"), ("activate", "ops", "1.0"), ("delete", "ops", "2.0")]
+        # each intent is followed by its done record before the next change begins
+        assert [(a["id"], a["phase"]) for a in audit] == [(i["id"], p) for i in intents for p in ("intent", "done")]
+        assert all(a["outcome"] == "applied" for a in audit if a["phase"] == "done")
         assert all(a["time"].endswith("Z") for a in audit)
     finally:
         running.stop(0)
@@ -698,7 +702,8 @@ def test_restart_serves_the_last_activated_version(tmp_path: Path) -> None:
         c.put_taxonomy(variant_yaml("2.0"), activate=True)
         c.put_taxonomy(variant_yaml("3.0"))  # stored, never activated
     running.stop(0)
-    (store / ".active.json.crashed.tmp").write_text("{half")  # a crash mid-write leaves only a temp file
+    crashed = store / ".datasets.json.0badc0de.partial"
+    crashed.write_text("{half")  # a crash mid-write leaves only a temporary file
     again = start(store=store)
     try:
         with Client(address(again), retries=0) as c:
@@ -710,7 +715,7 @@ def test_restart_serves_the_last_activated_version(tmp_path: Path) -> None:
                 for i in range(5)]
             versions = {(i.version, i.active) for i in c.list_taxonomies()}
             assert versions == {("1.0", False), ("2.0", True), ("3.0", False)}
-        assert not (store / ".active.json.crashed.tmp").exists()
+        assert not crashed.exists()
     finally:
         again.stop(0)
 
@@ -1003,6 +1008,12 @@ def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_pat
     from errortaxa.server.store import TaxonomyStore
 
     store = tmp_path / "store"
+
+    def activate_builtin() -> None:
+        opened = TaxonomyStore(store)
+        with opened.change("activate", "test", taxonomy="peychev2023", version="1.0") as change_id:
+            opened.activate("peychev2023", "1.0", change_id)
+
     server = Restarts(store=store)
     try:
         batch = SampleBatch.from_lists(**small_batch())
@@ -1015,8 +1026,7 @@ def test_a_stream_resumes_after_a_restart_on_the_version_it_started_with(tmp_pat
             for i, result in enumerate(c.classify_stream(iter(batches), records=True, max_in_flight=2)):
                 results.append(result)
                 if i == 2:  # the restarted server's active version is 1.0 (changed behind its back)
-                    server.restart(delay=0.5,
-                                   before_start=lambda: TaxonomyStore(store).set_active("peychev2023", "1.0"))
+                    server.restart(delay=0.5, before_start=activate_builtin)
         assert ids_of(results) == [b["ids"] for b in batches]
         assert {result.version for result in results} == {"2.0"}  # every batch on the stream's version
         assert all(result.category == expected["2.0"] for result in results)

@@ -119,6 +119,9 @@ def test_register_dataset_reads_only_the_data_directories(client: Client, data: 
         with pytest.raises(PermissionDenied) as caught:
             client.register_dataset("x", outside)
         assert "root:" not in caught.value.message and caught.value.reason == "OUTSIDE_DATA_DIRS"
+    with pytest.raises(NotFound) as long_name:  # a name the system refuses (ENAMETOOLONG), found by the long fuzz
+        client.register_dataset("x", "[" * 5000)
+    assert long_name.value.field == "path" and len(long_name.value.message) < 300
     with pytest.raises(InvalidArgument) as bad:  # inside, but not a label file: its content is not shown
         client.register_dataset("x", str(data / "secret.txt"))
     assert "root:x" not in str(bad.value) and "/bin/bash" not in str(bad.value)

@@ -20,6 +20,7 @@ from errortaxa.cli.commands import (
     cmd_rules_show,
     cmd_rules_test,
     cmd_rules_validate,
+    cmd_store_check,
 )
 from errortaxa.cli.common import COLUMNS_HELP
 from errortaxa.cli.errors import user_errors
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # listed for --help; main() hands `serve` and its flags to the server before parsing
     sub.add_parser("serve", help="run the gRPC service (see docs/SERVICE.md)", add_help=False)
+
+    store = sub.add_parser("store", help="the server's taxonomy store")
+    ssub = store.add_subparsers(dest="store_command", required=True)
+    p = ssub.add_parser("check", help="report damaged or foreign files and unfinished changes (changes nothing); "
+                                      "exit 1 when there are any")
+    p.add_argument("dir", help="the store directory (the server's --store)")
+    p.set_defaults(func=cmd_store_check, extra="serve")
 
     for factory in registry.factories():
         factory.add_commands(sub)

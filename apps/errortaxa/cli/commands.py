@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, read_options, taxonomy_from
 from errortaxa.cli.errors import UsageError
@@ -42,6 +43,8 @@ def classify_local(args: argparse.Namespace) -> int:
     """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
     batch, skipped = read_input(args.input, args.labels, read_options(taxonomy, args.columns))
+    if not len(batch):
+        raise UsageError(f"{args.input}: no samples to classify" + (f" ({skipped} without labels)" if skipped else ""))
     batch.validate(len(taxonomy.vocabulary))
     providers = providers_from(args, taxonomy)
     parts = []
@@ -146,6 +149,10 @@ def parse_record(text: str) -> SampleBatch:
         raise UsageError(f"--record: invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(record, dict):
         raise UsageError("--record: must be a JSON object")
+    unknown = sorted(set(record) - {"target", "pred", "labels", "problematic", "image", "id"})
+    if unknown:
+        raise UsageError(f"--record: unknown field '{unknown[0]}' (fields: target, labels, pred, problematic, "
+                         "image, id)")
     for field in ("target", "pred"):
         if not isinstance(record.get(field), int) or isinstance(record.get(field), bool):
             raise UsageError(f"--record: field '{field}': must be an integer class id")
@@ -204,3 +211,18 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 def cmd_rules_schema(args: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2))
     return 0
+
+
+def cmd_store_check(args: argparse.Namespace) -> int:
+    """One line per finding on stdout, a summary on stderr; 0 clean, 1 findings."""
+    from errortaxa.server.app import check_store
+    from errortaxa.server.store import StoreError
+
+    try:
+        findings, serves = check_store(Path(args.dir))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    for finding in findings:
+        print(finding.line())
+    print(f"{args.dir}: {len(findings)} finding(s); the server would serve {serves}", file=sys.stderr)
+    return 1 if findings else 0

@@ -16,7 +16,13 @@ COLUMNS_HELP = ("column names of a table input, e.g. 'image=file,pred=top1' or '
 
 
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
-    return default_compiled() if path is None else compile_path(path)
+    """The default taxonomy, or the one at ``path``; the validator's warnings go to stderr."""
+    if path is None:
+        return default_compiled()
+    taxonomy = compile_path(path)
+    for warning in taxonomy.warnings:
+        print(warning, file=sys.stderr)
+    return taxonomy
 
 
 def read_options(taxonomy: CompiledTaxonomy | None, columns: str | None = None) -> ReadOptions:

@@ -46,11 +46,31 @@ class Admission:
         self._lock = threading.Lock()
         self._calls = 0
         self._streams: dict[str, int] = {}
+        self.closing = threading.Event()  # set when the server stops: new calls get UNAVAILABLE
 
     @property
     def threads(self) -> int:
         """The thread pool's size: every admitted call and stream, plus the reserved threads."""
         return self.max_calls + self.max_streams + RESERVED_THREADS
+
+    def refuse_new(self) -> None:
+        """From now on refuse every computing call and stream with UNAVAILABLE (the server is
+        stopping): grpc itself would end calls that arrive during its shutdown with CANCELLED."""
+        self.closing.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no admitted call or stream is in progress (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while self._calls or self._streams:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _check_open(self) -> None:
+        if self.closing.is_set():
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another",
+                               reason="SHUTTING_DOWN")
 
     def calls_in_progress(self) -> int:
         return self._calls
@@ -61,6 +81,7 @@ class Admission:
     @contextmanager
     def call(self) -> Iterator[None]:
         """Admit one computing call (ServiceError RESOURCE_EXHAUSTED when full) and hold a slot."""
+        self._check_open()
         with self._lock:
             if self._calls >= self.max_calls:
                 raise _exhausted(f"the server is busy: {self.max_calls} calls in progress (max_concurrent_rpcs); "
@@ -76,6 +97,7 @@ class Admission:
     @contextmanager
     def stream(self, client: str) -> Iterator[None]:
         """Admit one stream of ``client`` (ServiceError RESOURCE_EXHAUSTED when full)."""
+        self._check_open()
         with self._lock:
             if self._streams.get(client, 0) >= self.max_streams_per_client:
                 raise _exhausted(f"this client has {self.max_streams_per_client} streams open "

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -26,12 +27,13 @@ from errortaxa.server.metrics import Metrics, MetricsHTTPServer
 from errortaxa.server.providers import ServerProviders
 from errortaxa.server.reflection import enable_reflection
 from errortaxa.server.service import Service
-from errortaxa.server.store import TaxonomyStore
+from errortaxa.server.store import Finding, TaxonomyStore
 from errortaxa.server.taxonomies import TaxonomyRegistry
 from errortaxa.v1 import service_pb2, service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("errortaxa.server")
+REFUSAL_SECONDS = 0.25  # at stop: how long calls arriving are still answered UNAVAILABLE
 
 
 @dataclass
@@ -68,11 +70,18 @@ class RunningServer:
         self.stop(grace)
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls; calls in flight get ``grace`` seconds (default: config) to finish."""
+        """Refuse new calls (UNAVAILABLE); calls in flight get ``grace`` seconds (default: config) to
+        finish, then the gRPC server stops."""
         if self._stopped.is_set():
             return
         self.health.enter_graceful_shutdown()
-        self.server.stop(self.config.grace_seconds if grace is None else grace).wait()
+        grace = self.config.grace_seconds if grace is None else grace
+        begun = time.monotonic()
+        self.admission.refuse_new()  # UNAVAILABLE from here on, while the calls in flight finish
+        if self.admission.wait_idle(grace):
+            # calls already on the wire get their UNAVAILABLE too (grpc would end them CANCELLED)
+            time.sleep(min(REFUSAL_SECONDS, max(grace - (time.monotonic() - begun), 0.0)))
+        self.server.stop(max(grace - (time.monotonic() - begun), 0.0)).wait()
         if self.metrics_http is not None:
             self.metrics_http.close()
         self._stopped.set()
@@ -96,6 +105,10 @@ def build_server(config: ServerConfig) -> RunningServer:
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
     metrics = Metrics()
+    for finding in store.findings:  # the files of the store checked at opening, the active version chosen
+        log.warning("store finding", extra={"path": finding.path, "problem": finding.problem,
+                                                        "action": finding.action})
+        metrics.store_findings.append((finding.path, finding.problem, finding.action))
 
     def active() -> tuple[str, str, str]:
         entry = registry.active  # read once: an Activate may swap it meanwhile
@@ -144,6 +157,17 @@ def build_server(config: ServerConfig) -> RunningServer:
         "version": registry.active.version, "datasets": [d.name for d in datasets.all()],
         "metrics_port": running.metrics_port, "startup_seconds": round(time.perf_counter() - started, 3)})
     return running
+
+
+def check_store(path: Path) -> tuple[list[Finding], str]:
+    """What start-up would find wrong in the store at ``path`` (files, unfinished changes, activated
+    versions passed over, registered datasets that do not load) and the version it would serve
+    (with the built-in default taxonomy); nothing is changed."""
+    store = TaxonomyStore(path, repair=False)
+    registry = TaxonomyRegistry(store)
+    DatasetRegistry(store, {})
+    active = registry.active
+    return store.findings, f"{active.name}@{active.version}" + (" (built in)" if active.builtin else "")
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -15,7 +15,7 @@ from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.engine.inputs import LABELS, LabeledImages, ReadOptions, detect
 from errortaxa.server.convert import check_finite, length_error, matrix
 from errortaxa.server.errors import ServiceError, from_error, invalid, not_found, shown
-from errortaxa.server.store import NAME_PATTERN, TaxonomyStore
+from errortaxa.server.store import DATASETS, NAME_PATTERN, Finding, TaxonomyStore
 from errortaxa.v1 import samples_pb2, service_pb2
 
 log = logging.getLogger("errortaxa.server")
@@ -38,11 +38,20 @@ class Dataset:
         )
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; False for names the system refuses (too long, ...)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def load_dataset(name: str, path: str) -> Dataset:
     """Read a label file in any registered label-set format (the multi-label CSV, ReaL json, a
-    target list, JSONL samples). Errors name the file, the record and the field, never the file's content."""
+    target list, JSONL samples, CSV and parquet tables of image and label). Errors name the file,
+    the record and the field, never the file's content."""
     file = Path(path)
-    if not file.is_file():
+    if not _is_file(file):
         raise not_found(f"no label file {shown(path)} on the server", field="path")
     try:
         fmt = detect(path, LABELS)
@@ -66,8 +75,16 @@ class DatasetRegistry:
         self.data_dirs = tuple(d.resolve() for d in data_dirs)
         self._lock = threading.Lock()
         self._datasets: dict[str, Dataset] = {}
-        for name, path in {**store.datasets(), **configured}.items():
-            self._datasets[name] = load_dataset(name, path)
+        stored = {name: path for name, path in store.datasets().items() if name not in configured}
+        for name, path in {**stored, **configured}.items():
+            try:
+                self._datasets[name] = load_dataset(name, path)
+            except ServiceError as exc:
+                if name in configured:
+                    raise
+                store.findings.append(Finding(DATASETS, f"the registered dataset {shown(name)} cannot be loaded "
+                                                        f"({exc.message})", "not served"))
+                continue
             log.info("dataset loaded", extra={"dataset": name, "path": path, "size": len(self._datasets[name].labels)})
 
     def get(self, name: str) -> Dataset:
@@ -93,13 +110,13 @@ class DatasetRegistry:
                 found = candidate.resolve()
             except (OSError, RuntimeError, ValueError):
                 continue
-            if any(found.is_relative_to(d) for d in self.data_dirs) and (found.is_file() or len(candidates) == 1):
+            if any(found.is_relative_to(d) for d in self.data_dirs) and (_is_file(found) or len(candidates) == 1):
                 return found
         raise ServiceError(grpc.StatusCode.PERMISSION_DENIED,
                            f"{shown(path)} is not a file under the server's data directories", field="path",
                            reason="OUTSIDE_DATA_DIRS")
 
-    def register(self, name: str, path: str, *, replace: bool) -> Dataset:
+    def register(self, name: str, path: str, *, replace: bool, who: str) -> Dataset:
         if not NAME_PATTERN.match(name):
             raise invalid(f"dataset name {shown(name)}: use letters, digits, '.', '_' and '-'", field="name",
                           reason="BAD_NAME")
@@ -107,7 +124,8 @@ class DatasetRegistry:
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"dataset '{name}' exists (set replace)",
                                field="name", reason="DATASET_EXISTS")
         dataset = load_dataset(name, str(self.inside_data_dirs(path)))
-        with self._lock:
+        with self._lock, self.store.change("register_dataset", who, dataset=name, path=dataset.source,
+                                           size=len(dataset.labels)):
             self.store.set_dataset(name, dataset.source)
             self._datasets[name] = dataset
         return dataset

@@ -35,7 +35,8 @@ class Metrics:
     """grpc_server_started_total, grpc_server_handled_total (with grpc_code) and the
     grpc_server_handling_seconds histogram, per grpc_service, grpc_method and grpc_type;
     errortaxa_samples_total{grpc_method}, errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
-    errortaxa_active_taxonomy_info{name,version,content_hash}; process_* from /proc."""
+    errortaxa_active_taxonomy_info{name,version,content_hash}, errortaxa_store_findings{path,problem,action}
+    (what start-up found wrong in the store and did about it); process_* from /proc."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -47,6 +48,7 @@ class Metrics:
         self.changes: dict[str, int] = defaultdict(int)
         self.in_flight = 0
         self.active: Callable[[], tuple[str, str, str]] | None = None
+        self.store_findings: list[tuple[str, str, str]] = []  # (path, problem, action)
 
     def started(self, call: Call) -> None:
         with self._lock:
@@ -101,6 +103,11 @@ class Metrics:
                       "# TYPE errortaxa_taxonomy_changes_total counter"]
             for action, n in sorted(self.changes.items()):
                 lines.append(f"errortaxa_taxonomy_changes_total{_labels(action=action)} {n}")
+            lines += ["# HELP errortaxa_store_findings Damaged or foreign store files and unfinished changes "
+                      "found at start-up, with what was done.", "# TYPE errortaxa_store_findings gauge"]
+            for path, problem, action in self.store_findings:
+                labels = _labels(path=path[:200], problem=problem[:200], action=action[:200])
+                lines.append(f"errortaxa_store_findings{labels} 1")
             lines += ["# HELP errortaxa_in_flight Calls in progress.", "# TYPE errortaxa_in_flight gauge",
                       f"errortaxa_in_flight {self.in_flight}"]
         if self.active is not None:

@@ -18,7 +18,7 @@ from errortaxa.server.interceptor import current_identity
 from errortaxa.server.logs import STANDARD_KEYS
 from errortaxa.server.metrics import Metrics
 from errortaxa.server.providers import ServerProviders
-from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, audit_entry, info_of
+from errortaxa.server.taxonomies import UPLOAD_NAME, Entry, TaxonomyRegistry, info_of
 from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
 log = logging.getLogger("errortaxa.server")
@@ -181,8 +181,8 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         return response
 
     def _audit(self, action: str, **what: Any) -> None:
-        entry = audit_entry(action, current_identity().name, **what)
-        self.registry.store.audit(entry)
+        """Count and log a change (its durable record is in the store's audit log)."""
+        entry = {"action": action, "who": current_identity().name, **what}
         self.metrics.change(action)
         audit_log.info(action, extra={k: v for k, v in entry.items() if k not in RESERVED_LOG_KEYS})
 
@@ -200,7 +200,8 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             problems=[problem_proto(p) for p in entry.compiled.warnings])
 
     def _activate(self, name: str, version: str) -> tuple[Entry, Entry]:
-        entry, previous = self.registry.activate(taxonomy_pb2.TaxonomyRef(name=name, version=version))
+        entry, previous = self.registry.activate(taxonomy_pb2.TaxonomyRef(name=name, version=version),
+                                                 who=current_identity().name)
         self._audit("activate", taxonomy=entry.name, version=entry.version,
                     content_hash=entry.compiled.content_hash,
                     previous={"taxonomy": previous.name, "version": previous.version})
@@ -225,7 +226,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         ref = _ref(request)
         if ref is None or not ref.name or not ref.version:
             raise invalid("name the taxonomy and version to delete", field="taxonomy", reason="MISSING_FIELD")
-        stored = self.registry.delete(ref)
+        stored = self.registry.delete(ref, who=current_identity().name)
         self._audit("delete", taxonomy=stored.name, version=stored.version, content_hash=stored.content_hash)
         return service_pb2.DeleteTaxonomyResponse()
 
@@ -247,6 +248,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
     @handled
     def RegisterDataset(self, request: service_pb2.RegisterDatasetRequest, context: grpc.ServicerContext
                         ) -> service_pb2.RegisterDatasetResponse:
-        dataset = self.datasets.register(request.name, request.path, replace=request.replace)
+        dataset = self.datasets.register(request.name, request.path, replace=request.replace,
+                                         who=current_identity().name)
         self._audit("register_dataset", dataset=dataset.name, path=dataset.source, size=len(dataset.labels))
         return service_pb2.RegisterDatasetResponse(dataset=dataset.info())

@@ -1,24 +1,37 @@
-"""The taxonomy store: uploaded versions, the active pointer, registered datasets, the audit log.
+"""The taxonomy store: uploaded versions, the activation log, registered datasets, the audit log.
 
 Layout of the store directory::
 
     taxonomies/<name>/<version>.json   {"name", "version", "yaml", "filename", "content_hash",
                                         "created_at", "created_by"}
-    active.json                        {"name", "version"}
+    activations.jsonl                  one line per Activate {"id", "time", "name", "version"}; the last
+                                       line whose version is intact is the active one
     datasets.json                      {"<dataset>": "<label file path>", ...}
-    audit.jsonl                        one JSON line per Put / Activate / Delete / RegisterDataset
+    audit.jsonl                        per change an "intent" line before it and a "done" line after it
+    quarantine/                        damaged and foreign files moved aside at start-up
 
-Every file is replaced atomically by errortaxa.engine.outputs: written to a temporary file in
-the same directory, fsynced, renamed over the old one, and the directory fsynced; a crash leaves
-the old or the new file, never a torn one. Without a directory the store lives in memory (lost at exit).
+Files are replaced atomically by errortaxa.engine.outputs (temporary file, fsync, rename, folder
+fsync); the two logs are appended with one write and fsynced. A change (Put, Activate, Delete,
+RegisterDataset) is recorded as intent in the audit log before it is applied and as done after.
+
+Opening the store checks every file (``findings`` lists what was wrong): a damaged or foreign file
+is moved to ``quarantine/``, a log line that does not parse (a torn last line) is cut off and kept
+there, an intent without its done record is completed from the store's real state (was the change
+applied or not), temporary files of a crash are removed. ``repair=False`` only reports (``errortaxa
+store check``). Without a directory the store lives in memory (lost at exit).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
+import secrets
+import stat
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +39,9 @@ from typing import Any
 from errortaxa.engine.outputs import fsync_dir, write_bytes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+TAXONOMIES, ACTIVATIONS, DATASETS, AUDIT, QUARANTINE = (
+    "taxonomies", "activations.jsonl", "datasets.json", "audit.jsonl", "quarantine")
+_PARTIAL = re.compile(r"^\..+\.partial$")  # errortaxa.engine.outputs' temporary files
 
 
 @dataclass(frozen=True)
@@ -41,43 +57,307 @@ class StoredVersion:
     created_by: str
 
 
-def _save(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (errortaxa.engine.outputs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(path, data)
+@dataclass(frozen=True)
+class Finding:
+    """Something wrong found in the store: the file (relative to the store), what, and what was
+    (or, in a check, would be) done about it."""
+
+    path: str
+    problem: str
+    action: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.problem}: {self.action}"
+
+
+class StoreError(Exception):
+    """The store directory cannot be used at all (not a folder, unreadable)."""
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_version(data: bytes, name: str, version: str) -> StoredVersion:
+    """The stored version in ``data`` (the file ``taxonomies/<name>/<version>.json``); ValueError
+    saying what is wrong."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    fields = list(StoredVersion.__dataclass_fields__)
+    missing = [k for k in fields if k not in doc]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
+    wrong = [k for k in fields if not isinstance(doc[k], str)]
+    if wrong:
+        raise ValueError(f"key(s) {', '.join(wrong)} not text")
+    if (doc["name"], doc["version"]) != (name, version):
+        raise ValueError(f"holds {str(doc['name'])[:40]}@{str(doc['version'])[:40]}, not {name}@{version}")
+    return StoredVersion(**{k: doc[k] for k in fields})
+
+
+def _audit_record(doc: Any) -> str | None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("action"), str):
+        return "not an audit record (an object with an action)"
+    if doc.get("phase") in ("intent", "done") and not isinstance(doc.get("id"), str):
+        return "an intent or done record without an id"
+    return None
+
+
+def _activation_record(doc: Any) -> str | None:
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in ("name", "version")):
+        return "not an activation record (an object with name and version)"
+    return None
+
+
+def _datasets_document(data: bytes) -> dict[str, str]:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        raise ValueError("not an object of dataset name -> label file")
+    return doc
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append ``data`` to the regular file ``path`` with one write, then fsync (the file, and the
+    folder when the file is new)."""
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)
 
 
 class TaxonomyStore:
-    """Persisted taxonomy versions, the active pointer and the audit log (thread-safe)."""
+    """Persisted taxonomy versions, the activation log, datasets and the audit log (thread-safe)."""
 
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Path | None, *, repair: bool = True) -> None:
         self.root = root
+        self.repair = repair
+        self.findings: list[Finding] = []
         self._lock = threading.Lock()
         self._memory: dict[tuple[str, str], StoredVersion] = {}
-        self._active: tuple[str, str] | None = None
+        self._activations: list[tuple[str, str]] = []  # in memory; on disk: read from the log
         self._datasets: dict[str, str] = {}
+        self._set_aside: set[Path] = set()  # a check's damaged files: read as absent
+        self._rebuilt: list[dict[str, Any]] | None = None  # a check's activation log as start-up would rebuild it
         if root is not None:
-            root.mkdir(parents=True, exist_ok=True)
-            self._cleanup(root)
+            if repair:
+                root.mkdir(parents=True, exist_ok=True)
+            if not root.is_dir():
+                raise StoreError(f"{root}: not a folder")
+            self._stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            self._open(root)
 
-    @staticmethod
-    def _cleanup(root: Path) -> None:
-        """Remove temporary files a crash left behind."""
-        for tmp in root.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+    # -- opening: check, quarantine, reconcile ---------------------------------------------------
+    def _open(self, root: Path) -> None:
+        folder = root / QUARANTINE
+        if self.repair and (folder.is_symlink() or (folder.exists() and not folder.is_dir())):
+            os.replace(folder, root / f"{QUARANTINE}.{self._stamp}.foreign")  # quarantined below
+        for entry in sorted(root.iterdir()):
+            if entry.name == QUARANTINE and entry.is_dir() and not entry.is_symlink():
+                continue
+            if self._partial(entry):
+                continue
+            if entry.name == TAXONOMIES and entry.is_dir() and not entry.is_symlink():
+                self._check_taxonomies(entry)
+            elif entry.name in (AUDIT, ACTIVATIONS) and _regular(entry):
+                continue  # read below
+            elif entry.name == DATASETS and _regular(entry):
+                try:
+                    _datasets_document(entry.read_bytes())
+                except ValueError as exc:
+                    self._quarantine(entry, str(exc))
+            else:
+                self._quarantine(entry, "not a file of the store")
+        audit = self._read_log(root / AUDIT, _audit_record)
+        self._read_log(root / ACTIVATIONS, _activation_record)
+        self._check_activations(audit, self._reconcile(audit))
 
-    def _version_path(self, name: str, version: str) -> Path:
+    def _partial(self, entry: Path) -> bool:
+        """Remove a temporary file left by a crash (not damage: the rename never happened)."""
+        if not (_PARTIAL.match(entry.name) and _regular(entry)):
+            return False
+        if self.repair:
+            entry.unlink(missing_ok=True)
+        return True
+
+    def _check_taxonomies(self, folder: Path) -> None:
+        for name_dir in sorted(folder.iterdir()):
+            if self._partial(name_dir):
+                continue
+            if not (NAME_PATTERN.match(name_dir.name) and name_dir.is_dir() and not name_dir.is_symlink()):
+                self._quarantine(name_dir, "not a taxonomy folder of the store")
+                continue
+            for entry in sorted(name_dir.iterdir()):
+                if self._partial(entry):
+                    continue
+                version = entry.name[:-len(".json")] if entry.name.endswith(".json") else ""
+                if not (NAME_PATTERN.match(version) and _regular(entry)):
+                    self._quarantine(entry, "not a taxonomy version of the store")
+                    continue
+                try:
+                    parse_version(entry.read_bytes(), name_dir.name, version)
+                except ValueError as exc:
+                    self._quarantine(entry, f"damaged taxonomy version ({exc})")
+            if self.repair and not any(name_dir.iterdir()):
+                name_dir.rmdir()
+
+    def _relative(self, path: Path) -> str:
         assert self.root is not None
-        return self.root / "taxonomies" / name / f"{version}.json"
+        return path.relative_to(self.root).as_posix()
+
+    def _quarantine_name(self, relative: str) -> Path:
+        assert self.root is not None
+        folder = self.root / QUARANTINE
+        target = folder / f"{self._stamp}-{relative.replace('/', '__')}"
+        while target.exists() or target.is_symlink():
+            target = folder / f"{self._stamp}-{secrets.token_hex(3)}-{relative.replace('/', '__')}"
+        return target
+
+    def _quarantine(self, path: Path, problem: str) -> None:
+        """Move ``path`` (file, link or folder) into the quarantine folder."""
+        relative = self._relative(path)
+        if not self.repair:
+            self._set_aside.add(path)
+            self.findings.append(Finding(relative, problem, "would be moved to quarantine/"))
+            return
+        target = self._quarantine_name(relative)
+        target.parent.mkdir(exist_ok=True)
+        os.replace(path, target)
+        fsync_dir(path.parent)
+        fsync_dir(target.parent)
+        self.findings.append(Finding(relative, problem, f"moved to {self._relative(target)}"))
+
+    def _read_log(self, path: Path, problem_of: Callable[[Any], str | None]) -> list[dict[str, Any]]:
+        """The records of a JSON-lines log; lines that do not parse (a torn last line, a damaged
+        one) are cut out and kept in quarantine."""
+        if path in self._set_aside or not path.exists():
+            return []
+        data = path.read_bytes()
+        records: list[dict[str, Any]] = []
+        good: list[bytes] = []
+        bad: list[tuple[int, bytes, str]] = []
+        good_end = first_bad = 0
+        offset = 0
+        for number, line in enumerate(_lines(data), 1):
+            start, offset = offset, offset + len(line)
+            if not line.strip():
+                continue
+            problem: str | None
+            try:
+                doc = json.loads(line.decode("utf-8"))
+                problem = problem_of(doc) if line.endswith(b"\n") else "torn (no end of line)"
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                problem = "not JSON" if line.endswith(b"\n") else "torn (not JSON)"
+            if problem is None:
+                records.append(doc)
+                good.append(line)
+                good_end = offset
+            else:
+                first_bad = start if not bad else first_bad
+                bad.append((number, line, problem))
+        if not bad:
+            return records
+        relative = self._relative(path)
+        where = ", ".join(f"line {n} {p}" for n, _, p in bad[:3])
+        where += f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        if not self.repair:
+            self.findings.append(Finding(relative, where, "would be cut off and kept in quarantine/"))
+            return records
+        target = self._quarantine_name(relative)
+        target.parent.mkdir(exist_ok=True)
+        write_bytes(target, b"".join(line for _, line, _ in bad))
+        if first_bad >= good_end:  # only the tail: cut it off in place
+            with open(path, "r+b") as stream:
+                stream.truncate(good_end)
+                os.fsync(stream.fileno())
+        else:
+            write_bytes(path, b"".join(good))
+        self.findings.append(Finding(relative, where, f"cut off, kept in {self._relative(target)}"))
+        return records
+
+    def _reconcile(self, audit: list[dict[str, Any]]) -> dict[str, str]:
+        """Complete every intent without its done record, from what the store holds; the outcome
+        of every change (id -> applied, not_applied or failed)."""
+        outcomes = {r["id"]: str(r.get("outcome")) for r in audit if r.get("phase") == "done"}
+        for intent in audit:
+            if intent.get("phase") != "intent" or intent["id"] in outcomes:
+                continue
+            outcome = outcomes[intent["id"]] = "applied" if self._applied(intent) else "not_applied"
+            what = f"{intent['action']} {_subject(intent)} ({intent['id']}) has no done record"
+            if not self.repair:
+                self.findings.append(Finding(AUDIT, what, f"would be completed as {outcome}"))
+                continue
+            self._record({"id": intent["id"], "phase": "done", "time": now(), "action": intent["action"],
+                          "outcome": outcome, "reconciled": True})
+            self.findings.append(Finding(AUDIT, what, f"completed as {outcome}"))
+        return outcomes
+
+    def _check_activations(self, audit: list[dict[str, Any]], outcomes: dict[str, str]) -> None:
+        """The activation log holds every activation that the audit log records as applied; when it
+        lacks some (it was emptied or cut), it is rebuilt from the audit log (the old one kept in
+        quarantine)."""
+        applied = [r for r in audit if r.get("phase") == "intent" and r["action"] == "activate"
+                   and outcomes.get(r["id"]) == "applied"]
+        logged = {r.get("id") for r in self._activation_records()}
+        missing = [r for r in applied if r["id"] not in logged]
+        if not missing:
+            return
+        rebuilt = [{"id": r["id"], "time": r.get("time", ""), "name": str(r.get("taxonomy", "")),
+                    "version": str(r.get("version", ""))} for r in applied]
+        what = (f"lacks {len(missing)} activation(s) that audit.jsonl records as applied "
+                f"(the last: {_subject(missing[-1])})")
+        if not self.repair:
+            self._rebuilt = rebuilt
+            self.findings.append(Finding(ACTIVATIONS, what, "would be rebuilt from the audit log"))
+            return
+        assert self.root is not None
+        path = self.root / ACTIVATIONS
+        action = "rebuilt from the audit log"
+        if path.exists():
+            target = self._quarantine_name(ACTIVATIONS)
+            target.parent.mkdir(exist_ok=True)
+            write_bytes(target, path.read_bytes())
+            action += f", the old one kept in {self._relative(target)}"
+        write_bytes(path, b"".join((json.dumps(r, separators=(",", ":")) + "\n").encode() for r in rebuilt))
+        self.findings.append(Finding(ACTIVATIONS, what, action))
+
+    def _applied(self, intent: dict[str, Any]) -> bool:
+        action = intent["action"]
+        name, version = str(intent.get("taxonomy", "")), str(intent.get("version", ""))
+        if action == "put":
+            stored = self.get(name, version)
+            return stored is not None and stored.content_hash == intent.get("content_hash")
+        if action == "delete":
+            return self.get(name, version) is None
+        if action == "activate":
+            return any(r.get("id") == intent["id"] for r in self._activation_records())
+        if action == "register_dataset":
+            return self.datasets().get(str(intent.get("dataset"))) == intent.get("path")
+        return False
 
     # -- versions ----------------------------------------------------------------------------
+    def _version_path(self, name: str, version: str) -> Path:
+        assert self.root is not None
+        return self.root / TAXONOMIES / name / f"{version}.json"
+
     def versions(self) -> list[StoredVersion]:
         """Every stored version, oldest first."""
         if self.root is None:
             with self._lock:
                 return sorted(self._memory.values(), key=lambda v: v.created_at)
         out = []
-        for path in (self.root / "taxonomies").glob("*/*.json"):
+        for path in (self.root / TAXONOMIES).glob("*/*.json"):
             stored = self._read(path)
             if stored is not None:
                 out.append(stored)
@@ -91,21 +371,23 @@ class TaxonomyStore:
                 return self._memory.get((name, version))
         return self._read(self._version_path(name, version))
 
-    @staticmethod
-    def _read(path: Path) -> StoredVersion | None:
+    def _read(self, path: Path) -> StoredVersion | None:
+        """The version in ``path``; None when it is absent (or a check set it aside)."""
+        if path in self._set_aside or path.parent in self._set_aside or not NAME_PATTERN.match(path.stem):
+            return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            return parse_version(path.read_bytes(), path.parent.name, path.stem)
         except FileNotFoundError:
             return None
-        return StoredVersion(**{k: data[k] for k in StoredVersion.__dataclass_fields__})
 
     def put(self, stored: StoredVersion) -> None:
         if self.root is None:
             with self._lock:
                 self._memory[(stored.name, stored.version)] = stored
             return
-        data = json.dumps(asdict(stored), indent=1).encode()
-        _save(self._version_path(stored.name, stored.version), data)
+        path = self._version_path(stored.name, stored.version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, json.dumps(asdict(stored), indent=1).encode())
 
     def delete(self, name: str, version: str) -> bool:
         if self.root is None:
@@ -123,30 +405,53 @@ class TaxonomyStore:
             pass
         return True
 
-    # -- active pointer ----------------------------------------------------------------------
-    def active(self) -> tuple[str, str] | None:
-        """The (name, version) last activated, None if never."""
-        if self.root is None:
-            return self._active
+    # -- activations -------------------------------------------------------------------------
+    def _activation_records(self) -> list[dict[str, Any]]:
+        assert self.root is not None
+        path = self.root / ACTIVATIONS
+        if self._rebuilt is not None:
+            return self._rebuilt
+        if path in self._set_aside:
+            return []
         try:
-            data = json.loads((self.root / "active.json").read_text(encoding="utf-8"))
+            lines = path.read_bytes().splitlines()
         except FileNotFoundError:
-            return None
-        return str(data["name"]), str(data["version"])
+            return []
+        out = []
+        for line in lines:
+            try:
+                doc = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue  # a check reports it; a repaired store has none
+            if _activation_record(doc) is None:
+                out.append(doc)
+        return out
 
-    def set_active(self, name: str, version: str) -> None:
+    def activations(self) -> list[tuple[str, str]]:
+        """Every (name, version) activated, newest first (the active one is the first intact one)."""
         if self.root is None:
-            self._active = (name, version)
+            return self._activations[::-1]
+        return [(r["name"], r["version"]) for r in reversed(self._activation_records())]
+
+    def activate(self, name: str, version: str, change_id: str) -> None:
+        """Append an activation (fsynced) to the activation log."""
+        if self.root is None:
+            self._activations.append((name, version))
             return
-        _save(self.root / "active.json", json.dumps({"name": name, "version": version}).encode())
+        record = {"id": change_id, "time": now(), "name": name, "version": version}
+        with self._lock:
+            _append(self.root / ACTIVATIONS, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
     # -- datasets ----------------------------------------------------------------------------
     def datasets(self) -> dict[str, str]:
         """Datasets registered by admin calls (name -> label file)."""
         if self.root is None:
             return dict(self._datasets)
+        path = self.root / DATASETS
+        if path in self._set_aside:
+            return {}
         try:
-            return dict(json.loads((self.root / "datasets.json").read_text(encoding="utf-8")))
+            return _datasets_document(path.read_bytes())
         except FileNotFoundError:
             return {}
 
@@ -157,18 +462,55 @@ class TaxonomyStore:
             if self.root is None:
                 self._datasets = current
             else:
-                _save(self.root / "datasets.json", json.dumps(current, indent=1).encode())
+                write_bytes(self.root / DATASETS, json.dumps(current, indent=1).encode())
 
     # -- audit -------------------------------------------------------------------------------
-    def audit(self, entry: dict[str, Any]) -> None:
-        """Append one audit record (fsynced) to audit.jsonl."""
-        if self.root is None:
-            return
-        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+    def _record(self, record: dict[str, Any]) -> None:
+        assert self.root is not None
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            fd = os.open(self.root / "audit.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _append(self.root / AUDIT, line)
+
+    @contextmanager
+    def change(self, action: str, who: str, **what: Any) -> Iterator[str]:
+        """Record ``action`` as intent (fsynced), let the block apply it, then record it done
+        (``outcome`` applied, or failed with the error when the block raises). Yields the id."""
+        change_id = secrets.token_hex(8)
+        if self.root is None:
+            yield change_id
+            return
+        self._record({"id": change_id, "phase": "intent", "time": now(), "action": action, "who": who, **what})
+        try:
+            yield change_id
+        except BaseException as exc:
+            self._record({"id": change_id, "phase": "done", "time": now(), "action": action, "outcome": "failed",
+                          "error": type(exc).__name__})
+            raise
+        self._record({"id": change_id, "phase": "done", "time": now(), "action": action, "outcome": "applied"})
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        """Every record of the audit log, oldest first."""
+        if self.root is None or not (self.root / AUDIT).exists():
+            return []
+        return [json.loads(line) for line in (self.root / AUDIT).read_bytes().splitlines() if line.strip()]
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """``data`` split after each newline (the last piece may lack one)."""
+    pieces = data.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    return [*lines, pieces[-1]] if pieces[-1] else lines
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _subject(record: dict[str, Any]) -> str:
+    if "dataset" in record:
+        return str(record["dataset"])[:60]
+    return f"{str(record.get('taxonomy', ''))[:60]}@{str(record.get('version', ''))[:60]}"
+

@@ -6,14 +6,12 @@ reference, so requests in flight finish on the version they started with.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
@@ -21,11 +19,12 @@ from errortaxa.engine.compile.compiler import default_compiled
 from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
 from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
-from errortaxa.server.store import NAME_PATTERN, StoredVersion, TaxonomyStore
+from errortaxa.server.store import ACTIVATIONS, NAME_PATTERN, Finding, StoredVersion, TaxonomyStore, now
 from errortaxa.v1 import taxonomy_pb2
 
 log = logging.getLogger("errortaxa.server")
 UPLOAD_NAME = "<upload>"
+STARTUP = "errortaxa-startup"  # the audit log's "who" of changes made by start-up itself
 CACHE_SIZE = 16  # compiled versions kept besides the active one and the builtin
 
 ProvidersFor = Callable[[CompiledTaxonomy], Mapping[str, FeatureProvider]]  # a version's feature providers
@@ -78,10 +77,6 @@ class Entry:
         return msg
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
     return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message, field="yaml", reason="TAXONOMY_INVALID",
                         problems=[problem_proto(p) for p in problems])
@@ -122,15 +117,37 @@ class TaxonomyRegistry:
         compiled = default_compiled() if default_taxonomy is None else compile_taxonomy(
             load_taxonomy(default_taxonomy))
         self.builtin = self._entry(compiled, compiled.loaded.sources[0].text, builtin=True)
-        pointer = store.active()
-        self._active = self.builtin
-        if pointer is not None and pointer != self.builtin.key:
-            stored = store.get(*pointer)
-            if stored is None:
-                raise RuntimeError(f"the store's active taxonomy {pointer[0]}@{pointer[1]} is missing")
-            self._active = self._compile_stored(stored)
+        self._active = self._last_activated()
         log.info("active taxonomy", extra={"taxonomy": self._active.name, "version": self._active.version,
                                            "content_hash": self._active.compiled.content_hash})
+
+    def _last_activated(self) -> Entry:
+        """The last activated version that is intact and compiles, else the builtin. Each one passed
+        over is a finding of the store; the one chosen instead is then activated (and audited) so
+        that the activation log names it last."""
+        passed_over = False
+        chosen = self.builtin
+        for key in self.store.activations():
+            if key == self.builtin.key:
+                break
+            stored = self.store.get(*key)
+            if stored is None:
+                problem = "is not in the store (or was damaged)"
+            else:
+                try:
+                    chosen = self._compile_stored(stored)
+                    break
+                except ServiceError as exc:
+                    problem = f"does not compile ({exc.message})"
+            passed_over = True
+            self.store.findings.append(Finding(ACTIVATIONS, f"the activated {key[0]}@{key[1]} {problem}",
+                                               "not served; trying the one activated before"))
+        if passed_over and self.store.repair:
+            with self.store.change("activate", STARTUP, taxonomy=chosen.name, version=chosen.version,
+                                   content_hash=chosen.compiled.content_hash,
+                                   reason="the versions activated later are not intact") as change_id:
+                self.store.activate(chosen.name, chosen.version, change_id)
+        return chosen
 
     def _entry(self, compiled: CompiledTaxonomy, text: str, *, builtin: bool, created_at: str = "",
                created_by: str = "") -> Entry:
@@ -141,8 +158,10 @@ class TaxonomyRegistry:
         try:
             compiled = compile_text(stored.yaml, stored.filename)
         except TaxonomyError as exc:
-            raise RuntimeError(f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
-                               f"{_not_compiling(exc).message}") from None
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
+                               f"{_not_compiling(exc).message}", field="taxonomy",
+                               reason="STORED_TAXONOMY_INVALID") from None
         return self._entry(compiled, stored.yaml, builtin=False, created_at=stored.created_at,
                            created_by=stored.created_by)
 
@@ -239,10 +258,15 @@ class TaxonomyRegistry:
                         f"{compiled.name}@{compiled.version} is stored with other content "
                         f"({existing}); give the new one another version",
                         field="yaml.version", reason="VERSION_EXISTS")
+                with self.store.change("put", who, taxonomy=compiled.name, version=compiled.version,
+                                       content_hash=compiled.content_hash, new=False):
+                    pass
                 return self.resolve(taxonomy_pb2.TaxonomyRef(name=compiled.name, version=compiled.version)), False
             stored = StoredVersion(compiled.name, compiled.version, text, filename, compiled.content_hash,
-                                   _now(), who)
-            self.store.put(stored)
+                                   now(), who)
+            with self.store.change("put", who, taxonomy=stored.name, version=stored.version,
+                                   content_hash=stored.content_hash, new=True):
+                self.store.put(stored)
             self._newest[stored.name] = stored.version
             entry = self._entry(compiled, text, builtin=False, created_at=stored.created_at, created_by=who)
             self._remember(entry)
@@ -255,18 +279,21 @@ class TaxonomyRegistry:
         stored = self.store.get(name, version)
         return None if stored is None else stored.content_hash
 
-    def activate(self, ref: taxonomy_pb2.TaxonomyRef) -> tuple[Entry, Entry]:
+    def activate(self, ref: taxonomy_pb2.TaxonomyRef, *, who: str) -> tuple[Entry, Entry]:
         """Make a version the default: (new active, previous active)."""
         with self._lock:
             entry = self.resolve(ref)
             previous = self._active
-            self.store.set_active(entry.name, entry.version)  # durable first, then visible
+            with self.store.change("activate", who, taxonomy=entry.name, version=entry.version,
+                                   content_hash=entry.compiled.content_hash,
+                                   previous={"taxonomy": previous.name, "version": previous.version}) as change_id:
+                self.store.activate(entry.name, entry.version, change_id)  # durable first, then visible
             self._active = entry
             if not previous.builtin:
                 self._remember(previous)
             return entry, previous
 
-    def delete(self, ref: taxonomy_pb2.TaxonomyRef) -> StoredVersion:
+    def delete(self, ref: taxonomy_pb2.TaxonomyRef, *, who: str) -> StoredVersion:
         with self._lock:
             name, version = ref.name, ref.version
             if self.builtin.key == (name, version):
@@ -277,8 +304,10 @@ class TaxonomyRegistry:
                                    f"{name}@{version} is the active taxonomy: activate another one first",
                                    field="taxonomy", reason="ACTIVE")
             stored = self.store.get(name, version)
-            if stored is None or not self.store.delete(name, version):
+            if stored is None:
                 raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
+            with self.store.change("delete", who, taxonomy=name, version=version, content_hash=stored.content_hash):
+                self.store.delete(name, version)
             self._cache.pop((name, version), None)
             if self._newest.get(name) == version:
                 remaining = [v.version for v in self.store.versions() if v.name == name]
@@ -294,5 +323,3 @@ def info_of(compiled: CompiledTaxonomy) -> taxonomy_pb2.TaxonomyInfo:
     return Entry(compiled, "", builtin=False).info(active=False)
 
 
-def audit_entry(action: str, who: str, **what: Any) -> dict[str, Any]:
-    return {"time": _now(), "action": action, "who": who, **what}
