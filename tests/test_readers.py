@@ -287,3 +287,10 @@ def test_binary_formats_from_standard_input(tmp_path: Path) -> None:
         assert p.returncode == 0, p.stderr
         records = [json.loads(line) for line in p.stdout.splitlines()]
         assert len(records) == 12 and sum(r["category"] == "correct" for r in records) == correct, name
+
+
+def test_formats_stays_the_function_after_the_format_modules_are_imported() -> None:
+    import errortaxa.engine.inputs as inputs
+
+    read_predictions(TIMM / "mobilenetv3.csv")  # the registry has imported every format module
+    assert callable(inputs.formats) and inputs.formats(PREDICTIONS)

@@ -11,6 +11,9 @@ files, the 1-based entry for JSON arrays, the key and row for array files) and t
 Validation images are named ``ILSVRC2012_val_{i+1:08d}.JPEG`` for row ``i`` (file order).
 """
 
+# The formats subpackage first: importing it later (the registry does, on first use) would bind its
+# name over the ``formats`` function below.
+import errortaxa.engine.inputs.formats  # noqa: F401
 from errortaxa.engine.inputs.errors import InputError, InputNeedsMore, InputNotFound
 from errortaxa.engine.inputs.labels import LabeledImages
 from errortaxa.engine.inputs.predictions import Predictions
