@@ -11,22 +11,15 @@ from typing import Any
 import grpc
 import pytest
 from errortaxa.client import Client, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from errortaxa.client.errors import from_rpc_error
 from errortaxa.server import RunningServer, ServerConfig, build_server
-from errortaxa.v1 import samples_pb2, service_pb2, service_pb2_grpc
+from errortaxa.v1 import samples_pb2, service_pb2
 from fuzz_messages import SERVICE, messages
 from hypothesis import HealthCheck, given, settings
+from raw_calls import raw_call
 
 BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 
-def _raw_call(port: int, method: str, request: Any) -> Any:
-    """One call with a request the client would not build, its error as the client's exception."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            return getattr(service_pb2_grpc.ErrorTaxaStub(channel), method)(request, timeout=10)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +77,7 @@ def test_logits_with_rows_and_no_columns(server: RunningServer) -> None:
     request = service_pb2.ClassifyRequest(dataset=samples_pb2.DatasetPredictions(
         dataset="multilabel", logits=samples_pb2.FloatMatrix(rows=2, cols=0)))
     with pytest.raises(InvalidArgument) as caught:
-        _raw_call(server.port, "Classify", request)
+        raw_call(server.port, "Classify", request)
     assert caught.value.field == "dataset.logits"
 
 

@@ -16,9 +16,9 @@ import grpc
 import numpy as np
 import pytest
 from errortaxa.client import Client, InvalidArgument, ResourceExhausted
-from errortaxa.client.errors import from_rpc_error
 from errortaxa.server import RunningServer, ServerConfig, build_server
 from errortaxa.v1 import samples_pb2, service_pb2, service_pb2_grpc, taxonomy_pb2
+from raw_calls import raw_call
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,13 +27,6 @@ def start(**settings: Any) -> RunningServer:
     return build_server(ServerConfig(host="127.0.0.1", port=0, drain_seconds=0.0, grace_seconds=1.0, **settings))
 
 
-def _raw_call(port: int, method: str, request: Any) -> Any:
-    """One call with a request the client would not build, its error as the client's exception."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        try:
-            return getattr(service_pb2_grpc.ErrorTaxaStub(channel), method)(request, timeout=10)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +56,7 @@ def test_a_cancelled_stream_is_counted_cancelled(server: RunningServer) -> None:
 
 def test_activate_needs_a_version(server: RunningServer) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        _raw_call(server.port, "ActivateTaxonomy", service_pb2.ActivateTaxonomyRequest(
+        raw_call(server.port, "ActivateTaxonomy", service_pb2.ActivateTaxonomyRequest(
             taxonomy=taxonomy_pb2.TaxonomyRef(name="peychev2023")))
     assert caught.value.field == "taxonomy.version"
 
