@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch]'
 	touch $@
 
 codegen: $(CODEGEN)/.installed
@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/errortaxa classify examples/predictions.jsonl --output out/decisions.jsonl --summary out/summary.json
 	@echo "decisions: out/decisions.jsonl  summary: out/summary.json"
 	@$(PY) -c "import json; s = json.load(open('out/summary.json'))['headline']; \
-	print('top-1 %.3f  multi-label %.3f' % (s['top1_accuracy'], s['multi_label_accuracy'])); \
+	print('top-1 %.3f  MLA (per class) %.3f' % (s['top1_accuracy'], s['mla'])); \
 	[print('  %-28s %5d  %.3f' % (k, v['count'], v['share'])) for k, v in s['categories'].items()]"
 
 lint: install codegen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,3 +23,15 @@ def ray_local() -> Iterator[Any]:
     yield ray
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public data directory of the project (``../shared/data`` beside the checkout, or the
+    first directory of ``$ERRORTAXA_DATA_DIR``); tests that need it are skipped without it. The
+    library itself never looks there: tests pass this path explicitly."""
+    env = [p for p in os.environ.get("ERRORTAXA_DATA_DIR", "").split(os.pathsep) if p]
+    path = Path(env[0]) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not (path / "imagenet2012_multilabel_validation.csv").is_file():
+        pytest.skip(f"the shared data directory is absent ({path})")
+    return path

@@ -50,10 +50,18 @@ def test_classify_writes_records_in_input_order_and_a_summary(tmp_path: Path) ->
     assert s["engine_version"]
     head = s["headline"]
     assert head["samples"] == 4 and s["problematic"]["samples"] == 1
-    assert head["top1_accuracy"] == 0.25 and head["multi_label_accuracy"] == 0.75
+    assert head["top1_accuracy"] == 0.25 and head["mla_share"] == 0.75
+    # MLA as the reference defines it: per target class (207: 2/2, 250: 1/1, 0: 0/1), then the mean
+    assert head["mla"] == pytest.approx(2 / 3, abs=1e-6)
+    assert head["mla_minor"] == head["mla_explainable"] == head["mla"]  # the error is a model failure
     assert head["categories"]["multi_label"] == {"count": 1, "share": 0.25}
-    assert set(head["groups"]) >= {"organism", "artifact", "other", "dogs", "other_animals", "objects"}
-    assert head["groups"]["dogs"]["samples"] == 3
+    assert set(head["groups_by_any_label"]) == {"organism", "artifact", "other"}
+    assert set(head["groups_by_target"]) == {"dogs", "other_animals", "objects"}
+    assert head["groups_by_target"]["dogs"]["samples"] == 3
+    # by any label: c (labels 207, 208) is an organism; the tench too
+    assert head["groups_by_any_label"]["organism"]["samples"] == 4
+    assert s["sample_lists"]["non_prototypical"]["images"] == 36
+    assert "imagenet-mistakes" in s["sample_lists"]["non_prototypical"]["source"]
 
 
 def test_classify_to_stdout_equals_the_file(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from errortaxa.engine.inputs import (
+    Columns,
     InputError,
     LabeledImages,
+    ReadOptions,
     read_labels,
     read_predictions,
     read_sample_list,
@@ -344,8 +346,13 @@ def test_read_predictions_npz_top1_and_logits(tmp_path: Path) -> None:
     assert joined(tmp_path / "l.npz", labels)[0].pred.tolist() == top1[::2].tolist()
     np.save(tmp_path / "only.npy", top1)
     assert joined(tmp_path / "only.npy", labels)[1] == 25_000
-    np.savez(tmp_path / "single.npz", whatever=top1)
-    assert joined(tmp_path / "single.npz", labels)[1] == 25_000
+    np.savez(tmp_path / "single.npz", whatever=top1)  # refused (it was read silently), unless named
+    with pytest.raises(InputError) as error:
+        joined(tmp_path / "single.npz", labels)
+    assert one_line(error) == (f"{tmp_path / 'single.npz'}: no prediction array: expected one of top1, pred, logits, "
+                               "probs, probabilities, found whatever (name another with --columns pred=NAME)")
+    named = read_predictions(tmp_path / "single.npz", ReadOptions(columns=Columns(pred="whatever")))
+    assert named.with_labels(labels)[1] == 25_000
 
 
 def test_read_predictions_npz_with_images(tmp_path: Path) -> None:

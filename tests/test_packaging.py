@@ -83,6 +83,16 @@ def test_lean_install_classifies_and_names_missing_extras(tmp_path: Path) -> Non
              "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'grpc', 'google', 'torch', 'scipy'}))")
     assert _run([str(python), "-c", probe], source).stdout.strip() == "[]"
 
+    # installed, run from elsewhere: the default taxonomy is the checkout's, its shipped list included
+    from errortaxa.engine import default_compiled
+
+    checkout = default_compiled()
+    hashed = _run([str(python), "-c", "from errortaxa.engine import default_compiled as d; t = d(); "
+                   "print(t.content_hash, sorted(n for n, i in t.sample_list_info().items() if i['found']))"],
+                  tmp_path).stdout.strip().split(maxsplit=1)
+    found = sorted(n for n, i in checkout.sample_list_info().items() if i["found"])
+    assert hashed == [checkout.content_hash, repr(found)] and found
+
 
 @pytest.fixture(scope="module")
 def server_address() -> Iterator[str]:

@@ -80,6 +80,20 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"tax": tax, "images": images, "preds": preds, "root": root}
 
 
+def test_class_mean_accuracy_hand_computed() -> None:
+    from errortaxa.engine.results.accuracy import class_mean_accuracy
+
+    # class 0: 1 of 2 correct, class 1: 1 of 1, class 2: 0 of 1 -> (1/2 + 1 + 0) / 3, not 2/4
+    correct = np.array([True, False, True, False])
+    target = np.array([0, 0, 1, 2])
+    assert class_mean_accuracy(correct, target, np.ones(4, bool), 3) == pytest.approx(0.5)
+    masks = np.array([[True, True, True, True], [True, True, False, False], [False] * 4])
+    got = class_mean_accuracy(np.stack([correct, ~correct]), target, masks, 3)
+    assert got.shape == (2, 3)
+    assert got[0, 0] == pytest.approx(0.5) and got[0, 1] == pytest.approx(0.5) and np.isnan(got[0, 2])
+    assert got[1, 0] == pytest.approx((0.5 + 0 + 1) / 3)
+
+
 def test_read_model_both_layouts(generated: dict) -> None:
     iset = ImageSet(generated["images"])
     for m in (0, 1):
@@ -103,14 +117,19 @@ def test_study_table_matches_engine_summary(generated: dict) -> None:
         expected = summarize(tax, evaluate(tax, images.take(np.arange(len(images)), preds[m])))
         head = expected["headline"]
         assert row["all.samples"] == head["samples"]
-        assert row["all.mla"] == pytest.approx(head["multi_label_accuracy"], abs=1e-6)
+        assert row["all.mla_share"] == pytest.approx(head["mla_share"], abs=1e-6)
+        for stat in ("mla", "mla_minor", "mla_explainable"):
+            assert row[f"all.{stat}"] == pytest.approx(head[stat], abs=1e-6)
         assert row["all.top1"] == pytest.approx(head["top1_accuracy"], abs=1e-6)
+        assert row["all.top1_errors"] == row["all.samples"] - round(head["top1_accuracy"] * head["samples"])
         for cat, c in head["categories"].items():
             assert row[f"all.n.{cat}"] == c["count"]
-        for group, block in head["groups"].items():
-            assert row[f"{group}.samples"] == block["samples"]
-            for cat, c in block["categories"].items():
-                assert row[f"{group}.n.{cat}"] == c["count"]
+        for kind, suffix in (("groups_by_any_label", "_by_label"), ("groups_by_target", "_by_target")):
+            for group, block in head[kind].items():
+                assert row[f"{group}{suffix}.samples"] == block["samples"]
+                assert row[f"{group}{suffix}.mla"] == pytest.approx(block["mla"], abs=1e-6)
+                for cat, c in block["categories"].items():
+                    assert row[f"{group}{suffix}.n.{cat}"] == c["count"]
         assert row["problematic.samples"] == expected["problematic"]["samples"]
         decided = evaluate(tax, images.take(np.arange(len(images)), preds[m])).primary
         rules = decided.rules
@@ -119,9 +138,19 @@ def test_study_table_matches_engine_summary(generated: dict) -> None:
             skipped = decided.rule_not_evaluated(rules.index(rule_id))
             assert row[f"all.not_evaluated.{rule_id}"] == np.count_nonzero(skipped[headline])
         assert row["all.not_evaluated.fine_grained_oov"] > 0  # no OOV provider in this study
-        assert row["all.mla_lo"] <= row["all.mla"] <= row["all.mla_hi"]
-        assert row["image_list.samples"] == 68
-        assert row["organism.samples"] + row["artifact.samples"] + row["other.samples"] == row["all.samples"]
+        assert row["all.mla_share_lo"] <= row["all.mla_share"] <= row["all.mla_share_hi"]
+        assert row["all.mla"] <= row["all.mla_minor"] <= row["all.mla_explainable"]
+        listed = np.zeros(len(images), bool)
+        listed[:68] = True
+        listed &= headline
+        assert row["image_list.samples"] == listed.sum()
+        in_labels = np.array([int(preds[m][i]) in images.labels_of(i) for i in range(len(images))])
+        assert row["image_list.errors"] == np.count_nonzero(listed & ~in_labels)
+        assert row["all.listed_errors"] == row["image_list.errors"]
+        parts = sum(row[f"{g}_by_target.samples"] for g in ("dogs", "other_animals", "objects"))
+        assert parts == row["all.samples"]  # by target: a partition
+        overlapping = sum(row[f"{g}_by_label.samples"] for g in ("organism", "artifact", "other"))
+        assert overlapping >= row["all.samples"]  # by any label: groups overlap
         shares = sum(row[f"error_share.{c}"] for c in result.error_categories)
         assert shares == pytest.approx(1.0)
     # the most common errors are real errors of that category with class names
@@ -157,5 +186,6 @@ def test_study_cli_writes_csv_and_parquet(generated: dict, tmp_path: Path) -> No
     parquet = pd.read_parquet(out / "models.parquet")
     assert list(csv_table["model"]) == ["model0", "model1", "truth"]
     assert parquet.shape == csv_table.shape
-    assert parquet.loc[2, "all.mla"] == 1.0 and parquet.loc[2, "all.n.correct"] == parquet.loc[2, "all.samples"]
+    assert parquet.loc[2, "all.mla"] == 1.0 and parquet.loc[2, "all.mla_share"] == 1.0
+    assert parquet.loc[2, "all.n.correct"] == parquet.loc[2, "all.samples"]
     assert len(tax.vocabulary) == 1000

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from errortaxa.cli import main
 from errortaxa.engine import compile_path
-from errortaxa.engine.inputs import LabeledImages
-from errortaxa.study.agreement import EXTERNAL_CATEGORIES, agreement, normalise, read_external
+from errortaxa.engine.inputs import LabeledImages, read_sample_list
+from errortaxa.study.agreement import EXTERNAL_CATEGORIES, agreement, format_agreement, normalise, read_external
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVERITY = ROOT / "rules" / "imagenet" / "vasudevan2022_severity.yaml"
@@ -55,15 +55,41 @@ def test_agreement_on_the_real_format(tmp_path: Path) -> None:
     result = agreement(tax, _labels({n: (t, ls) for n, (_, t, ls) in REAL.items()}), read_external([path]))
     assert (result["entries"], result["compared"], result["skipped"]) == (9, 8, 1)
     cat = result["category"]
-    # without an OOV model and the non-prototypical list, those rules are not evaluated and fall through
+    # without an OOV model, 3209 (external: fine-grained OOV) reaches the unevaluated OOV rule: left
+    # out and reported, not a disagreement; 3699 is decided fine-grained before it, a disagreement
+    assert result["not_evaluated"] == {"fine_grained_oov": 1}
     assert cat["external"] == ["fine_grained", "fine_grained_oov", "non_prototypical", "spurious_correlation"]
     assert cat["taxonomy"] == ["fine_grained", "model_failure", "spurious_correlation"]
-    assert cat["matrix"] == [[3, 1, 0], [1, 0, 1], [1, 0, 0], [0, 0, 1]]
-    assert cat["same"] == 4 and cat["agreement"] == pytest.approx(0.5)
+    assert cat["matrix"] == [[3, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1]]
+    assert cat["same"] == 4 and cat["agreement"] == pytest.approx(4 / 7)
+    assert result["per_category"]["fine_grained"]["category"] == {"entries": 4, "same": 3, "agreement": 0.75}
+    info = result["sample_lists"]["non_prototypical"]
+    assert info["images"] == 36 and info["found"].endswith("non_prototypical.txt")
+    assert "imagenet-mistakes" in info["source"] and info["category"] == "non_prototypical"
+    assert (info["in_external"], info["external_same_category"], info["derived_from_external"]) == (1, 1, False)
     sev = result["severity"]  # "Borderline" counts as minor (the paper's analysis)
     assert sev["external"] == ["major", "minor"] and sev["taxonomy"] == ["major", "minor"]
     assert sev["matrix"] == [[1, 3], [0, 4]] and sev["borderline_as_minor"] == 2
     assert sev["agreement"] == pytest.approx(5 / 8)
+
+
+def test_agreement_says_when_a_sample_list_is_the_experts_own(tmp_path: Path) -> None:
+    from errortaxa.engine.language.loader import rules_dir
+
+    listed = sorted(read_sample_list(rules_dir() / "imagenet" / "non_prototypical.txt"))
+    # every image of the shipped list, as the expert files have it, predicted as an unrelated class
+    external = {name: {"top_prediction": 999, "failure category": "Non-prototypical"} for name in listed}
+    labels = LabeledImages.from_lists(images=listed, target=[0] * len(listed), labels=[[0]] * len(listed))
+    path = tmp_path / "greedy_soups_mistakes.json"
+    path.write_text(json.dumps(external))
+    result = agreement(compile_path(SEVERITY), labels, read_external([path]), sources=[str(path)])
+    assert result["category"]["agreement"] == 1.0  # circular: the list is the experts' own
+    assert result["category_without_sample_lists"]["taxonomy"] == ["model_failure"]
+    assert result["category_without_sample_lists"]["agreement"] == 0.0
+    info = result["sample_lists"]["non_prototypical"]
+    assert info["in_external"] == info["external_same_category"] == 36 and info["derived_from_external"]
+    assert result["external_files"] == [str(path)]
+    assert "partly circular" in format_agreement(result)
 
 
 def test_agreement_tolerates_aliases(tmp_path: Path) -> None:
@@ -98,6 +124,8 @@ def test_agreement_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     ext.write_text(json.dumps({"ILSVRC2012_val_00000612.JPEG": REAL["ILSVRC2012_val_00000612.JPEG"][0]}))
     out = tmp_path / "a.json"
     assert main(["agreement", str(ext), "--labels", str(csv), "--json", str(out)]) == 0
-    assert "agreement: 1 (100.0%)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "agreement: 1 (100.0%)" in printed and f"external files: {ext}" in printed
+    assert "sample list 'non_prototypical' (36 images" in printed and "imagenet-mistakes" in printed
     data = json.loads(out.read_text())
     assert data["category"]["matrix"] == [[1]] and data["category"]["external"] == ["fine_grained"]

@@ -130,9 +130,10 @@ def _assert_table_equals(table: Any, tax: CompiledTaxonomy, reference: list[Any]
         assert row["all.samples"] == head["samples"] == len(TARGETS)
         for cat in tax.axes[tax.primary_axis].value_ids:
             assert row[f"all.n.{cat}"] == head["categories"].get(cat, {"count": 0})["count"], (m, cat)
-        for group, block in head["groups"].items():
-            for cat, c in block["categories"].items():
-                assert row[f"{group}.n.{cat}"] == c["count"], (m, group, cat)
+        for kind, suffix in (("groups_by_any_label", "_by_label"), ("groups_by_target", "_by_target")):
+            for group, block in head[kind].items():
+                for cat, c in block["categories"].items():
+                    assert row[f"{group}{suffix}.n.{cat}"] == c["count"], (m, group, cat)
 
 
 def test_study_with_oov_equals_per_model_evaluation(setup: dict[str, Any]) -> None:

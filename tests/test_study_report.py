@@ -86,6 +86,8 @@ def test_report_renders(tmp_path: Path) -> None:
     best = result.table.sort_values("all.mla", ascending=False).iloc[0]
     assert parser.rows[0][0] == best["model"] and parser.rows[0][1] == best["family"]
     assert float(parser.rows[0][5]) == pytest.approx(best["all.mla"], abs=1e-4)
+    assert float(parser.rows[0][6]) == pytest.approx(best["all.mla_share"], abs=1e-4)
+    assert "imagenet-mistakes" in page  # the sample list and its source
     # the most common errors per category, under the category's name, with class names
     assert parser.h3 and set(parser.h3) <= set(result.categories)
     for cat, entries in result.top_errors.items():

@@ -22,6 +22,7 @@ from errortaxa.cli.commands import (
     cmd_rules_validate,
     cmd_store_check,
 )
+from errortaxa.cli.common import COLUMNS_HELP
 from errortaxa.cli.errors import user_errors
 from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
@@ -44,12 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("classify", help="classify every prediction of INPUT into an error category")
-    p.add_argument("input", help="JSONL records ('-': standard input), or .npz top-1 / logits over the validation "
-                                 "images")
+    p.add_argument("input", help="predictions in any input format (README 'Inputs'; '-': standard input): JSONL "
+                                 "samples, or with --labels: .npy / .npz / .pt, CSV / parquet tables, timm's "
+                                 "inference outputs")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--output", help="write one JSON record per input record here (default and '-': stdout)")
     p.add_argument("--summary", help="write the summary statistics (JSON) here")
-    p.add_argument("--labels", help="for .npz input: the multi-label CSV or a ReaL json")
+    p.add_argument("--labels", help="the label set of predictions without labels of their own: the multi-label "
+                                    "CSV, a ReaL json, a target list, an (image, label) table")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
     p.add_argument("--token", help="API token for --server (or $ERRORTAXA_TOKEN)")
     add_provider_options(p)

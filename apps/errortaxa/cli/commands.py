@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, taxonomy_from
+from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, read_options, taxonomy_from
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import providers_from
 from errortaxa.cli.rules_report import (
@@ -42,7 +42,9 @@ from tqdm import tqdm
 def classify_local(args: argparse.Namespace) -> int:
     """``errortaxa classify`` decided here (``--server``: errortaxa.cli.remote)."""
     taxonomy = taxonomy_from(args.taxonomy)
-    batch, skipped = read_input(args.input, args.labels, len(taxonomy.vocabulary))
+    batch, skipped = read_input(args.input, args.labels, read_options(taxonomy, args.columns))
+    if not len(batch):
+        raise UsageError(f"{args.input}: no samples to classify" + (f" ({skipped} without labels)" if skipped else ""))
     batch.validate(len(taxonomy.vocabulary))
     providers = providers_from(args, taxonomy)
     parts = []
@@ -147,6 +149,10 @@ def parse_record(text: str) -> SampleBatch:
         raise UsageError(f"--record: invalid JSON: {exc.msg} at column {exc.colno}") from None
     if not isinstance(record, dict):
         raise UsageError("--record: must be a JSON object")
+    unknown = sorted(set(record) - {"target", "pred", "labels", "problematic", "image", "id"})
+    if unknown:
+        raise UsageError(f"--record: unknown field '{unknown[0]}' (fields: target, labels, pred, problematic, "
+                         "image, id)")
     for field in ("target", "pred"):
         if not isinstance(record.get(field), int) or isinstance(record.get(field), bool):
             raise UsageError(f"--record: field '{field}': must be an integer class id")

@@ -8,21 +8,45 @@ from typing import Any
 
 import orjson
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled
-from errortaxa.engine.inputs import read_labels, read_predictions
+from errortaxa.engine.inputs import Columns, ReadOptions, read_labels, read_predictions
 
 CHUNK = 100_000
+COLUMNS_HELP = ("column names of a table input, e.g. 'image=file,pred=top1' or 'scores=logits' (also the array of "
+                "an .npz, the key of a .pt dict; target= and labels= for a label table); default: the usual names")
 
 
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
-    return default_compiled() if path is None else compile_path(path)
+    """The default taxonomy, or the one at ``path``; the validator's warnings go to stderr."""
+    if path is None:
+        return default_compiled()
+    taxonomy = compile_path(path)
+    for warning in taxonomy.warnings:
+        print(warning, file=sys.stderr)
+    return taxonomy
 
 
-def read_input(path: str, labels: str | None, num_classes: int = 1000) -> tuple[SampleBatch, int]:
+def read_options(taxonomy: CompiledTaxonomy | None, columns: str | None = None) -> ReadOptions:
+    """How to read prediction files for ``taxonomy``: its vocabulary (class names resolve through
+    it; None: ImageNet-1k) and the ``--columns`` of tables (``image=file,pred=top1``)."""
+    return ReadOptions(vocabulary=None if taxonomy is None else taxonomy.vocabulary,
+                       columns=Columns.parse(columns) if columns else Columns())
+
+
+def label_options(options: ReadOptions) -> ReadOptions:
+    """How to read the label set beside predictions read with ``options``: the same vocabulary, and
+    of the ``--columns`` only ``target`` and ``labels`` (a label table names its images its own way)."""
+    return ReadOptions(vocabulary=options.vocabulary,
+                       columns=Columns(target=options.columns.target, labels=options.columns.labels))
+
+
+def read_input(path: str, labels: str | None, options: ReadOptions | None = None) -> tuple[SampleBatch, int]:
     """The samples of a predictions file in any registered format (JSONL records carry their
     labels; others are joined with --labels); and the number of images skipped for lack of labels."""
-    predictions = read_predictions(path, num_classes)
-    label_set = None if labels is None or predictions.samples is not None else read_labels(labels)
-    return predictions.with_labels(label_set, num_classes)
+    options = options or ReadOptions()
+    predictions = read_predictions(path, options)
+    label_set = None if labels is None or predictions.samples is not None else \
+        read_labels(labels, label_options(options))
+    return predictions.with_labels(label_set, options.num_classes)
 
 
 def dumps(obj: Any) -> str:

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input
+from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, read_options
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import provider_configs
 from errortaxa.cli.terminal import progress_enabled
@@ -21,7 +21,7 @@ def classify_remote(args: argparse.Namespace) -> int:
     if given:
         raise UsageError(f"{registry.get(given[0]).config_option} applies to local mode; a server uses its own "
                          f"'{given[0]}' provider")
-    batch, skipped = read_input(args.input, args.labels)
+    batch, skipped = read_input(args.input, args.labels, read_options(None, args.columns))
     token = args.token or os.environ.get("ERRORTAXA_TOKEN")
     taxonomy = args.taxonomy
     if taxonomy is not None and os.path.isfile(taxonomy):

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.common import taxonomy_from
+from errortaxa.cli.common import COLUMNS_HELP, label_options, read_options, taxonomy_from
 from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
 from errortaxa.engine import CompiledTaxonomy, evaluate
-from errortaxa.engine.inputs import LabeledImages, read_labels
+from errortaxa.engine.errors import InvalidInput
+from errortaxa.engine.inputs import LabeledImages, ReadOptions, read_labels
+from errortaxa.engine.knowledge.datasets import DATASETS
 from errortaxa.engine.outputs import write_text
 
 __all__ = ["register"]
@@ -22,8 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
     p.add_argument("sources", nargs="+",
                    help="directories of per-model prediction files (any predictions format: .npz, .npy, "
-                        ".jsonl), files, or .txt lists of files")
-    p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list) defining the images; "
+                        ".jsonl, .pt, .csv, .parquet, timm's .json), files, or .txt lists of files")
+    p.add_argument("--columns", help=COLUMNS_HELP)
+    p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list / (image, label) table) "
+                                    "defining the images; "
                                     "default: the first JSONL file's own samples")
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
@@ -31,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
     p.add_argument("--report", action="store_true", help="also write plots (PNG, SVG) and report.html")
     p.add_argument("--color-by", help="metadata column that colours the plots (default: the first one)")
-    p.add_argument("--top-k", type=int, default=10, help="most common errors kept per category")
+    p.add_argument("--top-k", type=_positive, default=10, help="most common errors kept per category")
     p.add_argument("--ray", metavar="ADDRESS", help="distribute models on a Ray cluster ('local' for a local one)")
     p.add_argument("--compare-taxonomy", metavar="B.yaml",
                    help="also classify every model's predictions with taxonomy B: confusion matrix of the two "
@@ -40,13 +44,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--compare-axis", help="axis of the compared taxonomy (default: its primary axis)")
     add_provider_options(p, "; each (image, class) pair is asked once for all models, and with --ray every "
                             "worker loads this file")
+    p.add_argument("--reference-tables", action="store_true",
+                   help="also write OUT/reference/non_problematic_stats_{all,organism,artifact,other}.csv in the "
+                        "layout and units of the reference pipeline's published tables (Peychev et al. 2023)")
+    p.add_argument("--val-labels", metavar="FILE",
+                   help="original labels of the 50,000 validation images (caffe-style 'FILE LABEL' list): adds "
+                        "top-1 on all of them (top1_val) for prediction files that cover them")
+    p.add_argument("--dataset", default="imagenet", choices=("imagenet", *DATASETS),
+                   help="the image set: imagenet (multi-labels from --labels) or a built-in dataset whose labels "
+                        "are the target (imagenet-a: WNID/FILE.jpg, 200 classes; imagenet-v2: INDEX/FILE.jpeg); "
+                        "for those --labels is a directory of class folders or a list of image names (default: the "
+                        "names in the first prediction file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
     p.add_argument("model_a")
     p.add_argument("model_b")
-    p.add_argument("--labels", help="label file defining the images (needed for .npz inputs)")
+    p.add_argument("--labels", help="label file defining the images (needed for inputs without labels of their own)")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -66,13 +82,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_agreement)
 
 
-def _labels(path: str | None) -> LabeledImages | None:
-    return None if path is None else read_labels(path)
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _labels(path: str | None, options: ReadOptions) -> LabeledImages | None:
+    return None if path is None else read_labels(path, label_options(options))
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
-    from errortaxa.study.models import ImageSet, discover_models, read_image_list, read_metadata
+    from errortaxa.study.models import discover_models, read_image_list, read_metadata
     from errortaxa.study.study import run_study
 
     taxonomy = taxonomy_from(args.taxonomy)
@@ -88,29 +114,56 @@ def cmd_study(args: argparse.Namespace) -> int:
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
         return 2
-    labels = _labels(args.labels)
-    if labels is not None:
-        images = ImageSet.from_labels(labels)
-    else:
-        first = next((m for m in models if detect(m.path, PREDICTIONS).carries_labels), None)
-        if first is None:
-            print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
-            return 2
-        images = ImageSet(read_predictions(first.path, len(taxonomy.vocabulary)).with_labels(None)[0])
+    options = read_options(taxonomy, args.columns)
+    images = _study_images(args, models, options)
+    if images is None:
+        return 2
     metadata = read_metadata(args.metadata) if args.metadata else None
+    _check_metadata(args, metadata, models)
     image_list = read_image_list(args.image_list) if args.image_list else None
+    if image_list is not None:
+        found = sum(1 for name in image_list if name in images.index)
+        if not found:
+            raise InvalidInput(f"{args.image_list}: none of its {len(image_list)} images is a study image "
+                             f"(first: {image_list[0] if image_list else 'none'})")
+        if found < len(image_list):
+            print(f"errortaxa: warning: {args.image_list}: {len(image_list) - found} of its {len(image_list)} "
+                  "images are not study images and are left out", file=sys.stderr)
+    extra = _extra_scores(args)
+    if extra is not None and args.ray:
+        print("errortaxa: error: --val-labels and --dataset imagenet-a read scores in this process: "
+              "not with --ray", file=sys.stderr)
+        return 2
+    if args.reference_tables:
+        from errortaxa.study.reference import ReferenceTablesError, reference_columns
+
+        try:
+            reference_columns(taxonomy)
+        except ReferenceTablesError as error:
+            print(f"errortaxa: error: --reference-tables: {error}", file=sys.stderr)
+            return 2
     # RayNotInstalled and ProviderUnavailable are failed preconditions: exit 2 with one line (cli.errors)
     result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
                        progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
                        ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
-                       provider_configs=provider_configs(args))
+                       provider_configs=provider_configs(args), extra=extra, dataset=args.dataset,
+                       read_options=options)
+    result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
+                                            ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
+    if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):
+        print("errortaxa: warning: --val-labels: top-1 on all validation images is missing for models whose file "
+              "does not cover the 50,000 validation images", file=sys.stderr)
     paths = result.write(args.out)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff
 
         print(f"taxonomy comparison, all {len(result.table)} models pooled:")
         print(format_diff(result.diff))
+    if args.reference_tables:
+        from errortaxa.study.reference import write_reference_tables
+
+        paths.update(write_reference_tables(result, taxonomy, args.out))
     if args.report:
         from errortaxa.study.report import write_report
 
@@ -122,11 +175,70 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None) -> tuple[Any, Any, list[str]]:
+def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) -> None:
+    """--color-by must name a metadata column; metadata rows of no model are worth a warning."""
+    columns = [] if metadata is None else [c for c in metadata.columns if c != "model"]
+    if args.color_by is not None and args.color_by not in columns:
+        raise InvalidInput(f"--color-by {args.color_by!r}: not a metadata column"
+                         + (f" (columns: {', '.join(columns)})" if columns else " (no --metadata given)"))
+    if metadata is not None:
+        names = {m.name for m in models}
+        unmatched = [str(n) for n in metadata["model"] if n not in names]
+        if unmatched:
+            print(f"errortaxa: warning: {args.metadata}: {len(unmatched)} row(s) match no prediction file "
+                  f"(first: {unmatched[0]!r})", file=sys.stderr)
+        missing = sorted(names - set(metadata["model"]))
+        if missing:
+            print(f"errortaxa: warning: {args.metadata}: no row for {len(missing)} model(s) "
+                  f"(first: {missing[0]!r})", file=sys.stderr)
+
+
+def _study_images(args: argparse.Namespace, models: list[Any], options: ReadOptions) -> Any:
+    """The study's ImageSet from --labels / --dataset (None after printing a one-line error)."""
+    from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
+    from errortaxa.study.models import ImageSet
+
+    if args.dataset != "imagenet":
+        from errortaxa.engine.knowledge.datasets import dataset, load_dataset_images
+
+        definition = dataset(args.dataset)
+        if args.labels:
+            return ImageSet.from_labels(load_dataset_images(definition, args.labels))
+        names = read_predictions(models[0].path, options).images
+        if names is None:
+            print(f"errortaxa: error: --dataset {args.dataset} needs --labels or predictions that name their "
+                  "images", file=sys.stderr)
+            return None
+        return ImageSet.from_labels(definition.labeled(list(names), models[0].path))
+    labels = _labels(args.labels, options)
+    if labels is not None:
+        return ImageSet.from_labels(labels)
+    first = next((m for m in models if detect(m.path, PREDICTIONS).carries_labels), None)
+    if first is None:
+        print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
+        return None
+    return ImageSet(read_predictions(first.path, options).with_labels(None)[0])
+
+
+def _extra_scores(args: argparse.Namespace) -> Any:
+    """What to read from the prediction files besides top-1 (None: nothing)."""
+    from errortaxa.study.scores import ExtraScores, validation_targets
+
+    val = validation_targets(read_labels(args.val_labels)) if args.val_labels else None
+    subset = None
+    if args.dataset == "imagenet-a":
+        from errortaxa.engine.knowledge.datasets import imagenet_a_classes
+
+        subset = imagenet_a_classes()
+    return None if val is None and subset is None else ExtraScores(val_targets=val, subset=subset)
+
+
+def _correctness(path: str, taxonomy: CompiledTaxonomy, labels: LabeledImages | None,
+                 options: ReadOptions) -> tuple[Any, Any, list[str]]:
     """(multi-label correct, top-1 correct, image names) of one model's predictions."""
     from errortaxa.study.diff import read_samples
 
-    batch = read_samples(path, labels, len(taxonomy.vocabulary))
+    batch = read_samples(path, labels, options)
     decisions = evaluate(taxonomy, batch)
     keep = ~batch.problematic
     names = batch.images or [str(i) for i in range(len(batch))]
@@ -140,9 +252,10 @@ def cmd_mcnemar(args: argparse.Namespace) -> int:
     from errortaxa.study.stats import mcnemar_exact
 
     taxonomy = taxonomy_from(args.taxonomy)
-    labels = _labels(args.labels)
-    mla_a, top_a, names_a = _correctness(args.model_a, taxonomy, labels)
-    mla_b, top_b, names_b = _correctness(args.model_b, taxonomy, labels)
+    options = read_options(taxonomy, args.columns)
+    labels = _labels(args.labels, options)
+    mla_a, top_a, names_a = _correctness(args.model_a, taxonomy, labels, options)
+    mla_b, top_b, names_b = _correctness(args.model_b, taxonomy, labels, options)
     common = sorted(set(names_a) & set(names_b))
     ia = {n: i for i, n in enumerate(names_a)}
     ib = {n: i for i, n in enumerate(names_b)}
@@ -168,7 +281,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from errortaxa.study.diff import diff_taxonomies, format_diff, read_samples
 
     a, b = taxonomy_from(args.taxonomy_a), taxonomy_from(args.taxonomy_b)
-    batch = read_samples(args.input, _labels(args.labels), len(a.vocabulary))
+    for option, tax, axis in (("--axis-a", a, args.axis_a), ("--axis-b", b, args.axis_b)):
+        if axis is not None and axis not in tax.axes:
+            raise InvalidInput(f"{option} {axis!r}: taxonomy '{tax.name}' has no such axis "
+                               f"(axes: {', '.join(tax.axes)})")
+    options = read_options(a, args.columns)
+    batch = read_samples(args.input, _labels(args.labels, options), options)
     result = diff_taxonomies(a, b, batch, axis_a=args.axis_a, axis_b=args.axis_b,
                              errors_only=not args.all, examples=args.examples)
     print(format_diff(result))
@@ -183,7 +301,7 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     taxonomy = taxonomy_from(args.taxonomy)
     labels = read_labels(args.labels)
     external = read_external(args.external)
-    result = agreement(taxonomy, labels, external)
+    result = agreement(taxonomy, labels, external, sources=args.external)
     print(format_agreement(result))
     if args.json:
         write_text(args.json, json.dumps(result, indent=1) + "\n")
@@ -194,11 +312,12 @@ def add_diff_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``diff`` (also registered as ``rules diff`` by the main CLI)."""
     p.add_argument("taxonomy_a")
     p.add_argument("taxonomy_b")
-    p.add_argument("input", help="JSONL samples, or .npz predictions with --labels")
-    p.add_argument("--labels", help="for .npz input: the label file")
+    p.add_argument("input", help="JSONL samples, or predictions in any other input format with --labels")
+    p.add_argument("--labels", help="the label file of predictions without labels of their own")
+    p.add_argument("--columns", help=COLUMNS_HELP)
     p.add_argument("--axis-a", help="axis of taxonomy A (default: its primary axis)")
     p.add_argument("--axis-b", help="axis of taxonomy B (default: its primary axis)")
     p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
-    p.add_argument("--examples", type=int, default=3, help="example errors per cell")
+    p.add_argument("--examples", type=_positive, default=3, help="example errors per cell")
     p.add_argument("--json", help="also write the diff as JSON here")
     p.set_defaults(func=cmd_diff)

@@ -13,7 +13,10 @@ the paper's analysis). Tolerated aliases: the keys ``category`` / ``failure_cate
 
 Each entry is classified by the taxonomy with the image's labels and the entry's prediction; the
 result is a confusion matrix (external rows, taxonomy columns) and the share of entries on which
-both agree.
+both agree, once with the taxonomy as it is and once with its sample-list rules left out (the
+default taxonomy's non-prototypical list *is* the expert panel's, so the first is partly circular);
+entries whose category's rule could not be evaluated (no OOV provider) are reported apart; and
+where every list came from (:func:`agreement`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, evaluate
-from errortaxa.engine.inputs import InputError, LabeledImages
+from errortaxa.engine.inputs import InputError, LabeledImages, read_sample_list
+from errortaxa.engine.predicates.base import Node
+from errortaxa.engine.predicates.sample_list import InSampleListNode
 
 CATEGORY_KEYS = ("failure category", "category", "failure_category", "mistake_category")
 SEVERITY_KEYS = ("failure severity", "severity", "failure_severity", "mistake_severity")
@@ -97,13 +102,28 @@ def read_external(paths: Sequence[str | os.PathLike[str]]) -> dict[str, dict[str
     return out
 
 
-def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages,
-              external: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Confusion matrix and agreement rate of ``taxonomy`` against ``external`` (see module doc)."""
+def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages, external: dict[str, dict[str, Any]],
+              *, sources: Sequence[str] = ()) -> dict[str, Any]:
+    """Confusion matrices and agreement of ``taxonomy`` against ``external`` (see module doc).
+
+    * ``category``: the taxonomy as it is. An entry whose external category is the value of a rule
+      that could not be evaluated on it (``fine_grained_oov`` without an OOV provider) is not a
+      disagreement: it is counted in ``not_evaluated`` (by external category) and left out.
+    * ``category_without_sample_lists``: the same with every sample-list rule left unevaluated (the
+      samples fall through to the next rule). A sample list taken from the same expert files (the
+      default taxonomy's non-prototypical list is the expert panel's own) makes ``category``
+      partly circular; this one is not.
+    * ``per_category``: per external category, entries, same and agreement, in both.
+    * ``sample_lists``: each list the taxonomy uses, where it was read from and its source, how many
+      of its images are external entries and how many of those the external files put in the
+      category of the rule that uses it (``derived_from_external``: all of them).
+    * ``external_files``: ``sources``.
+    """
     rows: list[int] = []
     preds: list[int] = []
     ext_cat: list[str] = []
     ext_sev: list[str | None] = []
+    names: list[str] = []
     skipped = borderline = 0
     for image, entry in external.items():
         pred_ref = _first(entry, PRED_KEYS)
@@ -119,25 +139,82 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages,
             continue
         rows.append(row)
         preds.append(pred)
+        names.append(image)
         ext_cat.append(normalise(str(cat)))
         sev = _first(entry, SEVERITY_KEYS)
         ext_sev.append(None if sev is None else normalise_severity(str(sev)))
         borderline += sev is not None and _key(str(sev)) == "borderline"
     picked = labels.take(np.array(rows, np.int64))
-    batch = SampleBatch.from_arrays(target=picked.target, pred=np.array(preds, np.int32),
-                                    label_offsets=picked.label_offsets, label_values=picked.label_values,
-                                    problematic=picked.problematic, images=picked.images)
-    decisions = evaluate(taxonomy, batch)
+    def batch(images: list[str] | None) -> SampleBatch:
+        return SampleBatch.from_arrays(target=picked.target, pred=np.array(preds, np.int32),
+                                       label_offsets=picked.label_offsets, label_values=picked.label_values,
+                                       problematic=picked.problematic, images=images)
+
+    decisions = evaluate(taxonomy, batch(picked.images))
+    without = evaluate(taxonomy, batch(None))  # no image names: every sample-list rule is left out
+    axis = taxonomy.axes[decisions.primary.axis]
+    rules_of: dict[str, list[int]] = {}
+    for r, rule in enumerate(axis.rules):
+        rules_of.setdefault(axis.values[rule.value].id, []).append(r)
+    unknown = np.zeros(len(rows), bool)  # the rule of the external category was not evaluated
+    categories = np.array(ext_cat, dtype=object)
+    for cat, rules in rules_of.items():
+        for r in rules:
+            unknown |= (categories == cat) & decisions.primary.rule_not_evaluated(r)
     result: dict[str, Any] = {"taxonomy": taxonomy.name, "entries": len(external), "compared": len(rows),
-                              "skipped": skipped}
-    ours = [str(v) if v is not None else "(none)" for v in decisions.primary.value_names()]
-    result["category"] = _confusion(ext_cat, ours)
+                              "skipped": skipped, "external_files": [str(s) for s in sources]}
+    known = [i for i in range(len(rows)) if not unknown[i]]
+    not_evaluated: dict[str, int] = {}
+    for i in np.flatnonzero(unknown).tolist():
+        not_evaluated[ext_cat[i]] = not_evaluated.get(ext_cat[i], 0) + 1
+    result["not_evaluated"] = not_evaluated
+    for key, decided in (("category", decisions), ("category_without_sample_lists", without)):
+        ours = [str(v) if v is not None else "(none)" for v in decided.primary.value_names()]
+        result[key] = _confusion([ext_cat[i] for i in known], [ours[i] for i in known])
+    result["per_category"] = {
+        cat: {key: _same(result[key], cat) for key in ("category", "category_without_sample_lists")}
+        for cat in result["category"]["external"]}
+    result["sample_lists"] = _sample_lists(taxonomy, axis, dict(zip(names, ext_cat, strict=True)))
     if "severity" in decisions.axes:
         sev_ours = [str(v) if v is not None else "(none)" for v in decisions.axes["severity"].value_names()]
         keep = [i for i, s in enumerate(ext_sev) if s is not None]
         result["severity"] = _confusion([str(ext_sev[i]) for i in keep], [sev_ours[i] for i in keep])
         result["severity"]["borderline_as_minor"] = borderline
     return result
+
+
+def _same(block: dict[str, Any], cat: str) -> dict[str, Any]:
+    """Entries of external category ``cat`` in a confusion block, how many agree, the share."""
+    if cat not in block["external"]:
+        return {"entries": 0, "same": 0, "agreement": None}
+    row = block["matrix"][block["external"].index(cat)]
+    same = row[block["taxonomy"].index(cat)] if cat in block["taxonomy"] else 0
+    return {"entries": int(sum(row)), "same": int(same), "agreement": same / sum(row) if sum(row) else None}
+
+
+def _sample_lists(taxonomy: CompiledTaxonomy, axis: Any, external: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each sample list of the taxonomy, its source, and how much of it the external files hold."""
+    out = taxonomy.sample_list_info()
+    for name, info in out.items():
+        values = sorted({axis.values[r.value].id for r in axis.rules if name in _list_names(r.node)})
+        images = _list_images(taxonomy, name)
+        held = [external[i] for i in images if i in external]
+        info["category"] = values[0] if len(values) == 1 else values
+        info["in_external"] = len(held)
+        info["external_same_category"] = sum(1 for c in held if c in values)
+        info["derived_from_external"] = bool(images) and info["external_same_category"] == len(images)
+    return out
+
+
+def _list_names(node: Node) -> set[str]:
+    """The sample lists a rule's predicate reads."""
+    own = {node.name} if isinstance(node, InSampleListNode) else set()
+    return own.union(*(_list_names(part) for part in node.parts()))
+
+
+def _list_images(taxonomy: CompiledTaxonomy, name: str) -> frozenset[str]:
+    found = taxonomy.sample_list_info().get(name, {}).get("found")
+    return read_sample_list(found) if found else frozenset()
 
 
 def _confusion(external: list[str], ours: list[str]) -> dict[str, Any]:
@@ -154,15 +231,34 @@ def _confusion(external: list[str], ours: list[str]) -> dict[str, Any]:
 def format_agreement(result: dict[str, Any]) -> str:
     lines = [f"{result['compared']} of {result['entries']} external entries compared "
              f"({result['skipped']} skipped: image without labels, unknown class or no category)"]
-    for axis in ("category", "severity"):
+    if result.get("external_files"):
+        lines.append(f"external files: {', '.join(result['external_files'])}")
+    for name, info in result.get("sample_lists", {}).items():
+        where = info["found"] or "not found (its rules were not evaluated)"
+        lines.append(f"sample list {name!r} ({info['images']} images, rule value {info['category']}) from {where}; "
+                     f"source: {info['source']}")
+        if info["in_external"]:
+            same = info["external_same_category"]
+            lines.append(f"  {info['in_external']} of its images are external entries, {same} "
+                         "of them in its category" + (": derived from the same expert files, so the agreement "
+                                                       "with it is partly circular" if info["derived_from_external"]
+                                                       else ""))
+    for cat, n in result.get("not_evaluated", {}).items():
+        lines.append(f"not evaluated: {n} entries of external category {cat} (the taxonomy's rule for it could not "
+                     "run, e.g. no OOV provider); left out, not counted as disagreements")
+    for axis in ("category", "category_without_sample_lists", "severity"):
         block = result.get(axis)
         if not block:
             continue
         width = max([len(r) for r in block["external"]] + [10])
-        lines.append(f"{axis}: external (rows) vs {result['taxonomy']} (columns)")
+        title = "category, with every sample-list rule left out" if axis == "category_without_sample_lists" else axis
+        lines.append(f"{title}: external (rows) vs {result['taxonomy']} (columns)")
         lines.append(" " * width + " " + " ".join(f"{c[:14]:>14}" for c in block["taxonomy"]))
         for r, row in zip(block["external"], block["matrix"], strict=True):
             lines.append(f"{r:<{width}} " + " ".join(f"{x:>14}" for x in row))
         rate = block["agreement"]
         lines.append(f"agreement: {block['same']} ({rate:.1%})" if rate is not None else "agreement: n/a")
+    for cat, both in result.get("per_category", {}).items():
+        a, b = both["category"], both["category_without_sample_lists"]
+        lines.append(f"  {cat}: {a['same']}/{a['entries']} agree; without sample lists {b['same']}/{b['entries']}")
     return "\n".join(lines)

@@ -9,16 +9,18 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine import CompiledTaxonomy, Decisions, SampleBatch, evaluate
-from errortaxa.engine.inputs import LabeledImages, read_predictions
+from errortaxa.engine.inputs import LabeledImages, ReadOptions, read_predictions
 from errortaxa.engine.providers import FeatureProvider
 
 NONE = "(none)"
 
 
-def read_samples(path: str | os.PathLike[str], labels: LabeledImages | None, num_classes: int = 1000) -> SampleBatch:
+def read_samples(path: str | os.PathLike[str], labels: LabeledImages | None,
+                 options: ReadOptions | None = None) -> SampleBatch:
     """The samples of a predictions file in any registered format: JSONL records with their own
     labels, other predictions joined with ``labels``."""
-    return read_predictions(path, num_classes).with_labels(labels, num_classes)[0]
+    options = options or ReadOptions()
+    return read_predictions(path, options).with_labels(labels, options.num_classes)[0]
 
 
 @dataclass

@@ -18,6 +18,7 @@ from itertools import pairwise
 
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.cluster import import_ray, init_ray
+from errortaxa.engine.inputs import Columns, ReadOptions
 from errortaxa.engine.providers import registry
 from errortaxa.engine.providers.factory import ProviderUnavailable
 from errortaxa.study.models import ImageSet, ModelFile, read_model
@@ -25,8 +26,10 @@ from errortaxa.study.tabulate import Accumulator, Tabulator
 
 
 def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
-           image_list: Sequence[str] | None, pairs: bool, provider_configs: Mapping[str, str]) -> Accumulator:
-    """One task: tabulate ``models`` (with the providers built here from ``provider_configs``)."""
+           image_list: Sequence[str] | None, pairs: bool, provider_configs: Mapping[str, str],
+           columns: Columns | None = None) -> Accumulator:
+    """One task: tabulate ``models`` (with the providers built here from ``provider_configs``),
+    their files read with ``columns``."""
     try:
         providers = registry.build_all(provider_configs, taxonomy) if provider_configs else None
     except ProviderUnavailable as error:
@@ -36,7 +39,8 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
     tab = Tabulator(taxonomy, images, image_list, pairs=pairs, providers=providers)
     acc = Accumulator()
     for model in models:
-        tab.add(acc, model.name, read_model(model.path, images, len(taxonomy.vocabulary)))
+        tab.add(acc, model.name, read_model(model.path, images,
+                                            ReadOptions(vocabulary=taxonomy.vocabulary, columns=columns or Columns())))
     if pairs:
         acc.pair_counts()  # sparse before it travels
     return acc
@@ -45,7 +49,7 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
 def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelFile],
                image_list: Sequence[str] | None, address: str, *, chunks: int | None = None,
                progress: bool | None = None, pairs: bool = False,
-               provider_configs: Mapping[str, str] | None = None) -> Accumulator:
+               provider_configs: Mapping[str, str] | None = None, columns: Columns | None = None) -> Accumulator:
     """The accumulated per-model counts of ``models``, computed as Ray tasks (each building its
     providers from ``provider_configs``, ``{provider name: config file}``)."""
     from tqdm import tqdm
@@ -59,7 +63,7 @@ def run_on_ray(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[Mo
         task = ray.remote(num_cpus=1)(_chunk)
         tax_ref, img_ref = ray.put(taxonomy), ray.put(images)
         configs = dict(provider_configs or {})
-        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, configs)
+        refs = [task.remote(tax_ref, img_ref, list(models[a:b]), image_list, pairs, configs, columns)
                 for a, b in pairwise(bounds) if b > a]
         order = {ref: k for k, ref in enumerate(refs)}
         results: dict[int, Accumulator] = {}

@@ -17,7 +17,9 @@ from errortaxa.engine.inputs import (
     PREDICTIONS,
     InputError,
     LabeledImages,
+    ReadOptions,
     read_predictions,
+    recognised,
     suffixes,
 )
 
@@ -35,14 +37,16 @@ class ModelFile:
 
 def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
     """Prediction files from directories (those with the suffix of a predictions format, e.g.
-    ``*.npz`` / ``*.npy`` / ``*.jsonl``, sorted by name), plain files, and ``.txt`` lists of paths
-    (one a line, relative to the list's folder)."""
+    ``*.npz`` / ``*.npy`` / ``*.jsonl`` / ``*.csv``, whose content a predictions format recognises,
+    sorted by name: a metadata CSV beside them is left out), plain files, and ``.txt`` lists of
+    paths (one a line, relative to the list's folder)."""
     known = suffixes(PREDICTIONS)
     out: list[ModelFile] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.name.lower().endswith(known) and p.is_file())
+            files = sorted(p for p in path.iterdir()
+                           if p.name.lower().endswith(known) and p.is_file() and recognised(p, PREDICTIONS))
         elif path.suffix.lower() == ".txt":
             try:
                 lines = path.read_text(encoding="utf-8").splitlines()
@@ -98,11 +102,13 @@ class ImageSet:
         return np.fromiter((get(n, -1) for n in names), dtype=np.int64)
 
 
-def read_model(path: PathLike, images: ImageSet, num_classes: int = 1000) -> np.ndarray:
+def read_model(path: PathLike, images: ImageSet, options: ReadOptions | None = None) -> np.ndarray:
     """A model's top-1 prediction on every study image (int32[N], -1 where the file has none),
     from a file in any predictions format."""
     out = np.full(len(images), -1, np.int32)
-    predictions = read_predictions(path, num_classes)
+    options = options or ReadOptions()
+    num_classes = options.num_classes
+    predictions = read_predictions(path, options)
     if predictions.images is None:
         raise InputError(path, f"{predictions.format} predictions need image names to join with the study images")
     rows = images.val_rows if predictions.validation_order else images.rows_of(predictions.images)

@@ -45,11 +45,28 @@ def _colour_groups(table: pd.DataFrame, column: str | None) -> tuple[list[tuple[
 
 
 def _trend(ax: Any, x: np.ndarray, y: np.ndarray, colour: Any) -> None:
+    """A least-squares line through the points, drawn only where it lies in [0, 1] (shares)."""
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() >= 3 and np.ptp(x[ok]) > 0:
         slope, intercept = np.polyfit(x[ok], y[ok], 1)
-        xs = np.linspace(x[ok].min(), x[ok].max(), 20)
-        ax.plot(xs, slope * xs + intercept, color=colour, linewidth=1.5)
+        xs = np.linspace(x[ok].min(), x[ok].max(), 200)
+        ys = slope * xs + intercept
+        ax.plot(xs, np.where((ys >= 0) & (ys <= 1), ys, np.nan), color=colour, linewidth=1.5)
+
+
+def category_colours(result: StudyResult) -> dict[str, Any]:
+    """One colour per category of the study, the same in every plot."""
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab20")
+    return {cat: cmap(k % 20) for k, cat in enumerate(result.categories)}
+
+
+def composition_models(result: StudyResult, max_models: int = 60) -> pd.DataFrame:
+    """The models the composition plot shows, sorted by MLA: all, or ``max_models`` evenly spaced."""
+    table = result.table.sort_values("all.mla").reset_index(drop=True)
+    if len(table) > max_models:
+        table = table.iloc[np.linspace(0, len(table) - 1, max_models).round().astype(int)]
+    return table
 
 
 def plot_error_share_vs_mla(result: StudyResult, color_by: str | None = None) -> Figure:
@@ -63,13 +80,16 @@ def plot_error_share_vs_mla(result: StudyResult, color_by: str | None = None) ->
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     groups, has_legend = _colour_groups(result.table, color_by)
     cmap = plt.get_cmap("tab10")
+    colours = category_colours(result)
     x_all = result.table["all.mla"].to_numpy(dtype=float)
     for k, cat in enumerate(cats):
         ax = axes[k // cols][k % cols]
         y_all = result.table[f"error_share.{cat}"].to_numpy(dtype=float)
         for g, (label, mask) in enumerate(groups):
-            ax.scatter(x_all[mask], y_all[mask], s=10, alpha=0.6, color=cmap(g % 10), label=label)
-            _trend(ax, x_all[mask], y_all[mask], cmap(g % 10))
+            colour = cmap(g % 10) if has_legend else colours[cat]
+            ax.scatter(x_all[mask], y_all[mask], s=10, alpha=0.6, color=colour, label=label)
+            _trend(ax, x_all[mask], y_all[mask], colour)
+        ax.set_ylim(-0.02, 1.02)
         ax.set_title(cat.replace("_", " "))
         ax.set_xlabel("multi-label accuracy")
         ax.set_ylabel("share of errors")
@@ -85,24 +105,25 @@ def plot_error_share_vs_mla(result: StudyResult, color_by: str | None = None) ->
 
 def plot_composition(result: StudyResult, max_models: int = 60) -> Figure:
     """Error-category composition per model (stacked bars of shares of all samples), models
-    sorted by multi-label accuracy; with many models an evenly spaced selection is shown."""
+    sorted by multi-label accuracy; with more than ``max_models`` models an evenly spaced
+    selection is shown, and the title says so."""
     plt = _pyplot()
-    table = result.table.sort_values("all.mla").reset_index(drop=True)
-    if len(table) > max_models:
-        table = table.iloc[np.linspace(0, len(table) - 1, max_models).round().astype(int)]
+    table = composition_models(result, max_models)
     cats = [c for c in result.error_categories if f"all.share.{c}" in table.columns]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(table) + 3), 4.5))
     bottom = np.zeros(len(table))
-    cmap = plt.get_cmap("tab20")
+    colours = category_colours(result)
     x = np.arange(len(table))
-    for k, cat in enumerate(cats):
+    for cat in cats:
         share = np.nan_to_num(table[f"all.share.{cat}"].to_numpy(dtype=float))
-        ax.bar(x, share, bottom=bottom, color=cmap(k % 20), label=cat.replace("_", " "), width=0.85)
+        ax.bar(x, share, bottom=bottom, color=colours[cat], label=cat.replace("_", " "), width=0.85)
         bottom += share
     ax.set_xticks(x)
     ax.set_xticklabels(table["model"].astype(str), rotation=90, fontsize=6)
     ax.set_ylabel("share of images (errors, by category)")
-    ax.set_title("Error composition per model (sorted by multi-label accuracy)")
+    shown = "" if len(table) == len(result.table) else \
+        f"; {len(table)} of {len(result.table)} models shown, evenly spaced"
+    ax.set_title(f"Error composition per model (sorted by multi-label accuracy{shown})")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
@@ -113,24 +134,25 @@ def plot_organism_vs_artifact(result: StudyResult) -> Figure:
     against the group's multi-label accuracy, with a trend per category."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    cmap = plt.get_cmap("tab10")
+    colours = category_colours(result)
     table = result.table
-    for ax, group in zip(axes, ("organism", "artifact"), strict=True):
+    for ax, group in zip(axes, ("organism_by_label", "artifact_by_label"), strict=True):
         if f"{group}.mla" not in table.columns:
             ax.axis("off")
             continue
         x = table[f"{group}.mla"].to_numpy(dtype=float)
-        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - x)
-        for k, cat in enumerate(result.error_categories):
+        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - table[f"{group}.mla_share"].to_numpy(float))
+        for cat in result.error_categories:
             column = f"{group}.n.{cat}"
             if column not in table.columns or table[column].sum() == 0:
                 continue
             with np.errstate(invalid="ignore", divide="ignore"):
                 y = table[column].to_numpy(dtype=float) / errors
-            ax.scatter(x, y, s=8, alpha=0.5, color=cmap(k % 10), label=cat.replace("_", " "))
-            _trend(ax, x, y, cmap(k % 10))
-        ax.set_title(f"{group}s")
+            ax.scatter(x, y, s=8, alpha=0.5, color=colours[cat], label=cat.replace("_", " "))
+            _trend(ax, x, y, colours[cat])
+        ax.set_title(f"{group.split('_')[0]}s (an image in the group when any label is)")
         ax.set_xlabel("multi-label accuracy")
+        ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of the group's errors")
     axes[0].legend(fontsize=7)
@@ -163,7 +185,9 @@ def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = N
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+div.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:12px;margin:1em 0}
+td.not-evaluated{color:#888;font-style:italic}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f0f0f0} td.l,th.l{text-align:left} img{max-width:100%;border:1px solid #eee}
 """
@@ -173,6 +197,27 @@ def _fmt(x: Any) -> str:
     if isinstance(x, float | np.floating):
         return "" if not np.isfinite(x) else f"{x:.4f}"
     return html.escape(str(x))
+
+
+def _not_evaluated(result: StudyResult) -> dict[str, str]:
+    """Per category decided by a rule that was not evaluated on some headline image of some
+    model (no OOV provider, a missing sample list), that rule's id."""
+    t = result.table
+    out: dict[str, str] = {}
+    for column in t.columns:
+        if column.startswith("all.not_evaluated.") and t[column].sum() > 0:
+            rule = column.removeprefix("all.not_evaluated.")
+            out[result.rule_values.get(rule, rule)] = rule
+    return out
+
+
+def _share_cell(row: Any, category: str, unknown: dict[str, str]) -> str:
+    """An error share, or "not evaluated" where the model's rule for it was not evaluated."""
+    rule = unknown.get(category)
+    if rule is not None and row[f"all.not_evaluated.{rule}"] > 0:
+        return (f"<td class='not-evaluated' title='rule {html.escape(rule)} not evaluated on "
+                f"{int(row[f'all.not_evaluated.{rule}'])} images'>not evaluated</td>")
+    return f"<td>{_fmt(row[f'error_share.{category}'])}</td>"
 
 
 def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
@@ -190,24 +235,29 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
     # per-model table
     meta = result.metadata_columns
     shares = [c for c in result.error_categories if f"error_share.{c}" in t.columns]
-    head = ["model", *meta, "images", "top-1", "95% CI", "multi-label", "95% CI", *shares]
-    if "image_list.mla" in t.columns:
-        head += ["image list MLA"]
-    parts.append(f"<h2>Models</h2><table id='models'><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>")
+    unknown = _not_evaluated(result)
+    head = ["model", *meta, "images", "top-1", "top-1 95% CI", "MLA", "MLA share", "MLA share 95% CI",
+            "MLA, minor errors correct", "MLA, explainable errors correct", *[f"{c} (share of errors)" for c in shares]]
+    if "image_list.accuracy" in t.columns:
+        head += ["image list accuracy"]
+    parts.append("<h2>Models</h2><div class='scroll'><table id='models'><tr>"
+                 f"{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>")
     order = t.sort_values("all.mla", ascending=False).head(max_rows)
     for _, row in order.iterrows():
         cells = [f"<td class='l'>{_fmt(row['model'])}</td>", *[f"<td class='l'>{_fmt(row[m])}</td>" for m in meta],
                  f"<td>{int(row['all.samples'])}</td>", f"<td>{_fmt(row['all.top1'])}</td>",
                  f"<td>[{_fmt(row['all.top1_lo'])}, {_fmt(row['all.top1_hi'])}]</td>",
-                 f"<td>{_fmt(row['all.mla'])}</td>",
-                 f"<td>[{_fmt(row['all.mla_lo'])}, {_fmt(row['all.mla_hi'])}]</td>",
-                 *[f"<td>{_fmt(row[f'error_share.{c}'])}</td>" for c in shares]]
-        if "image_list.mla" in t.columns:
-            cells.append(f"<td>{_fmt(row['image_list.mla'])}</td>")
+                 f"<td>{_fmt(row['all.mla'])}</td>", f"<td>{_fmt(row['all.mla_share'])}</td>",
+                 f"<td>[{_fmt(row['all.mla_share_lo'])}, {_fmt(row['all.mla_share_hi'])}]</td>",
+                 f"<td>{_fmt(row['all.mla_minor'])}</td>", f"<td>{_fmt(row['all.mla_explainable'])}</td>",
+                 *[_share_cell(row, c, unknown) for c in shares]]
+        if "image_list.accuracy" in t.columns:
+            cells.append(f"<td>{_fmt(row['image_list.accuracy'])}</td>")
         parts.append(f"<tr class='model-row'>{''.join(cells)}</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     if len(t) > max_rows:
         parts.append(f"<p>({len(t) - max_rows} more models in models.csv)</p>")
+    parts.extend(_sources_html(result))
     # plots
     if plot_paths:
         parts.append("<h2>Plots</h2>")
@@ -215,24 +265,41 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
             png = plot_paths.get(f"{name}.png")
             if png:
                 data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+                note = ""
+                if name == "composition" and len(composition_models(result)) < len(t):
+                    note = (f" ({len(composition_models(result))} of {len(t)} models shown, evenly spaced by "
+                            "multi-label accuracy; every model is in the table and models.csv)")
                 parts.append(f"<figure><img id='plot-{name}' alt='{name}' src='data:image/png;base64,{data}'>"
-                             f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>")
+                             f"<figcaption>{name.replace('_', ' ')}{html.escape(note)}</figcaption></figure>")
     # most common errors
     parts.append("<h2>Most common errors per category</h2>")
     for cat, entries in result.top_errors.items():
-        parts.append(f"<h3 class='category'>{html.escape(cat)}</h3><table class='top-errors' data-category="
-                     f"'{html.escape(cat)}'><tr><th class='l'>target</th><th class='l'>prediction</th>"
+        parts.append(f"<h3 class='category'>{html.escape(cat)}</h3><div class='scroll'><table class='top-errors' "
+                     f"data-category='{html.escape(cat)}'><tr><th class='l'>target</th><th class='l'>prediction</th>"
                      "<th>errors (all models)</th><th class='l'>example images</th></tr>")
         for e in entries:
             parts.append(f"<tr><td class='l'>{e['target']} {html.escape(e['target_name'])}</td>"
                          f"<td class='l'>{e['pred']} {html.escape(e['pred_name'])}</td><td>{e['errors']}</td>"
                          f"<td class='l'>{html.escape(', '.join(e['images']))}</td></tr>")
-        parts.append("</table>")
+        parts.append("</table></div>")
     diff = diff if diff is not None else result.diff
     if diff is not None:
         parts.extend(_diff_html(diff, len(t)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _sources_html(result: StudyResult) -> list[str]:
+    """What the study read: its inputs, and each sample list of the taxonomy with its source."""
+    esc = html.escape
+    parts = ["<h2 id='sources'>Inputs and sample lists</h2><ul>"]
+    parts += [f"<li>{esc(kind)}: {esc(path)}</li>" for kind, path in result.inputs.items()]
+    for name, info in result.sample_lists.items():
+        where = esc(info["found"]) if info.get("found") else "<b>not found: its rules were not evaluated</b>"
+        parts.append(f"<li class='sample-list'>sample list <code>{esc(name)}</code> ({int(info['images'])} images) "
+                     f"from {where}; source: {esc(info['source'])}</li>")
+    parts.append("</ul>")
+    return parts
 
 
 def _diff_html(diff: DiffResult, models: int) -> list[str]:
@@ -241,20 +308,28 @@ def _diff_html(diff: DiffResult, models: int) -> list[str]:
     esc = html.escape
     a, b = f"{diff.name_a}.{diff.axis_a}", f"{diff.name_b}.{diff.axis_b}"
     pooled = any("count" in e for exs in diff.examples.values() for e in exs)
+    rows = [i for i in range(len(diff.values_a)) if diff.matrix[i].any()]
+    cols = [j for j in range(len(diff.values_b)) if diff.matrix[:, j].any()]
     what = (f"the predictions of all {models} models pooled (each model's prediction on each headline image "
             "counts once)" if pooled else "the samples")
     parts = [f"<h2 id='taxonomy-diff'>Taxonomy comparison</h2><p>{esc(a)} (rows) vs {esc(b)} (columns) on "
              f"{what}, left out where both call the prediction correct: {diff.samples} predictions, "
              f"{diff.same} ({diff.agreement:.1%}) with the same category id in both.</p>",
-             "<table id='diff'><tr><th></th>" + "".join(f"<th>{esc(v)}</th>" for v in diff.values_b) + "</tr>"]
-    for i, va in enumerate(diff.values_a):
-        cells = "".join(f"<td class='diff-cell' data-a='{esc(va)}' data-b='{esc(vb)}'>{int(diff.matrix[i, j])}</td>"
-                        for j, vb in enumerate(diff.values_b))
+             "<div class='scroll'><table id='diff'><tr><th></th>"
+             + "".join(f"<th>{esc(diff.values_b[j])}</th>" for j in cols) + "</tr>"]
+    for i in rows:
+        va = diff.values_a[i]
+        cells = "".join(f"<td class='diff-cell' data-a='{esc(va)}' data-b='{esc(diff.values_b[j])}'>"
+                        f"{int(diff.matrix[i, j])}</td>" for j in cols)
         parts.append(f"<tr><th class='l'>{esc(va)}</th>{cells}</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
+    hidden_rows, hidden_cols = len(diff.values_a) - len(rows), len(diff.values_b) - len(cols)
+    if hidden_rows or hidden_cols:
+        parts.append(f"<p class='diff-hidden'>{hidden_rows} row(s) and {hidden_cols} column(s) with no prediction "
+                     "are left out.</p>")
     order = sorted(diff.examples, key=lambda ij: (diff.values_a[ij[0]] == diff.values_b[ij[1]],
                                                   -int(diff.matrix[ij]), ij))
-    parts.append("<h3>Example errors per cell</h3><table id='diff-examples'><tr><th class='l'>"
+    parts.append("<h3>Example errors per cell</h3><div class='scroll'><table id='diff-examples'><tr><th class='l'>"
                  f"{esc(a)}</th><th class='l'>{esc(b)}</th><th>predictions</th><th class='l'>most common "
                  "(image: target &rarr; prediction" + (", models" if pooled else "") + ")</th></tr>")
     for i, j in order:
@@ -265,7 +340,7 @@ def _diff_html(diff: DiffResult, models: int) -> list[str]:
         parts.append(f"<tr class='diff-example' data-a='{esc(diff.values_a[i])}' data-b='{esc(diff.values_b[j])}'>"
                      f"<td class='l'>{esc(diff.values_a[i])}</td><td class='l'>{esc(diff.values_b[j])}</td>"
                      f"<td>{int(diff.matrix[i, j])}</td><td class='l'>{text}</td></tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     return parts
 
 

@@ -2,9 +2,9 @@
 
 All models go through one :class:`~errortaxa.engine.run.imageset.ImageSetClassifier`, so every
 (image, predicted class) decision is made once for the whole study. Per model the table holds,
-for the headline (non-problematic) images and per group of the target (organism / artifact /
-other, dogs / other_animals / objects), the sample count, top-1 and multi-label accuracy with 95%
-Clopper-Pearson intervals and the count and share of every category; the problematic images are
+for the headline (non-problematic) images and per group (organism / artifact / other by any
+correct label, dogs / other_animals / objects by target), the sample count, top-1 and multi-label
+accuracy (:mod:`errortaxa.study.tabulate`) and the count and share of every category; the problematic images are
 reported apart (group ``problematic``); optionally the accuracy on an image list (ImageNet-M).
 
 Feature providers (e.g. ``oov`` of the ``fine_grained_oov`` rule) are shared the same way: the
@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.inputs import LabeledImages
+from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, open_text, write_text
 from errortaxa.engine.providers import FeatureProvider, registry
 from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
+from errortaxa.study.scores import ExtraScores, read_with_scores
 from errortaxa.study.tabulate import Accumulator, Tabulator, frame, top_errors
 
 if TYPE_CHECKING:
@@ -47,11 +48,16 @@ class StudyResult:
     images: int
     seconds: float
     metadata_columns: list[str] = field(default_factory=list)
+    rule_values: dict[str, str] = field(default_factory=dict)  # primary-axis rule id -> its value id
+    sample_lists: dict[str, dict[str, Any]] = field(default_factory=dict)  # the taxonomy's, with sources
+    inputs: dict[str, str] = field(default_factory=dict)  # what the study read: labels, image list, ...
+    dataset: str = "imagenet"  # the image set: imagenet (multi-labels) or a built-in dataset definition
     diff: DiffResult | None = None  # the taxonomy comparison (run_study's ``compare``), all models pooled
 
     def write(self, out_dir: PathLike) -> dict[str, str]:
-        """Write ``models.csv``, ``models.parquet``, ``top_errors.json`` (and ``taxonomy_diff.json``
-        with a comparison) into ``out_dir``."""
+        """Write ``models.csv``, ``models.parquet``, ``top_errors.json``, ``study.json`` (the
+        taxonomy, the sample lists it used with their sources, the inputs) and, with a comparison,
+        ``taxonomy_diff.json`` into ``out_dir``."""
         import json
 
         out = Path(out_dir)
@@ -62,6 +68,10 @@ class StudyResult:
         with open_binary(paths["parquet"]) as binary:
             self.table.to_parquet(binary, index=False)
         write_text(paths["top_errors"], json.dumps(self.top_errors, indent=1) + "\n")
+        paths["study"] = out / "study.json"
+        about = {"taxonomy": self.taxonomy, "models": len(self.table), "images": self.images,
+                 "sample_lists": self.sample_lists, "inputs": self.inputs}
+        write_text(paths["study"], json.dumps(about, indent=1) + "\n")
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"
             write_text(paths["taxonomy_diff"], json.dumps(self.diff.to_dict(), indent=1) + "\n")
@@ -76,7 +86,9 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               compare: CompiledTaxonomy | None = None, compare_axis: str | None = None,
               diff_examples: int = 5, providers: Mapping[str, FeatureProvider] | None = None,
               provider_configs: Mapping[str, PathLike] | None = None,
-              compare_providers: Mapping[str, FeatureProvider] | None = None) -> StudyResult:
+              compare_providers: Mapping[str, FeatureProvider] | None = None,
+              extra: ExtraScores | None = None, dataset: str = "imagenet",
+              read_options: ReadOptions | None = None) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -98,6 +110,13 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
       Ray without a config for each is a ``ValueError``: providers cannot travel to the workers.
       The driver uses ``providers`` (or builds them) only for a taxonomy comparison.
 
+    ``extra``: also read, from each model's .npz, its top-1 on all validation images and/or on a
+    class subset (:mod:`errortaxa.study.scores`; columns ``top1_val``, ``top1_subset``); not with
+    ``predictions`` or on Ray. ``dataset`` names the image set (``imagenet``, ``imagenet-a``, ...).
+
+    ``read_options``: how prediction files are read (default: the taxonomy's vocabulary, the
+    usual column names); on Ray its columns travel, the vocabulary is the taxonomy's.
+
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
     primary axis) on the errors of all models pooled: every model's prediction on every headline
@@ -108,6 +127,9 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     ``taxonomy_key`` tells that it depends on what differs, e.g. the OOV provider on the superclasses).
     """
     start = time.perf_counter()
+    if extra is not None and (ray_address is not None or predictions is not None):
+        raise ValueError("top-1 on all validation images or on a class subset is read from the prediction files, "
+                         "in this process: not with a Ray cluster or a predictions function")
     configs = {name: os.path.abspath(path) for name, path in (provider_configs or {}).items()}  # workers: any cwd
     if providers and ray_address is not None:
         missing = sorted(set(providers) - set(configs))
@@ -117,18 +139,23 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     if configs and providers is None and (ray_address is None or compare is not None):
         providers = registry.build_all(configs, taxonomy)
     image_set = images if isinstance(images, ImageSet) else ImageSet.from_labels(images)
+    options = read_options or ReadOptions(vocabulary=taxonomy.vocabulary)
     pairs = compare is not None
     tab = Tabulator(taxonomy, image_set, image_list, pairs=pairs, providers=providers)
     acc = Accumulator()
     if ray_address is not None:
         acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress,
-                         pairs=pairs, provider_configs=configs)
+                         pairs=pairs, provider_configs=configs, columns=options.columns)
     else:
         from tqdm import tqdm
 
-        read = predictions or (lambda m: read_model(m.path, image_set, len(taxonomy.vocabulary)))
+        read = predictions or (lambda m: read_model(m.path, image_set, options))
         for model in tqdm(models, desc="models", unit="model", disable=(None if progress is None else not progress)):
-            tab.add(acc, model.name, read(model))
+            if extra is not None:
+                pred, extras = read_with_scores(model.path, image_set.index, image_set.batch.target, extra, options)
+                tab.add(acc, model.name, pred, extras)
+            else:
+                tab.add(acc, model.name, read(model))
     table = frame(tab, acc)
     meta_cols: list[str] = []
     if metadata is not None and len(table):
@@ -155,6 +182,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         table=table, top_errors=top, categories=list(tab.values), error_categories=errors,
         groups=list(tab.group_names), taxonomy=taxonomy.name, images=len(image_set),
         seconds=time.perf_counter() - start, metadata_columns=meta_cols, diff=diff,
+        rule_values={r.id: axis.values[r.value].id for r in axis.rules},
+        sample_lists=taxonomy.sample_list_info(), dataset=dataset,
     )
 
 

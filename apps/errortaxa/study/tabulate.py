@@ -12,12 +12,23 @@ import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.providers import FeatureProvider
-from errortaxa.engine.results.summary import class_groups
+from errortaxa.engine.results.accuracy import (
+    LABEL_GROUPS,
+    TARGET_GROUPS,
+    class_mean_accuracy,
+    class_sets,
+    group_masks,
+    pred_in_labels,
+    value_masks,
+)
 from errortaxa.engine.run.imageset import ImageSetClassifier
 from errortaxa.study.models import ImageSet
 from errortaxa.study.stats import clopper_pearson
 
-GROUPS = ("organism", "artifact", "other", "dogs", "other_animals", "objects")
+GROUPS = (*(f"{g}_by_label" for g in LABEL_GROUPS), *(f"{g}_by_target" for g in TARGET_GROUPS))
+"""The breakdown groups: the reference's (an image in every group one of its correct labels is in,
+overlapping) and Shankar et al.'s (by the original target, a partition)."""
+MLA_STATS = ("mla", "mla_minor", "mla_explainable")
 
 
 @dataclass
@@ -27,11 +38,14 @@ class Accumulator:
     models: list[str] = field(default_factory=list)
     samples: list[np.ndarray] = field(default_factory=list)  # int64[G]
     top1: list[np.ndarray] = field(default_factory=list)  # int64[G]
-    mla: list[np.ndarray] = field(default_factory=list)  # int64[G]
+    mla: list[np.ndarray] = field(default_factory=list)  # int64[G]: images counted correct (the share)
+    levels: list[np.ndarray] = field(default_factory=list)  # float[3, G]: per-class MLA, minor, explainable
+    listed: list[np.ndarray] = field(default_factory=list)  # int64[G, 2]: listed images, their errors
+    extras: list[dict[str, float]] = field(default_factory=list)  # e.g. top-1 on all validation images
     counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
     error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
     error_values: list[np.ndarray] = field(default_factory=list)  # their primary-axis values (int16)
-    not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[R]: headline samples per rule
+    not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[G, R]: samples per group and rule
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
     # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
     # parts merged now and then
@@ -44,6 +58,9 @@ class Accumulator:
         self.samples += other.samples
         self.top1 += other.top1
         self.mla += other.mla
+        self.levels += other.levels
+        self.listed += other.listed
+        self.extras += other.extras
         self.counts += other.counts
         self.error_keys += other.error_keys
         self.error_values += other.error_values
@@ -99,30 +116,36 @@ class Tabulator:
         # rules that can be 'not evaluated' (a provider or a sample list): counted per model
         self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
         batch = images.batch
-        members = class_groups(taxonomy.vocabulary)
+        self.levels = np.stack(list(value_masks(axis).values()))  # bool[3, V + 1]
+        groups = group_masks(batch, class_sets(taxonomy.vocabulary))
         problematic = batch.problematic
         masks = {"all": ~problematic}
-        masks.update({g: ~problematic & members[g][batch.target] for g in GROUPS if g in members})
+        masks.update({f"{g}_by_label": ~problematic & m for g, m in groups["by_any_label"].items()})
+        masks.update({f"{g}_by_target": ~problematic & m for g, m in groups["by_target"].items()})
         masks["problematic"] = problematic.copy()
+        self.listed: np.ndarray | None = None
         if image_list is not None:
             rows = images.rows_of(image_list)
-            listed = np.zeros(len(batch), bool)
-            listed[rows[rows >= 0]] = True
-            masks["image_list"] = listed
+            self.listed = np.zeros(len(batch), bool)
+            self.listed[rows[rows >= 0]] = True
+            masks["image_list"] = self.listed & ~problematic
         self.group_names = list(masks)
         self.masks = np.stack([masks[g] for g in self.group_names])  # bool[G, N]
         self.classes = len(taxonomy.vocabulary)
 
-    def add(self, acc: Accumulator, name: str, pred: np.ndarray) -> None:
+    def add(self, acc: Accumulator, name: str, pred: np.ndarray, extras: Mapping[str, float] | None = None) -> None:
+        """Decide and count one model's predictions (``pred``: int[N], -1 = none); ``extras``: its
+        figures that do not come from the decisions (e.g. top-1 on all validation images)."""
         present = pred >= 0
         rows = np.flatnonzero(present)
         full = rows.shape[0] == pred.shape[0]
         decisions = self.classifier.classify(pred if full else pred[rows], None if full else rows)
         value = np.full(pred.shape[0], -1, np.int64)
         value[rows] = decisions.primary.value
-        mla = np.zeros(pred.shape[0], bool)
-        mla[rows] = self.mla_value[decisions.primary.value]
-        top1 = present & (pred == self.images.batch.target)
+        correct = self.levels[:, value]  # [3, N]; -1 (no prediction) is never correct
+        mla = correct[0]
+        batch = self.images.batch
+        top1 = present & (pred == batch.target)
         masks = self.masks & present[None, :]
         v = len(self.values)
         codes = np.where(masks, value[None, :] + 1, -1) + (np.arange(masks.shape[0]) * (v + 1))[:, None]
@@ -131,44 +154,77 @@ class Tabulator:
         acc.samples.append(masks.sum(axis=1))
         acc.top1.append((masks & top1[None, :]).sum(axis=1))
         acc.mla.append((masks & mla[None, :]).sum(axis=1))
+        acc.levels.append(class_mean_accuracy(correct, batch.target, masks, self.classes))
+        if self.listed is not None:
+            # the reference's count on an image list: an error whenever top-1 is not a correct label
+            listed = masks & self.listed[None, :]
+            wrong = ~pred_in_labels(batch, np.where(present, pred, -1))
+            acc.listed.append(np.stack([listed.sum(axis=1), (listed & wrong[None, :]).sum(axis=1)], axis=1))
+        acc.extras.append(dict(extras or {}))
         acc.counts.append(counts[:, 1:])
         errors = np.flatnonzero(masks[0] & ~mla)
         acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
         acc.error_values.append(value[errors].astype(np.int16))
-        skipped = decisions.primary.not_evaluated_counts(masks[0][rows])
-        acc.not_evaluated.append(np.array([skipped[r] for r, _ in self.unknowable], np.int64))
+        unknowable = [r for r, _ in self.unknowable]
+        acc.not_evaluated.append(np.array([decisions.primary.not_evaluated_counts(group[rows])[unknowable]
+                                           for group in masks], np.int64).reshape(len(masks), len(unknowable)))
         if self.pairs:
             headline = np.flatnonzero(masks[0])
             acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)
 
 
 def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:
-    """The per-model statistics table of an accumulator."""
+    """The per-model statistics table of an accumulator.
+
+    Per group: ``samples``; ``top1`` and ``mla_share`` (plain shares of images, with 95%
+    Clopper-Pearson intervals ``_lo`` / ``_hi``); ``mla``, ``mla_minor``, ``mla_explainable``
+    (per-class means, see :mod:`errortaxa.engine.results.accuracy`); ``top1_errors``; ``n.VALUE``
+    and ``share.VALUE`` per value; ``not_evaluated.RULE`` (samples whose rule could not be
+    evaluated). On an image list: ``samples``, ``errors`` (top-1 not a correct label, the
+    reference's count) and ``accuracy``; per group also ``listed`` / ``listed_errors``. All
+    accuracies are fractions in [0, 1].
+    """
     cols: dict[str, Any] = {"model": acc.models}
     if not acc.models:
         return pd.DataFrame(cols)
     samples = np.stack(acc.samples)
     top1 = np.stack(acc.top1)
     mla = np.stack(acc.mla)
+    levels = np.stack(acc.levels)  # [M, 3, G]
     counts = np.stack(acc.counts)  # [M, G, V]
+    not_evaluated = np.stack(acc.not_evaluated)  # [M, G, R]
+    listed = np.stack(acc.listed) if acc.listed else None  # [M, G, 2]
+    extras = sorted({k for e in acc.extras for k in e})
+    for key in extras:
+        cols[key] = np.array([e.get(key, np.nan) for e in acc.extras], np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         for g, group in enumerate(tab.group_names):
             n = samples[:, g]
             cols[f"{group}.samples"] = n
-            for stat, k in (("top1", top1[:, g]), ("mla", mla[:, g])):
+            if group == "image_list" and listed is not None:
+                wrong = listed[:, g, 1]
+                cols[f"{group}.errors"] = wrong
+                lo, hi = clopper_pearson(n - wrong, n)
+                cols[f"{group}.accuracy"] = np.where(n > 0, (n - wrong) / np.maximum(n, 1), np.nan)
+                cols[f"{group}.accuracy_lo"], cols[f"{group}.accuracy_hi"] = lo, hi
+                continue
+            for stat, k in (("top1", top1[:, g]), ("mla_share", mla[:, g])):
                 lo, hi = clopper_pearson(k, n)
                 cols[f"{group}.{stat}"] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
                 cols[f"{group}.{stat}_lo"] = lo
                 cols[f"{group}.{stat}_hi"] = hi
-            if group == "image_list":
-                continue
+            for j, stat in enumerate(MLA_STATS):
+                cols[f"{group}.{stat}"] = levels[:, j, g]
+            cols[f"{group}.top1_errors"] = n - top1[:, g]
             for j, cat in enumerate(tab.values):
                 cols[f"{group}.n.{cat}"] = counts[:, g, j]
             for j, cat in enumerate(tab.values):
                 cols[f"{group}.share.{cat}"] = np.where(n > 0, counts[:, g, j] / np.maximum(n, 1), np.nan)
-        not_evaluated = np.stack(acc.not_evaluated) if tab.unknowable else np.zeros((len(acc.models), 0), np.int64)
-        for column, (_, rule_id) in enumerate(tab.unknowable):
-            cols[f"all.not_evaluated.{rule_id}"] = not_evaluated[:, column]
+            for column, (_, rule_id) in enumerate(tab.unknowable):
+                cols[f"{group}.not_evaluated.{rule_id}"] = not_evaluated[:, g, column]
+            if listed is not None:
+                cols[f"{group}.listed"] = listed[:, g, 0]
+                cols[f"{group}.listed_errors"] = listed[:, g, 1]
         errors = samples[:, 0] - mla[:, 0]
         for j, cat in enumerate(tab.values):
             if not tab.mla_value[j]:

@@ -102,6 +102,17 @@ class LimitExceeded(ErrorTaxaError):
     code = "LIMIT_EXCEEDED"
 
 
+class MissingExtra(FailedPrecondition):
+    """Something needs an optional extra that is not installed: ``'x.parquet' needs the parquet
+    extra: pip install 'errortaxa[parquet]'`` (the CLI prints it after ``errortaxa: error:``)."""
+
+    code = "MISSING_EXTRA"
+
+    def __init__(self, what: str, extra: str) -> None:
+        self.what, self.extra = what, extra
+        super().__init__(f"'{what}' needs the {extra} extra: pip install 'errortaxa[{extra}]'")
+
+
 KINDS: tuple[type[ErrorTaxaError], ...] = (InvalidInput, NotFound, FailedPrecondition, LimitExceeded)
 
 

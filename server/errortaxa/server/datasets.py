@@ -46,15 +46,16 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def load_dataset(name: str, path: str, num_classes: int = 1000) -> Dataset:
+def load_dataset(name: str, path: str) -> Dataset:
     """Read a label file in any registered label-set format (the multi-label CSV, ReaL json, a
-    target list, JSONL samples). Errors name the file, the record and the field, never the file's content."""
+    target list, JSONL samples, CSV and parquet tables of image and label). Errors name the file,
+    the record and the field, never the file's content."""
     file = Path(path)
     if not _is_file(file):
         raise not_found(f"no label file {shown(path)} on the server", field="path")
     try:
         fmt = detect(path, LABELS)
-        labels = fmt.read(path, ReadOptions(num_classes=num_classes))
+        labels = fmt.read(path, ReadOptions())
     except ErrorTaxaError as exc:  # its status by kind; the message without the reason, which may quote content
         record, column = exc.location.record, exc.location.field
         where = f" record {record}" if record is not None else ""

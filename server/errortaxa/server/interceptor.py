@@ -41,6 +41,13 @@ def _code_name(context: grpc.ServicerContext, failed: bool) -> str:
     return str(code.name) if isinstance(code, grpc.StatusCode) else str(code)
 
 
+def _client_cancelled(context: grpc.ServicerContext) -> bool:
+    """Whether the client cancelled a call that is over. grpc's public API cannot tell a cancelled
+    call from a completed one once both are inactive, so this reads the call state grpc keeps."""
+    state = getattr(context, "_state", None)
+    return getattr(state, "client", None) == "cancelled"
+
+
 class CallInterceptor(grpc.ServerInterceptor):
     def __init__(self, tokens: Tokens, metrics: Metrics, admission: Admission) -> None:
         self.tokens = tokens
@@ -139,7 +146,19 @@ class CallInterceptor(grpc.ServerInterceptor):
                 failed = False
             finally:
                 _local.identity = None
-                finish(context, start, failed)
+                if failed:
+                    finish(context, start, failed)
+                else:  # a client's cancel can end the requests like a half-close: count it when the call is over
+                    if not context.add_callback(lambda: finish_ended(context, start)):
+                        finish_ended(context, start)  # already over
+
+        def finish_ended(context: grpc.ServicerContext, start: float) -> None:
+            code = "CANCELLED" if _client_cancelled(context) else "OK"
+            seconds = time.perf_counter() - start
+            metrics.finished(call, code, seconds)
+            if code != "OK":
+                log.info("call failed", extra={"method": method, "code": code, "caller": identity.name,
+                                               "seconds": round(seconds, 6), "peer": context.peer()})
 
         return stream
 

@@ -99,6 +99,14 @@ class CompiledTaxonomy:
     cooccurrence: dict[str, np.ndarray]
     providers_needed: set[str]
     warnings: list[Problem] = field(default_factory=list)
+    # per sample-list resource: file (as written), found (the path read, None if missing),
+    # images (how many), source (the resource's own attribution)
+    sample_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def sample_list_info(self) -> dict[str, dict[str, Any]]:
+        """Each sample list the taxonomy names, where it was read from (``found``; None: missing,
+        its rules are not evaluated), how many images it holds, and its source."""
+        return {name: dict(info) for name, info in self.sample_lists.items()}
 
     @property
     def document(self) -> TaxonomyDocument:
@@ -148,12 +156,9 @@ def default_compiled() -> CompiledTaxonomy:
 
 
 def data_dirs() -> list[Path]:
-    """Where sample lists named by a taxonomy are looked up after the taxonomy's own directory:
-    ``$ERRORTAXA_DATA_DIR`` (os.pathsep-separated), then ``../shared/data`` of the working
-    directory and of the source checkout."""
-    env = [Path(p) for p in os.environ.get("ERRORTAXA_DATA_DIR", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve()
-    return [*env, Path.cwd() / ".." / "shared" / "data", here.parents[5] / "shared" / "data"]
+    """Where sample lists and co-occurrence files named by a taxonomy are looked up after the
+    taxonomy's own directory: the directories of ``$ERRORTAXA_DATA_DIR`` (os.pathsep-separated)."""
+    return [Path(p) for p in os.environ.get("ERRORTAXA_DATA_DIR", "").split(os.pathsep) if p]
 
 
 class _Compiler:
@@ -193,6 +198,7 @@ class _Compiler:
         self.mappings: dict[str, np.ndarray] = {}
         self.cooccurrence: dict[str, np.ndarray] = {}
         self.sample_lists: dict[str, tuple[frozenset[str] | None, str | None]] = {}
+        self.sample_list_info: dict[str, dict[str, Any]] = {}
         for name, res in self.doc.resources.items():
             self.resource(name, res)
         axes = {name: self.axis(name, axis) for name, axis in self.doc.axes.items()}
@@ -208,6 +214,7 @@ class _Compiler:
             same_superclass=self.same_superclass, axes=axes, cooccurrence=self.cooccurrence,
             providers_needed=self.providers_needed,
             warnings=[p for p in self.problems if p.severity == "warning"],
+            sample_lists=self.sample_list_info,
         )
 
     # -------------------------------------------------------- classes and superclasses
@@ -289,6 +296,8 @@ class _Compiler:
             self.digests.append(hashlib.sha256(table.tobytes()).hexdigest())
         elif isinstance(res, SampleListResource):
             found = self.find_file(name, res.file)
+            self.sample_list_info[name] = {"file": res.file, "found": None if found is None else str(found),
+                                           "images": 0, "source": " ".join(res.source.split())}
             if found is None:
                 where = [str(d) for d in [self.loaded.resource_dir(name), *data_dirs()] if d is not None]
                 message = f"sample list file '{res.file}' not found in {', '.join(where)}"
@@ -304,6 +313,7 @@ class _Compiler:
                 self.error((*path, "file"), str(exc))
                 return
             self.sample_lists[name] = (images, None)
+            self.sample_list_info[name]["images"] = len(images)
             self.digests.append(hashlib.sha256("\n".join(sorted(images)).encode()).hexdigest())
         else:
             matrix = np.zeros((c, c), bool)

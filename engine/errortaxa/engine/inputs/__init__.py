@@ -11,6 +11,9 @@ files, the 1-based entry for JSON arrays, the key and row for array files) and t
 Validation images are named ``ILSVRC2012_val_{i+1:08d}.JPEG`` for row ``i`` (file order).
 """
 
+# The formats subpackage first: importing it later (the registry does, on first use) would bind its
+# name over the ``formats`` function below.
+import errortaxa.engine.inputs.formats  # noqa: F401
 from errortaxa.engine.inputs.errors import InputError, InputNeedsMore, InputNotFound
 from errortaxa.engine.inputs.labels import LabeledImages
 from errortaxa.engine.inputs.predictions import Predictions
@@ -25,8 +28,10 @@ from errortaxa.engine.inputs.registry import (
     read_labels,
     read_predictions,
     read_sample_list,
+    recognised,
     suffixes,
 )
+from errortaxa.engine.inputs.tables import Columns
 from errortaxa.engine.inputs.validation import NUM_VALIDATION_IMAGES, validation_image_name, validation_images
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "NUM_VALIDATION_IMAGES",
     "PREDICTIONS",
     "SAMPLE_LIST",
+    "Columns",
     "Format",
     "InputError",
     "InputNeedsMore",
@@ -46,6 +52,7 @@ __all__ = [
     "read_labels",
     "read_predictions",
     "read_sample_list",
+    "recognised",
     "suffixes",
     "validation_image_name",
     "validation_images",

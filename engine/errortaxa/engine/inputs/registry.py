@@ -18,14 +18,16 @@ import importlib
 import os
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from errortaxa.engine.inputs.errors import InputError
 from errortaxa.engine.inputs.labels import LabeledImages
 from errortaxa.engine.inputs.predictions import Predictions
+from errortaxa.engine.inputs.tables import Columns
 from errortaxa.engine.inputs.text import PathLike, read_bytes
+from errortaxa.engine.knowledge.vocabulary import Vocabulary
 
 T = TypeVar("T")
 HEAD_BYTES = 4096
@@ -45,12 +47,23 @@ SAMPLE_LIST: Kind[frozenset[str]] = Kind("sample list")
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """What a reader may need besides the file: the number of classes, and for ReaL labels the
-    original validation labels (a target list path or a loaded label set; default: looked up
-    beside the file)."""
+    """What a reader may need besides the file: the vocabulary (class names resolve through it;
+    default: ImageNet-1k), the column names of tables (and array names of ``.npz`` / keys of torch
+    dicts), and for ReaL labels the original validation labels (a target list path or a loaded
+    label set; default: looked up beside the file)."""
 
-    num_classes: int = 1000
+    vocabulary: Vocabulary | None = None
+    columns: Columns = field(default_factory=Columns)
     val_labels: PathLike | LabeledImages | None = None
+
+    @property
+    def classes(self) -> Vocabulary:
+        """The vocabulary (ImageNet-1k when none was given)."""
+        return self.vocabulary if self.vocabulary is not None else Vocabulary.imagenet()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
 
 
 @dataclass(frozen=True)
@@ -115,20 +128,25 @@ def detect(path: PathLike, kind: Kind[T]) -> Format[T]:
                      "; ".join(f"{f.name} ({f.expects})" for f in tried))
 
 
+def recognised(path: PathLike, kind: Kind[Any]) -> bool:
+    """Whether a format of the kind recognises the file from its content (not only its suffix)."""
+    head = read_bytes(path, HEAD_BYTES)
+    return any(f.sniff(head) for f in formats(kind))
+
+
 def read(path: PathLike, kind: Kind[T], options: ReadOptions | None = None) -> T:
     """Read a file of the kind in its detected format."""
     return detect(path, kind).read(os.fspath(path), options or ReadOptions())
 
 
-def read_predictions(path: PathLike, num_classes: int = 1000) -> Predictions:
+def read_predictions(path: PathLike, options: ReadOptions | None = None) -> Predictions:
     """A model's predictions in any registered predictions format."""
-    return read(path, PREDICTIONS, ReadOptions(num_classes=num_classes))
+    return read(path, PREDICTIONS, options)
 
 
-def read_labels(path: PathLike, *, val_labels: PathLike | LabeledImages | None = None,
-                num_classes: int = 1000) -> LabeledImages:
+def read_labels(path: PathLike, options: ReadOptions | None = None) -> LabeledImages:
     """A label set in any registered label-set format."""
-    return read(path, LABELS, ReadOptions(num_classes=num_classes, val_labels=val_labels))
+    return read(path, LABELS, options)
 
 
 def read_sample_list(path: PathLike) -> frozenset[str]:

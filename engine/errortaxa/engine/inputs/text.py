@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import sys
@@ -35,6 +36,16 @@ def read_bytes(path: PathLike, limit: int = -1) -> bytes:
         raise InputNotFound(path, f"cannot read: {error.strerror or error}") from None
     except OSError as error:
         raise InputError(path, f"cannot read: {error.strerror or error}") from None
+
+
+def binary_source(path: PathLike) -> str | io.BytesIO:
+    """What a binary reader (numpy, torch, pyarrow) opens: the path of a regular file, or the bytes
+    of standard input or a stream (see :func:`read_bytes`)."""
+    try:
+        streamed = os.fspath(path) == STDIO or _is_stream(path)
+    except OSError:
+        streamed = False  # the reader reports the missing file
+    return io.BytesIO(read_bytes(path)) if streamed else os.fspath(path)
 
 
 def _is_stream(path: PathLike) -> bool:
@@ -111,3 +122,11 @@ def first_line(head: bytes) -> bytes:
         if stripped and not stripped.startswith(b"#"):
             return stripped
     return b""
+
+
+def zip_first_name(head: bytes) -> bytes | None:
+    """The name of a zip archive's first entry, from the file's head (None: not a zip entry)."""
+    if not head.startswith(b"PK\x03\x04") or len(head) < 30:
+        return None
+    size = int.from_bytes(head[26:28], "little")
+    return head[30:30 + size]

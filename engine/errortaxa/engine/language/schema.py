@@ -146,7 +146,13 @@ class Value(Strict):
     description: str = ""
     tags: list[Identifier] = Field(
         default_factory=list,
-        description="e.g. mla_correct (counts as correct under multi-label accuracy), problematic_only",
+        description="e.g. mla_correct (counts as correct under multi-label accuracy), minor / explainable "
+                    "(counted correct by MLA with minor / explainable errors as correct), problematic_only",
+    )
+    reference_column: str | None = Field(
+        None, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=64,
+        description="the column of the reference's per-model tables that counts this value "
+                    "(e.g. num_same_superclass); used by 'study --reference-tables'",
     )
 
 

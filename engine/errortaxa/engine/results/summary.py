@@ -6,31 +6,36 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import ENGINE_VERSION, CompiledTaxonomy
-from errortaxa.engine.knowledge.relations import group_of, shankar_group_of
-from errortaxa.engine.knowledge.vocabulary import Vocabulary
-from errortaxa.engine.knowledge.wordnet import WordNet
+from errortaxa.engine.results.accuracy import class_mean_accuracy, class_sets, group_masks, value_masks
 from errortaxa.engine.results.decisions import Decisions
 
 
 def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int = 0) -> dict[str, Any]:
-    """Counts and shares per category, top-1 and multi-label accuracy, per group (organism /
-    artifact / other and dogs / other animals / objects, by target), for the non-problematic
-    samples (the headline) and, apart, for the problematic ones."""
+    """Counts and shares per category, top-1 accuracy, multi-label accuracy (``mla``: the mean over
+    target classes of the per-class accuracy, as the reference and TFDS define it; ``mla_share``:
+    the plain share of images; ``mla_minor`` / ``mla_explainable``: MLA with the values tagged
+    ``minor`` / ``minor`` and ``explainable`` counted correct), all as fractions, per group
+    (``groups_by_any_label``: organism / artifact / other, an image in every group one of its labels
+    is in, the reference's; ``groups_by_target``: dogs / other_animals / objects, Shankar et al.'s),
+    for the non-problematic samples (the headline) and, apart, for the problematic ones; and the
+    sample lists the taxonomy used, with their sources."""
     batch = decisions.batch
     primary = decisions.primary
     axis = taxonomy.axes[primary.axis]
-    mla_correct = axis.mla_correct[primary.value]
+    levels = value_masks(axis)
+    correct = np.stack([mask[primary.value] for mask in levels.values()])  # [3, N]
     top1_correct = batch.pred == batch.target
-    groups = class_groups(taxonomy.vocabulary)
-    problematic = batch.problematic
+    groups = group_masks(batch, class_sets(taxonomy.vocabulary))
+    classes = len(taxonomy.vocabulary)
 
-    def block(mask: np.ndarray) -> dict[str, Any]:
+    def block(mask: np.ndarray, mla: np.ndarray) -> dict[str, Any]:
         n = int(mask.sum())
         counts = primary.counts(mask)
         out: dict[str, Any] = {
             "samples": n,
             "top1_accuracy": _share(int(top1_correct[mask].sum()), n),
-            "multi_label_accuracy": _share(int(mla_correct[mask].sum()), n),
+            "mla_share": _share(int(correct[0][mask].sum()), n),
+            **{name: None if not n else round(float(value), 6) for name, value in zip(levels, mla, strict=True)},
             "categories": {k: {"count": v, "share": _share(v, n)} for k, v in counts.items()},
         }
         for name, ax in decisions.axes.items():
@@ -39,8 +44,13 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
         return out
 
     def with_groups(mask: np.ndarray) -> dict[str, Any]:
-        out = block(mask)
-        out["groups"] = {name: block(mask & members[batch.target]) for name, members in groups.items()}
+        named = {f"{kind}.{g}": mask & m for kind, members in groups.items() for g, m in members.items()}
+        masks = np.stack([mask, *named.values()])
+        mla = class_mean_accuracy(correct, batch.target, masks, classes)  # [3, 1 + groups]
+        out = block(mask, mla[:, 0])
+        for kind, members in groups.items():
+            out[f"groups_{kind}"] = {g: block(named[f"{kind}.{g}"], mla[:, 1 + list(named).index(f"{kind}.{g}")])
+                                     for g in members}
         return out
 
     skipped_rules: dict[str, int] = {}
@@ -53,24 +63,12 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
         "engine_version": ENGINE_VERSION,
         "samples": len(batch),
         "skipped_without_labels": skipped,
-        "headline": with_groups(~problematic),
-        "problematic": with_groups(problematic),
+        "sample_lists": taxonomy.sample_list_info(),
+        "headline": with_groups(~batch.problematic),
+        "problematic": with_groups(batch.problematic),
         "not_evaluated": skipped_rules,
     }
 
 
-def class_groups(vocab: Vocabulary) -> dict[str, np.ndarray]:
-    """Per breakdown group, which classes belong to it (bool[C]): organism / artifact / other
-    (the reference's) and dogs / other_animals / objects (Shankar et al.'s)."""
-    wordnet = WordNet.load()
-    out: dict[str, np.ndarray] = {}
-    for labels in (group_of(wordnet, vocab), shankar_group_of(wordnet, vocab)):
-        column = np.array(labels)
-        for name in dict.fromkeys(labels):
-            out[name] = column == name
-    return out
-
-
 def _share(k: int, n: int) -> float | None:
     return round(k / n, 6) if n else None
-

@@ -1,7 +1,9 @@
 """JSONL samples: one JSON object a line with the image, its target, label set and prediction.
 
 The format is registered twice: as predictions that carry their own labels (classify, study, diff)
-and as a label set (the server's datasets; the predictions are ignored).
+and as a label set (the server's datasets; the predictions are ignored). As predictions, records
+without ``target`` and ``labels`` (``{"image": "a.JPEG", "pred": 5}``, ``pred`` a class id or
+name) are predictions alone, joined with a label set (``--labels``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, NoReturn
 import numpy as np
 import orjson
 from errortaxa.engine.gcpause import gc_paused
+from errortaxa.engine.inputs.classes import class_ids
 from errortaxa.engine.inputs.errors import InputError
 from errortaxa.engine.inputs.labels import LabeledImages
 from errortaxa.engine.inputs.predictions import Predictions
@@ -20,7 +23,7 @@ from errortaxa.engine.inputs.registry import LABELS, PREDICTIONS, Format, ReadOp
 from errortaxa.engine.inputs.text import PathLike, describe, first_line, int_text, range_text, read_text
 from errortaxa.engine.samples import SampleBatch
 
-EXPECTS = "JSON objects with target, labels and pred, one a line"
+EXPECTS = "JSON objects with target, labels and pred (or image and pred), one a line"
 
 
 class _Missing:
@@ -31,12 +34,54 @@ _MISSING = _Missing()
 
 
 def _sniff(head: bytes) -> bool:
-    return first_line(head).startswith(b"{")
+    line = first_line(head)
+    return line.startswith(b"{") and line != b"{"  # a pretty-printed JSON object starts with "{" alone
 
 
 def _predictions(path: str, options: ReadOptions) -> Predictions:
-    batch = read_jsonl(path, options.num_classes)
+    text = read_text(path)
+    lines = [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip(" \t\r")]
+    try:
+        first = json.loads(lines[0][1]) if lines else None
+    except ValueError:
+        first = None
+    if type(first) is dict and "target" not in first and "labels" not in first:
+        return _image_predictions(path, lines, options)
+    batch = _samples(path, text, options.num_classes)
     return Predictions(path, "jsonl", "pred", batch.pred, batch.images, samples=batch)
+
+
+def _image_predictions(path: str, lines: list[tuple[int, str]], options: ReadOptions) -> Predictions:
+    """Records of image and pred alone (the first record has neither target nor labels)."""
+    images: list[str] = []
+    preds: list[Any] = []
+    seen: dict[str, int] = {}
+    for number, line in lines:
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise InputError(path, f"invalid JSON: {error}", record=number) from None
+        checker = _RecordChecker(path, number, options.num_classes)
+        if type(record) is not dict:
+            checker.fail(None, f"must be a JSON object, got {describe(record)}")
+        for field in ("target", "labels"):
+            if field in record:
+                checker.fail(field, f"record {lines[0][0]} has no target or labels: give every record target and "
+                                    "labels, or none (predictions joined with --labels)")
+        image = record.get("image", _MISSING)
+        if type(image) is not str or not image:
+            checker.fail("image", "missing" if image is _MISSING else f"must be a non-empty string, got "
+                                                                      f"{describe(image)}")
+        if image in seen:
+            checker.fail("image", f"duplicate image {image!r} (first at record {seen[image]})")
+        seen[image] = number
+        if "pred" not in record:
+            checker.fail("pred", "missing")
+        images.append(image)
+        preds.append(record["pred"])
+    numbers = [number for number, _ in lines]
+    pred = class_ids(path, preds, options.classes, lambda row: f"record {numbers[row]}", "pred")
+    return Predictions(path, "jsonl", "pred", pred, images)
 
 
 def _labels(path: str, options: ReadOptions) -> LabeledImages:
@@ -57,7 +102,10 @@ def read_jsonl(path: PathLike, num_classes: int = 1000) -> SampleBatch:
     has an image ("" where one lacks it); ``batch.ids`` is None when no record has an id (the image
     name where one lacks it).
     """
-    text = read_text(path)
+    return _samples(path, read_text(path), num_classes)
+
+
+def _samples(path: PathLike, text: str, num_classes: int) -> SampleBatch:
     with gc_paused():
         records = _parse_lines_fast(text)
         batch = _batch_fast(records, num_classes) if records is not None else None

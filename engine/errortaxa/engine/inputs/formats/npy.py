@@ -7,6 +7,7 @@ import numpy as np
 from errortaxa.engine.inputs.errors import InputError
 from errortaxa.engine.inputs.predictions import Predictions
 from errortaxa.engine.inputs.registry import PREDICTIONS, Format, ReadOptions, register
+from errortaxa.engine.inputs.text import binary_source
 from errortaxa.engine.inputs.validation import NUM_VALIDATION_IMAGES, validation_images
 
 KEY = "array"  # how errors name the file's one array
@@ -15,7 +16,7 @@ KEY = "array"  # how errors name the file's one array
 def read_npy(path: str, options: ReadOptions | None = None) -> Predictions:
     """The array of an .npy file, row i = validation image i."""
     try:
-        scores = np.load(path, allow_pickle=False)
+        scores = np.load(binary_source(path), allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise InputError(path, f"cannot read as .npy: {error}") from None
     if not isinstance(scores, np.ndarray):

@@ -1,0 +1,107 @@
+"""Accuracies as the reference studies define them, vectorised over samples and groups.
+
+* **MLA** (multi-label accuracy, the TFDS ``imagenet2012_multilabel`` instructions and Peychev et
+  al. 2023): per target class, the share of its images whose prediction counts as correct; then the
+  mean over the target classes present. :func:`class_mean_accuracy`.
+* **MLA share**: the plain share of images whose prediction counts as correct (what a Clopper-Pearson
+  interval is about).
+* Which decisions count as correct comes from value tags of the primary axis: ``mla_correct``
+  (MLA); plus ``minor`` (MLA with minor errors as correct); plus ``explainable`` (MLA with
+  explainable errors as correct). :func:`value_masks`.
+* **Groups by any label** (the reference's organism / artifact / other): an image is in a group
+  when *any* of its correct labels is a class of the group, so groups overlap. **Groups by target**
+  (Shankar et al.'s dogs / other animals / objects): by the image's original target, a partition.
+  :func:`group_masks`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from errortaxa.engine.knowledge.relations import ARTIFACT, DOG, ORGANISM, has_ancestor
+from errortaxa.engine.knowledge.vocabulary import Vocabulary
+from errortaxa.engine.knowledge.wordnet import WordNet
+from errortaxa.engine.samples import SampleBatch
+
+if TYPE_CHECKING:
+    from errortaxa.engine.compile.compiler import CompiledAxis
+
+LABEL_GROUPS = ("organism", "artifact", "other")
+"""The reference's groups, by any correct label (overlapping)."""
+TARGET_GROUPS = ("dogs", "other_animals", "objects")
+"""Shankar et al.'s groups, by the original target (a partition)."""
+MLA_LEVELS = {"mla": ("mla_correct",), "mla_minor": ("mla_correct", "minor"),
+              "mla_explainable": ("mla_correct", "minor", "explainable")}
+"""Each MLA variant and the value tags that count as correct in it."""
+
+
+def value_masks(axis: CompiledAxis) -> dict[str, np.ndarray]:
+    """Per MLA variant (:data:`MLA_LEVELS`), bool[len(values) + 1]: the values counted correct
+    (indexed by a decision's value; the last entry, -1 = no value, is false)."""
+    return {name: np.array([any(t in v.tags for t in tags) for v in axis.values] + [False])
+            for name, tags in MLA_LEVELS.items()}
+
+
+def class_sets(vocab: Vocabulary) -> dict[str, np.ndarray]:
+    """Per group of both definitions, its classes (bool[C]). organism / artifact: the class has
+    ``organism.n.01`` / ``artifact.n.01`` on a hypernym path; other: neither. dogs: ``dog.n.01``;
+    other_animals: other organisms; objects: the rest."""
+    wordnet = WordNet.load()
+    org = np.array(has_ancestor(wordnet, vocab, ORGANISM), bool)
+    art = np.array(has_ancestor(wordnet, vocab, ARTIFACT), bool)
+    dog = np.array(has_ancestor(wordnet, vocab, DOG), bool)
+    return {"organism": org, "artifact": art, "other": ~org & ~art,
+            "dogs": dog, "other_animals": org & ~dog, "objects": ~org}
+
+
+def any_label_in(batch: SampleBatch, classes: np.ndarray) -> np.ndarray:
+    """bool[N]: some correct label of the sample is one of ``classes`` (bool[C])."""
+    hits = np.bincount(batch.label_rows(), weights=classes[batch.label_values], minlength=len(batch))
+    return hits > 0
+
+
+def pred_in_labels(batch: SampleBatch, pred: np.ndarray | None = None) -> np.ndarray:
+    """bool[N]: the prediction (``pred``, default the batch's) is one of the sample's labels."""
+    p = batch.pred if pred is None else pred
+    rows = batch.label_rows()
+    hits = np.bincount(rows, weights=(batch.label_values == p[rows]), minlength=len(batch))
+    return hits > 0
+
+
+def group_masks(batch: SampleBatch, sets: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """``{"by_any_label": {organism, artifact, other}, "by_target": {dogs, other_animals, objects}}``,
+    each a bool[N] mask over the batch's samples (see the module doc)."""
+    return {"by_any_label": {g: any_label_in(batch, sets[g]) for g in LABEL_GROUPS},
+            "by_target": {g: sets[g][batch.target] for g in TARGET_GROUPS}}
+
+
+def class_mean_accuracy(correct: np.ndarray, target: np.ndarray, masks: np.ndarray,
+                        num_classes: int) -> np.ndarray:
+    """Mean over target classes of the per-class share of correct samples.
+
+    ``correct``: bool[K, N] (K correctness definitions) or bool[N]; ``masks``: bool[G, N] (the
+    samples of G groups) or bool[N]. Returns float[K, G] (or the matching lower rank): per
+    definition and group, the mean over the target classes that have at least one sample in the
+    group of (correct samples of the class / samples of the class); NaN for an empty group. A
+    fraction in [0, 1].
+    """
+    c = np.atleast_2d(np.asarray(correct, bool))
+    m = np.atleast_2d(np.asarray(masks, bool))
+    g, n = m.shape
+    codes = (np.arange(g, dtype=np.int64)[:, None] * num_classes + target.astype(np.int64)[None, :])
+    picked = codes[m]
+    images = np.bincount(picked, minlength=g * num_classes).reshape(g, num_classes).astype(np.float64)
+    present = images > 0
+    classes = present.sum(axis=1)
+    out = np.empty((c.shape[0], g), np.float64)
+    rows = np.broadcast_to(np.arange(n), m.shape)[m]
+    for k in range(c.shape[0]):  # a handful of definitions; each is one bincount
+        hits = np.bincount(picked, weights=c[k][rows], minlength=g * num_classes).reshape(g, num_classes)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[k] = np.where(present, hits / np.where(present, images, 1), 0.0).sum(axis=1) / classes
+    out[:, classes == 0] = np.nan
+    if np.ndim(correct) == 1:
+        out = out[0]
+        return out if np.ndim(masks) > 1 else out[0]
+    return out if np.ndim(masks) > 1 else out[:, 0]

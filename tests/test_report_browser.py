@@ -1,0 +1,80 @@
+"""The study report in a real browser (headless Chromium): it fits a 1400 px window, says "not
+evaluated" instead of 0, has distinct headers, and notes the composition plot's subsample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from errortaxa.engine import default_compiled
+from errortaxa.study.models import ImageSet, ModelFile
+from errortaxa.study.study import run_study
+
+pytest.importorskip("matplotlib")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synthetic import make_images, make_predictions
+
+BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium; "
+                                                       ".ci/run installs it)")
+
+MEASURE = """<script>
+const out = {width: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, tables: []};
+for (const t of document.querySelectorAll('table')) {
+  const box = t.parentElement.getBoundingClientRect();
+  out.tables.push({id: t.id || t.className, right: box.right, scrolls: t.parentElement.className === 'scroll'});
+}
+out.headers = [...document.querySelectorAll('#models th')].map(h => h.textContent);
+out.notEvaluated = document.querySelectorAll('#models td.not-evaluated').length;
+out.captions = [...document.querySelectorAll('figcaption')].map(c => c.textContent);
+document.body.setAttribute('data-measure', JSON.stringify(out));
+</script></body>"""
+
+
+def _browser(*args: str) -> subprocess.CompletedProcess[str]:
+    assert BROWSER is not None
+    return subprocess.run([BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1400,900", *args], capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_report_in_a_browser(tmp_path: Path) -> None:
+    from errortaxa.study.report import write_report
+
+    tax = default_compiled()
+    images = make_images(tax, 400, seed=8)
+    models = 90
+    preds = make_predictions(tax, images, models, seed=9).astype(np.int32)
+    names = [f"a-rather-long-model-name-{i:03d}-in22k-ft-in1k-384" for i in range(models)]
+    meta = pd.DataFrame({"model": names, "training_data": ["ImageNet-1k (1.2M)", "ImageNet-21k (14M)"] * 45,
+                         "arch_family": ["convolutional network", "transformer", "mlp"] * 30})
+    result = run_study(tax, ImageSet(images), [ModelFile(n, "") for n in names], metadata=meta,
+                       predictions=lambda m: preds[names.index(m.name)], progress=False)
+    paths = write_report(result, tmp_path)
+    page = Path(paths["report"]).read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", MEASURE, 1), encoding="utf-8")
+
+    shot = tmp_path / "shot.png"
+    _browser(f"--screenshot={shot}", probe.as_uri())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = _browser("--dump-dom", probe.as_uri()).stdout
+    start = dom.index("data-measure=\"") + len("data-measure=\"")
+    raw = dom[start:dom.index("\"", start)]
+    measure = json.loads(raw.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+
+    assert measure["width"] == 1400
+    assert measure["scrollWidth"] <= 1400  # the page itself never scrolls sideways
+    for table in measure["tables"]:
+        assert table["right"] <= 1400 and table["scrolls"], table  # wide tables scroll inside their box
+    headers = measure["headers"]
+    assert len(headers) == len(set(headers))  # no two columns headed "95% CI"
+    assert "top-1 95% CI" in headers and "MLA share 95% CI" in headers
+    # no OOV provider: the fine_grained_oov share says "not evaluated" in every row, never 0.0000
+    assert measure["notEvaluated"] == min(models, 200)
+    assert any("60 of 90 models shown" in c for c in measure["captions"])
