@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import scaled
 from errortaxa.client import Client, ErrorTaxaError, Unavailable
-from errortaxa.engine import SampleBatch
+from errortaxa.engine import SampleBatch, evaluate
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_service import ServerProcess, local, start, variant_yaml
 from test_service_admission import IdleStream, connect, request
@@ -45,7 +45,7 @@ def expected_categories() -> dict[bool, list[str | None]]:
     batch = SampleBatch.from_lists(**COLUMNS)
     out = {}
     for drop in (False, True):
-        evaluated = local(variant_yaml("x", drop_husky_pair=True) if drop else None).evaluate(batch)
+        evaluated = evaluate(local(variant_yaml("x", drop_husky_pair=True) if drop else None), batch)
         out[drop] = [evaluated.record(i)["category"] for i in range(len(batch))]
     assert out[False] != out[True]
     return out
