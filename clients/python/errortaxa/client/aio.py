@@ -13,7 +13,7 @@ import grpc.aio
 from errortaxa.client import _core
 from errortaxa.client.errors import ErrorTaxaError, from_rpc_error
 from errortaxa.client.results import ClassifyResult
-from errortaxa.client.rpcs import AsyncCaller, Batched, Call, Method, Stream, StreamCall, Unary
+from errortaxa.client.rpcs import AsyncCaller, Batched, Call, Stream, StreamCall, Unary
 
 T = TypeVar("T")
 
@@ -75,14 +75,6 @@ class AsyncClient(AsyncCaller):
         await self.close()
 
     # -- the caller: how each kind of entry of errortaxa.client.rpcs runs ----------------------
-    def _callable(self, method: Method) -> Any:
-        found = self._callables.get(method.path)
-        if found is None:
-            kind = self._channel.stream_stream if method.streaming else self._channel.unary_unary
-            found = self._callables[method.path] = kind(method.path, request_serializer=method.encode,
-                                                        response_deserializer=method.decode)
-        return found
-
     async def _wait_or_raise(self, error: grpc.RpcError, attempt: int) -> None:
         """Wait before retry ``attempt`` + 1 after an UNAVAILABLE ``error``; raise it as an
         ErrorTaxaError when it is final (another code, or no retries left)."""

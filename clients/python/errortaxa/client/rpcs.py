@@ -369,7 +369,20 @@ def _taxonomy_and_yaml(response: service_pb2.GetTaxonomyResponse) -> tuple[Taxon
 
 
 class Rpcs:
-    """The table of calls (see the module docstring); the base of both callers."""
+    """The table of calls (see the module docstring); the base of both callers, which set
+    ``_channel`` (a grpc or grpc.aio channel) and ``_callables`` (an empty dict)."""
+
+    _channel: Any
+    _callables: dict[str, Any]
+
+    def _callable(self, method: Method) -> Any:
+        """The channel's multi-callable of ``method``, made once."""
+        found = self._callables.get(method.path)
+        if found is None:
+            kind = self._channel.stream_stream if method.streaming else self._channel.unary_unary
+            found = self._callables[method.path] = kind(method.path, request_serializer=method.encode,
+                                                        response_deserializer=method.decode)
+        return found
 
     health = Unary(HEALTH, _health, _core.decode_health_status)
     classify = Unary("Classify", _classify, ClassifyResult.from_proto)
