@@ -94,6 +94,31 @@ def test_class_mean_accuracy_hand_computed() -> None:
     assert got[1, 0] == pytest.approx((0.5 + 0 + 1) / 3)
 
 
+def test_group_cells_match_masks_on_subsets() -> None:
+    """Sums over cells (per group, per group and class) equal the same sums over the masks, also for
+    a subset of the samples (a model that covers some images) and for empty groups."""
+    from errortaxa.engine.results.accuracy import GroupCells
+
+    rng = np.random.default_rng(3)
+    n, classes = 400, 7
+    masks = rng.random((4, n)) < [[0.5], [0.3], [0.9], [0.0]]  # overlapping, the last one empty
+    target = rng.integers(0, classes, n)
+    cells = GroupCells(masks, target, classes)
+    subset = np.flatnonzero(rng.random(n) < 0.6)
+    correct = rng.random((2, subset.shape[0])) < 0.5
+    cell = cells.cell[subset]
+    hits = np.stack([cells.count(cell, row) for row in correct])
+    got = cells.class_means(hits, cells.count(cell))
+    assert np.array_equal(cells.per_group(cells.count(cell)), masks[:, subset].sum(axis=1))
+    for k in range(2):
+        for g in range(3):
+            inside = masks[g, subset]
+            shares = [correct[k][inside & (target[subset] == c)].mean() for c in range(classes)
+                      if (inside & (target[subset] == c)).any()]
+            assert got[k, g] == pytest.approx(np.mean(shares))
+    assert np.isnan(got[:, 3]).all()
+
+
 def test_read_model_both_layouts(generated: dict) -> None:
     iset = ImageSet(generated["images"])
     for m in (0, 1):

@@ -15,7 +15,7 @@ from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.results.accuracy import (
     LABEL_GROUPS,
     TARGET_GROUPS,
-    class_mean_accuracy,
+    GroupCells,
     class_sets,
     group_masks,
     pred_in_labels,
@@ -130,47 +130,58 @@ class Tabulator:
             self.listed[rows[rows >= 0]] = True
             masks["image_list"] = self.listed & ~problematic
         self.group_names = list(masks)
-        self.masks = np.stack([masks[g] for g in self.group_names])  # bool[G, N]
+        self.headline = masks["all"]
         self.classes = len(taxonomy.vocabulary)
+        # the per-model sums per group (and class) are sums over these cells (see GroupCells)
+        self.cells = GroupCells(np.stack([masks[g] for g in self.group_names]), batch.target, self.classes)
 
     def add(self, acc: Accumulator, name: str, pred: np.ndarray, extras: Mapping[str, float] | None = None) -> None:
         """Decide and count one model's predictions (``pred``: int[N], -1 = none); ``extras``: its
         figures that do not come from the decisions (e.g. top-1 on all validation images)."""
-        present = pred >= 0
-        rows = np.flatnonzero(present)
+        rows = np.flatnonzero(pred >= 0)
         full = rows.shape[0] == pred.shape[0]
-        decisions = self.classifier.classify(pred if full else pred[rows], None if full else rows)
-        value = np.full(pred.shape[0], -1, np.int64)
-        value[rows] = decisions.primary.value
-        correct = self.levels[:, value]  # [3, N]; -1 (no prediction) is never correct
-        mla = correct[0]
-        batch = self.images.batch
-        top1 = present & (pred == batch.target)
-        masks = self.masks & present[None, :]
+        shown = pred if full else pred[rows]
+        decisions = self.classifier.classify(shown, None if full else rows)
+        value = decisions.primary.value.astype(np.int64)  # per present prediction; -1 = no value
+        cells = self.cells
+        cell = cells.cell if full else cells.cell[rows]
         v = len(self.values)
-        codes = np.where(masks, value[None, :] + 1, -1) + (np.arange(masks.shape[0]) * (v + 1))[:, None]
-        counts = np.bincount(codes[masks], minlength=masks.shape[0] * (v + 1)).reshape(masks.shape[0], v + 1)
+        # per cell, its samples with each value (column 0: none)
+        table = np.bincount(cell * (v + 1) + value + 1, minlength=cells.size * (v + 1)).reshape(cells.size, v + 1)
+        table = table.astype(np.float64)
+        correct = self.levels[:, :v].astype(np.float64) @ table[:, 1:].T  # [3, Q]
+        counts = cells.per_group(table)  # [G, V + 1]
+        batch = self.images.batch
+        top1 = cells.per_group(cells.count(cell, shown == batch.target[rows]))
         acc.models.append(name)
-        acc.samples.append(masks.sum(axis=1))
-        acc.top1.append((masks & top1[None, :]).sum(axis=1))
-        acc.mla.append((masks & mla[None, :]).sum(axis=1))
-        acc.levels.append(class_mean_accuracy(correct, batch.target, masks, self.classes))
+        acc.samples.append(_ints(counts.sum(axis=1)))
+        acc.top1.append(_ints(top1))
+        acc.mla.append(_ints(cells.per_group(correct[0])))
+        acc.levels.append(cells.class_means(correct, table.sum(axis=1)))
         if self.listed is not None:
             # the reference's count on an image list: an error whenever top-1 is not a correct label
-            listed = masks & self.listed[None, :]
-            wrong = ~pred_in_labels(batch, np.where(present, pred, -1))
-            acc.listed.append(np.stack([listed.sum(axis=1), (listed & wrong[None, :]).sum(axis=1)], axis=1))
+            listed = self.listed[rows]
+            wrong = ~pred_in_labels(batch, np.where(pred >= 0, pred, -1))[rows]
+            acc.listed.append(_ints(np.stack([cells.per_group(cells.count(cell, listed)),
+                                              cells.per_group(cells.count(cell, listed & wrong))], axis=1)))
         acc.extras.append(dict(extras or {}))
-        acc.counts.append(counts[:, 1:])
-        errors = np.flatnonzero(masks[0] & ~mla)
-        acc.error_keys.append(errors.astype(np.int64) * self.classes + pred[errors])
+        acc.counts.append(_ints(counts[:, 1:]))
+        headline = self.headline[rows]
+        errors = np.flatnonzero(headline & ~self.levels[0][value])
+        acc.error_keys.append(rows[errors] * self.classes + shown[errors])
         acc.error_values.append(value[errors].astype(np.int16))
-        unknowable = [r for r, _ in self.unknowable]
-        acc.not_evaluated.append(np.array([decisions.primary.not_evaluated_counts(group[rows])[unknowable]
-                                           for group in masks], np.int64).reshape(len(masks), len(unknowable)))
+        primary = decisions.primary
+        skipped = [cells.count(cell, primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
+        acc.not_evaluated.append(_ints(cells.per_group(np.stack(skipped, axis=1))) if skipped
+                                 else np.zeros((cells.groups, 0), np.int64))
         if self.pairs:
-            headline = np.flatnonzero(masks[0])
-            acc.add_pairs(headline.astype(np.int64) * self.classes + pred[headline], size=len(pred) * self.classes)
+            seen = np.flatnonzero(headline)
+            acc.add_pairs(rows[seen] * self.classes + shown[seen], size=len(pred) * self.classes)
+
+
+def _ints(sums: np.ndarray) -> np.ndarray:
+    """int64 of float sums of counts (exact below 2**53)."""
+    return np.rint(sums).astype(np.int64)
 
 
 def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:

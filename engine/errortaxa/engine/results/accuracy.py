@@ -76,6 +76,60 @@ def group_masks(batch: SampleBatch, sets: dict[str, np.ndarray]) -> dict[str, di
             "by_target": {g: sets[g][batch.target] for g in TARGET_GROUPS}}
 
 
+class GroupCells:
+    """Samples split into cells of equal group membership and target, so that a model's sums per
+    group, and per group and target class, are sums over cells: computed once per image set, then
+    shared by every model (a study adds one model at a time).
+
+    ``masks``: bool[G, N], the samples of G (possibly overlapping) groups; ``target``: int[N].
+    """
+
+    def __init__(self, masks: np.ndarray, target: np.ndarray, num_classes: int) -> None:
+        m = np.atleast_2d(np.asarray(masks, bool))
+        self.groups, self.num_classes = m.shape[0], num_classes
+        pattern = np.packbits(m, axis=0, bitorder="little")  # uint8[ceil(G / 8), N]
+        key = np.concatenate([pattern, _bytes_of(np.asarray(target, np.int64))])  # uint8[B, N]
+        cells, first, cell = np.unique(key, axis=1, return_index=True, return_inverse=True)
+        self.cell = cell.reshape(-1).astype(np.int64)  # int64[N]: the sample's cell
+        self.size = cells.shape[1]
+        member = m[:, first]  # bool[G, Q]: the cell's samples are in group g
+        self.member = member.astype(np.float64)
+        g, q = np.nonzero(member)
+        self.member_cell = q  # per (group, cell) membership: the cell, and group * C + class
+        self.member_slot = g * num_classes + np.asarray(target, np.int64)[first][q]
+
+    def count(self, cell: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """float[Q]: per cell, the samples of ``cell`` (a subset's cells), or the sum of ``weights``."""
+        return np.bincount(cell, weights=weights, minlength=self.size).astype(np.float64, copy=False)
+
+    def per_group(self, per_cell: np.ndarray) -> np.ndarray:
+        """float[G, ...]: sums over each group's cells of ``per_cell`` (float[Q, ...])."""
+        return self.member @ per_cell
+
+    def class_means(self, hits: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """float[K, G]: per row of ``hits`` (float[K, Q], correct samples per cell) and group, the
+        mean over the target classes present (``images``: float[Q], samples per cell) of the class'
+        share of correct samples; NaN for a group without samples."""
+        slots = self.groups * self.num_classes
+        shape = (self.groups, self.num_classes)
+        total = np.bincount(self.member_slot, weights=images[self.member_cell], minlength=slots).reshape(shape)
+        present = total > 0
+        classes = present.sum(axis=1)
+        divisor = np.where(present, total, 1.0)
+        out = np.empty((hits.shape[0], self.groups), np.float64)
+        for k, row in enumerate(hits):  # a handful of definitions; each is one bincount
+            correct = np.bincount(self.member_slot, weights=row[self.member_cell], minlength=slots).reshape(shape)
+            with np.errstate(invalid="ignore"):
+                out[k] = (correct / divisor).sum(axis=1) / classes
+        out[:, classes == 0] = np.nan
+        return out
+
+
+def _bytes_of(values: np.ndarray) -> np.ndarray:
+    """uint8[8, N]: the little-endian bytes of int64[N]."""
+    return values.astype("<i8").view(np.uint8).reshape(-1, 8).T
+
+
 def class_mean_accuracy(correct: np.ndarray, target: np.ndarray, masks: np.ndarray,
                         num_classes: int) -> np.ndarray:
     """Mean over target classes of the per-class share of correct samples.
@@ -87,20 +141,9 @@ def class_mean_accuracy(correct: np.ndarray, target: np.ndarray, masks: np.ndarr
     fraction in [0, 1].
     """
     c = np.atleast_2d(np.asarray(correct, bool))
-    m = np.atleast_2d(np.asarray(masks, bool))
-    g, n = m.shape
-    codes = (np.arange(g, dtype=np.int64)[:, None] * num_classes + target.astype(np.int64)[None, :])
-    picked = codes[m]
-    images = np.bincount(picked, minlength=g * num_classes).reshape(g, num_classes).astype(np.float64)
-    present = images > 0
-    classes = present.sum(axis=1)
-    out = np.empty((c.shape[0], g), np.float64)
-    rows = np.broadcast_to(np.arange(n), m.shape)[m]
-    for k in range(c.shape[0]):  # a handful of definitions; each is one bincount
-        hits = np.bincount(picked, weights=c[k][rows], minlength=g * num_classes).reshape(g, num_classes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[k] = np.where(present, hits / np.where(present, images, 1), 0.0).sum(axis=1) / classes
-    out[:, classes == 0] = np.nan
+    cells = GroupCells(masks, target, num_classes)
+    hits = np.stack([cells.count(cells.cell, row) for row in c])
+    out = cells.class_means(hits, cells.count(cells.cell))
     if np.ndim(correct) == 1:
         out = out[0]
         return out if np.ndim(masks) > 1 else out[0]
