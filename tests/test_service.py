@@ -936,6 +936,16 @@ def ids_of(results: list[Any]) -> list[list[str]]:
     return [[r["id"] for r in result.records] for result in results]
 
 
+def test_channel_options_given_to_the_client_replace_its_own(server: RunningServer) -> None:
+    """gRPC keeps the first of two options with one name: the caller's must replace the client's."""
+    small = [("grpc.max_receive_message_length", 200)]
+    with Client(address(server), retries=0, options=small) as c:
+        with pytest.raises(ResourceExhausted):
+            c.classify(**small_batch(), records=True)
+    with Client(address(server), retries=0) as c:
+        assert len(c.classify(**small_batch(), records=True)) == 5
+
+
 def test_client_retries_unavailable_with_backoff() -> None:
     server = Restarts(start_after=0.5)
     try:

@@ -164,16 +164,18 @@ def channel_options(max_message_bytes: int, backoff: Backoff, extra: Sequence[tu
                     ) -> list[tuple[str, Any]]:
     """Channel options: message size limits, keepalive, and the channel's reconnect backoff within
     the client's retry backoff bounds (gRPC's default waits 1 s, then longer, before reconnecting
-    to a server that went away, and calls fail at once meanwhile)."""
-    return [
+    to a server that went away, and calls fail at once meanwhile); an option in ``extra`` replaces
+    the one of the same name (gRPC would keep the first)."""
+    defaults = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.initial_reconnect_backoff_ms", max(1, int(backoff.initial * 1000))),
         ("grpc.min_reconnect_backoff_ms", max(1, int(backoff.initial * 1000))),
         ("grpc.max_reconnect_backoff_ms", max(1, int(backoff.maximum * 1000))),
-        *extra,
     ]
+    given = {name for name, _ in extra}
+    return [option for option in defaults if option[0] not in given] + list(extra)
 
 
 def channel_setup(
