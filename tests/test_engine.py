@@ -145,6 +145,84 @@ axes:
     assert TINY.splitlines()[line - 1].strip().startswith("- {id: near")
 
 
+def _merged_by_lists(base: list[str], updates: list[dict[str, Any]]) -> tuple[list[str], list[int]]:
+    """The rule ids of ``extends`` with ``updates``, by plain list operations; and the updates that
+    are problems (unknown id to remove, unknown anchor)."""
+    ids, bad = list(base), []
+    for j, update in enumerate(updates):
+        rid, anchor = update["id"], update.get("before") or update.get("after")
+        if update.get("remove"):
+            if rid in ids:
+                ids.remove(rid)
+            else:
+                bad.append(j)
+            continue
+        if rid in ids and anchor is None:
+            continue
+        if rid in ids:
+            ids.remove(rid)
+        if anchor is None:
+            ids.append(rid)
+        elif anchor not in ids:
+            bad.append(j)
+        else:
+            ids.insert(ids.index(anchor) + (1 if update.get("after") else 0), rid)
+    return ids, bad
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["replace", "remove", "before", "after"]),
+                          st.integers(0, 9), st.integers(0, 9)), max_size=14))
+def test_extends_merges_rules_as_list_operations_would(tmp_path_factory: pytest.TempPathFactory,
+                                                       ops: list[tuple[str, int, int]]) -> None:
+    """Replace, remove, move and insert before / after, in any order, against a plain re-implementation;
+    every rule keeps pointing at the file that last wrote it."""
+    tmp_path = tmp_path_factory.mktemp("merge")
+    base_ids = [f"r{k}" for k in range(6)]
+    rules = "".join(f"      - {{id: {r}, when: {{pred_in_labels: true}}, then: right}}\n" for r in base_ids)
+    base = write(tmp_path, "base.yaml", TINY.split("    rules:\n")[0] + "    rules:\n" + rules
+                 + "      - {id: last, when: {always: true}, then: wrong}\n")
+    updates: list[dict[str, Any]] = []
+    for kind, a, b in ops:
+        update: dict[str, Any] = {"id": f"r{a}"}
+        if kind == "remove":
+            update["remove"] = True
+        elif kind in ("before", "after"):
+            update[kind] = f"r{b}"
+        updates.append(update)
+    lines = []
+    for u in updates:
+        extra = "".join(f", {k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in u.items() if k != "id")
+        body = "" if u.get("remove") else ", when: {pred_is_target: true}, then: near"
+        lines.append(f"      - {{id: {u['id']}{extra}{body}}}\n")
+    child = write(tmp_path, "child.yaml", HEADER.replace("tiny", "child") + f"extends: {base.name}\n"
+                  + "axes:\n  category:\n    rules:" + ("\n" + "".join(lines) if lines else " []\n"))
+    expected, bad = _merged_by_lists([*base_ids, "last"], updates)
+    if bad:
+        with pytest.raises(TaxonomyError) as info:
+            load_taxonomy(child)
+        assert sorted(p.key_path[-1] for p in info.value.problems) == bad
+        return
+    loaded = load_taxonomy(child)
+    merged = loaded.document.axes["category"].rules
+    assert [r.id for r in merged] == expected
+    written = {u["id"] for u in updates if not u.get("remove")}
+    for i, rule in enumerate(merged):
+        file, _ = loaded.locate(("axes", "category", "rules", i))
+        assert file == str(child if rule.id in written else base)
+
+
+@pytest.mark.parametrize("part", ["rules:", "rules: 3", "values: {a: 1}"])
+def test_extends_with_a_list_that_is_not_one_names_it(tmp_path: Path, part: str) -> None:
+    base = write(tmp_path, "base.yaml", TINY)
+    child = write(tmp_path, "child.yaml", HEADER + f"extends: {base.name}\naxes:\n  category:\n    {part}\n")
+    with pytest.raises(TaxonomyError) as info:
+        load_taxonomy(child)
+    [problem] = info.value.problems
+    assert problem.key_path == ("axes", "category", part.split(":")[0]) and problem.line == 6
+    assert "must be a list" in problem.message
+
+
 def test_cyclic_extends_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", TINY + "extends: b.yaml\n")
     write(tmp_path, "b.yaml", TINY + "extends: a.yaml\n")

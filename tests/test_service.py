@@ -492,6 +492,14 @@ def test_malformed_taxonomy_upload(tmp_path: Path) -> None:
             with pytest.raises(InvalidArgument) as err:
                 c.put_taxonomy(text)
             assert any(p.key_path for p in err.value.problems)
+            # an extension whose rules are not a list (here: empty) is named, not an INTERNAL
+            child = "schema: errortaxa/v1\nname: child\nversion: '1'\nextends: imagenet/peychev2023\n" \
+                    "axes:\n  category:\n    rules:\n"
+            checked = c.validate_taxonomy(child)
+            assert not checked.ok and checked.problems[0].key_path == "axes.category.rules"
+            with pytest.raises(InvalidArgument) as err:
+                c.put_taxonomy(child)
+            assert err.value.problems[0].key_path == "axes.category.rules"
             assert c.list_taxonomies() == [c.get_taxonomy()[0]]  # nothing stored
             assert c.health() == "SERVING"
     finally:

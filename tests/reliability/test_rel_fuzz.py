@@ -1,5 +1,6 @@
-"""The fuzz of every RPC, longer: hypothesis-generated messages (tests/fuzz_messages.py) against a
-real server; no INTERNAL, no UNKNOWN, and the server still answers afterwards."""
+"""The fuzz of every RPC, longer: hypothesis-generated messages (tests/fuzz_messages.py), and mutated
+taxonomy uploads (tests/fuzz_taxonomies.py), against a real server; no INTERNAL, no UNKNOWN, and the
+server still answers afterwards."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from conftest import scaled
-from errortaxa.client import Client
+from errortaxa.client import Client, ErrorTaxaError
 from errortaxa.server import ServerConfig, build_server
 from fuzz_messages import SERVICE, messages
+from fuzz_taxonomies import child, mutations
 from google.protobuf import message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -78,4 +81,49 @@ def test_long_fuzz_of_every_rpc(tmp_path: Path, figures: dict[str, dict[str, Any
                        "seconds": round(time.monotonic() - started, 1),
                        "codes": dict(sorted(codes.items()))}
     assert not wrong, wrong[:5]
+    assert alive
+
+
+def test_mutated_taxonomy_uploads(tmp_path: Path, figures: dict[str, dict[str, Any]]) -> None:
+    """Mutated documents (tests/fuzz_taxonomies.py: a standalone one and one extending the built-in
+    default) through ValidateTaxonomy, and every fourth through PutTaxonomy: never INTERNAL or
+    UNKNOWN, and the server still answers afterwards."""
+    running = build_server(ServerConfig(host="127.0.0.1", port=0, drain_seconds=0.0, grace_seconds=1.0,
+                                        store=tmp_path / "store"))
+    target = f"127.0.0.1:{running.port}"
+    extension = child("imagenet/peychev2023", removed="non_prototypical", anchor="fine_grained",
+                      last="model_failure")
+    codes: Counter[str] = Counter()
+    wrong: list[str] = []
+    started = time.monotonic()
+
+    @settings(max_examples=scaled(300), deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(mutations(extension))
+    def run(docs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        for doc in docs:
+            text = yaml.safe_dump(doc)
+            try:
+                result = c.validate_taxonomy(text)
+                codes["validated ok" if result.ok else "validated with problems"] += 1
+                if sum(codes.values()) % 4 == 0:
+                    c.put_taxonomy(text)
+                    codes["put OK"] += 1
+            except ErrorTaxaError as exc:
+                codes[exc.code.name] += 1
+                if exc.code in BAD:
+                    wrong.append(f"{exc.code.name}: {exc}\n{text}")
+
+    try:
+        with Client(target, retries=0, timeout=30) as c:
+            run()
+            alive = c.classify(target=[250], labels=[[250]], pred=[248]).category == ["overlapping_classes"] \
+                and c.health() == "SERVING"
+    finally:
+        running.stop(0)
+    figures["taxonomy uploads"] = {
+        "calls (Validate + Put)": sum(codes.values()), "wrong codes (INTERNAL/UNKNOWN)": len(wrong),
+        "crashes": int(not alive), "seconds": round(time.monotonic() - started, 1),
+        "outcomes": dict(sorted(codes.items()))}
+    assert not wrong, wrong[:3]
     assert alive

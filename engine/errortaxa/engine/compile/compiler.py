@@ -370,10 +370,11 @@ class _Compiler:
             if ids.count(v.id) > 1:
                 self.error(("axes", name, "values", j, "id"), f"duplicate value id '{v.id}'")
         rules: list[CompiledRule] = []
+        rule_ids: set[str] = set()
         seen_conjuncts: list[tuple[str, frozenset[str]]] = []
         for j, rule in enumerate(axis.rules):
             path: KeyPath = ("axes", name, "rules", j)
-            if rule.id in [r.id for r in rules]:
+            if rule.id in rule_ids:
                 self.error((*path, "id"), f"duplicate rule id '{rule.id}'")
             if rule.when is None or rule.then is None:  # remove: true, with nothing to remove it from
                 self.error(path, f"rule '{rule.id}' says 'remove: true', but this taxonomy extends none: "
@@ -395,6 +396,7 @@ class _Compiler:
                 leaf.slot = slot
             rules.append(CompiledRule(rule.id, rule.description, ids.index(rule.then) if rule.then in ids else -1,
                                       node, when, file, line))
+            rule_ids.add(rule.id)
         if not axis.rules:
             self.error(("axes", name, "rules"), "an axis needs at least one rule")
         elif conjunct_set(rules[-1].when) != frozenset():

@@ -7,6 +7,7 @@ inherited from the one it extends.
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -247,12 +248,14 @@ def _merge(
                     origins[("axes", axis_name)] = (source, ("axes", axis_name))
                     continue
                 old = axes.setdefault(axis_name, {"values": [], "rules": []})
-                old_values = old.setdefault("values", [])
-                old_rules = old.setdefault("rules", [])
-                _merge_list(("axes", axis_name, "values"), old_values, axis.get("values", []), source,
-                            origins, problems)
-                _merge_list(("axes", axis_name, "rules"), old_rules, axis.get("rules", []), source,
-                            origins, problems)
+                for part in ("values", "rules"):
+                    updates = axis.get(part, [])
+                    where = ("axes", axis_name, part)
+                    if not isinstance(updates, list):
+                        problems.append(Problem(source.path, source.line_of(where), where,
+                                                "must be a list of items with an 'id'"))
+                        continue
+                    _merge_list(where, old.setdefault(part, []), updates, source, origins, problems)
         elif key != "cases":
             merged[key] = value
             origins[(key,)] = (source, (key,))
@@ -277,44 +280,69 @@ def _merge_list(
     prefix: KeyPath, items: list[Any], updates: list[Any], source: SourceFile,
     origins: dict[KeyPath, tuple[SourceFile, KeyPath]], problems: list[Problem],
 ) -> None:
-    """Merge a list of {id: ...} items in place, keeping ``origins`` pointing at each item's file."""
-    item_origins = [_resolve(origins, (*prefix, i)) for i in range(len(items))]
+    """Merge a list of {id: ...} items in place (replace, remove, move or insert before / after an
+    id, append), keeping ``origins`` pointing at each item's file. The order is kept as a linked
+    list while merging, so each update costs the same however long the list is."""
+    Origin = tuple[SourceFile, KeyPath] | None
+    end = -1  # the sentinel of a circular list: nxt[end] is the first entry, prv[end] the last
+    nxt: dict[int, int] = {end: end}
+    prv: dict[int, int] = {end: end}
+    entries: dict[int, tuple[Any, Origin]] = {}
+    by_id: dict[Any, int] = {}
+    nodes = itertools.count()
+
+    def insert(item: Any, origin: Origin, after: int) -> None:
+        node = next(nodes)
+        entries[node] = (item, origin)
+        following = nxt[after]
+        nxt[after], prv[node], nxt[node], prv[following] = node, after, following, node
+        if isinstance(item, dict) and isinstance(item.get("id"), str):
+            by_id.setdefault(item["id"], node)
+
+    def unlink(node: int) -> None:
+        before, following = prv.pop(node), nxt.pop(node)
+        nxt[before], prv[following] = following, before
+        item, _ = entries.pop(node)
+        by_id.pop(item["id"], None)
+
+    for i, item in enumerate(items):
+        insert(item, _resolve(origins, (*prefix, i)), prv[end])
     for j, update in enumerate(updates):
         where = (*prefix, j)
-        if not isinstance(update, dict) or "id" not in update:
-            items.append(update)
-            item_origins.append((source, where))
+        if not isinstance(update, dict) or not isinstance(update.get("id"), str):
+            insert(update, (source, where), prv[end])  # not an item with an id: the schema says so
             continue
-        ids = [it.get("id") if isinstance(it, dict) else None for it in items]
         anchor = update.get("before") or update.get("after")
+        existing = by_id.get(update["id"])
         if update.get("remove"):
-            if update["id"] not in ids:
+            if existing is None:
                 problems.append(Problem(source.path, source.line_of(where), where,
                                         f"cannot remove '{update['id']}': the base taxonomy has no such id"))
-                continue
-            k = ids.index(update["id"])
-            del items[k], item_origins[k]
+            else:
+                unlink(existing)
             continue
         clean = {k: v for k, v in update.items() if k not in ("before", "after")}
-        if update["id"] in ids and anchor is None:
-            k = ids.index(update["id"])
-            items[k], item_origins[k] = clean, (source, where)
+        if existing is not None and anchor is None:
+            entries[existing] = (clean, (source, where))
             continue
-        if update["id"] in ids:
-            k = ids.index(update["id"])
-            del items[k], item_origins[k]
-            ids.pop(k)
-        if anchor is not None:
-            if anchor not in ids:
-                problems.append(Problem(source.path, source.line_of(where), where,
-                                        f"'{anchor}' named in before/after is not in the base taxonomy"))
-                continue
-            k = ids.index(anchor) + (1 if update.get("after") else 0)
-            items.insert(k, clean)
-            item_origins.insert(k, (source, where))
-        else:
-            items.append(clean)
-            item_origins.append((source, where))
+        if existing is not None:
+            unlink(existing)
+        if anchor is None:
+            insert(clean, (source, where), prv[end])
+            continue
+        target = by_id.get(anchor) if isinstance(anchor, str) else None
+        if target is None:
+            problems.append(Problem(source.path, source.line_of(where), where,
+                                    f"'{anchor}' named in before/after is not in the base taxonomy"))
+            continue
+        insert(clean, (source, where), target if update.get("after") else prv[target])
+    merged: list[tuple[Any, Origin]] = []
+    node = nxt[end]
+    while node != end:
+        merged.append(entries[node])
+        node = nxt[node]
+    items[:] = [item for item, _ in merged]
+    item_origins = [origin for _, origin in merged]
     for key in [k for k in origins if k[: len(prefix)] == prefix and len(k) > len(prefix)]:
         del origins[key]
     for i, origin in enumerate(item_origins):
