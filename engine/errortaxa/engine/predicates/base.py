@@ -86,6 +86,7 @@ class Context:
         self.sizes = np.diff(batch.label_offsets)
         self.reasons: list[str] = []
         self.trace = trace
+        self._label_rows: np.ndarray | None = None  # the sample of each label entry, when first asked
 
     def eval(self, node: Node, rows: np.ndarray) -> Outcome:
         """``node`` on ``rows``; nodes ask their parts through here."""
@@ -102,7 +103,9 @@ class Context:
         """For the label sets of ``rows``: (position in rows, label class) of every entry."""
         b = self.batch
         if rows.shape[0] == len(b):
-            return b.label_rows(), b.label_values
+            if self._label_rows is None:
+                self._label_rows = np.repeat(np.arange(len(b), dtype=np.int64), self.sizes)
+            return self._label_rows, b.label_values
         offsets, values = csr_take(b.label_offsets, b.label_values, rows)
         return np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(offsets)), values
 

@@ -49,7 +49,7 @@ class PairTest(Node):
             mask[hit_pos] = True
             witness = np.full(rows.shape[0], -1, np.int32)
             witness[hit_pos[::-1]] = values[hit][::-1]  # the first matching label wins
-        return Outcome(mask, ~mask, witness, np.broadcast_to(np.int16(self.slot), mask.shape))
+        return Outcome(mask, ~mask, witness, np.full(mask.shape[0], self.slot, np.int16))
 
     def describe(self) -> str:
         return f"prediction vs {'target' if self.other == 'target' else 'some label'}: {self.text}"
