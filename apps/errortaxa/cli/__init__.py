@@ -22,7 +22,7 @@ from errortaxa.cli.commands import (
     cmd_rules_validate,
     cmd_store_check,
 )
-from errortaxa.cli.common import COLUMNS_HELP
+from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP
 from errortaxa.cli.errors import user_errors
 from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="predictions in any input format (README 'Inputs'; '-': standard input): JSONL "
                                  "samples, or with --labels: .npy / .npz / .pt, CSV / parquet tables, timm's "
                                  "inference outputs")
-    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--output", help="write one JSON record per input record here (default and '-': stdout)")
     p.add_argument("--summary", help="write the summary statistics (JSON) here")
     p.add_argument("--labels", help="the label set of predictions without labels of their own: the multi-label "

@@ -11,6 +11,7 @@ from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, defaul
 from errortaxa.engine.inputs import Columns, ReadOptions, read_labels, read_predictions
 
 CHUNK = 100_000
+TAXONOMY_HELP = "taxonomy YAML file or built-in name (default: the embedded default)"
 COLUMNS_HELP = ("column names of a table input, e.g. 'image=file,pred=top1' or 'scores=logits' (also the array of "
                 "an .npz, the key of a .pt dict; target= and labels= for a label table); default: the usual names")
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.common import COLUMNS_HELP, label_options, read_options, taxonomy_from
+from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, label_options, read_options, taxonomy_from
 from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
 from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.errors import InvalidInput
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list / (image, label) table) "
                                     "defining the images; "
                                     "default: the first JSONL file's own samples")
-    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
     p.add_argument("--image-list", help="images to report accuracy on apart (e.g. the 68 of ImageNet-M)")
     p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model_b")
     p.add_argument("--labels", help="label file defining the images (needed for inputs without labels of their own)")
     p.add_argument("--columns", help=COLUMNS_HELP)
-    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_mcnemar, extra="study")
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("external", nargs="+", help="imagenet-mistakes JSON files: file name -> {\"top_prediction\", "
                                                "\"failure category\", \"failure severity\"}")
     p.add_argument("--labels", required=True, help="label file defining the images (multi-label CSV)")
-    p.add_argument("--taxonomy", help="taxonomy YAML file or built-in name (default: the embedded default)")
+    p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--json", help="also write the result as JSON here")
     p.set_defaults(func=cmd_agreement)
 

@@ -81,22 +81,26 @@ class GroupCells:
     group, and per group and target class, are sums over cells: computed once per image set, then
     shared by every model (a study adds one model at a time).
 
-    ``masks``: bool[G, N], the samples of G (possibly overlapping) groups; ``target``: int[N].
+    ``masks``: bool[G, N], the samples of G (possibly overlapping) groups, G at most 40;
+    ``target``: int[N].
     """
 
     def __init__(self, masks: np.ndarray, target: np.ndarray, num_classes: int) -> None:
         m = np.atleast_2d(np.asarray(masks, bool))
         self.groups, self.num_classes = m.shape[0], num_classes
-        pattern = np.packbits(m, axis=0, bitorder="little")  # uint8[ceil(G / 8), N]
-        key = np.concatenate([pattern, _bytes_of(np.asarray(target, np.int64))])  # uint8[B, N]
-        cells, first, cell = np.unique(key, axis=1, return_index=True, return_inverse=True)
+        if self.groups > 40:
+            raise ValueError(f"{self.groups} groups: GroupCells takes at most 40")
+        # one int64 per sample: its groups as bits, then its target
+        pattern = np.left_shift(1, np.arange(self.groups, dtype=np.int64)) @ m.astype(np.int64)
+        target = np.asarray(target, np.int64)
+        _, first, cell = np.unique(pattern * num_classes + target, return_index=True, return_inverse=True)
         self.cell = cell.reshape(-1).astype(np.int64)  # int64[N]: the sample's cell
-        self.size = cells.shape[1]
+        self.size = first.shape[0]
         member = m[:, first]  # bool[G, Q]: the cell's samples are in group g
         self.member = member.astype(np.float64)
         g, q = np.nonzero(member)
         self.member_cell = q  # per (group, cell) membership: the cell, and group * C + class
-        self.member_slot = g * num_classes + np.asarray(target, np.int64)[first][q]
+        self.member_slot = g * num_classes + target[first][q]
 
     def count(self, cell: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """float[Q]: per cell, the samples of ``cell`` (a subset's cells), or the sum of ``weights``."""
@@ -123,11 +127,6 @@ class GroupCells:
                 out[k] = (correct / divisor).sum(axis=1) / classes
         out[:, classes == 0] = np.nan
         return out
-
-
-def _bytes_of(values: np.ndarray) -> np.ndarray:
-    """uint8[8, N]: the little-endian bytes of int64[N]."""
-    return values.astype("<i8").view(np.uint8).reshape(-1, 8).T
 
 
 def class_mean_accuracy(correct: np.ndarray, target: np.ndarray, masks: np.ndarray,
