@@ -61,6 +61,7 @@ def main() -> None:
         seconds = time.perf_counter() - t
         predictions = args.models * args.images
         result["single_s"] = round(seconds, 2)
+        result["bootstrap_s"] = round(study.timings["bootstrap_s"], 2)
         result["single_predictions_per_s"] = round(predictions / seconds)
         print(f"single process: {seconds:.1f} s, {predictions / seconds:,.0f} predictions/s", file=sys.stderr)
         if not args.no_compare:

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
     p.add_argument("--image-list", help="images to report accuracy on apart (e.g. the 68 of ImageNet-M)")
-    p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
+    p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json, "
+                                                "common_errors.csv, images.csv, ...)")
     p.add_argument("--report", action="store_true", help="also write plots (PNG, SVG) and report.html")
     p.add_argument("--color-by", help="metadata column that colours the plots (default: the first one)")
     p.add_argument("--top-k", type=_positive, default=10, help="most common errors kept per category")
@@ -55,6 +56,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "are the target (imagenet-a: WNID/FILE.jpg, 200 classes; imagenet-v2: INDEX/FILE.jpeg); "
                         "for those --labels is a directory of class folders or a list of image names (default: the "
                         "names in the first prediction file)")
+    p.add_argument("--resamples", type=_non_negative, default=1000,
+                   help="bootstrap resamples over images for the intervals of the per-class means (MLA and its "
+                        "minor / explainable variants; default 1000, 0: none)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the bootstrap resamples (default 0)")
+    p.add_argument("--baseline", metavar="MODEL",
+                   help="add every model's difference from MODEL in each headline statistic with a paired "
+                        "bootstrap interval and McNemar's p-value (vs_baseline.* columns)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study, extra="study")
 
@@ -93,6 +101,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def _labels(path: str | None, options: ReadOptions) -> LabeledImages | None:
     return None if path is None else read_labels(path, label_options(options))
 
@@ -114,6 +133,13 @@ def cmd_study(args: argparse.Namespace) -> int:
     if not models:
         print("errortaxa: error: no prediction files found", file=sys.stderr)
         return 2
+    if args.baseline is not None:
+        names = [m.name for m in models]
+        if args.baseline not in names:
+            raise InvalidInput(f"--baseline {args.baseline!r}: no such model (models: {', '.join(names[:5])}"
+                               + (", ..." if len(names) > 5 else "") + ")")
+        if args.resamples < 1:
+            raise InvalidInput("--baseline needs bootstrap resamples: --resamples must be at least 1")
     options = read_options(taxonomy, args.columns)
     images = _study_images(args, models, options)
     if images is None:
@@ -148,7 +174,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                        ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                        provider_configs=provider_configs(args), extra=extra, dataset=args.dataset,
-                       read_options=options)
+                       read_options=options, resamples=args.resamples, seed=args.seed, baseline=args.baseline)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
                                             ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
     if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):

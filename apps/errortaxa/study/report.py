@@ -54,6 +54,43 @@ def _trend(ax: Any, x: np.ndarray, y: np.ndarray, colour: Any) -> None:
         ax.plot(xs, np.where((ys >= 0) & (ys <= 1), ys, np.nan), color=colour, linewidth=1.5)
 
 
+def trend_fits(result: StudyResult, color_by: str | None = None) -> pd.DataFrame:
+    """The linear trends the plots draw: per plot, panel (category or group) and colour group, the
+    slope with its 95% interval and the predicted share at 80/90/95/98% multi-label accuracy
+    (:func:`errortaxa.study.stats.linear_trend`); the table ``trends.csv``."""
+    from errortaxa.study.stats import linear_trend
+
+    table = result.table
+    rows: list[dict[str, Any]] = []
+    if not len(table):
+        return pd.DataFrame(rows)
+    groups, _ = _colour_groups(table, color_by)
+    x_all = table["all.mla"].to_numpy(dtype=float)
+    for cat in result.error_categories:
+        column = f"error_share.{cat}"
+        if column not in table.columns or not np.nansum(table[column].to_numpy(dtype=float)) > 0:
+            continue
+        y = table[column].to_numpy(dtype=float)
+        for label, mask in groups:
+            rows.append({"plot": "error_share_vs_mla", "panel": cat, "group": label,
+                         **linear_trend(x_all[mask], y[mask])})
+    for group in ("organism_by_label", "artifact_by_label"):
+        if f"{group}.mla" not in table.columns:
+            continue
+        x = table[f"{group}.mla"].to_numpy(dtype=float)
+        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - table[f"{group}.mla_share"].to_numpy(float))
+        for cat in result.error_categories:
+            column = f"{group}.n.{cat}"
+            if column not in table.columns or table[column].sum() == 0:
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y = table[column].to_numpy(dtype=float) / errors
+            rows.append({"plot": "organism_vs_artifact", "panel": group, "group": cat, **linear_trend(x, y)})
+    out = pd.DataFrame(rows)
+    out["models"] = out["models"].astype(np.int64)
+    return out
+
+
 def category_colours(result: StudyResult) -> dict[str, Any]:
     """One colour per category of the study, the same in every plot."""
     plt = _pyplot()
@@ -190,6 +227,8 @@ table{border-collapse:collapse;font-size:12px;margin:1em 0}
 td.not-evaluated{color:#888;font-style:italic}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f0f0f0} td.l,th.l{text-align:left} img{max-width:100%;border:1px solid #eee}
+div.plot-row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+div.plot-row figure{flex:1 1 640px;min-width:0;margin:0} div.plot-row div.scroll{flex:1 1 420px;min-width:0}
 """
 
 
@@ -221,9 +260,10 @@ def _share_cell(row: Any, category: str, unknown: dict[str, str]) -> str:
 
 
 def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
-                diff: DiffResult | None = None, max_rows: int = 200) -> str:
-    """One self-contained HTML page: summary, per-model table, plots (base64 PNG), most common
-    errors per category with class names, and the taxonomy comparison (``diff``, default the
+                diff: DiffResult | None = None, max_rows: int = 200, trends: pd.DataFrame | None = None) -> str:
+    """One self-contained HTML page: summary, per-model table, plots (base64 PNG) with their trend
+    fits (``trends``, :func:`trend_fits`) beside them, most common errors per category with class
+    names, the errors shared across models, and the taxonomy comparison (``diff``, default the
     study's own ``result.diff``) when there is one."""
     t = result.table
     parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -236,7 +276,9 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
     meta = result.metadata_columns
     shares = [c for c in result.error_categories if f"error_share.{c}" in t.columns]
     unknown = _not_evaluated(result)
-    head = ["model", *meta, "images", "top-1", "top-1 95% CI", "MLA", "MLA share", "MLA share 95% CI",
+    boot = "all.mla_lo" in t.columns
+    head = ["model", *meta, "images", "top-1", "top-1 95% CI", "MLA", *(["MLA 95% CI (bootstrap)"] if boot else []),
+            "MLA share", "MLA share 95% CI",
             "MLA, minor errors correct", "MLA, explainable errors correct", *[f"{c} (share of errors)" for c in shares]]
     if "image_list.accuracy" in t.columns:
         head += ["image list accuracy"]
@@ -247,7 +289,9 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
         cells = [f"<td class='l'>{_fmt(row['model'])}</td>", *[f"<td class='l'>{_fmt(row[m])}</td>" for m in meta],
                  f"<td>{int(row['all.samples'])}</td>", f"<td>{_fmt(row['all.top1'])}</td>",
                  f"<td>[{_fmt(row['all.top1_lo'])}, {_fmt(row['all.top1_hi'])}]</td>",
-                 f"<td>{_fmt(row['all.mla'])}</td>", f"<td>{_fmt(row['all.mla_share'])}</td>",
+                 f"<td>{_fmt(row['all.mla'])}</td>",
+                 *([f"<td>[{_fmt(row['all.mla_lo'])}, {_fmt(row['all.mla_hi'])}]</td>"] if boot else []),
+                 f"<td>{_fmt(row['all.mla_share'])}</td>",
                  f"<td>[{_fmt(row['all.mla_share_lo'])}, {_fmt(row['all.mla_share_hi'])}]</td>",
                  f"<td>{_fmt(row['all.mla_minor'])}</td>", f"<td>{_fmt(row['all.mla_explainable'])}</td>",
                  *[_share_cell(row, c, unknown) for c in shares]]
@@ -269,8 +313,9 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                 if name == "composition" and len(composition_models(result)) < len(t):
                     note = (f" ({len(composition_models(result))} of {len(t)} models shown, evenly spaced by "
                             "multi-label accuracy; every model is in the table and models.csv)")
-                parts.append(f"<figure><img id='plot-{name}' alt='{name}' src='data:image/png;base64,{data}'>"
-                             f"<figcaption>{name.replace('_', ' ')}{html.escape(note)}</figcaption></figure>")
+                parts.append(f"<div class='plot-row'><figure><img id='plot-{name}' alt='{name}' "
+                             f"src='data:image/png;base64,{data}'><figcaption>{name.replace('_', ' ')}"
+                             f"{html.escape(note)}</figcaption></figure>{_trends_html(trends, name)}</div>")
     # most common errors
     parts.append("<h2>Most common errors per category</h2>")
     for cat, entries in result.top_errors.items():
@@ -282,11 +327,77 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                          f"<td class='l'>{e['pred']} {html.escape(e['pred_name'])}</td><td>{e['errors']}</td>"
                          f"<td class='l'>{html.escape(', '.join(e['images']))}</td></tr>")
         parts.append("</table></div>")
+    parts.extend(_shared_html(result))
     diff = diff if diff is not None else result.diff
     if diff is not None:
         parts.extend(_diff_html(diff, len(t)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _trends_html(trends: pd.DataFrame | None, plot: str) -> str:
+    """The trend fits of one plot (``table.trends``): slope with its 95% interval and the predicted
+    share at each accuracy of :data:`errortaxa.study.stats.TREND_AT`."""
+    from errortaxa.study.stats import TREND_AT
+
+    if trends is None or not len(trends):
+        return ""
+    rows = trends[trends["plot"] == plot]
+    if not len(rows):
+        return ""
+    esc = html.escape
+
+    def ci(row: Any, key: str) -> str:
+        return f"{_fmt(row[key])} [{_fmt(row[key + '_lo'])}, {_fmt(row[key + '_hi'])}]"
+
+    head = "".join(f"<th>share at {a:.0%}</th>" for a in TREND_AT)
+    out = [f"<div class='scroll'><table class='trends' data-plot='{esc(plot)}'><tr><th class='l'>panel</th>"
+           f"<th class='l'>group</th><th>models</th><th>slope [95% CI]</th>{head}</tr>"]
+    for _, row in rows.iterrows():
+        cells = "".join(f"<td>{ci(row, f'at_{a:.2f}')}</td>" for a in TREND_AT)
+        out.append(f"<tr class='trend'><td class='l'>{esc(str(row['panel']))}</td><td class='l'>"
+                   f"{esc(str(row['group']))}</td><td>{int(row['models'])}</td><td>{ci(row, 'slope')}</td>{cells}</tr>")
+    out.append("</table></div>")
+    return "".join(out)
+
+
+def _shared_html(result: StudyResult, k: int = 10) -> list[str]:
+    """Errors shared across models: per category the ``k`` (image, prediction) errors most models
+    make (``table.shared-errors``), and the images every model gets wrong (``table#all-wrong``)."""
+    common = result.common_errors
+    if common is None or result.image_errors is None:
+        return []
+    esc = html.escape
+    models = len(result.table)
+    parts = ["<h2 id='shared-errors'>Errors shared across models</h2>",
+             f"<p>The (image, prediction) errors most of the {models} models make, per category "
+             "(common_errors.csv has them all; images.csv counts the models wrong on each image).</p>"]
+    for cat, rows in common.groupby("category", observed=True, sort=False):
+        top = rows.head(k)
+        parts.append(f"<h3>{esc(str(cat))}</h3><div class='scroll'><table class='shared-errors' "
+                     f"data-category='{esc(str(cat))}'><tr><th class='l'>image</th><th class='l'>target</th>"
+                     "<th class='l'>prediction</th><th>models</th><th>share of models</th></tr>")
+        for e in top.itertuples(index=False):
+            parts.append(f"<tr><td class='l'>{esc(str(e.image))}</td><td class='l'>{e.target} {esc(str(e.target_name))}"
+                         f"</td><td class='l'>{e.pred} {esc(str(e.pred_name))}</td><td>{e.models_count}</td>"
+                         f"<td>{_fmt(float(e.models_share))}</td></tr>")
+        parts.append("</table></div>")
+    wrong = result.all_wrong
+    parts.append(f"<h3 id='all-wrong-title'>Images every model gets wrong ({len(wrong)})</h3>")
+    if len(wrong):
+        names = result.taxonomy_names
+        parts.append("<div class='scroll'><table id='all-wrong'><tr><th class='l'>image</th><th class='l'>target</th>"
+                     "<th class='l'>predictions (models)</th></tr>")
+        shown = wrong.head(200)
+        made_on = dict(list(common[common["image"].isin(shown["image"])].groupby("image", observed=True)))
+        for w in shown.itertuples(index=False):
+            made = made_on.get(w.image, common.head(0))
+            text = ", ".join(f"{p.pred_name} ({p.models_count})" for p in made.itertuples(index=False))
+            target = names[int(w.target)] if names else ""
+            parts.append(f"<tr class='all-wrong'><td class='l'>{esc(str(w.image))}</td><td class='l'>{w.target} "
+                         f"{esc(target)}</td><td class='l'>{esc(text)}</td></tr>")
+        parts.append("</table></div>")
+    return parts
 
 
 def _sources_html(result: StudyResult) -> list[str]:
@@ -346,9 +457,17 @@ def _diff_html(diff: DiffResult, models: int) -> list[str]:
 
 def write_report(result: StudyResult, out_dir: PathLike, color_by: str | None = None,
                  diff: DiffResult | None = None) -> dict[str, str]:
-    """Plots (PNG + SVG) and ``report.html`` in ``out_dir``; returns kind -> path."""
+    """Plots (PNG + SVG), their trend fits (``trends.csv``) and ``report.html`` in ``out_dir``;
+    returns kind -> path."""
+    from errortaxa.study.study import write_csv
+
+    if color_by is None and result.metadata_columns:
+        color_by = result.metadata_columns[0]
     paths = write_plots(result, out_dir, color_by)
+    trends = trend_fits(result, color_by)
+    paths["trends"] = str(Path(out_dir) / "trends.csv")
+    write_csv(trends, paths["trends"])
     report = Path(out_dir) / "report.html"
-    write_text(report, render_html(result, paths, diff))
+    write_text(report, render_html(result, paths, diff, trends=trends))
     paths["report"] = str(report)
     return paths

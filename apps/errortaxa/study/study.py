@@ -27,8 +27,10 @@ from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, open_text, write_text
 from errortaxa.engine.providers import FeatureProvider, registry
 from errortaxa.study.distributed import run_on_ray
+from errortaxa.study.intervals import HEADLINE, RESAMPLES, bootstrap
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
+from errortaxa.study.shared import ErrorCounter, SharedErrors, common_errors_frame, images_frame
 from errortaxa.study.tabulate import Accumulator, Tabulator, frame, top_errors
 
 if TYPE_CHECKING:
@@ -53,6 +55,20 @@ class StudyResult:
     inputs: dict[str, str] = field(default_factory=dict)  # what the study read: labels, image list, ...
     dataset: str = "imagenet"  # the image set: imagenet (multi-labels) or a built-in dataset definition
     diff: DiffResult | None = None  # the taxonomy comparison (run_study's ``compare``), all models pooled
+    common_errors: pd.DataFrame | None = None  # every distinct (image, prediction) error, most shared first
+    image_errors: pd.DataFrame | None = None  # per headline image, the models that get it wrong
+    baseline: str | None = None  # the model the ``vs_baseline.*`` columns compare with
+    resamples: int = 0  # bootstrap resamples of the per-class means' intervals (0: none)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds of the analyses: bootstrap_s, ...
+    taxonomy_names: list[str] = field(default_factory=list)  # the class names of the vocabulary
+
+    @property
+    def all_wrong(self) -> pd.DataFrame:
+        """The headline images every model of the study gets wrong (rows of ``image_errors``)."""
+        if self.image_errors is None or not len(self.table):
+            return pd.DataFrame(columns=["image", "target", "models_wrong", "models_share"])
+        frame = self.image_errors
+        return frame[frame["models_wrong"] == len(self.table)]
 
     def write(self, out_dir: PathLike) -> dict[str, str]:
         """Write ``models.csv``, ``models.parquet``, ``top_errors.json``, ``study.json`` (the
@@ -75,6 +91,10 @@ class StudyResult:
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"
             write_text(paths["taxonomy_diff"], json.dumps(self.diff.to_dict(), indent=1) + "\n")
+        for kind, table in (("common_errors", self.common_errors), ("images", self.image_errors)):
+            if table is not None:
+                paths[kind] = out / f"{kind}.csv"
+                write_csv(table, paths[kind])
         return {k: str(v) for k, v in paths.items()}
 
 
@@ -88,7 +108,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               provider_configs: Mapping[str, PathLike] | None = None,
               compare_providers: Mapping[str, FeatureProvider] | None = None,
               extra: ExtraScores | None = None, dataset: str = "imagenet",
-              read_options: ReadOptions | None = None) -> StudyResult:
+              read_options: ReadOptions | None = None, shared: bool = True, resamples: int = RESAMPLES,
+              seed: int = 0, baseline: str | None = None) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -116,6 +137,12 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 
     ``read_options``: how prediction files are read (default: the taxonomy's vocabulary, the
     usual column names); on Ray its columns travel, the vocabulary is the taxonomy's.
+
+    Per image (on by default): ``shared`` fills ``common_errors`` and ``image_errors``
+    (:mod:`errortaxa.study.shared`); ``resamples`` (0: none) bootstrap resamples, drawn with
+    ``seed``, give the per-class means their intervals (:mod:`errortaxa.study.intervals`);
+    ``baseline`` (a model's name) adds ``vs_baseline.STAT`` columns: every model's difference from
+    it in each headline statistic with a paired bootstrap interval and McNemar's p-value.
 
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
@@ -156,7 +183,22 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
                 tab.add(acc, model.name, pred, extras)
             else:
                 tab.add(acc, model.name, read(model))
-    table = frame(tab, acc)
+    values, preds = _matrices(acc, len(image_set), tab.pred_dtype)
+    timings: dict[str, float] = {}
+    boot = None
+    if baseline is not None and baseline not in acc.models:
+        raise ValueError(f"baseline {baseline!r} is not a model of the study")
+    if baseline is not None and resamples < 1:
+        raise ValueError("a baseline needs bootstrap resamples (resamples >= 1)")
+    if resamples > 0 and len(acc.models):
+        target = image_set.batch.target
+        boot = bootstrap(tab.levels[:, values], preds >= 0, target, tab.masks, preds == target[None, :],
+                         resamples=resamples, seed=seed,
+                         baseline=None if baseline is None else acc.models.index(baseline))
+        timings["bootstrap_s"] = boot.seconds
+    table = frame(tab, acc, boot.intervals if boot is not None else None)
+    if boot is not None and baseline is not None:
+        table = _with_baseline(table, acc.models.index(baseline), boot.baseline)
     meta_cols: list[str] = []
     if metadata is not None and len(table):
         meta_cols = [c for c in metadata.columns if c != "model"]
@@ -164,7 +206,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         table = table[["model", *meta_cols, *[c for c in table.columns if c not in meta_cols and c != "model"]]]
     axis = taxonomy.axes[taxonomy.primary_axis]
     errors = [v.id for v in axis.values if "mla_correct" not in v.tags and "problematic_only" not in v.tags]
-    top = top_errors(tab, acc, top_k)
+    errors_of = (acc.errors or ErrorCounter(len(image_set), tab.classes)).result(tab.headline)
+    top = top_errors(tab, errors_of, top_k)
     diff = None
     if compare is not None:
         from errortaxa.study.diff import diff_taxonomies
@@ -183,8 +226,50 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         groups=list(tab.group_names), taxonomy=taxonomy.name, images=len(image_set),
         seconds=time.perf_counter() - start, metadata_columns=meta_cols, diff=diff,
         rule_values={r.id: axis.values[r.value].id for r in axis.rules},
-        sample_lists=taxonomy.sample_list_info(), dataset=dataset,
+        sample_lists=taxonomy.sample_list_info(), dataset=dataset, baseline=baseline,
+        resamples=resamples if boot is not None else 0, timings=timings,
+        taxonomy_names=list(taxonomy.vocabulary.names),
+        **(_shared_tables(errors_of, tab, taxonomy) if shared else {}),
     )
+
+
+def _matrices(acc: Accumulator, images: int, pred_dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Every model's primary-axis values (int16[M, N], -1: none) and predictions ([M, N], -1: none)."""
+    if not acc.models:
+        return np.zeros((0, images), np.int16), np.zeros((0, images), pred_dtype)
+    return np.stack(acc.values), np.stack(acc.preds)
+
+
+def _shared_tables(errors: SharedErrors, tab: Tabulator, taxonomy: CompiledTaxonomy) -> dict[str, pd.DataFrame]:
+    batch = tab.images.batch
+    images = batch.images or [str(i) for i in range(len(batch))]
+    return {"common_errors": common_errors_frame(errors, images, batch.target, list(tab.values),
+                                                 taxonomy.vocabulary.names),
+            "image_errors": images_frame(errors, images, batch.target)}
+
+
+def _with_baseline(table: pd.DataFrame, base: int, diffs: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """``vs_baseline.STAT`` (the model's headline STAT minus the baseline's), its paired bootstrap
+    interval ``_lo`` / ``_hi`` and McNemar's p ``_p``, after the models' own columns."""
+    cols: dict[str, np.ndarray] = {}
+    for stat in HEADLINE:
+        own = table[f"all.{stat}"].to_numpy(np.float64)
+        cols[f"vs_baseline.{stat}"] = own - own[base]
+        for end in ("lo", "hi", "p"):
+            cols[f"vs_baseline.{stat}_{end}"] = diffs[f"{stat}_{end}"]
+    return pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
+
+
+def write_csv(table: pd.DataFrame, path: PathLike) -> None:
+    """A table as CSV (through pyarrow's writer: fast on the large per-error tables)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    data = pa.Table.from_pandas(table, preserve_index=False)
+    data = data.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type) else f
+                                for f in data.schema]))
+    with open_binary(path) as stream:
+        pacsv.write_csv(data, stream)
 
 
 def _compare_providers(taxonomy: CompiledTaxonomy, compare: CompiledTaxonomy,

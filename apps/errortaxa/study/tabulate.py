@@ -23,6 +23,7 @@ from errortaxa.engine.results.accuracy import (
 )
 from errortaxa.engine.run.imageset import ImageSetClassifier
 from errortaxa.study.models import ImageSet
+from errortaxa.study.shared import ErrorCounter, SharedErrors
 from errortaxa.study.stats import clopper_pearson
 
 GROUPS = (*(f"{g}_by_label" for g in LABEL_GROUPS), *(f"{g}_by_target" for g in TARGET_GROUPS))
@@ -43,9 +44,12 @@ class Accumulator:
     listed: list[np.ndarray] = field(default_factory=list)  # int64[G, 2]: listed images, their errors
     extras: list[dict[str, float]] = field(default_factory=list)  # e.g. top-1 on all validation images
     counts: list[np.ndarray] = field(default_factory=list)  # int64[G, V]
-    error_keys: list[np.ndarray] = field(default_factory=list)  # flat (row * C + pred) of headline errors
-    error_values: list[np.ndarray] = field(default_factory=list)  # their primary-axis values (int16)
+    # per study row: the primary-axis value (int16, -1: none or no prediction) and the prediction
+    # (-1: none); the per-image analyses (shared errors, intervals, consistency, classes) read them
+    values: list[np.ndarray] = field(default_factory=list)
+    preds: list[np.ndarray] = field(default_factory=list)
     not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[G, R]: samples per group and rule
+    errors: ErrorCounter | None = None  # the headline errors of all models (shared errors, top errors)
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
     # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
     # parts merged now and then
@@ -62,9 +66,14 @@ class Accumulator:
         self.listed += other.listed
         self.extras += other.extras
         self.counts += other.counts
-        self.error_keys += other.error_keys
-        self.error_values += other.error_values
+        self.values += other.values
+        self.preds += other.preds
         self.not_evaluated += other.not_evaluated
+        if other.errors is not None:
+            if self.errors is None:
+                self.errors = other.errors
+            else:
+                self.errors.extend(other.errors)
         if other.pairs or other._dense is not None:
             self.add_pairs(*other.pair_counts())
 
@@ -130,8 +139,10 @@ class Tabulator:
             self.listed[rows[rows >= 0]] = True
             masks["image_list"] = self.listed & ~problematic
         self.group_names = list(masks)
+        self.masks = masks
         self.headline = masks["all"]
         self.classes = len(taxonomy.vocabulary)
+        self.pred_dtype = np.int16 if self.classes < 2**15 else np.int32
         # the per-model sums per group (and class) are sums over these cells (see GroupCells)
         self.cells = GroupCells(np.stack([masks[g] for g in self.group_names]), batch.target, self.classes)
 
@@ -166,16 +177,24 @@ class Tabulator:
                                               cells.per_group(cells.count(cell, listed & wrong))], axis=1)))
         acc.extras.append(dict(extras or {}))
         acc.counts.append(_ints(counts[:, 1:]))
-        headline = self.headline[rows]
-        errors = np.flatnonzero(headline & ~self.levels[0][value])
-        acc.error_keys.append(rows[errors] * self.classes + shown[errors])
-        acc.error_values.append(value[errors].astype(np.int16))
+        errors = np.flatnonzero(self.headline[rows] & ~self.levels[0][value])
+        if acc.errors is None:
+            acc.errors = ErrorCounter(pred.shape[0], self.classes)
+        acc.errors.add(rows[errors] * self.classes + shown[errors], value[errors], rows)
+        if full:
+            acc.values.append(value.astype(np.int16))
+            acc.preds.append(pred.astype(self.pred_dtype, copy=True))
+        else:
+            per_row = np.full(pred.shape[0], -1, np.int16)
+            per_row[rows] = value
+            acc.values.append(per_row)
+            acc.preds.append(np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
         primary = decisions.primary
         skipped = [cells.count(cell, primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
         acc.not_evaluated.append(_ints(cells.per_group(np.stack(skipped, axis=1))) if skipped
                                  else np.zeros((cells.groups, 0), np.int64))
         if self.pairs:
-            seen = np.flatnonzero(headline)
+            seen = np.flatnonzero(self.headline[rows])
             acc.add_pairs(rows[seen] * self.classes + shown[seen], size=len(pred) * self.classes)
 
 
@@ -184,20 +203,24 @@ def _ints(sums: np.ndarray) -> np.ndarray:
     return np.rint(sums).astype(np.int64)
 
 
-def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:
+def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None
+          ) -> pd.DataFrame:
     """The per-model statistics table of an accumulator.
 
     Per group: ``samples``; ``top1`` and ``mla_share`` (plain shares of images, with 95%
     Clopper-Pearson intervals ``_lo`` / ``_hi``); ``mla``, ``mla_minor``, ``mla_explainable``
-    (per-class means, see :mod:`errortaxa.engine.results.accuracy`); ``top1_errors``; ``n.VALUE``
-    and ``share.VALUE`` per value; ``not_evaluated.RULE`` (samples whose rule could not be
-    evaluated). On an image list: ``samples``, ``errors`` (top-1 not a correct label, the
-    reference's count) and ``accuracy``; per group also ``listed`` / ``listed_errors``. All
-    accuracies are fractions in [0, 1].
+    (per-class means, see :mod:`errortaxa.engine.results.accuracy`; with their bootstrap intervals
+    where ``intervals``, ``"group.stat" -> (lo, hi)``, has them); ``top1_errors``; ``n.VALUE`` and
+    ``share.VALUE`` (with its Clopper-Pearson interval) per value; ``not_evaluated.RULE`` (samples
+    whose rule could not be evaluated). On an image list: ``samples``, ``errors`` (top-1 not a
+    correct label, the reference's count) and ``accuracy``; per group also ``listed`` /
+    ``listed_errors``. ``error_share.VALUE`` (with its interval): the value's share of the headline
+    errors. All accuracies are fractions in [0, 1].
     """
     cols: dict[str, Any] = {"model": acc.models}
     if not acc.models:
         return pd.DataFrame(cols)
+    intervals = intervals or {}
     samples = np.stack(acc.samples)
     top1 = np.stack(acc.top1)
     mla = np.stack(acc.mla)
@@ -208,6 +231,12 @@ def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:
     extras = sorted({k for e in acc.extras for k in e})
     for key in extras:
         cols[key] = np.array([e.get(key, np.nan) for e in acc.extras], np.float64)
+
+    def share(name: str, k: np.ndarray, n: np.ndarray) -> None:
+        lo, hi = clopper_pearson(k, n)
+        cols[name] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
+        cols[f"{name}_lo"], cols[f"{name}_hi"] = lo, hi
+
     with np.errstate(invalid="ignore", divide="ignore"):
         for g, group in enumerate(tab.group_names):
             n = samples[:, g]
@@ -215,22 +244,19 @@ def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:
             if group == "image_list" and listed is not None:
                 wrong = listed[:, g, 1]
                 cols[f"{group}.errors"] = wrong
-                lo, hi = clopper_pearson(n - wrong, n)
-                cols[f"{group}.accuracy"] = np.where(n > 0, (n - wrong) / np.maximum(n, 1), np.nan)
-                cols[f"{group}.accuracy_lo"], cols[f"{group}.accuracy_hi"] = lo, hi
+                share(f"{group}.accuracy", n - wrong, n)
                 continue
-            for stat, k in (("top1", top1[:, g]), ("mla_share", mla[:, g])):
-                lo, hi = clopper_pearson(k, n)
-                cols[f"{group}.{stat}"] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
-                cols[f"{group}.{stat}_lo"] = lo
-                cols[f"{group}.{stat}_hi"] = hi
+            share(f"{group}.top1", top1[:, g], n)
+            share(f"{group}.mla_share", mla[:, g], n)
             for j, stat in enumerate(MLA_STATS):
                 cols[f"{group}.{stat}"] = levels[:, j, g]
+                if f"{group}.{stat}" in intervals:
+                    cols[f"{group}.{stat}_lo"], cols[f"{group}.{stat}_hi"] = intervals[f"{group}.{stat}"]
             cols[f"{group}.top1_errors"] = n - top1[:, g]
             for j, cat in enumerate(tab.values):
                 cols[f"{group}.n.{cat}"] = counts[:, g, j]
             for j, cat in enumerate(tab.values):
-                cols[f"{group}.share.{cat}"] = np.where(n > 0, counts[:, g, j] / np.maximum(n, 1), np.nan)
+                share(f"{group}.share.{cat}", counts[:, g, j], n)
             for column, (_, rule_id) in enumerate(tab.unknowable):
                 cols[f"{group}.not_evaluated.{rule_id}"] = not_evaluated[:, g, column]
             if listed is not None:
@@ -239,18 +265,13 @@ def frame(tab: Tabulator, acc: Accumulator) -> pd.DataFrame:
         errors = samples[:, 0] - mla[:, 0]
         for j, cat in enumerate(tab.values):
             if not tab.mla_value[j]:
-                cols[f"error_share.{cat}"] = np.where(errors > 0, counts[:, 0, j] / np.maximum(errors, 1), np.nan)
+                share(f"error_share.{cat}", counts[:, 0, j], errors)
     return pd.DataFrame(cols)
 
 
-def top_errors(tab: Tabulator, acc: Accumulator, k: int = 10) -> dict[str, list[dict[str, Any]]]:
+def top_errors(tab: Tabulator, shared: SharedErrors, k: int = 10) -> dict[str, list[dict[str, Any]]]:
     """Per error category, the ``k`` most common (target, prediction) pairs over all models."""
-    if not acc.error_keys:
-        return {}
-    # each error's value as its model's chunk decided it (on Ray the driver holds no decisions)
-    keys, first, counts = np.unique(np.concatenate(acc.error_keys), return_index=True, return_counts=True)
-    rows, preds = np.divmod(keys, tab.classes)
-    value = np.concatenate(acc.error_values)[first].astype(np.int64)
+    rows, preds, counts, value = shared.rows, shared.preds, shared.models, shared.values
     target = tab.images.batch.target[rows].astype(np.int64)
     names = tab.taxonomy.vocabulary.names
     images = tab.images.batch.images or [str(i) for i in range(len(tab.images))]

@@ -1,0 +1,141 @@
+"""Bootstrap intervals of a study's per-class means, and paired comparisons with a baseline model.
+
+Multi-label accuracy and its minor / explainable variants are means over target classes of each
+class' share of correct images: not one binomial proportion, so their 95% intervals come from a
+seeded percentile bootstrap over images. Each resample draws, within every stratum of images with
+the same target and the same membership of the bootstrapped groups (headline, organism, artifact),
+as many images as it has, with replacement; every group then keeps its classes and their image
+counts, and a model's statistic in a resample is linear in the resample's image weights. All models
+share the same resamples (one matrix product per group, over all models at once), which also makes
+the differences from a baseline model paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+RESAMPLES = 1000
+BOOTSTRAP_GROUPS = ("all", "organism_by_label", "artifact_by_label")
+CLASS_MEANS = ("mla", "mla_minor", "mla_explainable")
+HEADLINE = ("top1", "mla_share", *CLASS_MEANS)
+_CHUNK = 256  # models per matrix product
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """Per group and statistic, the 2.5% and 97.5% points of each model's bootstrap distribution
+    (NaN for a model without a prediction on some image of the group); with a baseline, per headline
+    statistic the paired differences' point estimate, percentiles and McNemar's p."""
+
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]]  # "group.stat" -> (lo[M], hi[M])
+    baseline: dict[str, np.ndarray]  # "STAT", "STAT_lo", "STAT_hi", "STAT_p" -> float[M]
+    resamples: int
+    seconds: float
+
+
+def resample_weights(strata: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """float32[resamples, N]: how often each of N items is drawn when every stratum (``strata``:
+    int[N]) is resampled with replacement to its own size."""
+    n = strata.shape[0]
+    order = np.argsort(strata, kind="stable")
+    _, start, size = np.unique(strata[order], return_index=True, return_counts=True)
+    first = np.repeat(start, size)  # per sorted position: its stratum's first position and size
+    width = np.repeat(size, size).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    out = np.empty((resamples, n), np.float32)
+    step = max(1, (1 << 22) // max(n, 1))
+    for b0 in range(0, resamples, step):
+        b1 = min(resamples, b0 + step)
+        picks = first + (rng.random((b1 - b0, n)) * width).astype(np.int64)  # sorted positions drawn
+        flat = picks + (np.arange(b1 - b0, dtype=np.int64) * n)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=(b1 - b0) * n).reshape(b1 - b0, n)
+        out[b0:b1, order] = counts
+    return out
+
+
+def bootstrap(correct: np.ndarray, predicted: np.ndarray, target: np.ndarray, masks: Mapping[str, np.ndarray],
+              top1: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0, baseline: int | None = None,
+              alpha: float = 0.05) -> Bootstrap:
+    """Percentile intervals of the per-class means of ``correct`` (bool[3, M, N]: correct at the
+    MLA, minor and explainable levels) in each group of ``masks`` (bool[N]; ``BOOTSTRAP_GROUPS``),
+    and with ``baseline`` (a model's row) the paired differences of every model from it in the
+    headline group's statistics (``HEADLINE``; ``top1``: bool[M, N], top-1 correct) with McNemar's
+    p-value of the per-image correctness. ``predicted``: bool[M, N]."""
+    import time
+
+    start = time.perf_counter()
+    groups = [g for g in BOOTSTRAP_GROUPS if g in masks]
+    member = np.stack([masks[g] for g in groups])  # [G, N]
+    rows = np.flatnonzero(member.any(axis=0))
+    pattern = (np.left_shift(1, np.arange(len(groups)))[:, None] * member[:, rows]).sum(axis=0)
+    num_classes = int(target.max()) + 1 if target.size else 1
+    weights = resample_weights(pattern * num_classes + target[rows], resamples, seed)
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    diffs: dict[str, np.ndarray] = {}
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    for g, group in enumerate(groups):
+        in_group = member[g, rows]
+        cols = rows[in_group]
+        w = weights[:, in_group]
+        tgt = target[cols]
+        per_class = np.bincount(tgt, minlength=num_classes)
+        present = np.count_nonzero(per_class)
+        scale = (1.0 / (present * per_class[tgt])).astype(np.float32)  # the class mean as a weighted sum
+        covered = np.asarray(predicted[:, cols].all(axis=1))
+        draws = _draws(correct[:, :, cols], w * scale, covered)  # [3, B, M]
+        lo, hi = np.percentile(draws, q, axis=1)  # [3, M] each
+        for k, stat in enumerate(CLASS_MEANS):
+            intervals[f"{group}.{stat}"] = (lo[k], hi[k])
+        if baseline is not None and group == "all":
+            plain = np.stack([top1[:, cols], correct[0][:, cols]])  # top1, mla_share: shares of the images
+            shares = _draws(plain, w / np.float32(cols.shape[0]), covered)
+            all_draws = np.concatenate([shares, draws])  # [5, B, M] in HEADLINE order
+            per_image = np.stack([top1[:, cols], correct[0][:, cols], *correct[:, :, cols]])
+            diffs = _paired(all_draws, per_image, predicted[:, cols], baseline, q)
+    return Bootstrap(intervals=intervals, baseline=diffs, resamples=resamples,
+                     seconds=time.perf_counter() - start)
+
+
+def _draws(correct: np.ndarray, weights: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """float64[K, B, M]: each model's weighted sum of ``correct`` (bool[K, M, n]) per resample
+    (``weights``: float32[B, n]); NaN for models not ``covered``."""
+    k, models, _ = correct.shape
+    out = np.empty((k, weights.shape[0], models), np.float64)
+    for m0 in range(0, models, _CHUNK):
+        m1 = min(models, m0 + _CHUNK)
+        block = correct[:, m0:m1].reshape(k * (m1 - m0), -1).astype(np.float32)
+        out[:, :, m0:m1] = (weights @ block.T).reshape(weights.shape[0], k, m1 - m0).transpose(1, 0, 2)
+    out[:, :, ~covered] = np.nan
+    return out
+
+
+def _paired(draws: np.ndarray, per_image: np.ndarray, predicted: np.ndarray, baseline: int,
+            q: Sequence[float]) -> dict[str, np.ndarray]:
+    """Differences of every model from ``baseline`` per headline statistic: the estimate (the
+    difference of the unweighted sums, i.e. of the statistics), the percentiles of the paired
+    resampled differences, and McNemar's exact p of the per-image correctness on the images both
+    predict."""
+    out: dict[str, np.ndarray] = {}
+    both = predicted & predicted[baseline]
+    for k, stat in enumerate(HEADLINE):
+        diff = draws[k] - draws[k][:, [baseline]]  # [B, M]
+        lo, hi = np.percentile(diff, q, axis=0)
+        out[f"{stat}_lo"], out[f"{stat}_hi"] = lo, hi
+        x = per_image[k]
+        only_model = np.count_nonzero(x & ~x[baseline] & both, axis=1)
+        only_base = np.count_nonzero(~x & x[baseline] & both, axis=1)
+        out[f"{stat}_p"] = mcnemar_p(only_model, only_base)
+    return out
+
+
+def mcnemar_p(only_a: np.ndarray, only_b: np.ndarray) -> np.ndarray:
+    """Exact two-sided McNemar p-values (vectorised): a binomial test of the discordant pairs
+    against 1/2, 1 without discordant pairs (as :func:`errortaxa.study.stats.mcnemar_exact`)."""
+    a = np.asarray(only_a, np.int64)
+    n = a + np.asarray(only_b, np.int64)
+    p = 2 * stats.binom.cdf(np.minimum(a, n - a), n, 0.5)
+    return np.where(n > 0, np.minimum(p, 1.0), 1.0)

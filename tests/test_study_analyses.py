@@ -1,0 +1,265 @@
+"""The study's per-image analyses, each recomputed independently on small generated studies: shared
+errors (counts per (image, prediction) and per image), intervals (Clopper-Pearson coverage on
+simulated binomials, the bootstrap against a plain loop over its resamples and its coverage, the
+baseline's paired differences and McNemar p-values), and trend fits."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from errortaxa.engine import default_compiled, evaluate
+from errortaxa.study.intervals import bootstrap, mcnemar_p, resample_weights
+from errortaxa.study.models import ImageSet, ModelFile
+from errortaxa.study.stats import clopper_pearson, linear_trend, mcnemar_exact
+from errortaxa.study.study import run_study
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from synthetic import make_images, make_predictions
+
+MODELS = 8
+
+
+@pytest.fixture(scope="module")
+def study() -> dict:
+    tax = default_compiled()
+    images = make_images(tax, 800, seed=21)
+    preds = make_predictions(tax, images, MODELS, seed=22).astype(np.int32)
+    headline = np.flatnonzero(~images.problematic)
+    # three images every model gets wrong (a class far from any label), one model without a prediction
+    for row in headline[:3]:
+        labels = set(images.labels_of(int(row)))
+        preds[:, row] = next(c for c in range(999, 0, -1) if c not in labels)
+    preds[MODELS - 1, headline[10]] = -1
+    names = [f"m{i}" for i in range(MODELS)]
+    result = run_study(tax, ImageSet(images), [ModelFile(n, "") for n in names], progress=False,
+                       predictions=lambda m: preds[names.index(m.name)], baseline="m0", resamples=1000, seed=5)
+    return {"tax": tax, "images": images, "preds": preds, "names": names, "result": result}
+
+
+def _decisions(study: dict, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(value per image, rows with a prediction) of model m, decided by the engine alone."""
+    tax, images, pred = study["tax"], study["images"], study["preds"][m]
+    rows = np.flatnonzero(pred >= 0)
+    value = np.full(len(images), -1, np.int64)
+    value[rows] = evaluate(tax, images.take(rows, pred[rows])).primary.value
+    return value, rows
+
+
+# ------------------------------------------------------------------ shared errors
+
+
+def test_shared_errors_match_a_direct_count(study: dict) -> None:
+    tax, images, preds, result = study["tax"], study["images"], study["preds"], study["result"]
+    axis = tax.axes[tax.primary_axis]
+    correct = axis.mla_correct
+    pairs: Counter[tuple[str, int]] = Counter()
+    category: dict[tuple[str, int], str] = {}
+    wrong = Counter[str]()
+    predicted = Counter[str]()
+    for m in range(MODELS):
+        value, rows = _decisions(study, m)
+        for i in rows.tolist():
+            if images.problematic[i]:
+                continue
+            name = images.images[i]
+            predicted[name] += 1
+            if not correct[value[i]]:
+                key = (name, int(preds[m, i]))
+                pairs[key] += 1
+                category[key] = axis.values[value[i]].id
+                wrong[name] += 1
+    common = result.common_errors
+    assert len(common) == len(pairs)
+    got = {(str(r.image), int(r.pred)): r for r in common.itertuples(index=False)}
+    for key, count in pairs.items():
+        row = got[key]
+        assert row.models_count == count and row.category == category[key]
+        assert row.models_share == pytest.approx(count / predicted[key[0]])
+        assert row.target == images.target[images.images.index(key[0])]
+        assert row.pred_name == tax.vocabulary.names[key[1]]
+    assert list(common["models_count"]) == sorted(common["models_count"], reverse=True)
+    per_image = result.image_errors.set_index("image")
+    assert len(per_image) == int((~images.problematic).sum())
+    for name in per_image.index:
+        assert per_image.loc[name, "models_wrong"] == wrong[name]
+    # the three images every model gets wrong, and nothing else
+    every = {n for n in per_image.index if wrong[n] == MODELS}
+    assert set(result.all_wrong["image"]) == every and len(every) >= 3
+
+
+def test_study_writes_shared_error_files(study: dict, tmp_path: Path) -> None:
+    paths = study["result"].write(tmp_path)
+    common = pd.read_csv(paths["common_errors"])
+    assert list(common.columns) == ["image", "target", "target_name", "pred", "pred_name", "category",
+                                    "models_count", "models_share"]
+    assert len(common) == len(study["result"].common_errors)
+    table = study["result"].table
+    errors = table["all.samples"] - np.rint(table["all.samples"] * table["all.mla_share"])
+    assert common["models_count"].sum() == errors.sum()
+    images = pd.read_csv(paths["images"])
+    assert list(images.columns) == ["image", "target", "models_wrong", "models_share"]
+
+
+# ------------------------------------------------------------------ intervals
+
+
+def test_clopper_pearson_covers_simulated_binomials() -> None:
+    rng = np.random.default_rng(0)
+    for p, n in ((0.02, 50), (0.3, 19), (0.5, 200), (0.9, 1000), (0.99, 300)):
+        k = rng.binomial(n, p, size=4000)
+        lo, hi = clopper_pearson(k, np.full_like(k, n))
+        coverage = np.mean((lo <= p) & (p <= hi))
+        assert 0.95 <= coverage <= 0.995, (p, n, coverage)  # exact: at least the nominal level
+
+
+def test_models_table_shares_have_their_clopper_pearson_interval(study: dict) -> None:
+    table = study["result"].table
+    for cat in study["result"].categories:
+        lo, hi = clopper_pearson(table[f"all.n.{cat}"], table["all.samples"])
+        assert np.allclose(table[f"all.share.{cat}_lo"], lo) and np.allclose(table[f"all.share.{cat}_hi"], hi)
+    for cat in study["result"].error_categories:
+        errors = table["all.samples"] - table["all.samples"] * table["all.mla_share"]
+        lo, _ = clopper_pearson(table[f"all.n.{cat}"], np.rint(errors))
+        assert np.allclose(table[f"error_share.{cat}_lo"], lo, equal_nan=True)
+
+
+def test_resample_weights_keep_every_stratum_size() -> None:
+    strata = np.array([3, 1, 3, 3, 7, 1, 7, 3, 9])
+    w = resample_weights(strata, 500, seed=1)
+    for s in np.unique(strata):
+        assert np.all(w[:, strata == s].sum(axis=1) == np.count_nonzero(strata == s))
+    assert np.all(w[:, strata == 9] == 1)  # a stratum of one image is always itself
+    assert np.array_equal(w, resample_weights(strata, 500, seed=1))  # seeded
+
+
+def _class_mean(correct: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
+    """A per-class mean of a resample, by plain loops: per class, weighted correct / weighted images."""
+    shares = []
+    for c in sorted(set(target.tolist())):
+        members = [i for i in range(len(target)) if target[i] == c]
+        images = sum(weight[i] for i in members)
+        shares.append(sum(weight[i] * correct[i] for i in members) / images)
+    return float(np.mean(shares))
+
+
+def test_bootstrap_matches_a_loop_over_its_resamples() -> None:
+    rng = np.random.default_rng(3)
+    n, models = 60, 4
+    target = rng.integers(0, 5, n)
+    organism = rng.random(n) < 0.5
+    masks = {"all": np.ones(n, bool), "organism_by_label": organism}
+    correct = rng.random((3, models, n)) < 0.7
+    boot = bootstrap(correct, np.ones((models, n), bool), target, masks, correct[0], resamples=40, seed=9)
+    # the same resamples, recomputed by loops: strata are (group membership, target)
+    pattern = (masks["organism_by_label"].astype(int)) * 5 + target
+    weights = resample_weights(pattern, 40, seed=9)
+    for m in range(models):
+        for k, stat in enumerate(("mla", "mla_minor", "mla_explainable")):
+            for group, mask in masks.items():
+                draws = [_class_mean(correct[k, m][mask], target[mask], weights[b][mask]) for b in range(40)]
+                lo, hi = np.percentile(draws, [2.5, 97.5])
+                assert boot.intervals[f"{group}.{stat}"][0][m] == pytest.approx(lo, abs=1e-6)
+                assert boot.intervals[f"{group}.{stat}"][1][m] == pytest.approx(hi, abs=1e-6)
+
+
+def test_bootstrap_interval_covers_the_true_class_mean() -> None:
+    # 300 replicate "models" on the same 40 classes x 12 images, each image correct with its class' p
+    rng = np.random.default_rng(11)
+    classes, per_class, replicates = 40, 12, 300
+    target = np.repeat(np.arange(classes), per_class)
+    p = rng.uniform(0.4, 0.95, classes)
+    correct = rng.random((replicates, target.shape[0])) < p[target]
+    levels = np.stack([correct] * 3)
+    boot = bootstrap(levels, np.ones_like(correct), target, {"all": np.ones(target.shape[0], bool)}, correct,
+                     resamples=1000, seed=2)
+    lo, hi = boot.intervals["all.mla"]
+    coverage = np.mean((lo <= p.mean()) & (p.mean() <= hi))
+    assert 0.88 <= coverage <= 0.99, coverage  # percentile bootstrap: close to 95%
+
+
+def test_baseline_differences_and_mcnemar(study: dict) -> None:
+    result, preds, images = study["result"], study["preds"], study["images"]
+    table = result.table
+    assert result.baseline == "m0"
+    tax = study["tax"]
+    correct = tax.axes[tax.primary_axis].mla_correct
+    base_value, base_rows = _decisions(study, 0)
+    headline = ~images.problematic
+    for m in range(MODELS):
+        row = table.iloc[m]
+        for stat in ("top1", "mla_share", "mla", "mla_minor", "mla_explainable"):
+            assert row[f"vs_baseline.{stat}"] == pytest.approx(row[f"all.{stat}"] - table.iloc[0][f"all.{stat}"])
+        value, rows = _decisions(study, m)
+        both = headline.copy()
+        both[np.setdiff1d(np.arange(len(images)), np.intersect1d(rows, base_rows))] = False
+        top_m = preds[m] == images.target
+        top_b = preds[0] == images.target
+        assert row["vs_baseline.top1_p"] == pytest.approx(mcnemar_exact(top_m[both], top_b[both]).p_value)
+        mla_m, mla_b = correct[value], correct[base_value]
+        assert row["vs_baseline.mla_p"] == pytest.approx(mcnemar_exact(mla_m[both], mla_b[both]).p_value)
+        if m == MODELS - 1:  # a prediction missing: no bootstrap interval
+            assert np.isnan(row["vs_baseline.mla_lo"]) and np.isnan(row["all.mla_lo"])
+        else:
+            assert row["vs_baseline.mla_lo"] <= row["vs_baseline.mla"] <= row["vs_baseline.mla_hi"]
+            assert row["all.mla_lo"] <= row["all.mla"] <= row["all.mla_hi"]
+            assert row["organism_by_label.mla_lo"] <= row["organism_by_label.mla"] <= row["organism_by_label.mla_hi"]
+    assert table.iloc[0]["vs_baseline.mla_lo"] == 0 and table.iloc[0]["vs_baseline.mla_p"] == 1
+
+
+def test_vectorised_mcnemar_matches_the_exact_test() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        a, b = rng.random(40) < 0.6, rng.random(40) < 0.5
+        only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+        assert mcnemar_p(np.array([only_a]), np.array([only_b]))[0] == pytest.approx(mcnemar_exact(a, b).p_value)
+
+
+def test_linear_trend_against_scipy() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.6, 0.9, 50)
+    y = 0.2 + 0.5 * x + rng.normal(0, 0.02, 50)
+    fit = linear_trend(x, y)
+    ref = stats.linregress(x, y)
+    t = stats.t.ppf(0.975, 48)
+    assert fit["slope"] == pytest.approx(ref.slope) and fit["intercept"] == pytest.approx(ref.intercept)
+    assert fit["slope_lo"] == pytest.approx(ref.slope - t * ref.stderr)
+    assert fit["at_0.90"] == pytest.approx(ref.intercept + 0.9 * ref.slope)
+    assert fit["at_0.90_lo"] < fit["at_0.90"] < fit["at_0.90_hi"]
+    assert np.isnan(linear_trend([0.5, 0.6], [0.1, 0.2])["slope"])
+
+
+def test_report_trends_and_shared_sections(study: dict, tmp_path: Path) -> None:
+    from errortaxa.study.report import write_report
+
+    paths = write_report(study["result"], tmp_path)
+    trends = pd.read_csv(paths["trends"])
+    assert set(trends["plot"]) == {"error_share_vs_mla", "organism_vs_artifact"}
+    table = study["result"].table
+    first = trends[trends["plot"] == "error_share_vs_mla"].iloc[0]
+    ref = linear_trend(table["all.mla"], table[f"error_share.{first['panel']}"])
+    assert first["slope"] == pytest.approx(ref["slope"])
+    page = Path(paths["report"]).read_text(encoding="utf-8")
+    assert "id='shared-errors'" in page and "id='all-wrong'" in page and "class='trends'" in page
+
+
+def test_cli_baseline_must_name_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from errortaxa.cli import main
+
+    tax = default_compiled()
+    images = make_images(tax, 50, seed=1)
+    full = np.zeros(50_000, np.int16)
+    full[:50] = make_predictions(tax, images, 1, seed=2)[0]
+    np.savez(tmp_path / "a.npz", top1=full)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,original_label,proposed_labels,unclear_multi_labels,is_problematic\n" + "".join(
+        f"{images.images[i]},{images.target[i]},{images.target[i]},,False\n" for i in range(50)))
+    code = main(["study", str(tmp_path / "a.npz"), "--labels", str(labels), "--out", str(tmp_path / "o"),
+                 "--baseline", "zzz", "--no-progress"])
+    assert code == 2
+    assert "--baseline 'zzz': no such model" in capsys.readouterr().err
