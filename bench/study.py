@@ -4,7 +4,9 @@ Default: 1000 models x 20,000 images, each model a top-1 .npz over the 50,000 va
 (the images are the first 20,000). Reports seconds and predictions per second, single-process
 and, when Ray is installed, on a local Ray cluster, and the same single-process study with a taxonomy
 comparison (``--compare-taxonomy`` with the severity taxonomy's ``severity`` axis, all models pooled).
-Ends with one line ``RESULT {json}``.
+``bootstrap_s`` is the default study's bootstrap of the per-class means' intervals (part of
+``single_s``), ``consistency_s`` the error consistency of all pairs of models (``--consistency``,
+computed apart on the same decisions, not written). Ends with one line ``RESULT {json}``.
 
     python bench/study.py [--models 1000] [--images 20000] [--no-ray] [--no-compare]
 """
@@ -24,6 +26,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from errortaxa.engine import compile_path, default_compiled
+from errortaxa.study.consistency import study_consistency
 from errortaxa.study.models import ImageSet, discover_models, read_metadata
 from errortaxa.study.study import run_study
 from synthetic import make_images, make_predictions
@@ -62,6 +65,10 @@ def main() -> None:
         predictions = args.models * args.images
         result["single_s"] = round(seconds, 2)
         result["bootstrap_s"] = round(study.timings["bootstrap_s"], 2)
+        assert study.decisions is not None
+        pairs = study_consistency(study.decisions, study.error_categories)  # as --consistency computes it
+        result["consistency_s"] = round(pairs.seconds, 2)
+        print(f"error consistency of {args.models} models: {pairs.seconds:.1f} s", file=sys.stderr)
         result["single_predictions_per_s"] = round(predictions / seconds)
         print(f"single process: {seconds:.1f} s, {predictions / seconds:,.0f} predictions/s", file=sys.stderr)
         if not args.no_compare:

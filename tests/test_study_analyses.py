@@ -263,3 +263,66 @@ def test_cli_baseline_must_name_a_model(tmp_path: Path, capsys: pytest.CaptureFi
                  "--baseline", "zzz", "--no-progress"])
     assert code == 2
     assert "--baseline 'zzz': no such model" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ error consistency
+
+
+def _kappa_loops(a: list[bool], b: list[bool], both: list[bool]) -> tuple[int, float, float, float]:
+    """Cohen's kappa of two indicator lists over the images both predict, by plain loops."""
+    n = agree = ones_a = ones_b = 0
+    for x, y, shared in zip(a, b, both, strict=True):
+        if not shared:
+            continue
+        n += 1
+        agree += x == y
+        ones_a += x
+        ones_b += y
+    observed = agree / n
+    expected = (ones_a / n) * (ones_b / n) + (1 - ones_a / n) * (1 - ones_b / n)
+    kappa = (observed - expected) / (1 - expected) if expected < 1 else float("nan")
+    return n, kappa, observed, expected
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_error_consistency_against_two_loops(study: dict, missing: bool, tmp_path: Path) -> None:
+    tax, images, names = study["tax"], study["images"], study["names"]
+    preds = study["preds"].copy()
+    if not missing:
+        preds[preds < 0] = 0  # every model predicts every image: the one-product path
+    result = run_study(tax, ImageSet(images), [ModelFile(n, "") for n in names], progress=False, resamples=0,
+                       predictions=lambda m: preds[names.index(m.name)], consistency=True)
+    pairs = result.consistency.frame(names)
+    assert len(pairs) == MODELS * (MODELS - 1) // 2
+    headline = ~images.problematic
+    decided = [_decisions({**study, "preds": preds}, m)[0] for m in range(MODELS)]
+    axis = tax.axes[tax.primary_axis]
+    for row in pairs.itertuples(index=False):
+        a, b = names.index(row.model_a), names.index(row.model_b)
+        both = (headline & (preds[a] >= 0) & (preds[b] >= 0)).tolist()
+        err_a = (preds[a] != images.target).tolist()
+        err_b = (preds[b] != images.target).tolist()
+        n, kappa, observed, expected = _kappa_loops(err_a, err_b, both)
+        assert row.images == n
+        assert row.kappa == pytest.approx(kappa) and row.observed == pytest.approx(observed)
+        assert row.expected == pytest.approx(expected)
+        for cat in result.error_categories:
+            j = [v.id for v in axis.values].index(cat)
+            n, kappa, observed, _ = _kappa_loops((decided[a] == j).tolist(), (decided[b] == j).tolist(), both)
+            record = pairs.loc[(pairs.model_a == row.model_a) & (pairs.model_b == row.model_b)].iloc[0]
+            assert record[f"observed.{cat}"] == pytest.approx(observed)
+            assert record[f"kappa.{cat}"] == pytest.approx(kappa, nan_ok=True)
+    paths = result.write(tmp_path, csv=True)
+    assert pd.read_parquet(paths["error_consistency"]).shape == pairs.shape
+    assert pd.read_csv(paths["error_consistency_csv"]).shape == pairs.shape
+
+
+def test_identical_models_are_fully_consistent() -> None:
+    from errortaxa.study.consistency import error_consistency
+
+    rng = np.random.default_rng(1)
+    errors = rng.random((3, 200)) < 0.3
+    errors[1] = errors[0]
+    errors[2] = ~errors[0]
+    c = error_consistency(errors, np.ones_like(errors))
+    assert c.kappa[0, 1] == pytest.approx(1.0) and c.observed[0, 2] == 0 and c.kappa[0, 2] < 0

@@ -63,6 +63,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--baseline", metavar="MODEL",
                    help="add every model's difference from MODEL in each headline statistic with a paired "
                         "bootstrap interval and McNemar's p-value (vs_baseline.* columns)")
+    p.add_argument("--consistency", action="store_true",
+                   help="error consistency (Cohen's kappa, Geirhos et al. 2020) of every pair of models, overall and "
+                        "per error category: error_consistency.parquet and a clustered heat map in the report")
+    p.add_argument("--csv", action="store_true", help="also write the large tables (error_consistency, classes) as CSV")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study, extra="study")
 
@@ -174,13 +178,14 @@ def cmd_study(args: argparse.Namespace) -> int:
                        ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                        provider_configs=provider_configs(args), extra=extra, dataset=args.dataset,
-                       read_options=options, resamples=args.resamples, seed=args.seed, baseline=args.baseline)
+                       read_options=options, resamples=args.resamples, seed=args.seed, baseline=args.baseline,
+                       consistency=args.consistency)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
                                             ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
     if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):
         print("errortaxa: warning: --val-labels: top-1 on all validation images is missing for models whose file "
               "does not cover the 50,000 validation images", file=sys.stderr)
-    paths = result.write(args.out)
+    paths = result.write(args.out, csv=args.csv)
     if result.diff is not None:
         from errortaxa.study.diff import format_diff
 

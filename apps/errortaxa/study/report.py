@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PathLike = str | os.PathLike[str]
-PLOTS = ("error_share_vs_mla", "composition", "organism_vs_artifact")
+PLOTS = ("error_share_vs_mla", "composition", "organism_vs_artifact", "error_consistency")
 
 
 def _pyplot() -> Any:
@@ -197,6 +197,34 @@ def plot_organism_vs_artifact(result: StudyResult) -> Figure:
     return fig
 
 
+def plot_error_consistency(result: StudyResult) -> Figure:
+    """Heat map of the error consistency (Cohen's kappa) of every pair of models, the models in the
+    leaf order of an average-linkage clustering on 1 - kappa."""
+    from errortaxa.study.consistency import cluster_order
+
+    assert result.consistency is not None
+    plt = _pyplot()
+    kappa = result.consistency.kappa
+    order = cluster_order(kappa)
+    names = result.table["model"].astype(str).to_numpy()[order]
+    size = min(12.0, 4 + 0.12 * len(order))
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(kappa[np.ix_(order, order)], cmap="viridis", vmin=min(0.0, float(np.nanmin(kappa))),
+                      vmax=1.0, interpolation="nearest")
+    if len(order) <= 60:
+        ax.set_xticks(np.arange(len(order)))
+        ax.set_yticks(np.arange(len(order)))
+        ax.set_xticklabels(names, rotation=90, fontsize=6)
+        ax.set_yticklabels(names, fontsize=6)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=ax, label="error consistency (kappa)")
+    ax.set_title(f"Error consistency of {len(order)} models (clustered)")
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = None) -> dict[str, str]:
     """All plots as PNG and SVG; returns kind -> path."""
     plt = _pyplot()
@@ -209,6 +237,8 @@ def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = N
         "composition": plot_composition(result),
         "organism_vs_artifact": plot_organism_vs_artifact(result),
     }
+    if result.consistency is not None and len(result.table) >= 2:
+        figures["error_consistency"] = plot_error_consistency(result)
     paths: dict[str, str] = {}
     for name, fig in figures.items():
         for ext in ("png", "svg"):
@@ -315,7 +345,8 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                             "multi-label accuracy; every model is in the table and models.csv)")
                 parts.append(f"<div class='plot-row'><figure><img id='plot-{name}' alt='{name}' "
                              f"src='data:image/png;base64,{data}'><figcaption>{name.replace('_', ' ')}"
-                             f"{html.escape(note)}</figcaption></figure>{_trends_html(trends, name)}</div>")
+                             f"{html.escape(note)}</figcaption></figure>{_trends_html(trends, name)}"
+                             f"{_consistency_html(result) if name == 'error_consistency' else ''}</div>")
     # most common errors
     parts.append("<h2>Most common errors per category</h2>")
     for cat, entries in result.top_errors.items():
@@ -333,6 +364,26 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
         parts.extend(_diff_html(diff, len(t)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _consistency_html(result: StudyResult) -> str:
+    """Summary of the pairwise error consistency (``table#consistency``): per measure (all top-1
+    errors, then each category) the mean, median, min and max kappa over all pairs of models."""
+    pairs = result.consistency
+    if pairs is None:
+        return ""
+    upper = np.triu_indices(pairs.kappa.shape[0], 1)
+    rows = [("all errors", pairs.kappa), *((cat, m[0]) for cat, m in pairs.per_category.items())]
+    out = ["<div class='scroll'><table id='consistency'><tr><th class='l'>errors</th><th>pairs</th>"
+           "<th>mean kappa</th><th>median</th><th>min</th><th>max</th></tr>"]
+    for name, matrix in rows:
+        kappa = matrix[upper]
+        finite = kappa[np.isfinite(kappa)]
+        cells = "".join(f"<td>{_fmt(float(f(finite)) if finite.size else float('nan'))}</td>"
+                        for f in (np.mean, np.median, np.min, np.max))
+        out.append(f"<tr class='consistency'><td class='l'>{html.escape(name)}</td><td>{finite.size}</td>{cells}</tr>")
+    out.append("</table></div>")
+    return "".join(out)
 
 
 def _trends_html(trends: pd.DataFrame | None, plot: str) -> str:

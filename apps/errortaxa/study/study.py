@@ -31,9 +31,10 @@ from errortaxa.study.intervals import HEADLINE, RESAMPLES, bootstrap
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
 from errortaxa.study.shared import ErrorCounter, SharedErrors, common_errors_frame, images_frame
-from errortaxa.study.tabulate import Accumulator, Tabulator, frame, top_errors
+from errortaxa.study.tabulate import Accumulator, StudyDecisions, Tabulator, frame, top_errors
 
 if TYPE_CHECKING:
+    from errortaxa.study.consistency import Consistency
     from errortaxa.study.diff import DiffResult
 
 
@@ -61,6 +62,8 @@ class StudyResult:
     resamples: int = 0  # bootstrap resamples of the per-class means' intervals (0: none)
     timings: dict[str, float] = field(default_factory=dict)  # seconds of the analyses: bootstrap_s, ...
     taxonomy_names: list[str] = field(default_factory=list)  # the class names of the vocabulary
+    decisions: StudyDecisions | None = None  # every model's value and prediction on every image
+    consistency: Consistency | None = None  # error consistency of every pair of models (run_study's ``consistency``)
 
     @property
     def all_wrong(self) -> pd.DataFrame:
@@ -70,10 +73,12 @@ class StudyResult:
         frame = self.image_errors
         return frame[frame["models_wrong"] == len(self.table)]
 
-    def write(self, out_dir: PathLike) -> dict[str, str]:
+    def write(self, out_dir: PathLike, csv: bool = False) -> dict[str, str]:
         """Write ``models.csv``, ``models.parquet``, ``top_errors.json``, ``study.json`` (the
-        taxonomy, the sample lists it used with their sources, the inputs) and, with a comparison,
-        ``taxonomy_diff.json`` into ``out_dir``."""
+        taxonomy, the sample lists it used with their sources, the inputs), with a comparison
+        ``taxonomy_diff.json``, the shared errors (``common_errors.csv``, ``images.csv``) and the
+        large opt-in tables as Parquet (``error_consistency.parquet``, ...; also as CSV with ``csv``)
+        into ``out_dir``."""
         import json
 
         out = Path(out_dir)
@@ -95,6 +100,17 @@ class StudyResult:
             if table is not None:
                 paths[kind] = out / f"{kind}.csv"
                 write_csv(table, paths[kind])
+        large = {"error_consistency": self.consistency.frame(list(self.table["model"]))
+                 if self.consistency is not None else None}
+        for kind, table in large.items():
+            if table is None:
+                continue
+            paths[kind] = out / f"{kind}.parquet"
+            with open_binary(paths[kind]) as binary:
+                table.to_parquet(binary, index=False)
+            if csv:
+                paths[f"{kind}_csv"] = out / f"{kind}.csv"
+                write_csv(table, paths[f"{kind}_csv"])
         return {k: str(v) for k, v in paths.items()}
 
 
@@ -109,7 +125,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               compare_providers: Mapping[str, FeatureProvider] | None = None,
               extra: ExtraScores | None = None, dataset: str = "imagenet",
               read_options: ReadOptions | None = None, shared: bool = True, resamples: int = RESAMPLES,
-              seed: int = 0, baseline: str | None = None) -> StudyResult:
+              seed: int = 0, baseline: str | None = None, consistency: bool = False) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -143,6 +159,9 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     ``seed``, give the per-class means their intervals (:mod:`errortaxa.study.intervals`);
     ``baseline`` (a model's name) adds ``vs_baseline.STAT`` columns: every model's difference from
     it in each headline statistic with a paired bootstrap interval and McNemar's p-value.
+
+    ``consistency``: the error consistency (Cohen's kappa) of every pair of models, overall and per
+    error category (:mod:`errortaxa.study.consistency`), in ``consistency``.
 
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
@@ -183,7 +202,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
                 tab.add(acc, model.name, pred, extras)
             else:
                 tab.add(acc, model.name, read(model))
-    values, preds = _matrices(acc, len(image_set), tab.pred_dtype)
+    decisions = StudyDecisions.of(tab, acc)
+    values, preds = decisions.values, decisions.preds
     timings: dict[str, float] = {}
     boot = None
     if baseline is not None and baseline not in acc.models:
@@ -206,6 +226,12 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         table = table[["model", *meta_cols, *[c for c in table.columns if c not in meta_cols and c != "model"]]]
     axis = taxonomy.axes[taxonomy.primary_axis]
     errors = [v.id for v in axis.values if "mla_correct" not in v.tags and "problematic_only" not in v.tags]
+    pairwise = None
+    if consistency and len(acc.models):
+        from errortaxa.study.consistency import study_consistency
+
+        pairwise = study_consistency(decisions, errors)
+        timings["consistency_s"] = pairwise.seconds
     errors_of = (acc.errors or ErrorCounter(len(image_set), tab.classes)).result(tab.headline)
     top = top_errors(tab, errors_of, top_k)
     diff = None
@@ -228,16 +254,9 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         rule_values={r.id: axis.values[r.value].id for r in axis.rules},
         sample_lists=taxonomy.sample_list_info(), dataset=dataset, baseline=baseline,
         resamples=resamples if boot is not None else 0, timings=timings,
-        taxonomy_names=list(taxonomy.vocabulary.names),
+        taxonomy_names=list(taxonomy.vocabulary.names), decisions=decisions, consistency=pairwise,
         **(_shared_tables(errors_of, tab, taxonomy) if shared else {}),
     )
-
-
-def _matrices(acc: Accumulator, images: int, pred_dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """Every model's primary-axis values (int16[M, N], -1: none) and predictions ([M, N], -1: none)."""
-    if not acc.models:
-        return np.zeros((0, images), np.int16), np.zeros((0, images), pred_dtype)
-    return np.stack(acc.values), np.stack(acc.preds)
 
 
 def _shared_tables(errors: SharedErrors, tab: Tabulator, taxonomy: CompiledTaxonomy) -> dict[str, pd.DataFrame]:

@@ -198,6 +198,39 @@ class Tabulator:
             acc.add_pairs(rows[seen] * self.classes + shown[seen], size=len(pred) * self.classes)
 
 
+@dataclass(frozen=True)
+class StudyDecisions:
+    """Every model's primary-axis value and prediction on every study image (the per-image analyses'
+    input: consistency, classes, factors)."""
+
+    values: np.ndarray  # int16[M, N]: primary-axis value, -1: none or no prediction
+    preds: np.ndarray  # int[M, N]: top-1 prediction, -1: none
+    target: np.ndarray  # int[N]
+    headline: np.ndarray  # bool[N]: the non-problematic images
+    levels: np.ndarray  # bool[3, V + 1]: a value counted correct by MLA, minor, explainable (last: none)
+    value_ids: list[str]
+
+    @classmethod
+    def of(cls, tab: Tabulator, acc: Accumulator) -> StudyDecisions:
+        """The decisions of an accumulator's models (their per-row arrays are released)."""
+        n = len(tab.images)
+        values = np.stack(acc.values) if acc.values else np.zeros((0, n), np.int16)
+        preds = np.stack(acc.preds) if acc.preds else np.zeros((0, n), tab.pred_dtype)
+        acc.values, acc.preds = [], []
+        return cls(values=values, preds=preds, target=tab.images.batch.target, headline=tab.headline,
+                   levels=tab.levels, value_ids=list(tab.values))
+
+    @property
+    def present(self) -> np.ndarray:
+        """bool[M, N]: a headline image the model has a prediction for."""
+        return (self.preds >= 0) & self.headline[None, :]
+
+    @property
+    def top1_errors(self) -> np.ndarray:
+        """bool[M, N]: a headline image whose prediction is not its target."""
+        return self.present & (self.preds != self.target[None, :])
+
+
 def _ints(sums: np.ndarray) -> np.ndarray:
     """int64 of float sums of counts (exact below 2**53)."""
     return np.rint(sums).astype(np.int64)
