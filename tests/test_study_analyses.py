@@ -326,3 +326,55 @@ def test_identical_models_are_fully_consistent() -> None:
     errors[2] = ~errors[0]
     c = error_consistency(errors, np.ones_like(errors))
     assert c.kappa[0, 1] == pytest.approx(1.0) and c.observed[0, 2] == 0 and c.kappa[0, 2] < 0
+
+
+# ------------------------------------------------------------------ per class and superclass
+
+
+def test_classes_match_a_direct_count(study: dict, tmp_path: Path) -> None:
+    tax, images, preds, names = study["tax"], study["images"], study["preds"], study["names"]
+    result = run_study(tax, ImageSet(images), [ModelFile(n, "") for n in names], progress=False, resamples=0,
+                       predictions=lambda m: preds[names.index(m.name)], classes=True, worst_k=3, min_images=2)
+    breakdown = result.classes
+    axis = tax.axes[tax.primary_axis]
+    ids = [v.id for v in axis.values]
+    table = breakdown.classes.set_index(["model", "class"])
+    for m in (0, MODELS - 1):
+        value, rows = _decisions(study, m)
+        per_class: dict[int, Counter[str]] = {}
+        for i in rows.tolist():
+            if not images.problematic[i]:
+                per_class.setdefault(int(images.target[i]), Counter())[ids[value[i]]] += 1
+        got = table.loc[names[m]]
+        assert sorted(got.index) == sorted(per_class)
+        expected_rank = []
+        for c, counter in per_class.items():
+            n = sum(counter.values())
+            k = sum(counter[v.id] for v in axis.values if "mla_correct" in v.tags)
+            row = got.loc[c]
+            assert row["images"] == n and row["mla"] == pytest.approx(k / n)
+            lo, hi = clopper_pearson(k, n)
+            assert row["mla_lo"] == pytest.approx(float(lo)) and row["mla_hi"] == pytest.approx(float(hi))
+            assert row["wnid"] == tax.vocabulary.wnids[c]
+            for v in ids:
+                assert row[f"n.{v}"] == counter[v]
+            if n >= 2:
+                expected_rank.append((float(hi), k / n, c))
+        worst = breakdown.worst[breakdown.worst["model"] == names[m]]
+        assert list(worst["class"]) == [c for _, _, c in sorted(expected_rank)[:3]]
+        assert list(worst["rank"]) == [1, 2, 3]
+        supers = breakdown.superclasses[breakdown.superclasses["model"] == names[m]].set_index("superclass")
+        for s, name in enumerate(tax.superclass_names[:40]):
+            members = set(np.flatnonzero(tax.membership[:, s]).tolist())
+            n = sum(sum(per_class[c].values()) for c in members if c in per_class)
+            if n == 0:
+                assert name not in supers.index
+                continue
+            assert supers.loc[name, "images"] == n
+            shares = [got.loc[c, "mla"] for c in members if c in per_class]
+            assert supers.loc[name, "mla"] == pytest.approx(np.mean(shares))
+            assert supers.loc[name, "classes"] == len(shares)
+    paths = result.write(tmp_path)
+    assert pd.read_parquet(paths["classes"]).shape == breakdown.classes.shape
+    assert list(pd.read_csv(paths["worst_classes"]).columns) == ["model", "rank", "class", "wnid", "name", "images",
+                                                                 "mla", "mla_lo", "mla_hi"]

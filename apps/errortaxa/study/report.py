@@ -359,6 +359,7 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                          f"<td class='l'>{html.escape(', '.join(e['images']))}</td></tr>")
         parts.append("</table></div>")
     parts.extend(_shared_html(result))
+    parts.extend(_classes_html(result))
     diff = diff if diff is not None else result.diff
     if diff is not None:
         parts.extend(_diff_html(diff, len(t)))
@@ -410,6 +411,54 @@ def _trends_html(trends: pd.DataFrame | None, plot: str) -> str:
                    f"{esc(str(row['group']))}</td><td>{int(row['models'])}</td><td>{ci(row, 'slope')}</td>{cells}</tr>")
     out.append("</table></div>")
     return "".join(out)
+
+
+def _classes_html(result: StudyResult, k: int = 20) -> list[str]:
+    """Classes and superclasses (with ``--classes``): the ``k`` classes most often among the models'
+    worst (``table#worst-classes``), the worst classes of the best models (``table#worst-per-model``)
+    and per superclass the spread of its MLA over the models (``table#superclasses``)."""
+    breakdown = result.classes
+    if breakdown is None:
+        return []
+    esc = html.escape
+    worst = breakdown.worst
+    parts = ["<h2 id='classes'>Classes</h2>",
+             f"<p>Each model's {breakdown.worst_k} worst classes among those with at least {breakdown.min_images} "
+             "images, ranked by the upper end of the 95% Clopper-Pearson interval of their MLA share "
+             "(classes.parquet, worst_classes.csv, superclasses.parquet).</p>"]
+    often = (worst.groupby(["class", "name"], observed=True)
+             .agg(models=("model", "size"), mla=("mla", "mean"), images=("images", "mean"))
+             .reset_index().sort_values(["models", "mla"], ascending=[False, True]).head(k))
+    parts.append("<div class='scroll'><table id='worst-classes'><tr><th class='l'>class</th><th>models with it "
+                 "among their worst</th><th>mean MLA share</th><th>images</th></tr>")
+    for row in often.itertuples(index=False):
+        parts.append(f"<tr class='worst-class'><td class='l'>{row[0]} {esc(str(row[1]))}</td><td>{row.models}</td>"
+                     f"<td>{_fmt(float(row.mla))}</td><td>{_fmt(float(row.images))}</td></tr>")
+    parts.append("</table></div>")
+    best = result.table.sort_values("all.mla", ascending=False)["model"].head(10).astype(str).tolist()
+    parts.append("<h3>Worst classes of the ten best models</h3><div class='scroll'><table id='worst-per-model'>"
+                 "<tr><th class='l'>model</th><th class='l'>worst classes (MLA share [95% CI], images)</th></tr>")
+    by_model = dict(list(worst.groupby("model", observed=True)))
+    for model in best:
+        rows = by_model.get(model, worst.head(0))
+        text = "; ".join(f"{r.name} {_fmt(float(r.mla))} [{_fmt(float(r.mla_lo))}, {_fmt(float(r.mla_hi))}], "
+                         f"{r.images}" for r in rows.itertuples(index=False))
+        parts.append(f"<tr><td class='l'>{esc(model)}</td><td class='l'>{esc(text)}</td></tr>")
+    parts.append("</table></div>")
+    supers = breakdown.superclasses
+    if len(supers):
+        spread = (supers.groupby("superclass").agg(classes=("classes", "max"), images=("images", "max"),
+                                                   mean=("mla", "mean"), low=("mla", "min"), high=("mla", "max"))
+                  .reset_index().sort_values("mean"))
+        parts.append("<h3>Superclasses</h3><div class='scroll'><table id='superclasses'><tr><th class='l'>superclass"
+                     "</th><th>classes</th><th>images</th><th>MLA, mean over models</th><th>lowest</th>"
+                     "<th>highest</th></tr>")
+        for r in spread.itertuples(index=False):
+            parts.append(f"<tr class='superclass'><td class='l'>{esc(str(r.superclass))}</td><td>{r.classes}</td>"
+                         f"<td>{r.images}</td><td>{_fmt(float(r.mean))}</td><td>{_fmt(float(r.low))}</td>"
+                         f"<td>{_fmt(float(r.high))}</td></tr>")
+        parts.append("</table></div>")
+    return parts
 
 
 def _shared_html(result: StudyResult, k: int = 10) -> list[str]:

@@ -27,6 +27,7 @@ from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, open_text, write_text
 from errortaxa.engine.providers import FeatureProvider, registry
 from errortaxa.study.distributed import run_on_ray
+from errortaxa.study.classes import MIN_IMAGES, WORST_K
 from errortaxa.study.intervals import HEADLINE, RESAMPLES, bootstrap
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
@@ -34,6 +35,7 @@ from errortaxa.study.shared import ErrorCounter, SharedErrors, common_errors_fra
 from errortaxa.study.tabulate import Accumulator, StudyDecisions, Tabulator, frame, top_errors
 
 if TYPE_CHECKING:
+    from errortaxa.study.classes import ClassBreakdown
     from errortaxa.study.consistency import Consistency
     from errortaxa.study.diff import DiffResult
 
@@ -64,6 +66,7 @@ class StudyResult:
     taxonomy_names: list[str] = field(default_factory=list)  # the class names of the vocabulary
     decisions: StudyDecisions | None = None  # every model's value and prediction on every image
     consistency: Consistency | None = None  # error consistency of every pair of models (run_study's ``consistency``)
+    classes: ClassBreakdown | None = None  # per-class and per-superclass tables (run_study's ``classes``)
 
     @property
     def all_wrong(self) -> pd.DataFrame:
@@ -77,7 +80,8 @@ class StudyResult:
         """Write ``models.csv``, ``models.parquet``, ``top_errors.json``, ``study.json`` (the
         taxonomy, the sample lists it used with their sources, the inputs), with a comparison
         ``taxonomy_diff.json``, the shared errors (``common_errors.csv``, ``images.csv``) and the
-        large opt-in tables as Parquet (``error_consistency.parquet``, ...; also as CSV with ``csv``)
+        large opt-in tables as Parquet (``error_consistency``, ``classes``, ``superclasses``; also as CSV
+        with ``csv``), ``worst_classes.csv``
         into ``out_dir``."""
         import json
 
@@ -96,12 +100,16 @@ class StudyResult:
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"
             write_text(paths["taxonomy_diff"], json.dumps(self.diff.to_dict(), indent=1) + "\n")
-        for kind, table in (("common_errors", self.common_errors), ("images", self.image_errors)):
+        small = (("common_errors", self.common_errors), ("images", self.image_errors),
+                 ("worst_classes", self.classes.worst if self.classes is not None else None))
+        for kind, table in small:
             if table is not None:
                 paths[kind] = out / f"{kind}.csv"
                 write_csv(table, paths[kind])
         large = {"error_consistency": self.consistency.frame(list(self.table["model"]))
-                 if self.consistency is not None else None}
+                 if self.consistency is not None else None,
+                 "classes": self.classes.classes if self.classes is not None else None,
+                 "superclasses": self.classes.superclasses if self.classes is not None else None}
         for kind, table in large.items():
             if table is None:
                 continue
@@ -125,7 +133,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               compare_providers: Mapping[str, FeatureProvider] | None = None,
               extra: ExtraScores | None = None, dataset: str = "imagenet",
               read_options: ReadOptions | None = None, shared: bool = True, resamples: int = RESAMPLES,
-              seed: int = 0, baseline: str | None = None, consistency: bool = False) -> StudyResult:
+              seed: int = 0, baseline: str | None = None, consistency: bool = False, classes: bool = False,
+              worst_k: int = WORST_K, min_images: int = MIN_IMAGES) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -162,6 +171,10 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 
     ``consistency``: the error consistency (Cohen's kappa) of every pair of models, overall and per
     error category (:mod:`errortaxa.study.consistency`), in ``consistency``.
+
+    ``classes``: per model and class (and superclass) the images, MLA share with its interval and
+    the count of every category, and each model's ``worst_k`` classes among those with at least
+    ``min_images`` images (:mod:`errortaxa.study.classes`), in ``classes``.
 
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
@@ -232,6 +245,11 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 
         pairwise = study_consistency(decisions, errors)
         timings["consistency_s"] = pairwise.seconds
+    breakdown = None
+    if classes and len(acc.models):
+        from errortaxa.study.classes import class_breakdown
+
+        breakdown = class_breakdown(decisions, taxonomy, acc.models, worst_k=worst_k, min_images=min_images)
     errors_of = (acc.errors or ErrorCounter(len(image_set), tab.classes)).result(tab.headline)
     top = top_errors(tab, errors_of, top_k)
     diff = None
@@ -255,6 +273,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         sample_lists=taxonomy.sample_list_info(), dataset=dataset, baseline=baseline,
         resamples=resamples if boot is not None else 0, timings=timings,
         taxonomy_names=list(taxonomy.vocabulary.names), decisions=decisions, consistency=pairwise,
+        classes=breakdown,
         **(_shared_tables(errors_of, tab, taxonomy) if shared else {}),
     )
 
