@@ -26,8 +26,8 @@ from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, open_text, write_text
 from errortaxa.engine.providers import FeatureProvider, registry
-from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.classes import MIN_IMAGES, WORST_K
+from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.intervals import HEADLINE, RESAMPLES, bootstrap
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
