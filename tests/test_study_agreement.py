@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scipy.stats import beta
 from errortaxa.cli import main
 from errortaxa.engine import compile_path
 from errortaxa.engine.inputs import LabeledImages, read_sample_list
@@ -62,7 +63,14 @@ def test_agreement_on_the_real_format(tmp_path: Path) -> None:
     assert cat["taxonomy"] == ["fine_grained", "model_failure", "spurious_correlation"]
     assert cat["matrix"] == [[3, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1]]
     assert cat["same"] == 4 and cat["agreement"] == pytest.approx(4 / 7)
-    assert result["per_category"]["fine_grained"]["category"] == {"entries": 4, "same": 3, "agreement": 0.75}
+    fine = result["per_category"]["fine_grained"]["category"]
+    assert (fine["entries"], fine["same"], fine["agreement"]) == (4, 3, 0.75)
+    # Clopper-Pearson for 3 of 4: the beta quantiles, computed here directly
+    assert fine["agreement_lo"] == pytest.approx(beta.ppf(0.025, 3, 2))
+    assert fine["agreement_hi"] == pytest.approx(beta.ppf(0.975, 4, 1))
+    # Cohen's kappa by hand: observed 4/7; expected (4*5 + 1*1) / 49 (fine-grained 4 vs 5, spurious 1 vs 1)
+    assert cat["kappa"] == pytest.approx((4 / 7 - 21 / 49) / (1 - 21 / 49))
+    assert cat["agreement_lo"] == pytest.approx(beta.ppf(0.025, 4, 4))
     info = result["sample_lists"]["non_prototypical"]
     assert info["images"] == 36 and info["found"].endswith("non_prototypical.txt")
     assert "imagenet-mistakes" in info["source"] and info["category"] == "non_prototypical"
@@ -71,6 +79,16 @@ def test_agreement_on_the_real_format(tmp_path: Path) -> None:
     assert sev["external"] == ["major", "minor"] and sev["taxonomy"] == ["major", "minor"]
     assert sev["matrix"] == [[1, 3], [0, 4]] and sev["borderline_as_minor"] == 2
     assert sev["agreement"] == pytest.approx(5 / 8)
+    assert sev["kappa"] == pytest.approx((5 / 8 - 0.5) / 0.5)  # expected (4*1 + 4*7) / 64
+    per_severity = result["per_severity"]
+    assert set(per_severity) == {"major", "minor"}
+    assert (per_severity["major"]["severity"]["same"], per_severity["major"]["severity"]["entries"]) == (1, 4)
+    assert (per_severity["minor"]["severity"]["same"], per_severity["minor"]["severity"]["entries"]) == (4, 4)
+    assert per_severity["minor"]["severity"]["agreement_hi"] == 1.0
+    # per severity, the category agreement on the compared (evaluated) entries of that severity
+    assert sum(b["category"]["entries"] for b in per_severity.values()) == 7
+    assert sum(b["category"]["same"] for b in per_severity.values()) == cat["same"]
+    assert "Cohen's kappa 0.250" in format_agreement(result)
 
 
 def test_agreement_says_when_a_sample_list_is_the_experts_own(tmp_path: Path) -> None:
@@ -125,7 +143,7 @@ def test_agreement_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = tmp_path / "a.json"
     assert main(["agreement", str(ext), "--labels", str(csv), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "agreement: 1 (100.0%)" in printed and f"external files: {ext}" in printed
+    assert "agreement: 1 (100.0%, 95% CI 2.5%-100.0%)" in printed and f"external files: {ext}" in printed
     assert "sample list 'non_prototypical' (36 images" in printed and "imagenet-mistakes" in printed
     data = json.loads(out.read_text())
     assert data["category"]["matrix"] == [[1]] and data["category"]["external"] == ["fine_grained"]

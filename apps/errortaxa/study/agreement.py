@@ -113,7 +113,14 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages, external: dict[
       samples fall through to the next rule). A sample list taken from the same expert files (the
       default taxonomy's non-prototypical list is the expert panel's own) makes ``category``
       partly circular; this one is not.
-    * ``per_category``: per external category, entries, same and agreement, in both.
+    * ``per_category``: per external category, entries, same and agreement with its 95%
+      Clopper-Pearson interval (``agreement_lo`` / ``agreement_hi``), in both.
+    * ``per_severity``: per external severity (``major``, ``minor``), the same for the category on
+      its entries (``category``) and, with a ``severity`` axis, for the severity (``severity``).
+    * every confusion block (``category``, ``category_without_sample_lists``, ``severity``) also
+      carries the agreement's interval and ``kappa``: Cohen's kappa between the two
+      categorisations (observed agreement against the agreement expected from each side's own
+      frequencies).
     * ``sample_lists``: each list the taxonomy uses, where it was read from and its source, how many
       of its images are external entries and how many of those the external files put in the
       category of the rule that uses it (``derived_from_external``: all of them).
@@ -174,6 +181,18 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages, external: dict[
     result["per_category"] = {
         cat: {key: _same(result[key], cat) for key in ("category", "category_without_sample_lists")}
         for cat in result["category"]["external"]}
+    ours_primary = [str(v) if v is not None else "(none)" for v in decisions.primary.value_names()]
+    ours_severity = ([str(v) if v is not None else "(none)" for v in decisions.axes["severity"].value_names()]
+                     if "severity" in decisions.axes else None)
+    per_severity: dict[str, dict[str, Any]] = {}
+    for sev in sorted({s for s in ext_sev if s is not None}):
+        picked_known = [i for i in known if ext_sev[i] == sev]
+        block = {"category": _rate(sum(ext_cat[i] == ours_primary[i] for i in picked_known), len(picked_known))}
+        if ours_severity is not None:
+            with_sev = [i for i in range(len(rows)) if ext_sev[i] == sev]
+            block["severity"] = _rate(sum(ours_severity[i] == sev for i in with_sev), len(with_sev))
+        per_severity[sev] = block
+    result["per_severity"] = per_severity
     result["sample_lists"] = _sample_lists(taxonomy, axis, dict(zip(names, ext_cat, strict=True)))
     if "severity" in decisions.axes:
         sev_ours = [str(v) if v is not None else "(none)" for v in decisions.axes["severity"].value_names()]
@@ -184,12 +203,40 @@ def agreement(taxonomy: CompiledTaxonomy, labels: LabeledImages, external: dict[
 
 
 def _same(block: dict[str, Any], cat: str) -> dict[str, Any]:
-    """Entries of external category ``cat`` in a confusion block, how many agree, the share."""
+    """Entries of external category ``cat`` in a confusion block, how many agree, the share and its
+    interval."""
     if cat not in block["external"]:
-        return {"entries": 0, "same": 0, "agreement": None}
+        return _rate(0, 0)
     row = block["matrix"][block["external"].index(cat)]
     same = row[block["taxonomy"].index(cat)] if cat in block["taxonomy"] else 0
-    return {"entries": int(sum(row)), "same": int(same), "agreement": same / sum(row) if sum(row) else None}
+    return _rate(int(same), int(sum(row)))
+
+
+def _rate(same: int, entries: int) -> dict[str, Any]:
+    """``entries``, ``same``, ``agreement`` (None without entries) and its 95% Clopper-Pearson interval."""
+    from errortaxa.study.stats import clopper_pearson
+
+    if not entries:
+        return {"entries": 0, "same": 0, "agreement": None, "agreement_lo": None, "agreement_hi": None}
+    lo, hi = clopper_pearson(same, entries)
+    return {"entries": entries, "same": int(same), "agreement": same / entries, "agreement_lo": float(lo),
+            "agreement_hi": float(hi)}
+
+
+def cohen_kappa(external: Sequence[str], ours: Sequence[str]) -> float | None:
+    """Cohen's kappa of two categorisations of the same items (None without items; NaN when the
+    expected agreement is 1)."""
+    n = len(external)
+    if not n:
+        return None
+    observed = sum(1 for e, o in zip(external, ours, strict=True) if e == o) / n
+    share_e: dict[str, int] = {}
+    share_o: dict[str, int] = {}
+    for e, o in zip(external, ours, strict=True):
+        share_e[e] = share_e.get(e, 0) + 1
+        share_o[o] = share_o.get(o, 0) + 1
+    expected = sum(count * share_o.get(label, 0) for label, count in share_e.items()) / (n * n)
+    return (observed - expected) / (1 - expected) if expected < 1 else float("nan")
 
 
 def _sample_lists(taxonomy: CompiledTaxonomy, axis: Any, external: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -224,8 +271,20 @@ def _confusion(external: list[str], ours: list[str]) -> dict[str, Any]:
     for e, o in zip(external, ours, strict=True):
         matrix[rows.index(e), cols.index(o)] += 1
     same = sum(1 for e, o in zip(external, ours, strict=True) if e == o)
+    rate = _rate(same, len(external))
     return {"external": rows, "taxonomy": cols, "matrix": matrix.tolist(), "same": same,
-            "agreement": same / len(external) if external else None}
+            "agreement": rate["agreement"], "agreement_lo": rate["agreement_lo"],
+            "agreement_hi": rate["agreement_hi"], "kappa": cohen_kappa(external, ours)}
+
+
+def _interval(block: dict[str, Any]) -> str:
+    if block.get("agreement") is None:
+        return "n/a"
+    return f"{block['agreement']:.1%}, 95% CI {block['agreement_lo']:.1%}-{block['agreement_hi']:.1%}"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def format_agreement(result: dict[str, Any]) -> str:
@@ -257,8 +316,16 @@ def format_agreement(result: dict[str, Any]) -> str:
         for r, row in zip(block["external"], block["matrix"], strict=True):
             lines.append(f"{r:<{width}} " + " ".join(f"{x:>14}" for x in row))
         rate = block["agreement"]
-        lines.append(f"agreement: {block['same']} ({rate:.1%})" if rate is not None else "agreement: n/a")
+        lines.append(f"agreement: {block['same']} ({_interval(block)}), Cohen's kappa {_number(block['kappa'])}"
+                     if rate is not None else "agreement: n/a")
     for cat, both in result.get("per_category", {}).items():
         a, b = both["category"], both["category_without_sample_lists"]
-        lines.append(f"  {cat}: {a['same']}/{a['entries']} agree; without sample lists {b['same']}/{b['entries']}")
+        lines.append(f"  {cat}: {a['same']}/{a['entries']} agree ({_interval(a)}); without sample lists "
+                     f"{b['same']}/{b['entries']} ({_interval(b)})")
+    for sev, block in result.get("per_severity", {}).items():
+        text = f"  external severity {sev}: category {block['category']['same']}/{block['category']['entries']} " \
+               f"agree ({_interval(block['category'])})"
+        if "severity" in block:
+            text += f"; severity {block['severity']['same']}/{block['severity']['entries']} ({_interval(block['severity'])})"
+        lines.append(text)
     return "\n".join(lines)
