@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from scipy.stats import beta
 from errortaxa.cli import main
 from errortaxa.engine import compile_path
 from errortaxa.engine.inputs import LabeledImages, read_sample_list
 from errortaxa.study.agreement import EXTERNAL_CATEGORIES, agreement, format_agreement, normalise, read_external
+from scipy.stats import beta
 
 ROOT = Path(__file__).resolve().parents[1]
 SEVERITY = ROOT / "rules" / "imagenet" / "vasudevan2022_severity.yaml"

@@ -326,6 +326,7 @@ def format_agreement(result: dict[str, Any]) -> str:
         text = f"  external severity {sev}: category {block['category']['same']}/{block['category']['entries']} " \
                f"agree ({_interval(block['category'])})"
         if "severity" in block:
-            text += f"; severity {block['severity']['same']}/{block['severity']['entries']} ({_interval(block['severity'])})"
+            severity = block["severity"]
+            text += f"; severity {severity['same']}/{severity['entries']} ({_interval(severity)})"
         lines.append(text)
     return "\n".join(lines)
