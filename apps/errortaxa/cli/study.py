@@ -72,6 +72,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--worst-k", type=_positive, default=5, help="worst classes kept per model (default 5)")
     p.add_argument("--min-images", type=_positive, default=10,
                    help="images a class needs to be ranked among the worst (default 10)")
+    p.add_argument("--factors", metavar="PROVIDER", choices=("imagenet_x",),
+                   help="set the errors against a provider's per-image annotations: imagenet_x (ImageNet-X's "
+                        "factors of variation; the factors extra): factors.csv and a heat map in the report")
     p.add_argument("--csv", action="store_true", help="also write the large tables (error_consistency, classes) as CSV")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study, extra="study")
@@ -186,7 +189,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                        provider_configs=provider_configs(args), extra=extra, dataset=args.dataset,
                        read_options=options, resamples=args.resamples, seed=args.seed, baseline=args.baseline,
                        consistency=args.consistency, classes=args.classes, worst_k=args.worst_k,
-                       min_images=args.min_images)
+                       min_images=args.min_images, factors=args.factors)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
                                             ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
     if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PathLike = str | os.PathLike[str]
-PLOTS = ("error_share_vs_mla", "composition", "organism_vs_artifact", "error_consistency")
+PLOTS = ("error_share_vs_mla", "composition", "organism_vs_artifact", "error_consistency", "factors")
 
 
 def _pyplot() -> Any:
@@ -225,6 +225,34 @@ def plot_error_consistency(result: StudyResult) -> Figure:
     return fig
 
 
+def plot_factors(result: StudyResult) -> Figure:
+    """Heat map of the factor ratios with all models' errors pooled: per error category (rows, all
+    errors first) and factor (columns), the share of the errors whose image carries the factor over
+    the factor's share among the annotated images (1: as often as in the images)."""
+    from errortaxa.study.factors import pooled_ratios
+
+    assert result.factors is not None
+    plt = _pyplot()
+    ratios = pooled_ratios(result.factors.table)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * ratios.shape[1], 1.5 + 0.45 * ratios.shape[0]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        data = np.log2(np.clip(ratios.to_numpy(dtype=float), 1 / 16, 16))  # colours saturate at 16x
+    bound = max(1.0, float(np.nanmax(np.abs(data)))) if np.isfinite(data).any() else 1.0
+    image = ax.imshow(data, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    for (i, j), value in np.ndenumerate(ratios.to_numpy(dtype=float)):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_xticks(np.arange(ratios.shape[1]))
+    ax.set_xticklabels([c.replace("_", " ") for c in ratios.columns], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(ratios.shape[0]))
+    ax.set_yticklabels([c.replace("_", " ") for c in ratios.index], fontsize=7)
+    fig.colorbar(image, ax=ax, label="log2 error ratio")
+    ax.set_title(f"Errors by {result.factors.provider} factor ({result.factors.images} annotated images, "
+                 f"{len(result.table)} models pooled)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = None) -> dict[str, str]:
     """All plots as PNG and SVG; returns kind -> path."""
     plt = _pyplot()
@@ -237,6 +265,8 @@ def write_plots(result: StudyResult, out_dir: PathLike, color_by: str | None = N
         "composition": plot_composition(result),
         "organism_vs_artifact": plot_organism_vs_artifact(result),
     }
+    if result.factors is not None:
+        figures["factors"] = plot_factors(result)
     if result.consistency is not None and len(result.table) >= 2:
         figures["error_consistency"] = plot_error_consistency(result)
     paths: dict[str, str] = {}
@@ -346,7 +376,8 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                 parts.append(f"<div class='plot-row'><figure><img id='plot-{name}' alt='{name}' "
                              f"src='data:image/png;base64,{data}'><figcaption>{name.replace('_', ' ')}"
                              f"{html.escape(note)}</figcaption></figure>{_trends_html(trends, name)}"
-                             f"{_consistency_html(result) if name == 'error_consistency' else ''}</div>")
+                             f"{_consistency_html(result) if name == 'error_consistency' else ''}"
+                             f"{_factors_html(result) if name == 'factors' else ''}</div>")
     # most common errors
     parts.append("<h2>Most common errors per category</h2>")
     for cat, entries in result.top_errors.items():
@@ -365,6 +396,15 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
         parts.extend(_diff_html(diff, len(t)))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _factors_html(result: StudyResult) -> str:
+    """Where the factor annotations come from (``p#factors-source``: their licence included)."""
+    if result.factors is None:
+        return ""
+    return (f"<p id='factors-source'>{result.factors.images} headline images annotated; "
+            f"annotations: {html.escape(result.factors.source)}. factors.csv has every model's "
+            "shares.</p>")
 
 
 def _consistency_html(result: StudyResult) -> str:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from errortaxa.study.classes import ClassBreakdown
     from errortaxa.study.consistency import Consistency
     from errortaxa.study.diff import DiffResult
+    from errortaxa.study.factors import FactorShares
 
 
 @dataclass
@@ -67,6 +68,7 @@ class StudyResult:
     decisions: StudyDecisions | None = None  # every model's value and prediction on every image
     consistency: Consistency | None = None  # error consistency of every pair of models (run_study's ``consistency``)
     classes: ClassBreakdown | None = None  # per-class and per-superclass tables (run_study's ``classes``)
+    factors: FactorShares | None = None  # errors against annotated factors (run_study's ``factors``)
 
     @property
     def all_wrong(self) -> pd.DataFrame:
@@ -81,7 +83,7 @@ class StudyResult:
         taxonomy, the sample lists it used with their sources, the inputs), with a comparison
         ``taxonomy_diff.json``, the shared errors (``common_errors.csv``, ``images.csv``) and the
         large opt-in tables as Parquet (``error_consistency``, ``classes``, ``superclasses``; also as CSV
-        with ``csv``), ``worst_classes.csv``
+        with ``csv``), ``worst_classes.csv``, ``factors.csv``
         into ``out_dir``."""
         import json
 
@@ -101,7 +103,8 @@ class StudyResult:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"
             write_text(paths["taxonomy_diff"], json.dumps(self.diff.to_dict(), indent=1) + "\n")
         small = (("common_errors", self.common_errors), ("images", self.image_errors),
-                 ("worst_classes", self.classes.worst if self.classes is not None else None))
+                 ("worst_classes", self.classes.worst if self.classes is not None else None),
+                 ("factors", self.factors.table if self.factors is not None else None))
         for kind, table in small:
             if table is not None:
                 paths[kind] = out / f"{kind}.csv"
@@ -134,7 +137,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
               extra: ExtraScores | None = None, dataset: str = "imagenet",
               read_options: ReadOptions | None = None, shared: bool = True, resamples: int = RESAMPLES,
               seed: int = 0, baseline: str | None = None, consistency: bool = False, classes: bool = False,
-              worst_k: int = WORST_K, min_images: int = MIN_IMAGES) -> StudyResult:
+              worst_k: int = WORST_K, min_images: int = MIN_IMAGES, factors: str | None = None) -> StudyResult:
     """Classify every model's predictions against ``taxonomy`` on ``images``; one row per model.
 
     ``predictions`` overrides how a model's top-1 array (int[N] over the study rows, -1 = none) is
@@ -176,6 +179,10 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     the count of every category, and each model's ``worst_k`` classes among those with at least
     ``min_images`` images (:mod:`errortaxa.study.classes`), in ``classes``.
 
+    ``factors``: the provider whose annotation table (a capability, read through the provider
+    registry: ``imagenet_x``) the errors are set against (:mod:`errortaxa.study.factors`), in
+    ``factors``; read before any model is classified, so a missing extra fails at once.
+
     ``compare``: a second taxonomy (same vocabulary); the result's ``diff`` is the confusion matrix of
     the study taxonomy's primary axis (rows) against ``compare_axis`` of it (columns, default its
     primary axis) on the errors of all models pooled: every model's prediction on every headline
@@ -198,6 +205,11 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
     if configs and providers is None and (ray_address is None or compare is not None):
         providers = registry.build_all(configs, taxonomy)
     image_set = images if isinstance(images, ImageSet) else ImageSet.from_labels(images)
+    annotations = None
+    if factors is not None:
+        from errortaxa.engine.providers.annotations import annotation_table
+
+        annotations = annotation_table(factors)
     options = read_options or ReadOptions(vocabulary=taxonomy.vocabulary)
     pairs = compare is not None
     tab = Tabulator(taxonomy, image_set, image_list, pairs=pairs, providers=providers)
@@ -245,6 +257,11 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 
         pairwise = study_consistency(decisions, errors)
         timings["consistency_s"] = pairwise.seconds
+    factor_shares = None
+    if annotations is not None and len(acc.models):
+        from errortaxa.study.factors import factor_shares as shares_of
+
+        factor_shares = shares_of(decisions, annotations, image_set.batch.images or [], acc.models, errors)
     breakdown = None
     if classes and len(acc.models):
         from errortaxa.study.classes import class_breakdown
@@ -273,7 +290,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         sample_lists=taxonomy.sample_list_info(), dataset=dataset, baseline=baseline,
         resamples=resamples if boot is not None else 0, timings=timings,
         taxonomy_names=list(taxonomy.vocabulary.names), decisions=decisions, consistency=pairwise,
-        classes=breakdown,
+        classes=breakdown, factors=factor_shares,
         **(_shared_tables(errors_of, tab, taxonomy) if shared else {}),
     )
 
