@@ -78,3 +78,74 @@ def test_report_in_a_browser(tmp_path: Path) -> None:
     # no OOV provider: the fine_grained_oov share says "not evaluated" in every row, never 0.0000
     assert measure["notEvaluated"] == min(models, 200)
     assert any("60 of 90 models shown" in c for c in measure["captions"])
+
+
+SECTIONS = """<script>
+const box = e => e ? e.getBoundingClientRect() : null;
+const out = {width: window.innerWidth, scrollWidth: document.documentElement.scrollWidth, tables: []};
+for (const t of document.querySelectorAll('table')) {
+  out.tables.push({id: t.id || t.className, right: box(t.parentElement).right,
+                   scrolls: t.parentElement.className === 'scroll'});
+}
+out.shared = [...document.querySelectorAll('table.shared-errors')].map(t => t.dataset.category);
+out.sharedRows = document.querySelectorAll('table.shared-errors tr').length;
+out.allWrong = document.querySelectorAll('#all-wrong tr.all-wrong').length;
+out.allWrongTitle = document.querySelector('#all-wrong-title').textContent;
+out.trends = [...document.querySelectorAll('table.trends')].map(t => {
+  const row = t.closest('div.plot-row'), fig = box(row.querySelector('figure')), tb = box(t.parentElement);
+  return {plot: t.dataset.plot, rows: t.querySelectorAll('tr.trend').length, besideFigure: tb.left >= fig.right - 1,
+          sameRow: Math.abs(tb.top - fig.top) < 5};
+});
+out.plots = [...document.querySelectorAll('img')].map(i => ({id: i.id, loaded: i.complete && i.naturalWidth > 0}));
+out.consistency = document.querySelectorAll('#consistency tr.consistency').length;
+out.worstClasses = document.querySelectorAll('#worst-classes tr.worst-class').length;
+out.superclasses = document.querySelectorAll('#superclasses tr.superclass').length;
+out.factorsSource = (document.querySelector('#factors-source') || {textContent: ''}).textContent;
+out.headers = [...document.querySelectorAll('#models th')].map(h => h.textContent);
+document.body.setAttribute('data-measure', JSON.stringify(out));
+</script></body>"""
+
+
+def test_report_analyses_in_a_browser(tmp_path: Path) -> None:
+    """The sections of the per-image analyses: shared errors with the images every model gets wrong,
+    trend fits beside their plots, the error-consistency heat map, classes, ImageNet-X factors."""
+    from errortaxa.providers.imagenet_x.annotations import package_file
+    from errortaxa.study.report import write_report
+
+    tax = default_compiled()
+    images = make_images(tax, 600, seed=18)
+    models = 30
+    preds = make_predictions(tax, images, models, seed=19).astype(np.int32)
+    headline = np.flatnonzero(~images.problematic)
+    for row in headline[:4]:  # images every model gets wrong
+        preds[:, row] = next(c for c in range(999, 0, -1) if c not in images.labels_of(int(row)))
+    names = [f"model-{i:02d}" for i in range(models)]
+    factors = "imagenet_x" if package_file() is not None else None
+    result = run_study(tax, ImageSet(images), [ModelFile(n, "") for n in names], progress=False,
+                       predictions=lambda m: preds[names.index(m.name)], consistency=True, classes=True,
+                       min_images=1, baseline=names[0], factors=factors)
+    paths = write_report(result, tmp_path)
+    page = Path(paths["report"]).read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", SECTIONS, 1), encoding="utf-8")
+    dom = _browser("--dump-dom", probe.as_uri()).stdout
+    start = dom.index("data-measure=\"") + len("data-measure=\"")
+    raw = dom[start:dom.index("\"", start)]
+    measure = json.loads(raw.replace("&quot;", "\"").replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+
+    assert measure["scrollWidth"] <= 1400
+    for table in measure["tables"]:
+        assert table["right"] <= 1400 and table["scrolls"], table
+    assert set(measure["shared"]) <= set(result.error_categories) and measure["shared"]
+    assert measure["allWrong"] == 4 and "(4)" in measure["allWrongTitle"]
+    plots = {t["plot"]: t for t in measure["trends"]}
+    assert set(plots) == {"error_share_vs_mla", "organism_vs_artifact"}
+    for trend in plots.values():  # the fits sit beside their plot, in the same row
+        assert trend["rows"] > 0 and trend["besideFigure"] and trend["sameRow"], trend
+    loaded = {p["id"]: p["loaded"] for p in measure["plots"]}
+    assert loaded["plot-error_consistency"] and loaded["plot-error_share_vs_mla"]
+    assert measure["consistency"] == 1 + len(result.error_categories)
+    assert measure["worstClasses"] > 0 and measure["superclasses"] > 0
+    assert "MLA 95% CI (bootstrap)" in measure["headers"] and len(measure["headers"]) == len(set(measure["headers"]))
+    if factors is not None:
+        assert loaded["plot-factors"] and "CC BY-NC 4.0" in measure["factorsSource"]
