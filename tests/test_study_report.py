@@ -39,7 +39,7 @@ class _Collect(HTMLParser):
             self.rows.append([])
         elif tag == "td" and self.in_row:
             self.cell = []
-        elif tag == "h3":
+        elif tag == "h3" and a.get("class") == "category":  # the most common errors' categories
             self.in_h3 = True
         elif tag == "img":
             self.images.append(a.get("src") or "")
@@ -86,7 +86,8 @@ def test_report_renders(tmp_path: Path) -> None:
     best = result.table.sort_values("all.mla", ascending=False).iloc[0]
     assert parser.rows[0][0] == best["model"] and parser.rows[0][1] == best["family"]
     assert float(parser.rows[0][5]) == pytest.approx(best["all.mla"], abs=1e-4)
-    assert float(parser.rows[0][6]) == pytest.approx(best["all.mla_share"], abs=1e-4)
+    assert parser.rows[0][6] == f"[{best['all.mla_lo']:.4f}, {best['all.mla_hi']:.4f}]"  # bootstrap interval
+    assert float(parser.rows[0][7]) == pytest.approx(best["all.mla_share"], abs=1e-4)
     assert "imagenet-mistakes" in page  # the sample list and its source
     # the most common errors per category, under the category's name, with class names
     assert parser.h3 and set(parser.h3) <= set(result.categories)
