@@ -70,10 +70,9 @@ class Accumulator:
         self.preds += other.preds
         self.not_evaluated += other.not_evaluated
         if other.errors is not None:
-            if self.errors is None:
-                self.errors = other.errors
-            else:
-                self.errors.extend(other.errors)
+            if self.errors is None:  # its own arrays: another's may be read-only (from a Ray task)
+                self.errors = ErrorCounter(other.errors.rows, other.errors.classes)
+            self.errors.extend(other.errors)
         if other.pairs or other._dense is not None:
             self.add_pairs(*other.pair_counts())
 
