@@ -264,10 +264,12 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
     for key in extras:
         cols[key] = np.array([e.get(key, np.nan) for e in acc.extras], np.float64)
 
+    pending: list[tuple[str, np.ndarray, np.ndarray]] = []  # shares whose intervals are computed together
+
     def share(name: str, k: np.ndarray, n: np.ndarray) -> None:
-        lo, hi = clopper_pearson(k, n)
         cols[name] = np.where(n > 0, k / np.maximum(n, 1), np.nan)
-        cols[f"{name}_lo"], cols[f"{name}_hi"] = lo, hi
+        cols[f"{name}_lo"] = cols[f"{name}_hi"] = None  # the column's place; filled below
+        pending.append((name, k, n))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         for g, group in enumerate(tab.group_names):
@@ -298,6 +300,10 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
         for j, cat in enumerate(tab.values):
             if not tab.mla_value[j]:
                 share(f"error_share.{cat}", counts[:, 0, j], errors)
+    if pending:  # one call: each distinct (k, n) pair of the whole table is computed once
+        lo, hi = clopper_pearson(np.concatenate([k for _, k, _ in pending]), np.concatenate([n for _, _, n in pending]))
+        for (name, _, _), low, high in zip(pending, np.split(lo, len(pending)), np.split(hi, len(pending)), strict=True):
+            cols[f"{name}_lo"], cols[f"{name}_hi"] = low, high
     return pd.DataFrame(cols)
 
 
