@@ -302,7 +302,8 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
                 share(f"error_share.{cat}", counts[:, 0, j], errors)
     if pending:  # one call: each distinct (k, n) pair of the whole table is computed once
         lo, hi = clopper_pearson(np.concatenate([k for _, k, _ in pending]), np.concatenate([n for _, _, n in pending]))
-        for (name, _, _), low, high in zip(pending, np.split(lo, len(pending)), np.split(hi, len(pending)), strict=True):
+        parts = len(pending)
+        for (name, _, _), low, high in zip(pending, np.split(lo, parts), np.split(hi, parts), strict=True):
             cols[f"{name}_lo"], cols[f"{name}_hi"] = low, high
     return pd.DataFrame(cols)
 
