@@ -40,7 +40,6 @@ class ErrorCounter:
 
     def __init__(self, rows: int, classes: int) -> None:
         self.rows, self.classes = rows, classes
-        self.wrong = np.zeros(rows, np.int64)
         self.predicted = np.zeros(rows, np.int64)
         size = rows * classes
         self._count = np.zeros(size, np.uint32) if size <= _DENSE_KEYS else None
@@ -48,11 +47,13 @@ class ErrorCounter:
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending = 0
 
-    def add(self, keys: np.ndarray, values: np.ndarray, predicted_rows: np.ndarray) -> None:
+    def add(self, keys: np.ndarray, values: np.ndarray, predicted_rows: np.ndarray | None) -> None:
         """One model's errors (``keys`` distinct, ``values`` their primary-axis values) and the rows
-        it predicts."""
-        self.wrong[keys // self.classes] += 1
-        self.predicted[predicted_rows] += 1
+        it predicts (None: every row)."""
+        if predicted_rows is None:
+            self.predicted += 1
+        else:
+            self.predicted[predicted_rows] += 1
         if self._count is not None and self._value is not None:
             self._count[keys] += 1
             self._value[keys] = values
@@ -61,7 +62,6 @@ class ErrorCounter:
 
     def extend(self, other: ErrorCounter) -> None:
         """Add another counter's counts (a chunk of the study's models)."""
-        self.wrong += other.wrong
         self.predicted += other.predicted
         keys, counts, values = other.counts()
         if self._count is not None and self._value is not None:
@@ -100,7 +100,8 @@ class ErrorCounter:
     def result(self, headline: np.ndarray) -> SharedErrors:
         keys, counts, values = self.counts()
         rows, preds = np.divmod(keys, self.classes)
-        return SharedErrors(rows=rows, preds=preds, values=values, models=counts, wrong=self.wrong.copy(),
+        wrong = np.bincount(rows, weights=counts, minlength=self.rows).astype(np.int64)  # a model errs once a row
+        return SharedErrors(rows=rows, preds=preds, values=values, models=counts, wrong=wrong,
                             predicted=self.predicted.copy(), headline=headline)
 
 
@@ -110,11 +111,11 @@ def common_errors_frame(shared: SharedErrors, images: Sequence[str], target: np.
     order = np.argsort(-shared.models, kind="stable")  # the errors are sorted by (row, pred)
     rows, preds = shared.rows[order], shared.preds[order]
     tgt = target[rows].astype(np.int64)
-    class_names = np.asarray(names, dtype=object)
+    distinct, code = np.unique(np.asarray(names, dtype=object), return_inverse=True)  # names may repeat
     return pd.DataFrame({
         "image": _names(rows, images),
-        "target": tgt, "target_name": class_names[tgt],
-        "pred": preds, "pred_name": class_names[preds],
+        "target": tgt, "target_name": pd.Categorical.from_codes(code[tgt], categories=distinct),
+        "pred": preds, "pred_name": pd.Categorical.from_codes(code[preds], categories=distinct),
         "category": pd.Categorical.from_codes(shared.values[order], categories=categories),
         "models_count": shared.models[order],
         "models_share": shared.models[order] / np.maximum(shared.predicted[rows], 1),

@@ -179,7 +179,7 @@ class Tabulator:
         errors = np.flatnonzero(self.headline[rows] & ~self.levels[0][value])
         if acc.errors is None:
             acc.errors = ErrorCounter(pred.shape[0], self.classes)
-        acc.errors.add(rows[errors] * self.classes + shown[errors], value[errors], rows)
+        acc.errors.add(rows[errors] * self.classes + shown[errors], value[errors], None if full else rows)
         if full:
             acc.values.append(value.astype(np.int16))
             acc.preds.append(pred.astype(self.pred_dtype, copy=True))
