@@ -378,3 +378,35 @@ def test_classes_match_a_direct_count(study: dict, tmp_path: Path) -> None:
     assert pd.read_parquet(paths["classes"]).shape == breakdown.classes.shape
     assert list(pd.read_csv(paths["worst_classes"]).columns) == ["model", "rank", "class", "wnid", "name", "images",
                                                                  "mla", "mla_lo", "mla_hi"]
+
+
+def test_cli_writes_every_analysis(tmp_path: Path) -> None:
+    from errortaxa.cli import main
+    from errortaxa.providers.imagenet_x.annotations import package_file
+
+    tax = default_compiled()
+    images = make_images(tax, 300, seed=7)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,original_label,proposed_labels,unclear_multi_labels,is_problematic\n" + "".join(
+        f"{images.images[i]},{images.target[i]},\"{', '.join(map(str, images.labels_of(i)))}\",,"
+        f"{bool(images.problematic[i])}\n" for i in range(len(images))))
+    src = tmp_path / "models"
+    src.mkdir()
+    for m, pred in enumerate(make_predictions(tax, images, 3, seed=8)):
+        full = np.zeros(50_000, np.int16)
+        full[: len(images)] = pred
+        np.savez(src / f"m{m}.npz", top1=full)
+    out = tmp_path / "out"
+    factors = ["--factors", "imagenet_x"] if package_file() is not None else []
+    assert main(["study", str(src), "--labels", str(labels), "--out", str(out), "--no-progress", "--report",
+                 "--baseline", "m1", "--consistency", "--classes", "--csv", "--resamples", "200", "--seed", "3",
+                 *factors]) == 0
+    for name in ("common_errors.csv", "images.csv", "trends.csv", "error_consistency.parquet",
+                 "error_consistency.csv", "classes.parquet", "classes.csv", "superclasses.parquet",
+                 "worst_classes.csv", "error_consistency.png", "report.html"):
+        assert (out / name).is_file(), name
+    table = pd.read_parquet(out / "models.parquet")
+    assert table.loc[table["model"] == "m1", "vs_baseline.mla"].iloc[0] == 0
+    assert table["all.mla_lo"].notna().all()
+    if factors:
+        assert (out / "factors.csv").is_file() and (out / "factors.png").is_file()
