@@ -63,6 +63,7 @@ class StudyResult:
     image_errors: pd.DataFrame | None = None  # per headline image, the models that get it wrong
     baseline: str | None = None  # the model the ``vs_baseline.*`` columns compare with
     resamples: int = 0  # bootstrap resamples of the per-class means' intervals (0: none)
+    seed: int = 0  # the seed of those resamples
     timings: dict[str, float] = field(default_factory=dict)  # seconds of the analyses: bootstrap_s, ...
     taxonomy_names: list[str] = field(default_factory=list)  # the class names of the vocabulary
     decisions: StudyDecisions | None = None  # every model's value and prediction on every image
@@ -97,7 +98,11 @@ class StudyResult:
         write_text(paths["top_errors"], json.dumps(self.top_errors, indent=1) + "\n")
         paths["study"] = out / "study.json"
         about = {"taxonomy": self.taxonomy, "models": len(self.table), "images": self.images,
-                 "sample_lists": self.sample_lists, "inputs": self.inputs}
+                 "sample_lists": self.sample_lists, "inputs": self.inputs,
+                 "analyses": {"resamples": self.resamples, "seed": self.seed, "baseline": self.baseline,
+                              "factors": None if self.factors is None else
+                              {"provider": self.factors.provider, "images": self.factors.images,
+                               "source": self.factors.source}}}
         write_text(paths["study"], json.dumps(about, indent=1) + "\n")
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"
@@ -288,7 +293,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         seconds=time.perf_counter() - start, metadata_columns=meta_cols, diff=diff,
         rule_values={r.id: axis.values[r.value].id for r in axis.rules},
         sample_lists=taxonomy.sample_list_info(), dataset=dataset, baseline=baseline,
-        resamples=resamples if boot is not None else 0, timings=timings,
+        resamples=resamples if boot is not None else 0, seed=seed, timings=timings,
         taxonomy_names=list(taxonomy.vocabulary.names), decisions=decisions, consistency=pairwise,
         classes=breakdown, factors=factor_shares,
         **(_shared_tables(errors_of, tab, taxonomy) if shared else {}),
