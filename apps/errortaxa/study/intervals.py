@@ -40,20 +40,25 @@ class Bootstrap:
 def resample_weights(strata: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     """float32[resamples, N]: how often each of N items is drawn when every stratum (``strata``:
     int[N]) is resampled with replacement to its own size."""
-    n = strata.shape[0]
     order = np.argsort(strata, kind="stable")
-    _, start, size = np.unique(strata[order], return_index=True, return_counts=True)
-    first = np.repeat(start, size)  # per sorted position: its stratum's first position and size
-    width = np.repeat(size, size).astype(np.float64)
+    return sorted_weights(strata[order], resamples, seed)[:, np.argsort(order)]
+
+
+def sorted_weights(strata: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """:func:`resample_weights` of items sorted by stratum (``strata`` non-decreasing)."""
+    n = strata.shape[0]
+    _, start, size = np.unique(strata, return_index=True, return_counts=True)
+    first = np.repeat(start, size)  # per position: its stratum's first position and size
+    width = np.repeat(size, size).astype(np.float32)
     rng = np.random.default_rng(seed)
     out = np.empty((resamples, n), np.float32)
     step = max(1, (1 << 22) // max(n, 1))
     for b0 in range(0, resamples, step):
         b1 = min(resamples, b0 + step)
-        picks = first + (rng.random((b1 - b0, n)) * width).astype(np.int64)  # sorted positions drawn
-        flat = picks + (np.arange(b1 - b0, dtype=np.int64) * n)[:, None]
-        counts = np.bincount(flat.ravel(), minlength=(b1 - b0) * n).reshape(b1 - b0, n)
-        out[b0:b1, order] = counts
+        picks = first + (rng.random((b1 - b0, n), dtype=np.float32) * width).astype(np.int64)
+        np.minimum(picks, first + np.repeat(size, size) - 1, out=picks)  # float rounding at the top end
+        picks += (np.arange(b1 - b0, dtype=np.int64) * n)[:, None]
+        out[b0:b1] = np.bincount(picks.ravel(), minlength=(b1 - b0) * n).reshape(b1 - b0, n)
     return out
 
 
@@ -73,7 +78,10 @@ def bootstrap(correct: np.ndarray, predicted: np.ndarray, target: np.ndarray, ma
     rows = np.flatnonzero(member.any(axis=0))
     pattern = (np.left_shift(1, np.arange(len(groups)))[:, None] * member[:, rows]).sum(axis=0)
     num_classes = int(target.max()) + 1 if target.size else 1
-    weights = resample_weights(pattern * num_classes + target[rows], resamples, seed)
+    strata = pattern * num_classes + target[rows]
+    order = np.argsort(strata, kind="stable")
+    rows = rows[order]  # the images sorted by stratum: the weights need no reordering
+    weights = sorted_weights(strata[order], resamples, seed)
     intervals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     diffs: dict[str, np.ndarray] = {}
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
