@@ -10,8 +10,8 @@ import os
 from collections.abc import Hashable
 from pathlib import Path
 
+from errortaxa.engine import FeatureProvider
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
-from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.providers.annotations import AnnotationTable
 from errortaxa.engine.providers.factory import ProviderConfigError, ProviderFactory
 from errortaxa.providers.imagenet_x.annotations import MISSING, installed_table, package_file, read_annotations

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from errortaxa.engine.providers import FeatureResult
+from errortaxa.engine import FeatureResult
 from errortaxa.engine.providers.annotations import AnnotationTable
 
 TEST = "factor"
