@@ -82,7 +82,6 @@ def test_shared_errors_match_a_direct_count(study: dict) -> None:
         assert row.models_count == count and row.category == category[key]
         assert row.models_share == pytest.approx(count / predicted[key[0]])
         assert row.target == images.target[images.images.index(key[0])]
-        assert row.pred_name == tax.vocabulary.names[key[1]]
     assert list(common["models_count"]) == sorted(common["models_count"], reverse=True)
     per_image = result.image_errors.set_index("image")
     assert len(per_image) == int((~images.problematic).sum())
@@ -96,8 +95,7 @@ def test_shared_errors_match_a_direct_count(study: dict) -> None:
 def test_study_writes_shared_error_files(study: dict, tmp_path: Path) -> None:
     paths = study["result"].write(tmp_path)
     common = pd.read_csv(paths["common_errors"])
-    assert list(common.columns) == ["image", "target", "target_name", "pred", "pred_name", "category",
-                                    "models_count", "models_share"]
+    assert list(common.columns) == ["image", "target", "pred", "category", "models_count", "models_share"]
     assert len(common) == len(study["result"].common_errors)
     table = study["result"].table
     errors = table["all.samples"] - np.rint(table["all.samples"] * table["all.mla_share"])

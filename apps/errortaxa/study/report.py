@@ -509,6 +509,7 @@ def _shared_html(result: StudyResult, k: int = 10) -> list[str]:
         return []
     esc = html.escape
     models = len(result.table)
+    names = result.taxonomy_names
     parts = ["<h2 id='shared-errors'>Errors shared across models</h2>",
              f"<p>The (image, prediction) errors most of the {models} models make, per category "
              "(common_errors.csv has them all; images.csv counts the models wrong on each image).</p>"]
@@ -518,22 +519,21 @@ def _shared_html(result: StudyResult, k: int = 10) -> list[str]:
                      f"data-category='{esc(str(cat))}'><tr><th class='l'>image</th><th class='l'>target</th>"
                      "<th class='l'>prediction</th><th>models</th><th>share of models</th></tr>")
         for e in top.itertuples(index=False):
-            parts.append(f"<tr><td class='l'>{esc(str(e.image))}</td><td class='l'>{e.target} {esc(str(e.target_name))}"
-                         f"</td><td class='l'>{e.pred} {esc(str(e.pred_name))}</td><td>{e.models_count}</td>"
+            parts.append(f"<tr><td class='l'>{esc(str(e.image))}</td><td class='l'>{e.target} {esc(names[e.target])}"
+                         f"</td><td class='l'>{e.pred} {esc(names[e.pred])}</td><td>{e.models_count}</td>"
                          f"<td>{_fmt(float(e.models_share))}</td></tr>")
         parts.append("</table></div>")
     wrong = result.all_wrong
     parts.append(f"<h3 id='all-wrong-title'>Images every model gets wrong ({len(wrong)})</h3>")
     if len(wrong):
-        names = result.taxonomy_names
         parts.append("<div class='scroll'><table id='all-wrong'><tr><th class='l'>image</th><th class='l'>target</th>"
                      "<th class='l'>predictions (models)</th></tr>")
         shown = wrong.head(200)
         made_on = dict(list(common[common["image"].isin(shown["image"])].groupby("image", observed=True)))
         for w in shown.itertuples(index=False):
             made = made_on.get(w.image, common.head(0))
-            text = ", ".join(f"{p.pred_name} ({p.models_count})" for p in made.itertuples(index=False))
-            target = names[int(w.target)] if names else ""
+            text = ", ".join(f"{names[p.pred]} ({p.models_count})" for p in made.itertuples(index=False))
+            target = names[int(w.target)]
             parts.append(f"<tr class='all-wrong'><td class='l'>{esc(str(w.image))}</td><td class='l'>{w.target} "
                          f"{esc(target)}</td><td class='l'>{esc(text)}</td></tr>")
         parts.append("</table></div>")

@@ -105,17 +105,13 @@ class ErrorCounter:
                             predicted=self.predicted.copy(), headline=headline)
 
 
-def common_errors_frame(shared: SharedErrors, images: Sequence[str], target: np.ndarray, categories: list[str],
-                        names: list[str]) -> pd.DataFrame:
+def common_errors_frame(shared: SharedErrors, images: Sequence[str], target: np.ndarray,
+                        categories: list[str]) -> pd.DataFrame:
     """``common_errors``: one row per distinct error, most shared first (ties: image order)."""
     order = np.argsort(-shared.models, kind="stable")  # the errors are sorted by (row, pred)
-    rows, preds = shared.rows[order], shared.preds[order]
-    tgt = target[rows].astype(np.int64)
-    distinct, code = np.unique(np.asarray(names, dtype=object), return_inverse=True)  # names may repeat
+    rows = shared.rows[order]
     return pd.DataFrame({
-        "image": _names(rows, images),
-        "target": tgt, "target_name": pd.Categorical.from_codes(code[tgt], categories=distinct),
-        "pred": preds, "pred_name": pd.Categorical.from_codes(code[preds], categories=distinct),
+        "image": _names(rows, images), "target": target[rows].astype(np.int64), "pred": shared.preds[order],
         "category": pd.Categorical.from_codes(shared.values[order], categories=categories),
         "models_count": shared.models[order],
         "models_share": shared.models[order] / np.maximum(shared.predicted[rows], 1),

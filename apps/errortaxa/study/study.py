@@ -303,8 +303,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 def _shared_tables(errors: SharedErrors, tab: Tabulator, taxonomy: CompiledTaxonomy) -> dict[str, pd.DataFrame]:
     batch = tab.images.batch
     images = batch.images or [str(i) for i in range(len(batch))]
-    return {"common_errors": common_errors_frame(errors, images, batch.target, list(tab.values),
-                                                 taxonomy.vocabulary.names),
+    return {"common_errors": common_errors_frame(errors, images, batch.target, list(tab.values)),
             "image_errors": images_frame(errors, images, batch.target)}
 
 
