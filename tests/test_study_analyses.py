@@ -146,16 +146,19 @@ def _class_mean(correct: np.ndarray, target: np.ndarray, weight: np.ndarray) -> 
     return float(np.mean(shares))
 
 
-def test_bootstrap_matches_a_loop_over_its_resamples() -> None:
+@pytest.mark.parametrize("by_class", [False, True])
+def test_bootstrap_matches_a_loop_over_its_resamples(by_class: bool) -> None:
     rng = np.random.default_rng(3)
     n, models = 60, 4
     target = rng.integers(0, 5, n)
-    organism = rng.random(n) < 0.5
-    masks = {"all": np.ones(n, bool), "organism_by_label": organism}
+    # organisms by image, or by class (classes 0-1, whose images are all in the group) plus two images
+    organism = (target < 2) | (np.arange(n) < 2) if by_class else rng.random(n) < 0.5
+    artifact = (target >= 3) if by_class else ~organism
+    masks = {"all": np.ones(n, bool), "organism_by_label": organism, "artifact_by_label": artifact}
     correct = rng.random((3, models, n)) < 0.7
     boot = bootstrap(correct, np.ones((models, n), bool), target, masks, correct[0], resamples=40, seed=9)
     # the same resamples, recomputed by loops: strata are (group membership, target)
-    pattern = (masks["organism_by_label"].astype(int)) * 5 + target
+    pattern = (1 + 2 * organism.astype(int) + 4 * artifact.astype(int)) * 5 + target
     weights = resample_weights(pattern, 40, seed=9)
     for m in range(models):
         for k, stat in enumerate(("mla", "mla_minor", "mla_explainable")):

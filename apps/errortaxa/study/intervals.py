@@ -85,27 +85,61 @@ def bootstrap(correct: np.ndarray, predicted: np.ndarray, target: np.ndarray, ma
     intervals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     diffs: dict[str, np.ndarray] = {}
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    for g, group in enumerate(groups):
-        in_group = member[g, rows]
-        cols = rows[in_group]
-        w = weights[:, in_group]
-        tgt = target[cols]
-        per_class = np.bincount(tgt, minlength=num_classes)
-        present = np.count_nonzero(per_class)
-        scale = (1.0 / (present * per_class[tgt])).astype(np.float32)  # the class mean as a weighted sum
-        covered = np.asarray(predicted[:, cols].all(axis=1))
-        draws = _draws(correct[:, :, cols], w * scale, covered)  # [3, B, M]
+    inside = member[:, rows]
+    every = np.ones(correct.shape[1], bool)
+    for g, (group, draws) in enumerate(zip(groups, _group_draws(correct, weights, rows, inside, target, every),
+                                           strict=True)):
+        cols = rows[inside[g]]
+        draws[:, :, ~np.asarray(predicted[:, cols].all(axis=1))] = np.nan  # a model without a prediction here
         lo, hi = np.percentile(draws, q, axis=1)  # [3, M] each
         for k, stat in enumerate(CLASS_MEANS):
             intervals[f"{group}.{stat}"] = (lo[k], hi[k])
         if baseline is not None and group == "all":
+            covered = np.asarray(predicted[:, cols].all(axis=1))
             plain = np.stack([top1[:, cols], correct[0][:, cols]])  # top1, mla_share: shares of the images
-            shares = _draws(plain, w / np.float32(cols.shape[0]), covered)
+            shares = _draws(plain, weights[:, inside[g]] / np.float32(cols.shape[0]), covered)
             all_draws = np.concatenate([shares, draws])  # [5, B, M] in HEADLINE order
             per_image = np.stack([top1[:, cols], correct[0][:, cols], *correct[:, :, cols]])
             diffs = _paired(all_draws, per_image, predicted[:, cols], baseline, q)
     return Bootstrap(intervals=intervals, baseline=diffs, resamples=resamples,
                      seconds=time.perf_counter() - start)
+
+
+def _group_draws(correct: np.ndarray, weights: np.ndarray, rows: np.ndarray, inside: np.ndarray,
+                 target: np.ndarray, every: np.ndarray) -> list[np.ndarray]:
+    """Per group (``inside``: bool[G, n] over ``rows``), float64[K, B, M]: each model's class mean of
+    ``correct`` in every resample. A group g within the first one takes an image of a class all of
+    whose first-group images are in g (a "pure" class) with the first group's weight times
+    C_first / C_g (C: the groups' classes), so the first group's product, taken in blocks of such
+    images, also gives g's sum over them; only g's other images need a product of their own."""
+    tgt = target[rows]
+    size = int(target.max()) + 1 if target.size else 1
+    counts = np.stack([np.bincount(tgt[member], minlength=size) for member in inside])  # [G, C]
+    present = np.count_nonzero(counts, axis=1)
+    scale = np.where(inside, 1.0 / (np.maximum(present, 1)[:, None] * np.maximum(counts[:, tgt], 1)), 0.0)
+    scale = scale.astype(np.float32)  # the class mean as a weighted sum over images
+
+    def product(sel: np.ndarray, g: int) -> np.ndarray:
+        return _draws(correct[:, :, rows[sel]], weights[:, sel] * scale[g, sel], every)
+
+    within = [bool(np.all(inside[0] | ~member)) for member in inside]
+    block = np.zeros(tgt.shape[0], np.int64)  # the group whose pure class an image of the first group has
+    for g in range(1, inside.shape[0]):
+        if within[g]:
+            pure = (counts[g] == counts[0]) & (counts[g] > 0)
+            block[(block == 0) & pure[tgt] & inside[0]] = g
+    parts = {int(b): product(inside[0] & (block == b), 0) for b in np.unique(block[inside[0]])}
+    out = [sum(parts.values()) if parts else product(inside[0], 0)]
+    for g in range(1, inside.shape[0]):
+        if not within[g]:
+            out.append(product(inside[g], g))
+            continue
+        if g not in parts:
+            out.append(product(inside[g], g))
+            continue
+        rest = inside[g] & (block != g)
+        out.append(parts[g] * (present[0] / present[g]) + (product(rest, g) if rest.any() else 0.0))
+    return [np.asarray(d, np.float64) for d in out]
 
 
 def _draws(correct: np.ndarray, weights: np.ndarray, covered: np.ndarray) -> np.ndarray:
