@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.inputs import LabeledImages, ReadOptions
-from errortaxa.engine.outputs import open_binary, open_text, write_text
+from errortaxa.engine.outputs import open_binary, write_text
 from errortaxa.engine.providers import FeatureProvider, registry
 from errortaxa.study.classes import MIN_IMAGES, WORST_K
 from errortaxa.study.distributed import run_on_ray
@@ -91,8 +91,7 @@ class StudyResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "models.csv", "parquet": out / "models.parquet", "top_errors": out / "top_errors.json"}
-        with open_text(paths["csv"]) as stream:
-            self.table.to_csv(stream, index=False)
+        write_csv(self.table, paths["csv"])
         with open_binary(paths["parquet"]) as binary:
             self.table.to_parquet(binary, index=False)
         write_text(paths["top_errors"], json.dumps(self.top_errors, indent=1) + "\n")
