@@ -155,8 +155,10 @@ def test_bootstrap_matches_a_loop_over_its_resamples(by_class: bool) -> None:
     organism = (target < 2) | (np.arange(n) < 2) if by_class else rng.random(n) < 0.5
     artifact = (target >= 3) if by_class else ~organism
     masks = {"all": np.ones(n, bool), "organism_by_label": organism, "artifact_by_label": artifact}
-    correct = rng.random((3, models, n)) < 0.7
-    boot = bootstrap(correct, np.ones((models, n), bool), target, masks, correct[0], resamples=40, seed=9)
+    values = rng.integers(0, 4, (models, n))  # value v counted correct at level k when v <= k
+    levels = np.array([[v <= k for v in range(4)] + [False] for k in range(3)])
+    correct = levels[:, values]
+    boot = bootstrap(values, levels, np.ones((models, n), bool), target, masks, resamples=40, seed=9)
     # the same resamples, recomputed by loops: strata are (group membership, target)
     pattern = (1 + 2 * organism.astype(int) + 4 * artifact.astype(int)) * 5 + target
     weights = resample_weights(pattern, 40, seed=9)
@@ -176,9 +178,9 @@ def test_bootstrap_interval_covers_the_true_class_mean() -> None:
     target = np.repeat(np.arange(classes), per_class)
     p = rng.uniform(0.4, 0.95, classes)
     correct = rng.random((replicates, target.shape[0])) < p[target]
-    levels = np.stack([correct] * 3)
-    boot = bootstrap(levels, np.ones_like(correct), target, {"all": np.ones(target.shape[0], bool)}, correct,
-                     resamples=1000, seed=2)
+    levels = np.array([[False, True, False]] * 3)  # value 1: correct at every level
+    boot = bootstrap(correct.astype(np.int64), levels, np.ones_like(correct), target,
+                     {"all": np.ones(target.shape[0], bool)}, resamples=1000, seed=2)
     lo, hi = boot.intervals["all.mla"]
     coverage = np.mean((lo <= p.mean()) & (p.mean() <= hi))
     assert 0.88 <= coverage <= 0.99, coverage  # percentile bootstrap: close to 95%

@@ -62,17 +62,19 @@ def sorted_weights(strata: np.ndarray, resamples: int, seed: int) -> np.ndarray:
     return out
 
 
-def bootstrap(correct: np.ndarray, predicted: np.ndarray, target: np.ndarray, masks: Mapping[str, np.ndarray],
-              top1: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0, baseline: int | None = None,
-              alpha: float = 0.05) -> Bootstrap:
-    """Percentile intervals of the per-class means of ``correct`` (bool[3, M, N]: correct at the
-    MLA, minor and explainable levels) in each group of ``masks`` (bool[N]; ``BOOTSTRAP_GROUPS``),
-    and with ``baseline`` (a model's row) the paired differences of every model from it in the
-    headline group's statistics (``HEADLINE``; ``top1``: bool[M, N], top-1 correct) with McNemar's
-    p-value of the per-image correctness. ``predicted``: bool[M, N]."""
+def bootstrap(values: np.ndarray, levels: np.ndarray, predicted: np.ndarray, target: np.ndarray,
+              masks: Mapping[str, np.ndarray], *, top1: np.ndarray | None = None, resamples: int = RESAMPLES,
+              seed: int = 0, baseline: int | None = None, alpha: float = 0.05) -> Bootstrap:
+    """Percentile intervals of the per-class means of the three correctness levels (MLA, minor,
+    explainable: ``levels``, bool[3, V + 1], of each model's values, ``values``: int[M, N], -1 for
+    none) in each group of ``masks`` (bool[N]; ``BOOTSTRAP_GROUPS``), and with ``baseline`` (a
+    model's row) the paired differences of every model from it in the headline group's statistics
+    (``HEADLINE``; ``top1``: bool[M, N], top-1 correct) with McNemar's p-value of the per-image
+    correctness. ``predicted``: bool[M, N]."""
     import time
 
     start = time.perf_counter()
+    lut = levels.astype(np.float32)
     groups = [g for g in BOOTSTRAP_GROUPS if g in masks]
     member = np.stack([masks[g] for g in groups])  # [G, N]
     rows = np.flatnonzero(member.any(axis=0))
@@ -86,8 +88,7 @@ def bootstrap(correct: np.ndarray, predicted: np.ndarray, target: np.ndarray, ma
     diffs: dict[str, np.ndarray] = {}
     q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
     inside = member[:, rows]
-    every = np.ones(correct.shape[1], bool)
-    for g, (group, draws) in enumerate(zip(groups, _group_draws(correct, weights, rows, inside, target, every),
+    for g, (group, draws) in enumerate(zip(groups, _group_draws(values, lut, weights, rows, inside, target),
                                            strict=True)):
         cols = rows[inside[g]]
         draws[:, :, ~np.asarray(predicted[:, cols].all(axis=1))] = np.nan  # a model without a prediction here
@@ -95,23 +96,27 @@ def bootstrap(correct: np.ndarray, predicted: np.ndarray, target: np.ndarray, ma
         for k, stat in enumerate(CLASS_MEANS):
             intervals[f"{group}.{stat}"] = (lo[k], hi[k])
         if baseline is not None and group == "all":
-            covered = np.asarray(predicted[:, cols].all(axis=1))
-            plain = np.stack([top1[:, cols], correct[0][:, cols]])  # top1, mla_share: shares of the images
-            shares = _draws(plain, weights[:, inside[g]] / np.float32(cols.shape[0]), covered)
+            if top1 is None:
+                raise ValueError("a baseline needs the top-1 correctness (top1)")
+            correct = levels[:, values[:, cols]]  # [3, M, n]
+            plain = np.stack([top1[:, cols], correct[0]]).astype(np.float32)  # top1, mla_share: image shares
+            shares = _draws(plain, weights[:, inside[g]] / np.float32(cols.shape[0]))
+            shares[:, :, ~np.asarray(predicted[:, cols].all(axis=1))] = np.nan
             all_draws = np.concatenate([shares, draws])  # [5, B, M] in HEADLINE order
-            per_image = np.stack([top1[:, cols], correct[0][:, cols], *correct[:, :, cols]])
+            per_image = np.stack([top1[:, cols], correct[0], *correct])
             diffs = _paired(all_draws, per_image, predicted[:, cols], baseline, q)
     return Bootstrap(intervals=intervals, baseline=diffs, resamples=resamples,
                      seconds=time.perf_counter() - start)
 
 
-def _group_draws(correct: np.ndarray, weights: np.ndarray, rows: np.ndarray, inside: np.ndarray,
-                 target: np.ndarray, every: np.ndarray) -> list[np.ndarray]:
+def _group_draws(values: np.ndarray, lut: np.ndarray, weights: np.ndarray, rows: np.ndarray, inside: np.ndarray,
+                 target: np.ndarray) -> list[np.ndarray]:
     """Per group (``inside``: bool[G, n] over ``rows``), float64[K, B, M]: each model's class mean of
-    ``correct`` in every resample. A group g within the first one takes an image of a class all of
-    whose first-group images are in g (a "pure" class) with the first group's weight times
-    C_first / C_g (C: the groups' classes), so the first group's product, taken in blocks of such
-    images, also gives g's sum over them; only g's other images need a product of their own."""
+    its correctness (``lut[:, values]``) in every resample. A group g within the first one takes an
+    image of a class all of whose first-group images are in g (a "pure" class) with the first
+    group's weight times C_first / C_g (C: the groups' classes), so the first group's product, taken
+    in blocks of such images, also gives g's sum over them; only g's other images need a product of
+    their own."""
     tgt = target[rows]
     size = int(target.max()) + 1 if target.size else 1
     counts = np.stack([np.bincount(tgt[member], minlength=size) for member in inside])  # [G, C]
@@ -120,7 +125,7 @@ def _group_draws(correct: np.ndarray, weights: np.ndarray, rows: np.ndarray, ins
     scale = scale.astype(np.float32)  # the class mean as a weighted sum over images
 
     def product(sel: np.ndarray, g: int) -> np.ndarray:
-        return _draws(correct[:, :, rows[sel]], weights[:, sel] * scale[g, sel], every)
+        return _draws(values[:, rows[sel]], weights[:, sel] * scale[g, sel], lut)
 
     within = [bool(np.all(inside[0] | ~member)) for member in inside]
     block = np.zeros(tgt.shape[0], np.int64)  # the group whose pure class an image of the first group has
@@ -131,10 +136,7 @@ def _group_draws(correct: np.ndarray, weights: np.ndarray, rows: np.ndarray, ins
     parts = {int(b): product(inside[0] & (block == b), 0) for b in np.unique(block[inside[0]])}
     out = [sum(parts.values()) if parts else product(inside[0], 0)]
     for g in range(1, inside.shape[0]):
-        if not within[g]:
-            out.append(product(inside[g], g))
-            continue
-        if g not in parts:
+        if not within[g] or g not in parts:
             out.append(product(inside[g], g))
             continue
         rest = inside[g] & (block != g)
@@ -142,16 +144,18 @@ def _group_draws(correct: np.ndarray, weights: np.ndarray, rows: np.ndarray, ins
     return [np.asarray(d, np.float64) for d in out]
 
 
-def _draws(correct: np.ndarray, weights: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """float64[K, B, M]: each model's weighted sum of ``correct`` (bool[K, M, n]) per resample
-    (``weights``: float32[B, n]); NaN for models not ``covered``."""
-    k, models, _ = correct.shape
+def _draws(x: np.ndarray, weights: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
+    """float64[K, B, M]: each model's weighted sum (``weights``: float32[B, n]) per resample of
+    ``lut[:, x]`` (``x``: int[M, n] values; ``lut``: float32[K, V + 1]) or, without ``lut``, of
+    ``x`` itself (float32[K, M, n])."""
+    k = lut.shape[0] if lut is not None else x.shape[0]
+    models = x.shape[0] if lut is not None else x.shape[1]
     out = np.empty((k, weights.shape[0], models), np.float64)
     for m0 in range(0, models, _CHUNK):
         m1 = min(models, m0 + _CHUNK)
-        block = correct[:, m0:m1].reshape(k * (m1 - m0), -1).astype(np.float32)
+        block = lut[:, x[m0:m1]] if lut is not None else x[:, m0:m1]  # [K, c, n] float32
+        block = block.reshape(k * (m1 - m0), -1)
         out[:, :, m0:m1] = (weights @ block.T).reshape(weights.shape[0], k, m1 - m0).transpose(1, 0, 2)
-    out[:, :, ~covered] = np.nan
     return out
 
 

@@ -241,8 +241,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         raise ValueError("a baseline needs bootstrap resamples (resamples >= 1)")
     if resamples > 0 and len(acc.models):
         target = image_set.batch.target
-        boot = bootstrap(tab.levels[:, values], preds >= 0, target, tab.masks, preds == target[None, :],
-                         resamples=resamples, seed=seed,
+        boot = bootstrap(values, tab.levels, preds >= 0, target, tab.masks, resamples=resamples, seed=seed,
+                         top1=None if baseline is None else preds == target[None, :],
                          baseline=None if baseline is None else acc.models.index(baseline))
         timings["bootstrap_s"] = boot.seconds
     table = frame(tab, acc, boot.intervals if boot is not None else None)
