@@ -91,9 +91,7 @@ class StudyResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"csv": out / "models.csv", "parquet": out / "models.parquet", "top_errors": out / "top_errors.json"}
-        write_csv(self.table, paths["csv"])
-        with open_binary(paths["parquet"]) as binary:
-            self.table.to_parquet(binary, index=False)
+        tables: list[tuple[pd.DataFrame, Path]] = [(self.table, paths["csv"]), (self.table, paths["parquet"])]
         write_text(paths["top_errors"], json.dumps(self.top_errors, indent=1) + "\n")
         paths["study"] = out / "study.json"
         about = {"taxonomy": self.taxonomy, "models": len(self.table), "images": self.images,
@@ -112,7 +110,7 @@ class StudyResult:
         for kind, table in small:
             if table is not None:
                 paths[kind] = out / f"{kind}.csv"
-                write_csv(table, paths[kind])
+                tables.append((table, paths[kind]))
         large = {"error_consistency": self.consistency.frame(list(self.table["model"]))
                  if self.consistency is not None else None,
                  "classes": self.classes.classes if self.classes is not None else None,
@@ -121,11 +119,11 @@ class StudyResult:
             if table is None:
                 continue
             paths[kind] = out / f"{kind}.parquet"
-            with open_binary(paths[kind]) as binary:
-                table.to_parquet(binary, index=False)
+            tables.append((table, paths[kind]))
             if csv:
                 paths[f"{kind}_csv"] = out / f"{kind}.csv"
-                write_csv(table, paths[f"{kind}_csv"])
+                tables.append((table, paths[f"{kind}_csv"]))
+        _write_tables(tables)
         return {k: str(v) for k, v in paths.items()}
 
 
@@ -316,6 +314,24 @@ def _with_baseline(table: pd.DataFrame, base: int, diffs: Mapping[str, np.ndarra
         for end in ("lo", "hi", "p"):
             cols[f"vs_baseline.{stat}_{end}"] = diffs[f"{stat}_{end}"]
     return pd.concat([table, pd.DataFrame(cols, index=table.index)], axis=1)
+
+
+def _write_tables(tables: Sequence[tuple[pd.DataFrame, Path]]) -> None:
+    """Write each table as CSV or Parquet (by its path's suffix), two at a time (pyarrow's writers
+    release the GIL), largest first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(table: pd.DataFrame, path: Path) -> None:
+        if path.suffix == ".parquet":
+            with open_binary(path) as binary:
+                table.to_parquet(binary, index=False)
+        else:
+            write_csv(table, path)
+
+    ordered = sorted(tables, key=lambda item: -item[0].size)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(one, table, path) for table, path in ordered]:
+            done.result()
 
 
 def write_csv(table: pd.DataFrame, path: PathLike) -> None:
