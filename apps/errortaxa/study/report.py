@@ -331,7 +331,9 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
              f"<h1>ErrorTaxa study ({html.escape(result.taxonomy)})</h1>",
              f"<p id='summary'>{len(t)} models &times; {result.images} images; classified in "
              f"{result.seconds:.1f} s. Accuracies are on the non-problematic images, with 95% "
-             "Clopper-Pearson intervals; error shares are of each model's errors.</p>"]
+             "Clopper-Pearson intervals (the per-class means, MLA and its variants, with percentile-bootstrap "
+             f"intervals over {result.resamples} resamples of the images where computed); error shares are of "
+             "each model's errors.</p>"]
     # per-model table
     meta = result.metadata_columns
     shares = [c for c in result.error_categories if f"error_share.{c}" in t.columns]
