@@ -83,8 +83,10 @@ def test_provider_answers_factor(annotations: dict[str, dict[str, int]], config:
             else:
                 assert not got.known[i] and got.reason[i] == "image not annotated by ImageNet-X"
     assert sum(n not in annotations for n in names) >= 2  # the package leaves some validation images out
-    with pytest.raises(ValueError, match="unknown factor 'posture'"):
+    with pytest.raises(ValueError, match="factor: Input should be 'pose', 'background'"):
         provider.evaluate("factor", {"factor": "posture"}, batch, rows)
+    with pytest.raises(ValueError, match="extra_param: Extra inputs are not permitted"):
+        provider.evaluate("factor", {"factor": "pose", "extra_param": 1}, batch, rows)
     with pytest.raises(ValueError, match="no test"):
         provider.evaluate("pose", {"factor": "pose"}, batch, rows)
 

@@ -5,13 +5,24 @@ annotation (or samples without an image name) are "not evaluated"."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from errortaxa.engine import FeatureResult
 from errortaxa.engine.providers.annotations import AnnotationTable
+from errortaxa.providers.imagenet_x.annotations import FACTORS
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TEST = "factor"
+Factor = Literal[FACTORS]  # type: ignore[valid-type]
+
+
+class FactorParams(BaseModel):
+    """The parameters of test ``factor``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    factor: Factor = Field(description="the ImageNet-X factor of variation the image must carry")
 
 
 class ImagenetXProvider:
@@ -26,12 +37,14 @@ class ImagenetXProvider:
     def evaluate(self, test: str, params: Mapping[str, Any], batch: Any, rows: np.ndarray) -> FeatureResult:
         if test != TEST:
             raise ValueError(f"the imagenet_x provider has no test {test!r} (it has: {TEST})")
-        params = dict(params or {})
-        if set(params) != {"factor"}:
-            raise ValueError(f"imagenet_x/{TEST} takes one parameter, factor (got: {sorted(params)})")
-        factor = params["factor"]
+        try:
+            factor = FactorParams.model_validate(dict(params or {})).factor
+        except ValidationError as error:
+            problem = error.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "params"
+            raise ValueError(f"imagenet_x/{TEST} {where}: {problem['msg']}") from None
         if factor not in self.table.columns:
-            raise ValueError(f"imagenet_x/{TEST}: unknown factor {factor!r} (factors: {', '.join(self.table.columns)})")
+            raise ValueError(f"imagenet_x/{TEST}: the annotations have no factor {factor!r}")
         column = self.table.columns.index(factor)
         rows = np.asarray(rows, np.int64)
         m = int(rows.shape[0])
