@@ -11,6 +11,7 @@ import pytest
 from errortaxa.cli import main
 from errortaxa.engine.knowledge.datasets import dataset, imagenet_a_classes
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
+from errortaxa.study.stats import clopper_pearson
 
 
 def test_imagenet_a_definition() -> None:
@@ -116,6 +117,8 @@ def test_top1_on_all_validation_images(tmp_path: Path) -> None:
                  "--reference-tables", "--out", str(out), "--no-progress"]) == 0
     table = pd.read_csv(out / "models.csv").set_index("model")
     assert table.loc["full", "top1_val"] == pytest.approx(np.mean(pred == val))
+    lo, hi = clopper_pearson(int(np.sum(pred == val)), pred.shape[0])
+    assert (table.loc["full", "top1_val_lo"], table.loc["full", "top1_val_hi"]) == pytest.approx((float(lo), float(hi)))
     assert np.isnan(table.loc["part", "top1_val"])
     ref = pd.read_csv(out / "reference" / "non_problematic_stats_all.csv").set_index("model_dir_id")
     assert ref.loc["full", "top1_val_acc"] == pytest.approx(100 * np.mean(pred == val))

@@ -7,7 +7,8 @@
   subset (ImageNet-A's 200 classes: the reference's ``top1_val_acc_subset_200``); it needs scores
   (logits), not top-1 ids.
 
-Both are fractions in [0, 1]; a model whose file does not allow one has none (NaN in the table).
+Both are fractions in [0, 1], each with its 95% Clopper-Pearson interval (``_lo`` / ``_hi``); a
+model whose file does not allow one has none (NaN in the table).
 """
 
 from __future__ import annotations
@@ -67,13 +68,22 @@ def read_with_scores(path: PathLike, rows_of: dict[str, int], study_target: np.n
     if extra.val_targets is not None:
         index = np.arange(NUM_VALIDATION_IMAGES) if predictions.validation_order else _val_index(names)
         if index is not None:
-            extras["top1_val"] = float(np.mean(pred[index] == extra.val_targets))
+            _share(extras, "top1_val", int(np.count_nonzero(pred[index] == extra.val_targets)), index.shape[0])
     scores = predictions.scores
     if extra.subset is not None and scores.ndim == 2 and keep.any():
         sub = np.asarray(extra.subset, np.int64)
         restricted = sub[np.argmax(scores[keep][:, sub], axis=1)]
-        extras["top1_subset"] = float(np.mean(restricted == study_target[rows[keep]]))
+        _share(extras, "top1_subset", int(np.count_nonzero(restricted == study_target[rows[keep]])),
+               int(restricted.shape[0]))
     return out, extras
+
+
+def _share(extras: dict[str, float], name: str, k: int, n: int) -> None:
+    """``name`` = k / n with its 95% Clopper-Pearson interval (``name_lo``, ``name_hi``)."""
+    from errortaxa.study.stats import clopper_pearson
+
+    lo, hi = clopper_pearson(k, n)
+    extras[name], extras[f"{name}_lo"], extras[f"{name}_hi"] = k / n, float(lo), float(hi)
 
 
 def _val_index(names: Sequence[str]) -> np.ndarray | None:
