@@ -6,8 +6,8 @@ seeded percentile bootstrap over images. Each resample draws, within every strat
 the same target and the same membership of the bootstrapped groups (headline, organism, artifact),
 as many images as it has, with replacement; every group then keeps its classes and their image
 counts, and a model's statistic in a resample is linear in the resample's image weights. All models
-share the same resamples (one matrix product per group, over all models at once), which also makes
-the differences from a baseline model paired.
+share the same resamples (matrix products over all models at once), which also makes the
+differences from a baseline model paired.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ _CHUNK = 256  # models per matrix product
 class Bootstrap:
     """Per group and statistic, the 2.5% and 97.5% points of each model's bootstrap distribution
     (NaN for a model without a prediction on some image of the group); with a baseline, per headline
-    statistic the paired differences' point estimate, percentiles and McNemar's p."""
+    statistic the percentiles of the paired differences and McNemar's p."""
 
     intervals: dict[str, tuple[np.ndarray, np.ndarray]]  # "group.stat" -> (lo[M], hi[M])
-    baseline: dict[str, np.ndarray]  # "STAT", "STAT_lo", "STAT_hi", "STAT_p" -> float[M]
+    baseline: dict[str, np.ndarray]  # "STAT_lo", "STAT_hi", "STAT_p" -> float[M]
     resamples: int
     seconds: float
 
@@ -161,10 +161,9 @@ def _draws(x: np.ndarray, weights: np.ndarray, lut: np.ndarray | None = None) ->
 
 def _paired(draws: np.ndarray, per_image: np.ndarray, predicted: np.ndarray, baseline: int,
             q: Sequence[float]) -> dict[str, np.ndarray]:
-    """Differences of every model from ``baseline`` per headline statistic: the estimate (the
-    difference of the unweighted sums, i.e. of the statistics), the percentiles of the paired
-    resampled differences, and McNemar's exact p of the per-image correctness on the images both
-    predict."""
+    """Differences of every model from ``baseline`` per headline statistic: the percentiles of the
+    paired resampled differences, and McNemar's exact p of the per-image correctness on the images
+    both predict."""
     out: dict[str, np.ndarray] = {}
     both = predicted & predicted[baseline]
     for k, stat in enumerate(HEADLINE):
