@@ -100,6 +100,7 @@ out.plots = [...document.querySelectorAll('img')].map(i => ({id: i.id, loaded: i
 out.consistency = document.querySelectorAll('#consistency tr.consistency').length;
 out.worstClasses = document.querySelectorAll('#worst-classes tr.worst-class').length;
 out.superclasses = document.querySelectorAll('#superclasses tr.superclass').length;
+out.baseline = document.querySelectorAll('#baseline tr.vs-baseline').length;
 out.factorsSource = (document.querySelector('#factors-source') || {textContent: ''}).textContent;
 out.headers = [...document.querySelectorAll('#models th')].map(h => h.textContent);
 document.body.setAttribute('data-measure', JSON.stringify(out));
@@ -146,6 +147,7 @@ def test_report_analyses_in_a_browser(tmp_path: Path) -> None:
     assert loaded["plot-error_consistency"] and loaded["plot-error_share_vs_mla"]
     assert measure["consistency"] == 1 + len(result.error_categories)
     assert measure["worstClasses"] > 0 and measure["superclasses"] > 0
+    assert measure["baseline"] == models
     assert "MLA 95% CI (bootstrap)" in measure["headers"] and len(measure["headers"]) == len(set(measure["headers"]))
     if factors is not None:
         assert loaded["plot-factors"] and "CC BY-NC 4.0" in measure["factorsSource"]

@@ -363,6 +363,7 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
     parts.append("</table></div>")
     if len(t) > max_rows:
         parts.append(f"<p>({len(t) - max_rows} more models in models.csv)</p>")
+    parts.extend(_baseline_html(result, max_rows))
     parts.extend(_sources_html(result))
     # plots
     if plot_paths:
@@ -453,6 +454,34 @@ def _trends_html(trends: pd.DataFrame | None, plot: str) -> str:
                    f"{esc(str(row['group']))}</td><td>{int(row['models'])}</td><td>{ci(row, 'slope')}</td>{cells}</tr>")
     out.append("</table></div>")
     return "".join(out)
+
+
+def _baseline_html(result: StudyResult, max_rows: int) -> list[str]:
+    """With a baseline: every model's difference from it in each headline statistic, with the paired
+    bootstrap interval and McNemar's p (``table#baseline``, rows ``tr.vs-baseline``)."""
+    t = result.table
+    if result.baseline is None or "vs_baseline.mla" not in t.columns:
+        return []
+    from errortaxa.study.intervals import HEADLINE
+
+    labels = {"top1": "top-1", "mla_share": "MLA share", "mla": "MLA", "mla_minor": "MLA, minor correct",
+              "mla_explainable": "MLA, explainable correct"}
+    head = "".join(f"<th>{labels[s]} &minus; baseline [95% CI]</th><th>{labels[s]} McNemar p</th>" for s in HEADLINE)
+    parts = [f"<h2 id='vs-baseline'>Differences from {html.escape(result.baseline)}</h2>",
+             "<p>Each model's value minus the baseline's, the percentile interval of the differences over the "
+             "same bootstrap resamples (paired), and the exact McNemar p-value of the per-image correctness.</p>",
+             f"<div class='scroll'><table id='baseline'><tr><th class='l'>model</th>{head}</tr>"]
+    for _, row in t.sort_values("all.mla", ascending=False).head(max_rows).iterrows():
+        cells = "".join(f"<td>{_fmt(row[f'vs_baseline.{s}'])} [{_fmt(row[f'vs_baseline.{s}_lo'])}, "
+                        f"{_fmt(row[f'vs_baseline.{s}_hi'])}]</td><td>{_fmt_p(row[f'vs_baseline.{s}_p'])}</td>"
+                        for s in HEADLINE)
+        parts.append(f"<tr class='vs-baseline'><td class='l'>{_fmt(row['model'])}</td>{cells}</tr>")
+    parts.append("</table></div>")
+    return parts
+
+
+def _fmt_p(p: Any) -> str:
+    return "" if not np.isfinite(p) else f"{p:.2g}"
 
 
 def _classes_html(result: StudyResult, k: int = 20) -> list[str]:
