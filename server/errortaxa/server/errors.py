@@ -53,7 +53,9 @@ class ServiceError(ErrorTaxaError):
     def _concrete(cls, *args: Any, **kwargs: Any) -> type[ErrorTaxaError]:
         if cls is not ServiceError:
             return super()._concrete(*args, **kwargs)
-        code = args[0] if args else kwargs["code"]
+        code = args[0] if args else kwargs.get("code")
+        if code not in _SERVICE_ERRORS:
+            raise TypeError(f"ServiceError is a group: its status code {code!r} names none of its members")
         return _SERVICE_ERRORS[code]
 
     def __init__(
