@@ -200,15 +200,16 @@ def test_every_kind_has_a_status_code() -> None:
     assert all(STATUS_OF[KIND_OF_STATUS[code.name]] is code for code in STATUS_OF.values())  # the CLI's agrees
     for kind in (EngineAlreadyExists, EngineUnavailable):
         mapped = from_error(kind("the taxonomy replica is behind", Location(field="taxonomy")))
-        assert (mapped.code, mapped.detail.field, mapped.detail.reason) == (STATUS_OF[kind], "taxonomy", kind.code)
+        assert (mapped.status_code, mapped.detail.field, mapped.detail.reason) == (STATUS_OF[kind], "taxonomy",
+                                                                                  kind.code)
     # a status chosen below a handler is an error of the status's kind
     for code in STATUS_OF.values():
         error = ServiceError(code, "refused", field="x", reason="WHY")
-        assert isinstance(error, ErrorTaxaError) and STATUS_OF[kind_of(error)] is code and error.code is code
+        assert isinstance(error, ErrorTaxaError) and STATUS_OF[kind_of(error)] is code and error.status_code is code
         assert str(error) == "refused" and error.detail.reason == "WHY"
     # by type, never by message text: a sample error that says "outside" is not a class out of range
     mapped = from_error(SampleError(4, "images", "names an image outside the set"))
-    assert (mapped.code, mapped.detail.reason, mapped.detail.field, mapped.detail.sample_index) == (
+    assert (mapped.status_code, mapped.detail.reason, mapped.detail.field, mapped.detail.sample_index) == (
         grpc.StatusCode.INVALID_ARGUMENT, "INVALID_SAMPLE", "images", 4)
     mapped = from_error(ClassOutOfRange(2, "pred", "class id 1000 is too big"))
     assert mapped.detail.reason == "CLASS_OUT_OF_RANGE"

@@ -44,10 +44,8 @@ def shown(text: str) -> str:
 
 
 class ServiceError(ErrorTaxaError):
-    """Raised anywhere below a handler; the handler turns it into the call's status. ``code`` is
-    that status (not a reason: the reason is ``detail.reason``); the string is the message."""
-
-    code: grpc.StatusCode  # type: ignore[assignment]
+    """Raised anywhere below a handler; the handler turns it into the call's status
+    (:attr:`status_code`, its kind's); the string is the message, the reason ``detail.reason``."""
 
     @classmethod
     def _concrete(cls, *args: Any, **kwargs: Any) -> type[ErrorTaxaError]:
@@ -71,7 +69,6 @@ class ServiceError(ErrorTaxaError):
     ) -> None:
         message = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
         super().__init__(message)
-        self.code = code  # type: ignore[misc]
         self.message = message
         self.detail = service_pb2.ErrorDetail(field=field, problems=list(problems), reason=reason)
         if sample_index is not None:
@@ -79,17 +76,21 @@ class ServiceError(ErrorTaxaError):
         if row is not None:
             self.detail.row = row
 
+    @property
+    def status_code(self) -> grpc.StatusCode:
+        return grpc.StatusCode[self.status]
+
     def abort(self, context: grpc.ServicerContext) -> NoReturn:
         """End the call with this error (status code, message, ErrorDetail in trailing metadata)."""
-        blob = encode_status(self.code.value[0], self.message, self.detail)
+        blob = encode_status(self.status_code.value[0], self.message, self.detail)
         while len(blob) > MAX_DETAILS and self.detail.problems:  # keep the first problems that fit
             del self.detail.problems[max(len(self.detail.problems) // 2, 1) - 1:]
-            blob = encode_status(self.code.value[0], self.message, self.detail)
+            blob = encode_status(self.status_code.value[0], self.message, self.detail)
         if len(blob) > MAX_DETAILS:
             detail = service_pb2.ErrorDetail(reason=self.detail.reason)
-            blob = encode_status(self.code.value[0], self.message[:200], detail)
+            blob = encode_status(self.status_code.value[0], self.message[:200], detail)
         context.set_trailing_metadata(((STATUS_DETAILS_KEY, blob),))
-        context.abort(self.code, self.message)
+        context.abort(self.status_code, self.message)
         raise AssertionError("unreachable")  # context.abort raises
 
 
