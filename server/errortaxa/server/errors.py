@@ -25,7 +25,6 @@ from errortaxa.engine.errors import (
     Unavailable,
     format_key_path,
     kind_of,
-    kind_of_class,
 )
 from errortaxa.engine.language.problems import Problem, TaxonomyError
 from errortaxa.v1 import service_pb2, taxonomy_pb2
@@ -131,7 +130,7 @@ class ServiceDeadlineExceeded(ServiceError, DeadlineExceeded):
 
 
 _SERVICE_ERRORS: dict[grpc.StatusCode, type[ServiceError]] = {
-    STATUS_OF[kind_of_class(c)]: c for c in (  # type: ignore[index]
+    grpc.StatusCode[c.status]: c for c in (
         ServiceInvalidArgument, ServiceNotFound, ServiceFailedPrecondition, ServiceResourceExhausted,
         ServiceAlreadyExists, ServiceUnavailable, ServicePermissionDenied, ServiceUnauthenticated,
         ServiceDeadlineExceeded)}
