@@ -11,7 +11,9 @@ Which of these a method is, its declaration says (declarations.py: uncounted, co
   ``max_streams_per_client`` from the same client (its token's name when tokens are configured,
   else its connection); it holds a computing slot only while it answers a batch, and a stream that
   sends no batch for ``idle_seconds`` is ended with DEADLINE_EXCEEDED (reason STREAM_IDLE); its
-  place is free as soon as the call is over (a client's cancel included);
+  place is free as soon as the call is over (a client's cancel included), and a stream over a limit
+  waits ``PLACE_WAIT_SECONDS`` for a place before it is refused (a cancel the server has not seen
+  yet);
 - health, reflection and the listings are never counted: with every admitted call and stream
   holding its thread, the reserved threads still answer them.
 """
@@ -29,6 +31,9 @@ import grpc
 from errortaxa.server.errors import ServiceError
 
 RESERVED_THREADS = 4
+#: How long a stream over a stream limit waits for a place before it is refused: a client that
+#: cancels a stream and opens the next at once may be ahead of the server seeing the cancel.
+PLACE_WAIT_SECONDS = 0.25
 _END = object()
 
 
@@ -52,6 +57,7 @@ class Admission:
         self.max_streams_per_client = max_streams_per_client
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # notified when a stream's place is freed
         self._calls = 0
         self._streams: dict[str, int] = {}
         self.closing = threading.Event()  # set when the server stops: new calls get UNAVAILABLE
@@ -109,17 +115,16 @@ class Admission:
 
     @contextmanager
     def stream(self, client: str) -> Iterator[Callable[[], None]]:
-        """Admit one stream of ``client`` (ServiceError RESOURCE_EXHAUSTED when full) and hold its
-        place; gives the function that frees the place at once (at the call's end, a cancel
-        included; the exit frees it too, once in all)."""
+        """Admit one stream of ``client`` (ServiceError RESOURCE_EXHAUSTED when full, after waiting
+        PLACE_WAIT_SECONDS for a place) and hold its place; gives the function that frees the place
+        at once (at the call's end, a cancel included; the exit frees it too, once in all)."""
         self._check_open()
-        with self._lock:
-            if self._streams.get(client, 0) >= self.max_streams_per_client:
-                raise _exhausted(f"this client has {self.max_streams_per_client} streams open "
-                                 "(max_streams_per_client); close one first", "TOO_MANY_STREAMS")
-            if sum(self._streams.values()) >= self.max_streams:
-                raise _exhausted(f"the server has {self.max_streams} streams open (max_streams); retry later",
-                                 "TOO_MANY_STREAMS")
+        with self._freed:
+            deadline = time.monotonic() + PLACE_WAIT_SECONDS
+            while (full := self._stream_refusal(client)) is not None:
+                if time.monotonic() >= deadline:
+                    raise full
+                self._freed.wait(max(deadline - time.monotonic(), 0.001))
             self._streams[client] = self._streams.get(client, 0) + 1
         held = [True]
 
@@ -131,11 +136,22 @@ class Admission:
                 self._streams[client] -= 1
                 if not self._streams[client]:
                     del self._streams[client]
+                self._freed.notify_all()
 
         try:
             yield release
         finally:
             release()
+
+    def _stream_refusal(self, client: str) -> ServiceError | None:
+        """Why one more stream of ``client`` is refused now (None: it is admitted)."""
+        if self._streams.get(client, 0) >= self.max_streams_per_client:
+            return _exhausted(f"this client has {self.max_streams_per_client} streams open "
+                              "(max_streams_per_client); close one first", "TOO_MANY_STREAMS")
+        if sum(self._streams.values()) >= self.max_streams:
+            return _exhausted(f"the server has {self.max_streams} streams open (max_streams); retry later",
+                              "TOO_MANY_STREAMS")
+        return None
 
     def requests(self, source: Iterator[Any], context: grpc.ServicerContext) -> StreamRequests:
         return StreamRequests(source, context, self.compute, self.idle_seconds, self.ending)
