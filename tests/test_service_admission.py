@@ -160,7 +160,7 @@ def test_admission_refuses_at_once_beyond_max_concurrent_rpcs() -> None:
     target = f"127.0.0.1:{running.port}"
     try:
         with Client(target, retries=0, timeout=60) as c:
-            n = 400_000
+            n = 300_000  # records: the largest they can take is under max_message_mb
             big = dict(target=np.ones(n, int), pred=np.ones(n, int), label_offsets=np.arange(n + 1),
                        label_values=np.ones(n, int), records=True)
             results: list[Any] = []
