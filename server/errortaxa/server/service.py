@@ -97,7 +97,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             response.rows.extend(rows.tolist())
         if request.options.summary:
             response.summary.CopyFrom(convert.summary_message(decisions))
-        sizes.check_response(response, self.config.max_message_mb)
+        sizes.check_response(response, request.options, self.config.max_message_mb)
         self.metrics.add_samples(method, len(batch))
         return response
 

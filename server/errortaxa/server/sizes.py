@@ -145,8 +145,13 @@ def too_large(size: int, max_message_mb: int, n: int, *, before: bool) -> Servic
                         field="options", reason="RESPONSE_TOO_LARGE")
 
 
-def check_response(response: service_pb2.ClassifyResponse, max_message_mb: int) -> None:
-    """ServiceError RESOURCE_EXHAUSTED when the built ``response`` is over the message limit."""
+def check_response(response: service_pb2.ClassifyResponse, options: service_pb2.ResultOptions,
+                   max_message_mb: int) -> None:
+    """ServiceError RESOURCE_EXHAUSTED when the built ``response`` is over the message limit. Only
+    records, evidence and the summary can hold what the bound before the work did not count;
+    without them the bound covers the response and it is not measured again."""
+    if not (options.records or options.evidence or options.summary):
+        return
     size = response.ByteSize()
     if size > max_message_mb * 2**20:
         raise too_large(size, max_message_mb, response.count, before=False)
