@@ -56,7 +56,7 @@ def test_the_bound_holds_on_real_encoded_responses(options: service_pb2.ResultOp
     decisions = evaluate(compiled, batch)
     response = service_pb2.ClassifyResponse(taxonomy=info_of(compiled), count=len(batch), sequence=-1)
     convert.fill_decisions(response, decisions, options)
-    total = response.taxonomy.ByteSize() + sizes.response_bound(compiled, bound, batch, options)
+    total = response.taxonomy.ByteSize() + sizes.response_bound(bound, batch, options)
     assert response.ByteSize() <= total
     if options.records:  # a bound, not a wall: within a few times what the worst case takes
         assert total <= 4 * response.ByteSize()

@@ -113,7 +113,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
                 bound = self._record_bounds[entry.compiled.content_hash] = sizes.record_bound(entry.compiled)
         source = getattr(request, request.WhichOneof("input") or "samples")
         sent = source.oov.evidence_json if source.HasField("oov") else ()
-        size = info_bytes + sizes.response_bound(entry.compiled, bound, batch, request.options, rows=rows,
+        size = info_bytes + sizes.response_bound(bound, batch, request.options, rows=rows,
                                                  sent_evidence=sent)
         if size > self.config.max_message_mb * 2**20:
             raise sizes.too_large(size, self.config.max_message_mb, len(batch), before=True)

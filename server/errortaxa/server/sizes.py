@@ -46,9 +46,13 @@ ID_ENTRY_BYTES = 25
 
 @dataclass(frozen=True)
 class RecordBound:
-    """Bytes of one record of a compiled taxonomy, at most, without its id or image and without
-    provider evidence: as JSON text and as a Struct, and of the primary axis' evidence alone."""
+    """What a compiled taxonomy's responses take, at most: the decision columns (``columns``
+    whatever the samples, ``columns_per_sample`` more per sample) and one record without its id
+    or image and without provider evidence, as JSON text and as a Struct, and of the primary
+    axis' evidence alone."""
 
+    columns: int
+    columns_per_sample: int
     record_json: int
     record_struct: int
     evidence_json: int
@@ -96,9 +100,14 @@ def _largest_record(compiled: CompiledTaxonomy, size: Callable[[Any], int]) -> t
 
 def record_bound(compiled: CompiledTaxonomy) -> RecordBound:
     """The largest record ``compiled`` allows, encoded (see the module docstring)."""
+    columns = per_sample = 0
+    for axis in compiled.axes.values():
+        names = service_pb2.AxisDecisions(axis=axis.name, values=axis.value_ids, rules=axis.rule_ids)
+        columns += PREFIX_BYTES + names.ByteSize() + PREFIX_BYTES * 4
+        per_sample += 3 * INT_BYTES + (len(axis.rules) + 7) // 8
     as_json, evidence_json = _largest_record(compiled, _json_size)
     as_struct, evidence_struct = _largest_record(compiled, _utf8_size)
-    return RecordBound(_json_size(as_json), struct(as_struct).ByteSize(),
+    return RecordBound(columns, per_sample, _json_size(as_json), struct(as_struct).ByteSize(),
                        _json_size(evidence_json), struct(evidence_struct).ByteSize())
 
 
@@ -107,17 +116,14 @@ def _strings_size(values: Sequence[str] | None) -> int:
     return len(orjson.dumps(list(values))) if values is not None and len(values) else 0
 
 
-def response_bound(compiled: CompiledTaxonomy, bound: RecordBound, batch: SampleBatch,
+def response_bound(bound: RecordBound, batch: SampleBatch,
                    options: service_pb2.ResultOptions, *, rows: np.ndarray | None = None,
                    sent_evidence: Sequence[str] = ()) -> int:
     """The encoded size of the ClassifyResponse for ``batch`` at most (its taxonomy info and
     summary aside): ``rows`` the dataset rows of dataset predictions, ``sent_evidence`` the
     per-sample evidence JSON the request carries (echoed into the evidence where a rule holds)."""
     n = len(batch)
-    total = 64  # taxonomy info aside (counted by the caller): sequence, count, field prefixes
-    for axis in compiled.axes.values():
-        columns = service_pb2.AxisDecisions(axis=axis.name, values=axis.value_ids, rules=axis.rule_ids)
-        total += columns.ByteSize() + PREFIX_BYTES * 5 + n * (3 * INT_BYTES + (len(axis.rules) + 7) // 8)
+    total = 64 + bound.columns + n * bound.columns_per_sample  # 64: sequence, count, the info's prefix
     if rows is not None and len(rows):
         total += PREFIX_BYTES + n * len(varint(int(rows.max())))
     if not (options.records or options.evidence):
