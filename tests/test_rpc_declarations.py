@@ -51,17 +51,17 @@ def test_every_method_is_declared_and_has_a_handler_and_a_client_entry() -> None
         "DeleteTaxonomy", "RegisterDataset"}
 
 
-def _service(methods: list[tuple[str, bool, str]]) -> Any:
-    """A service of methods (name, bidirectional stream, option text) in a file of its own, added to
-    the default pool beside options.proto and empty.proto."""
+def _service(methods: list[tuple[str, tuple[bool, bool], str]]) -> Any:
+    """A service of methods (name, (request stream, response stream), option text) in a file of its
+    own, added to the default pool beside options.proto and empty.proto."""
     proto = descriptor_pb2.FileDescriptorProto(name="errortaxa/tests/declared.proto", package="errortaxa.tests",
                                                syntax="proto3", dependency=[options_pb2.DESCRIPTOR.name,
                                                                             empty_pb2.DESCRIPTOR.name])
     service = proto.service.add(name="Declared")
-    for name, streams, option in methods:
+    for name, (requests, answers), option in methods:
         method = service.method.add(name=name, input_type=".google.protobuf.Empty",
-                                    output_type=".google.protobuf.Empty", client_streaming=streams,
-                                    server_streaming=streams)
+                                    output_type=".google.protobuf.Empty", client_streaming=requests,
+                                    server_streaming=answers)
         if option:
             method.options.Extensions[options_pb2.rpc].CopyFrom(text_format.Parse(option, options_pb2.RpcDeclaration()))
     pool = descriptor_pool.Default()
@@ -73,20 +73,25 @@ def _service(methods: list[tuple[str, bool, str]]) -> Any:
 
 
 def test_a_declaration_needs_a_level_and_an_admission_that_fits_the_method() -> None:
+    unary, bidi = (False, False), (True, True)
     service = _service([
-        ("Full", False, "authorization: READ admission: COMPUTING idempotent: true"),
-        ("None", False, ""),
-        ("NoLevel", False, "admission: COMPUTING"),
-        ("NoAdmission", False, "authorization: ADMIN"),
-        ("StreamUnary", False, "authorization: READ admission: STREAM"),
-        ("ComputedStream", True, "authorization: READ admission: COMPUTING"),
-        ("Stream", True, "authorization: READ admission: STREAM"),
+        ("Full", unary, "authorization: READ admission: COMPUTING idempotent: true"),
+        ("None", unary, ""),
+        ("NoLevel", unary, "admission: COMPUTING"),
+        ("NoAdmission", unary, "authorization: ADMIN"),
+        ("StreamUnary", unary, "authorization: READ admission: STREAM"),
+        ("ComputedStream", bidi, "authorization: READ admission: COMPUTING"),
+        ("ComputedAnswers", (False, True), "authorization: READ admission: COMPUTING"),
+        ("RequestsOnly", (True, False), "authorization: READ admission: STREAM"),
+        ("Stream", bidi, "authorization: READ admission: STREAM"),
+        ("Listing", (False, True), "authorization: PUBLIC admission: UNCOUNTED"),
     ])
     found = {m.name: declared(m) for m in service.methods}
     assert found["Full"] is not None and (found["Full"].authorization, found["Full"].idempotent) == ("read", True)
     assert found["Stream"] is not None and found["Stream"].admission == STREAM and not found["Stream"].idempotent
+    assert found["Listing"] is not None and found["Listing"].authorization == "public"
     assert [name for name, d in found.items() if d is None] == [
-        "None", "NoLevel", "NoAdmission", "StreamUnary", "ComputedStream"]
+        "None", "NoLevel", "NoAdmission", "StreamUnary", "ComputedStream", "ComputedAnswers", "RequestsOnly"]
 
 
 def _extra_handlers(ran: threading.Event) -> list[grpc.GenericRpcHandler]:

@@ -10,7 +10,7 @@ The interceptor looks each call up with :func:`declaration`. A method of no serv
 without the option, or one with an UNSPECIFIED level or admission has none: it is refused with
 PERMISSION_DENIED whatever the token (and with no tokens configured too). So is a request stream
 that is not a bidirectional stream with the stream admission, and a stream admission on a method
-that does not stream its requests.
+that does not stream its requests, and a computing admission on a method that streams its answers.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def declared(method: MethodDescriptor) -> Declaration | None:
         return None  # a request stream is admitted as a stream, and answered by one
     if admission == STREAM and not method.client_streaming:
         return None
+    if admission == COMPUTING and method.server_streaming:
+        return None  # its slot would be given back before the answers are sent
     return Declaration(level, admission, rpc.idempotent)
 
 
