@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, label_options, read_options, taxonomy_from
+from errortaxa.cli.common import (
+    COLUMNS_HELP,
+    TAXONOMY_HELP,
+    add_limit_option,
+    label_options,
+    read_options,
+    taxonomy_from,
+)
 from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
 from errortaxa.engine import CompiledTaxonomy, evaluate
 from errortaxa.engine.errors import InvalidInput
@@ -77,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "factors of variation; the factors extra): factors.csv and a heat map in the report")
     p.add_argument("--csv", action="store_true", help="also write the large tables (error_consistency, classes) as CSV")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_limit_option(p)
     p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
@@ -87,6 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_limit_option(p)
     p.set_defaults(func=cmd_mcnemar, extra="study")
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
@@ -100,6 +109,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--labels", required=True, help="label file defining the images (multi-label CSV)")
     p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--json", help="also write the result as JSON here")
+    add_limit_option(p)
     p.set_defaults(func=cmd_agreement)
 
 
@@ -361,4 +371,5 @@ def add_diff_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
     p.add_argument("--examples", type=_positive, default=3, help="example errors per cell")
     p.add_argument("--json", help="also write the diff as JSON here")
+    add_limit_option(p)
     p.set_defaults(func=cmd_diff)

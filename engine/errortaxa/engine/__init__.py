@@ -1,7 +1,6 @@
 """The ErrorTaxa engine: taxonomy YAML -> schema -> compiled rules -> vectorised decisions."""
 
 from errortaxa.engine.compile.compiler import (
-    ENGINE_VERSION,
     CompiledTaxonomy,
     compile_path,
     compile_taxonomy,
@@ -16,7 +15,7 @@ from errortaxa.engine.run.cases import CaseResult, run_cases
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.run.explain import Explanation, RuleTrace, explain
 from errortaxa.engine.samples import SampleBatch, SampleError
-from errortaxa.engine.version import __version__
+from errortaxa.engine.version import ENGINE_VERSION, __version__
 
 __all__ = [
     "DEFAULT_TAXONOMY",

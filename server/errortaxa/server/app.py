@@ -18,9 +18,10 @@ from types import FrameType
 import grpc
 from errortaxa.engine.language import limits
 from errortaxa.server.admission import Admission
-from errortaxa.server.auth import SERVICE, Tokens
+from errortaxa.server.auth import Tokens
 from errortaxa.server.config import ConfigError, ServerConfig, load_config
 from errortaxa.server.datasets import DatasetRegistry
+from errortaxa.server.declarations import SERVICE_NAME
 from errortaxa.server.errors import ServiceError
 from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
@@ -30,11 +31,12 @@ from errortaxa.server.reflection import enable_reflection
 from errortaxa.server.service import Service
 from errortaxa.server.store import Finding, TaxonomyStore
 from errortaxa.server.taxonomies import TaxonomyRegistry
-from errortaxa.v1 import service_pb2, service_pb2_grpc
+from errortaxa.v1 import service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("errortaxa.server")
 REFUSAL_SECONDS = 0.25  # at stop: how long calls arriving are still answered UNAVAILABLE
+STREAM_END_SECONDS = 1.0  # at stop, once the grace is over: how long streams get to end UNAVAILABLE
 
 
 @dataclass
@@ -72,16 +74,20 @@ class RunningServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Refuse new calls (UNAVAILABLE); calls in flight get ``grace`` seconds (default: config) to
-        finish, then the gRPC server stops."""
+        finish. Streams still open then end UNAVAILABLE at their next read (a batch being answered is
+        sent first; they get STREAM_END_SECONDS). With a grace, calls already on the wire get their
+        UNAVAILABLE for REFUSAL_SECONDS more; then the gRPC server stops."""
         if self._stopped.is_set():
             return
         self.health.enter_graceful_shutdown()
         grace = self.config.grace_seconds if grace is None else grace
         begun = time.monotonic()
         self.admission.refuse_new()  # UNAVAILABLE from here on, while the calls in flight finish
-        if self.admission.wait_idle(grace):
-            # calls already on the wire get their UNAVAILABLE too (grpc would end them CANCELLED)
-            time.sleep(min(REFUSAL_SECONDS, max(grace - (time.monotonic() - begun), 0.0)))
+        if not self.admission.wait_idle(grace):
+            self.admission.end_streams()  # grpc's stop would end them CANCELLED
+            self.admission.wait_idle(STREAM_END_SECONDS, streams_only=True)
+        if grace > 0:  # calls already on the wire get their UNAVAILABLE too (grpc would end them CANCELLED)
+            time.sleep(REFUSAL_SECONDS)
         self.server.stop(max(grace - (time.monotonic() - begun), 0.0)).wait()
         if self.metrics_http is not None:
             self.metrics_http.close()
@@ -135,8 +141,7 @@ def build_server(config: ServerConfig) -> RunningServer:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        enable_reflection(server, (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name,
-                                   health.SERVICE_NAME))
+        enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
     address = f"{config.host}:{config.port}"
     if config.tls_cert is not None and config.tls_key is not None:
         credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
@@ -148,7 +153,7 @@ def build_server(config: ServerConfig) -> RunningServer:
     metrics_http = MetricsHTTPServer(metrics, config.metrics_host, config.metrics_port) \
         if config.metrics_port is not None else None
     server.start()
-    for name in ("", SERVICE):
+    for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, metrics_http)
     # the bound port is always told, whatever the log level (--port 0 needs it)

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.engine.outputs import fsync_dir, write_bytes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -70,7 +71,7 @@ class Finding:
         return f"{self.path}: {self.problem}: {self.action}"
 
 
-class StoreError(Exception):
+class StoreError(FailedPrecondition):
     """The store directory cannot be used at all (not a folder, unreadable)."""
 
 

@@ -12,7 +12,9 @@ response into the result. The kind of the entry says how it runs:
 ``Client`` (client.py) and ``AsyncClient`` (aio.py) are the two callers: each runs the three
 kinds, with blocking grpc or grpc.aio. An entry read on a Client is a method returning the result,
 on an AsyncClient a method returning an awaitable (or an async iterator for a Stream). Adding an
-RPC: the .proto, a builder and an entry here, and the server's handler.
+RPC: the method in the .proto with its ``(errortaxa.v1.rpc)`` declaration (regenerated), a builder
+and an entry here, and the server's handler. Each entry's ``method`` carries the declaration
+(``authorization``, ``idempotent``), read from the descriptor.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from errortaxa.client.results import (
     TaxonomyInfo,
     Validation,
 )
-from errortaxa.v1 import service_pb2
+from errortaxa.v1 import options_pb2, service_pb2
 from google.protobuf import message_factory
 
 P = ParamSpec("P")
 Out = TypeVar("Out")
 _SERVICE = service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"]
+#: The (errortaxa.v1.rpc) method option (the generated stub types it as a plain FieldDescriptor).
+_DECLARATION: Any = options_pb2.rpc
 
 
 @dataclass(frozen=True)
@@ -72,20 +76,39 @@ class Batches:
 
 @dataclass(frozen=True)
 class Method:
-    """Where calls go: the method path, the (de)serializers of its messages, whether it streams."""
+    """Where calls go: the method path, the (de)serializers of its messages, whether it streams, and
+    what its declaration in the .proto (the ``(errortaxa.v1.rpc)`` option) says: who may call it
+    (``authorization``: public, read, admin; "undeclared": the server refuses it) and whether the
+    same request may be sent again after an unknown outcome (``idempotent``: what a retry policy
+    may retry)."""
 
     path: str
     encode: Callable[[Any], bytes]
     decode: Callable[[bytes], Any]
     streaming: bool = False
+    authorization: str = "undeclared"
+    idempotent: bool = False
 
     @classmethod
     def of(cls, name: str) -> Method:
         """Method ``name`` of the errortaxa.v1.ErrorTaxa service, as the .proto declares it."""
         descriptor = _SERVICE.methods_by_name[name]
         response = message_factory.GetMessageClass(descriptor.output_type)
+        options = descriptor.GetOptions()
+        declared = options.HasExtension(_DECLARATION)
+        rpc: options_pb2.RpcDeclaration = options.Extensions[_DECLARATION]
+        level = options_pb2.RpcDeclaration.Authorization.Name(rpc.authorization).lower() \
+            if declared and rpc.authorization else "undeclared"
         return cls(f"/{_SERVICE.full_name}/{name}", _serialize, response.FromString,
-                   descriptor.client_streaming and descriptor.server_streaming)
+                   descriptor.client_streaming and descriptor.server_streaming, level,
+                   declared and rpc.idempotent)
+
+
+def methods() -> dict[str, Method]:
+    """Every method of the errortaxa.v1.ErrorTaxa service by path, as the .proto declares it (a
+    retry policy takes the ``idempotent`` ones)."""
+    found = (Method.of(m.name) for m in _SERVICE.methods)
+    return {m.path: m for m in found}
 
 
 def _serialize(message: Any) -> bytes:
@@ -97,7 +120,7 @@ def _identity(data: bytes) -> bytes:
 
 
 #: grpc.health.v1.Health/Check with bytes in and out (no grpcio-health-checking dependency).
-HEALTH = Method(_core.HEALTH_METHOD, _identity, _identity)
+HEALTH = Method(_core.HEALTH_METHOD, _identity, _identity, authorization="public", idempotent=True)
 
 
 def _bind(run: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any], entry: Any) -> Callable[..., Any]:

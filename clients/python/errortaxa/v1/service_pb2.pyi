@@ -1,5 +1,6 @@
 from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from errortaxa.v1 import options_pb2 as _options_pb2
 from errortaxa.v1 import samples_pb2 as _samples_pb2
 from errortaxa.v1 import taxonomy_pb2 as _taxonomy_pb2
 from google.protobuf.internal import containers as _containers

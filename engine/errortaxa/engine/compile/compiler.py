@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from errortaxa.engine.inputs import InputError, read_sample_list
+from errortaxa.engine.inputs import InputFileError, read_sample_list
 from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incidence, class_relations
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
@@ -34,9 +34,8 @@ from errortaxa.engine.language.schema import (
 )
 from errortaxa.engine.predicates.base import Node, PairNode, single_key
 from errortaxa.engine.predicates.registry import PAIR, SAMPLE, conjunct_set
+from errortaxa.engine.version import ENGINE_VERSION
 from pydantic import BaseModel
-
-ENGINE_VERSION = "0.1.0"
 
 
 @dataclass
@@ -102,6 +101,12 @@ class CompiledTaxonomy:
     # per sample-list resource: file (as written), found (the path read, None if missing),
     # images (how many), source (the resource's own attribution)
     sample_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """Name, version, hash and shape, never the matrices (the dataclass's repr runs to ~400 KB)."""
+        axes = ", ".join(f"{a.name}: {len(a.values)} values, {len(a.rules)} rules" for a in self.axes.values())
+        return (f"CompiledTaxonomy(name={self.name!r}, version={self.version!r}, content_hash={self.content_hash!r}, "
+                f"classes={len(self.vocabulary)}, superclasses={len(self.superclass_names)}, axes=[{axes}])")
 
     def sample_list_info(self) -> dict[str, dict[str, Any]]:
         """Each sample list the taxonomy names, where it was read from (``found``; None: missing,
@@ -309,7 +314,7 @@ class _Compiler:
                 return
             try:
                 images = read_sample_list(found)
-            except InputError as exc:
+            except InputFileError as exc:
                 self.error((*path, "file"), str(exc))
                 return
             self.sample_lists[name] = (images, None)
@@ -397,8 +402,9 @@ class _Compiler:
             rules.append(CompiledRule(rule.id, rule.description, ids.index(rule.then) if rule.then in ids else -1,
                                       node, when, file, line))
             rule_ids.add(rule.id)
-        if not axis.rules:
-            self.error(("axes", name, "rules"), "an axis needs at least one rule")
+        if not rules:
+            self.error(("axes", name, "rules"), "an axis needs at least one rule" if not axis.rules
+                       else "the axis has no rules left")
         elif conjunct_set(rules[-1].when) != frozenset():
             self.warn(("axes", name, "rules", len(rules) - 1),
                       "the last rule is not 'always: true': samples no rule matches get no value")

@@ -140,6 +140,10 @@ class Node:
         """For a class-pair test that gave witness ``other``: what held between the two classes."""
         return {}
 
+    def pair_evidence_bound(self) -> dict[str, Any]:
+        """For a class-pair test: :meth:`pair_evidence` at its largest (see PairNode.evidence_bound)."""
+        return {}
+
 
 class PairNode:
     """A compiled class-pair predicate: ``matrix`` bool[C, C] over [prediction, other class]."""
@@ -149,6 +153,12 @@ class PairNode:
 
     def evidence(self, a: int, b: int) -> dict[str, Any]:
         """What this predicate reports for a pair (a, b) it holds on (default: nothing)."""
+        return {}
+
+    def evidence_bound(self) -> dict[str, Any]:
+        """:meth:`evidence` at its largest: every key it can report, each value at its longest
+        encoding (what bounds a response's size before the work; not any real pair's evidence).
+        A predicate that reports evidence defines both."""
         return {}
 
 

@@ -23,7 +23,8 @@ from errortaxa.engine.providers.feature import FeatureProvider
 
 
 class ProviderError(ErrorTaxaError):
-    """A feature provider cannot be built or used as asked; the message is one line."""
+    """The group of a feature provider's errors (no kind of its own): it cannot be built or used as
+    asked; the message is one line."""
 
 
 class ProviderConfigError(ProviderError, InvalidInput):

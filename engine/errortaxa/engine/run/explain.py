@@ -34,6 +34,14 @@ class Explanation:
     traces: list[RuleTrace]
     decisions: Decisions
 
+    def __repr__(self) -> str:
+        """The taxonomy (name, version, hash), the decision and the number of traces."""
+        t = self.decisions.taxonomy
+        decided = {name: axis.values[v] if (v := int(axis.value[0])) >= 0 else None
+                   for name, axis in self.decisions.axes.items()}
+        return (f"Explanation(taxonomy={t.name!r}, version={t.version!r}, content_hash={t.content_hash!r}, "
+                f"decision={decided}, traces={len(self.traces)})")
+
     def record(self) -> dict[str, Any]:
         """The sample's output record."""
         return self.decisions.record(0)
