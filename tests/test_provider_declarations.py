@@ -96,6 +96,21 @@ def test_nothing_names_a_provider_in_the_packaging_or_the_cli() -> None:
         assert not {"oov", "oov_command", "echo"} & names, path
 
 
+def test_the_architecture_recipe_names_what_a_provider_in_the_repo_is() -> None:
+    """docs/ARCHITECTURE.md: a provider in this repo is its folder plus one entry point line."""
+    folders = {p.name for p in (ROOT / "providers" / "errortaxa" / "providers").iterdir()
+               if (p / "__init__.py").is_file()}
+    section = (ROOT / "pyproject.toml").read_text().split('[project.entry-points."errortaxa.providers"]\n')[1]
+    points = dict(re.findall(r'^(\w+) = "([\w.:]+)"$', section.split("\n\n")[0], re.M))
+    assert {value.split(":")[0].split(".")[2] for value in points.values()} == folders == set(points)
+    recipe = next(line for line in (ROOT / "docs" / "ARCHITECTURE.md").read_text().splitlines()
+                  if line.startswith("| a feature provider |"))
+    paths = re.findall(r"`((?:providers|tests|setup)[\w/.]*)`", recipe)
+    assert len(paths) >= 5 and all((ROOT / p.replace("NAME", "oov")).exists() for p in paths), paths
+    for name in ("FeatureTestDecl", "InputColumn", "tests", "inputs", "bind", "entry-points"):
+        assert name in recipe
+
+
 # -- declarations --------------------------------------------------------------------------------
 
 

@@ -122,7 +122,7 @@ class TaxonomyRegistry:
         for kept in store.versions():
             self._newest[kept.name] = kept.version
         compiled = default_compiled() if default_taxonomy is None else compile_taxonomy(
-            load_taxonomy(default_taxonomy))
+            load_taxonomy(default_taxonomy), providers=declarations)
         self.builtin = self._entry(compiled, compiled.loaded.sources[0].text, builtin=True)
         self._active = self._last_activated()
         log.info("active taxonomy", extra={"taxonomy": self._active.name, "version": self._active.version,
