@@ -96,12 +96,12 @@ def check_inputs(declaration: ProviderDeclaration, inputs: RequestInputs, *, num
         if got != n:
             raise ProviderInputError(name, f"has {got} entries for {n} samples", code="LENGTH_MISMATCH",
                                      index=min(got, n))
-        if spec.finite and isinstance(column, np.ndarray):
+        if n and spec.finite and isinstance(column, np.ndarray):
             bad = ~np.isfinite(column).reshape(n, -1).all(axis=1)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise ProviderInputError(name, f"row {i} holds NaN or infinity", code="NOT_FINITE", index=i)
-        if spec.class_ids and isinstance(column, np.ndarray):
+        if n and spec.class_ids and isinstance(column, np.ndarray):
             bad = (column >= num_classes).reshape(n, -1).any(axis=1)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
