@@ -149,7 +149,7 @@ class TaxonomyRegistry:
             passed_over = True
             self.store.findings.append(Finding(ACTIVATIONS, f"the activated {key[0]}@{key[1]} {problem}",
                                                "not served; trying the one activated before"))
-        missing = self.missing_providers(chosen.compiled)
+        missing = [] if chosen.builtin else self.missing_providers(chosen.compiled)
         if missing:  # uninstalled since it was stored: served all the same, never replaced by an older one
             self.store.findings.append(Finding(
                 ACTIVATIONS, f"the activated {chosen.name}@{chosen.version} asks feature provider(s) "

@@ -229,7 +229,8 @@ class OOVProvider:
         try:
             p = FineGrainedOOVParams.model_validate(dict(params or {}))
         except ValidationError as exc:  # the compiler checks params against the declaration first
-            raise ValueError(f"parameters of oov/{TEST_NAME}: {exc}") from None
+            wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"invalid parameters of oov/{TEST_NAME}: {wrong}") from None
         k = p.knn_k or p.k or sh.config.k
         top = p.top or sh.config.top
         use_gate = p.gate
