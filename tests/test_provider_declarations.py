@@ -8,6 +8,7 @@ provider is a distribution of its own (tests/providers/echo_provider), installed
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import logging
 import re
@@ -20,7 +21,7 @@ import grpc
 import numpy as np
 import pytest
 from errortaxa.cli import main
-from errortaxa.client import Client, InvalidArgument
+from errortaxa.client import AsyncClient, Client, InvalidArgument
 from errortaxa.engine import TaxonomyError, compile_path
 from errortaxa.engine.features import ProviderDeclaration
 from errortaxa.engine.providers import registry
@@ -259,6 +260,14 @@ def test_classify_decides_by_the_providers_inputs(echo_server: Client) -> None:
     # classify_many cuts the columns with the batches
     many = echo_server.classify_many(**SAMPLES, provider_inputs=inputs, batch_size=3)
     assert many.category == got.category
+    traces = echo_server.explain(**SAMPLES, index=1, provider_inputs=inputs).traces
+    assert [(t.rule, t.outcome) for t in traces if t.decided] == [("voted", "held")]
+
+    async def listed() -> set[str]:
+        async with AsyncClient(echo_server.target, retries=0) as client:
+            return set(await client.list_providers())
+
+    assert {"echo", "oov"} <= asyncio.run(listed())
 
 
 @pytest.mark.parametrize(("inputs", "field", "reason"), [
