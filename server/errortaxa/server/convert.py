@@ -28,7 +28,7 @@ from errortaxa.engine.providers.factory import (
     RequestInputs,
     check_inputs,
 )
-from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid
+from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid, shown
 from errortaxa.v1 import samples_pb2, service_pb2
 from errortaxa.v1.codec import COLUMN_FIELDS, extend_ints, matrix_array
 from google.protobuf import struct_pb2
@@ -139,12 +139,13 @@ def provider_columns(msg: samples_pb2.ProviderInputs, declaration: ProviderDecla
     for one it does not declare, another dtype, a wrong shape or length."""
     columns: dict[str, Column] = {}
     for name, column in msg.columns.items():
-        where = f"{field}.{name}"
         spec = declaration.input(name)
-        if spec is None:
+        if spec is None:  # the name as sent, bounded like every user-supplied string an error repeats
+            where = f"{field}.{shown(name)[1:-1]}"
             known = ", ".join(c.name for c in declaration.inputs) or "none"
-            raise invalid(f"{where}: provider '{declaration.name}' has no input '{name}' (inputs: {known})",
+            raise invalid(f"{where}: provider '{declaration.name}' has no input {shown(name)} (inputs: {known})",
                           field=where, reason="UNKNOWN_INPUT")
+        where = f"{field}.{name}"
         other = [dtype for dtype, list_field in COLUMN_FIELDS.items()
                  if dtype != spec.dtype and len(getattr(column, list_field))]
         if other:
@@ -228,11 +229,12 @@ def request_inputs(source: samples_pb2.SampleColumns | samples_pb2.DatasetPredic
     INVALID_ARGUMENT). A provider that is not installed here is INVALID_ARGUMENT too."""
     out: dict[str, tuple[RequestInputs, str]] = {}
     for name, msg in source.providers.items():
-        where = f"{field}.providers.{name}"
         factory = factories.get(name)
         if factory is None:
-            raise invalid(f"{where}: no feature provider '{name}' is installed here (installed: "
+            where = f"{field}.providers.{shown(name)[1:-1]}"
+            raise invalid(f"{where}: no feature provider {shown(name)} is installed here (installed: "
                           f"{', '.join(factories) or 'none'})", field=where, reason="UNKNOWN_PROVIDER")
+        where = f"{field}.providers.{name}"
         out[name] = provider_columns(msg, factory.declaration, n, where), where
     legacy = legacy_oov_columns(source.oov, n, f"{field}.oov") if source.HasField("oov") else None
     if legacy is not None and ALIAS_PROVIDER in factories:
