@@ -10,10 +10,12 @@ CODEGEN ?= .venv-codegen
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+# tests/providers/echo_provider: a provider distribution of the tests, found through its entry point only
+$(VENV)/.installed: pyproject.toml setup.py clients/python/pyproject.toml tests/providers/echo_provider/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch]' \
+		-e tests/providers/echo_provider
 	touch $@
 
 codegen: $(CODEGEN)/.installed

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     p = rsub.add_parser("validate", help="compile a taxonomy and list every problem")
     p.add_argument("file")
+    p.add_argument("--strict", action="store_true",
+                   help="a feature provider that is not installed here is an error (default: a warning)")
     p.add_argument("--format", choices=FORMATS, default="text", help="text (default) or a JSON report on stdout")
     add_limit_option(p)
     p.set_defaults(func=cmd_rules_validate)
@@ -88,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rules_show)
     p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
     add_diff_arguments(p)
-    p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
+    p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors), with the tests "
+                                       "of the installed feature providers")
     p.set_defaults(func=cmd_rules_schema)
 
     # listed for --help; main() hands `serve` and its flags to the server before parsing
@@ -135,11 +138,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> str:
-    """The subcommand's name as typed, e.g. "rules diff"."""
+    """The subcommand's name as typed, e.g. "rules diff" (a nested one's dest ends in ``_command``)."""
     words = [args.command]
-    for attribute in ("rules_command", "oov_command"):
-        if getattr(args, attribute, None):
-            words.append(getattr(args, attribute))
+    words += [value for key, value in vars(args).items() if key.endswith("_command") and isinstance(value, str)]
     return " ".join(words)
 
 

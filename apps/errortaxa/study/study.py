@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, open_text, write_text
-from errortaxa.engine.providers import FeatureProvider, registry
+from errortaxa.engine.providers import registry
 from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
