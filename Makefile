@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch,explore]'
 	touch $@
 
 codegen: $(CODEGEN)/.installed
@@ -53,3 +53,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(CODEGEN) out
+
+# docs/img/explorer_*.png for docs/EXPLORER.md: the explorer in Debian's Chromium (Playwright);
+# not run by the tests
+.PHONY: docs-screenshots
+docs-screenshots: install
+	$(PY) scripts/docs_screenshots.py
