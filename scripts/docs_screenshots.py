@@ -91,7 +91,8 @@ def explorer(args: list[str], timeout: float = 120.0, token: str | None = None) 
     env = {**os.environ, "ERRORTAXA_TOKEN": token} if token else {k: v for k, v in os.environ.items()
                                                                     if k != "ERRORTAXA_TOKEN"}
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([str(exe), "explore", *args, "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([str(exe), "explore", *args, *(["--token"] if token else []), "--host", "127.0.0.1",
+                             "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -131,11 +131,8 @@ async function loadPage() {
 }
 
 function outcomeOf(trace) {
-  const outcome = String(trace.outcome || trace.result || '').replace(' ', '_');
-  if (outcome.startsWith('hold')) return 'held';
-  if (outcome.startsWith('fail')) return 'failed';
-  if (outcome === 'not_reached') return 'not_reached';
-  return 'not_evaluated';
+  const outcome = String(trace.outcome || '');
+  return outcome in OUTCOME_WORDS ? outcome : 'not_evaluated';
 }
 
 const OUTCOME_WORDS = {held: 'held', failed: 'failed', not_evaluated: 'not evaluated', not_reached: 'not reached'};

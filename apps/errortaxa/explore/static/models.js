@@ -87,7 +87,8 @@ const M = {l: 44, r: 10, t: 10, b: 34};
 
 function ticks(lo, hi, n = 5) {
   const step = (hi - lo) / (n - 1);
-  return Array.from({length: n}, (_, k) => lo + k * step);
+  const digits = Math.min(4, Math.max(2, Math.ceil(-Math.log10(step))));
+  return Array.from({length: n}, (_, k) => ({value: lo + k * step, label: (lo + k * step).toFixed(digits)}));
 }
 
 function extent(values, pad = 0.05) {
@@ -108,13 +109,13 @@ function renderPlot(plot) {
   const sy = (v) => H - M.b - ((v - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
   const colour = categoryColour(categories(), plot.y);
   const svg = s('svg', {viewBox: `0 0 ${W} ${H}`, class: 'plot', role: 'img', 'aria-label': plot.title});
-  for (const t of ticks(x0, x1)) {
-    svg.append(s('line', {x1: sx(t), x2: sx(t), y1: M.t, y2: H - M.b, class: 'grid'}),
-      s('text', {x: sx(t), y: H - M.b + 14, class: 'tick', 'text-anchor': 'middle', text: t.toFixed(2)}));
+  for (const {value, label} of ticks(x0, x1)) {
+    svg.append(s('line', {x1: sx(value), x2: sx(value), y1: M.t, y2: H - M.b, class: 'grid'}),
+      s('text', {x: sx(value), y: H - M.b + 14, class: 'tick', 'text-anchor': 'middle', text: label}));
   }
-  for (const t of ticks(y0, y1)) {
-    svg.append(s('line', {x1: M.l, x2: W - M.r, y1: sy(t), y2: sy(t), class: 'grid'}),
-      s('text', {x: M.l - 4, y: sy(t) + 3, class: 'tick', 'text-anchor': 'end', text: t.toFixed(2)}));
+  for (const {value, label} of ticks(y0, y1)) {
+    svg.append(s('line', {x1: M.l, x2: W - M.r, y1: sy(value), y2: sy(value), class: 'grid'}),
+      s('text', {x: M.l - 4, y: sy(value) + 3, class: 'tick', 'text-anchor': 'end', text: label}));
   }
   svg.append(s('text', {x: (M.l + W - M.r) / 2, y: H - 4, class: 'axis-label', 'text-anchor': 'middle',
     text: plot.x === 'top1' ? 'top-1 accuracy' : 'multi-label accuracy'}));
@@ -145,7 +146,11 @@ function renderPlots() {
     put(box, h('p', {class: 'muted', text: 'No plots for this study.'}));
     return;
   }
-  put(box, plots.plots.map(renderPlot));
+  // a category no model has an error in is one flat line of points: left out, and said so
+  const shown = plots.plots.filter((p) => p.points.some((q) => q.y > 0));
+  const empty = plots.plots.filter((p) => !shown.includes(p)).map((p) => p.y.replaceAll('_', ' '));
+  put(box, shown.map(renderPlot),
+    empty.length ? h('p', {class: 'muted small plots-note', text: `No errors in ${[...new Set(empty)].join(', ')}: not plotted.`}) : null);
 }
 
 function tooltip(event) {

@@ -107,7 +107,7 @@ function matrix(title, from, to, counts, model) {
   const rowsShown = from.map((a, i) => [a, i]).filter(([, i]) => counts[i].some(Boolean));
   const colsShown = to.map((b, j) => [b, j]).filter(([, j]) => counts.some((row) => row[j]));
   const head = h('tr', {}, h('th', {class: 'corner', text: 'old ↓ / new →'}),
-    colsShown.map(([b]) => h('th', {scope: 'col'}, chip(categories(), b))));
+    colsShown.map(([b]) => h('th', {scope: 'col', class: 'to'}, chip(categories(), b))));
   const rows = rowsShown.map(([a, i]) => h('tr', {}, h('th', {scope: 'row'}, chip(categories(), a)), colsShown.map(([b, j]) => {
     const n = counts[i][j];
     if (!n) return h('td', {class: 'zero', text: '·'});
