@@ -145,14 +145,14 @@ def shoot(out: Path) -> list[Path]:
 
             page.goto(f"{base}/#view=errors&model=vit_b16&sort=models")
             page.wait_for_selector("#gallery .card img")
-            page.wait_for_function("[...document.querySelectorAll('#gallery img')].slice(0, 12)"
+            page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].slice(0, 12)"
                                    ".every(i => i.complete && i.naturalWidth > 0)")
             written.append(out / "explorer_errors.png")
             page.screenshot(path=str(written[-1]))
 
-            page.locator("#gallery .card").first.click()
+            page.locator("#gallery .card", has=page.locator(".chip", has_text="fine grained")).first.click()
             page.wait_for_selector("#modal .traces li")
-            page.wait_for_function("document.querySelector('#modal img').complete")
+            page.wait_for_function("() => document.querySelector('#modal img').complete")
             written.append(out / "explorer_explanation.png")
             page.screenshot(path=str(written[-1]))
             page.keyboard.press("Escape")
@@ -164,6 +164,8 @@ def shoot(out: Path) -> list[Path]:
             area.fill(text.replace(EDIT_FROM, EDIT_TO))
             page.locator("#apply").click()
             page.wait_for_selector("table.matrix")
+            page.wait_for_selector("#validate-state.ok")
+            page.locator("#status").click()  # the "applied" message out of the picture
             line = text[: text.index(EDIT_FROM)].count("\n") + 1
             page.evaluate("line => { const a = document.querySelector('#yaml-input');"
                           " a.scrollTop = Math.max(0, (line - 12) * parseFloat(getComputedStyle(a).lineHeight));"

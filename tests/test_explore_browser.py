@@ -189,7 +189,7 @@ def test_gallery_filters_explanation_notes_and_export(browser: Any, server: str,
     assert first_rules[0] == "correct"  # every rule from the first one, in precedence order
     expect(modal.locator(".trace.failed").first).to_be_visible()
     expect(modal.locator(".model-list li")).to_have_count(count)
-    page.wait_for_function("document.querySelector('#modal .modal-image img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#modal .modal-image img').naturalWidth > 0")
 
     # a review note goes to the --notes file
     modal.locator("#note-text").fill("two objects")
@@ -205,7 +205,7 @@ def test_gallery_filters_explanation_notes_and_export(browser: Any, server: str,
     # thumbnails load, a missing image included (the placeholder)
     page.locator("#clear-filters").click()
     total(page)
-    page.wait_for_function("[...document.querySelectorAll('#gallery img')].slice(0, 8)"
+    page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].slice(0, 8)"
                            ".every(i => i.complete && i.naturalWidth > 0)")
 
 
@@ -319,7 +319,7 @@ def test_token_mode(browser: Any, study: dict[str, Path], console: Console) -> N
         wait_ready(page)
         expect(page.locator("#login")).to_be_hidden()
         assert total(page) > 0
-        page.wait_for_function("[...document.querySelectorAll('#gallery img')].slice(0, 4)"
+        page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].slice(0, 4)"
                                ".every(i => i.complete && i.naturalWidth > 0)")
         assert TOKEN not in page.url
         cookies = context.cookies()

@@ -1,7 +1,7 @@
 // The errors view: filters, a paged gallery of error cards, the explanation modal (large image,
 // every rule tried, the models making the same error, notes), and export links.
 import {url} from './api.js';
-import {$, chip, debounce, h, put} from './dom.js';
+import {$, chip, h, put} from './dom.js';
 import {categories, ctx, fail, FILTERS, notify, showCommand, txApi, txParam, update} from './ctx.js';
 
 const PAGE = 60;
@@ -40,7 +40,7 @@ function yamlNames(yaml) {
 
 function renderFilters() {
   const st = ctx.st;
-  const names = yamlNames(ctx.yaml || ctx.server.taxonomy.yaml);
+  const names = ctx.yaml ? yamlNames(ctx.yaml) : {rules: ctx.server.rules || [], superclasses: ctx.server.superclasses || []};
   put($('#dl-rules'), names.rules.map((r) => h('option', {value: r})));
   put($('#dl-superclasses'), names.superclasses.map((r) => h('option', {value: r})));
   put($('#f-model'), option('', `all models (${ctx.server.models.length})`, st.model),
@@ -137,7 +137,7 @@ function outcomeOf(trace) {
 
 const OUTCOME_WORDS = {held: 'held', failed: 'failed', not_evaluated: 'not evaluated', not_reached: 'not reached'};
 
-async function noteBox(image) {
+function noteBox(image) {
   const note = h('textarea', {id: 'note-text', rows: 2, placeholder: 'a note (optional)'});
   const said = h('span', {class: 'muted', role: 'status'});
   const send = (kind) => async () => {
@@ -185,7 +185,12 @@ export async function syncModal() {
     const traces = ex.traces || [];
     put(body,
       h('div', {class: 'modal-grid'},
-        h('div', {class: 'modal-image'}, h('img', {src: url(`/image/${encodeURIComponent(ex.image || st.open)}`), alt: st.open})),
+        h('div', {class: 'modal-image'}, h('img', {src: url(`/image/${encodeURIComponent(ex.image || st.open)}`), alt: st.open}),
+          h('h3', {text: `Models making the same error (${models.length})`}),
+          h('ul', {class: 'model-list'}, models.map((m) => h('li', {},
+            h('button', {type: 'button', class: 'link', text: m, title: 'select this model',
+              onclick: () => update({model: m, open_model: m})})))),
+          ctx.server.notes_enabled ? noteBox(ex.image || st.open) : null),
         h('div', {class: 'modal-text'},
           h('h2', {}, chip(categories(), ex.category), ' ', h('span', {class: 'muted', text: `rule ${ex.rule}`})),
           h('dl', {class: 'facts'},
@@ -203,12 +208,7 @@ export async function syncModal() {
               h('span', {class: 'rule-id', text: t.axis && t.axis !== 'category' ? `${t.axis}: ${t.rule}` : t.rule}),
               h('div', {class: 'reason', text: t.reason || t.detail || ''}),
               (t.evidence_text || []).length ? h('div', {class: 'reason ev', text: t.evidence_text.join('; ')}) : null);
-          })),
-          h('h3', {text: `Models making the same error (${models.length})`}),
-          h('ul', {class: 'model-list'}, models.map((m) => h('li', {},
-            h('button', {type: 'button', class: 'link', text: m, title: 'select this model',
-              onclick: () => update({model: m, open_model: m})})))),
-          ctx.server.notes_enabled ? await noteBox(ex.image || st.open) : null)));
+          })))));
     showCommand('modal', ex.command);
   } catch (error) {
     if (openKey === key) put(body, h('p', {class: 'error', text: error.message}));
@@ -223,10 +223,12 @@ export function init() {
   $('#f-sort').addEventListener('change', set('sort'));
   for (const key of TEXT_FILTERS) {
     const input = $(`#f-${key.replace('_', '-')}`);
-    const apply = () => { if ((ctx.st[key] || '') !== input.value.trim()) update({[key]: input.value.trim()}); };
-    input.addEventListener('input', debounce(apply, 400));
-    input.addEventListener('change', apply);
+    // applied on Enter or on leaving the field: a half-typed class name is not asked for
+    input.addEventListener('change', () => {
+      if ((ctx.st[key] || '') !== input.value.trim()) update({[key]: input.value.trim()});
+    });
   }
+  $('#filters').addEventListener('submit', (event) => event.preventDefault());
   $('#clear-filters').addEventListener('click', () => update(Object.fromEntries(
     ['category', 'rule', 'target', 'pred', 'superclass', 'group', 'min_models', 'from_tx', 'from_category', 'compare', 'a', 'b']
       .map((k) => [k, '']))));

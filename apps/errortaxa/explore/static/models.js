@@ -83,7 +83,7 @@ function renderTable() {
 
 const W = 300;
 const H = 220;
-const M = {l: 44, r: 10, t: 10, b: 34};
+const M = {l: 44, r: 18, t: 10, b: 34};
 
 function ticks(lo, hi, n = 5) {
   const step = (hi - lo) / (n - 1);
