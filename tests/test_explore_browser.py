@@ -144,6 +144,7 @@ def test_gallery_filters_explanation_notes_and_export(browser: Any, server: str,
     expect(page.locator("#gallery .card")).to_have_count(60)
     badges = [int(b.split()[0]) for b in page.locator("#gallery .badge").all_inner_texts()]
     assert badges == sorted(badges, reverse=True) and badges[0] > 1  # most models first; shared errors exist
+    expect(page.locator("#cmd-errors .cmd-text")).to_contain_text("errortaxa")
     page.locator("#pager-top button", has_text="next").click()
     expect(page.locator("#pager-top .range")).to_contain_text("61–")
     assert hash_state(page)["offset"] == "60"
@@ -216,6 +217,7 @@ def test_compare_two_checkpoints(browser: Any, server: str, console: Console) ->
     introduced = int(stat.locator(".stat-n").inner_text())
     assert introduced > 0
     expect(page.locator(".mcnemar")).to_contain_text("McNemar")
+    expect(page.locator("#cmd-compare .cmd-text")).to_contain_text("errortaxa mcnemar")
     stat.locator("button").click()
     assert total(page) == introduced
     assert hash_state(page)["compare"] == "introduced"
@@ -239,6 +241,10 @@ def test_rule_edit_opens_the_moved_errors_and_the_link_reproduces_the_view(brows
     before = page.locator("#model-table tbody tr[data-model='vit_b16'] td").all_inner_texts()
     edited = _apply_edit(page)
     expect(page.locator("#tx-state")).to_be_visible()
+    expect(page.locator("#cmd-rules .cmd-text")).to_contain_text("errortaxa")
+    expect(page.locator("#save")).to_be_hidden()  # started without --allow-save
+    download = page.request.get(server + page.locator("#download").get_attribute("href"))
+    assert download.ok and download.text() == edited
     cases = page.locator("#case-list li")
     assert cases.count() > 5
     assert page.locator("#case-list li.passed").count() + page.locator("#case-list li.failed").count() == cases.count()

@@ -55,7 +55,9 @@ export async function show() {
         stat('changed', 'changed category', answer.changed, 'errors of both, in different categories', a, b)),
       h('p', {class: 'mcnemar'}, h('strong', {text: "McNemar's test: "}),
         `b = ${m.b}, c = ${m.c}, statistic = ${fmt(m.statistic)}, p = ${m.p === undefined ? '–' : Number(m.p).toPrecision(3)}`,
-        h('span', {class: 'muted', text: m.p !== undefined && m.p < 0.05 ? ' (the two differ at the 5% level)' : ' (no significant difference at the 5% level)'})));
+        h('span', {class: 'muted', text: m.p !== undefined && m.p < 0.05 ? ' (the two differ at the 5% level)' : ' (no significant difference at the 5% level)'}),
+        m.accuracy_a !== undefined ? h('div', {class: 'muted small',
+          text: `multi-label accuracy: ${a} ${fmt(m.accuracy_a)}, ${b} ${fmt(m.accuracy_b)} (${m.samples} images)`}) : null));
     showCommand('compare', answer.command);
   } catch (error) {
     put(box, h('p', {class: 'error', text: error.message}));
