@@ -88,8 +88,33 @@ def _study_command(args: argparse.Namespace) -> str:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    server = make_server(args)
+    if not args.quiet:
+        corpus = server.explorer.corpus
+        print(f"errortaxa explore: {len(corpus.models)} models x {len(corpus.image_names)} images, "
+              f"{corpus.error_total} errors ({len(corpus.error_pairs)} distinct)", file=sys.stderr)
+    print(server.url, flush=True)
+    if server.token is not None and not os.environ.get("ERRORTAXA_TOKEN"):
+        print(f"token: {server.token}", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def make_server(args: argparse.Namespace) -> Any:
+    """The explorer's server (errortaxa.explore.server.ExploreServer, bound, not serving yet) for
+    parsed ``explore`` arguments."""
     import PIL  # the explore extra: a missing one is the one-line missing-extra error
+    from errortaxa.explore.app import Explorer
     from errortaxa.explore.data import ExploreInputs
+    from errortaxa.explore.images import ImageFolder
+    from errortaxa.explore.server import ExploreServer
     from errortaxa.study.models import read_model
 
     del PIL
@@ -122,18 +147,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         providers=inputs.providers, metadata=inputs.metadata, image_list=inputs.image_list, extra=inputs.extra,
         dataset=args.dataset, read_options=inputs.options, taxonomy_path=taxonomy_path,
         command=_study_command(args))
-    return serve(explore_inputs, args, token, given_sources)
-
-
-def serve(inputs: Any, args: argparse.Namespace, token: str | None, sources: list[str]) -> int:
-    """Build the explorer, print its URL (and a generated token), serve until interrupted."""
-    from errortaxa.explore.app import Explorer
-    from errortaxa.explore.images import ImageFolder
-    from errortaxa.explore.server import ExploreServer
-
-    explorer = Explorer(inputs, yaml_text=inputs.taxonomy.loaded.sources[0].text, sources=sources, views=args.views,
-                        allow_save=args.allow_save, notes=Path(args.notes) if args.notes else None,
-                        token_required=token is not None)
+    explorer = Explorer(explore_inputs, yaml_text=inputs.taxonomy.loaded.sources[0].text, sources=given_sources,
+                        views=args.views, allow_save=args.allow_save,
+                        notes=Path(args.notes) if args.notes else None, token_required=token is not None)
     corpus = explorer.corpus
     wnids = inputs.taxonomy.vocabulary.wnids
 
@@ -143,21 +159,6 @@ def serve(inputs: Any, args: argparse.Namespace, token: str | None, sources: lis
 
     images = ImageFolder(Path(args.images) if args.images else None, class_folder)
     try:
-        server = ExploreServer(explorer, images, args.host, args.port, token=token)
+        return ExploreServer(explorer, images, args.host, args.port, token=token)
     except OSError as error:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
-    if not args.quiet:
-        print(f"errortaxa explore: {len(corpus.models)} models x {len(corpus.image_names)} images, "
-              f"{corpus.error_total} errors ({len(corpus.pair_keys)} distinct)", file=sys.stderr)
-    print(server.url, flush=True)
-    if token is not None and not os.environ.get("ERRORTAXA_TOKEN"):
-        print(f"token: {token}", flush=True)
-    if args.open:
-        import webbrowser
-
-        webbrowser.open(server.url)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0

@@ -158,10 +158,12 @@ class Explorer:
 
     def transitions(self, before: View, after: View, model: int | None) -> dict[str, Any]:
         """Old category x new category counts of the top-1 errors of all models (and of one model)."""
+        c = self.corpus
         width = len(after.categories) + 1
         cells = (before.pair_value.astype(np.int64) + 1) * width + (after.pair_value.astype(np.int64) + 1)
         size = (len(before.categories) + 1) * width
-        all_models = np.bincount(cells, weights=self.corpus.pair_count, minlength=size).astype(np.int64)
+        errors = c.error_pairs
+        all_models = np.bincount(cells[errors], weights=c.pair_count[errors], minlength=size).astype(np.int64)
         one = None
         if model is not None:
             _, pairs = self.corpus.model_errors(model)
@@ -304,58 +306,55 @@ class Explorer:
             result = self._compare(view, a, b)
             m = a if compare == "fixed" else b
             rows = np.flatnonzero(result[compare])
-            pairs = c.pairs_of(rows, c.preds[m, rows])
+            pairs = c.pair_id[m, rows]
             model: int | None = m
         elif model_name is not None:
             model = self._model(model_name)
             rows, pairs = c.model_errors(model)
         else:
-            model, rows, pairs = None, c.pair_row, np.arange(len(c.pair_keys))
+            model, pairs = None, c.error_pairs
+            rows = c.pair_row[pairs]
+        # every filter is numpy over the candidate pairs; each array is gathered only when asked
         keep = np.ones(pairs.shape[0], bool)
-        known = pairs >= 0
-        safe = np.where(known, pairs, 0)
-        value = np.where(known, view.pair_value[safe], -1)
         if params.get("category"):
-            keep &= value == _index(view.categories, params["category"], "category")
+            wanted = _index(["(none)", *view.categories], params["category"], "category") - 1
+            keep &= view.pair_value[pairs] == wanted
         if params.get("rule"):
-            keep &= np.where(known, view.pair_rule[safe], -1) == _index(view.rules, params["rule"], "rule")
-        preds = c.pair_pred[safe] if model is None else c.preds[model, rows].astype(np.int64)
-        targets = c.target[rows]
+            keep &= view.pair_rule[pairs] == _index(view.rules, params["rule"], "rule")
         if params.get("target"):
-            keep &= targets == self._class(params["target"], "target", taxonomy)
+            keep &= c.pair_target[pairs] == self._class(params["target"], "target", taxonomy)
         if params.get("pred"):
-            keep &= preds == self._class(params["pred"], "pred", taxonomy)
+            keep &= c.pair_pred[pairs] == self._class(params["pred"], "pred", taxonomy)
         if params.get("superclass"):
             name = params["superclass"]
             if name not in taxonomy.superclass_names:
                 raise BadRequest(f"no superclass {name!r} in taxonomy '{taxonomy.name}'", "superclass")
             members = taxonomy.membership[:, taxonomy.superclass_names.index(name)]
-            keep &= members[targets] | members[preds]
+            keep &= members[c.pair_target[pairs]] | members[c.pair_pred[pairs]]
         if params.get("group"):
             group = params["group"]
             if group not in c.groups:
                 raise BadRequest(f"group must be one of {', '.join(c.groups)}", "group")
             keep &= c.groups[group][rows]
-        counts = np.where(known, c.pair_count[safe], 0)
         if params.get("min_models"):
-            keep &= counts >= _int(params, "min_models", 1, 1)
+            keep &= c.pair_count[pairs] >= _int(params, "min_models", 1, 1)
         if params.get("from_tx") or params.get("from_category"):
             before = self.view(params.get("from_tx"))
             if not params.get("from_category"):
                 raise BadRequest("from_tx needs from_category", "from_category")
-            old = np.where(known, before.pair_value[safe], -1)
-            keep &= old == _index(["(none)", *before.categories], params["from_category"], "from_category") - 1
+            old = _index(["(none)", *before.categories], params["from_category"], "from_category") - 1
+            keep &= before.pair_value[pairs] == old
         sort = params.get("sort", "models")
         if sort not in ("models", "image"):
             raise BadRequest("sort must be models or image", "sort")
-        if model is None and compare is None:
-            order = c.order_models if sort == "models" else np.arange(len(c.pair_keys))
-            chosen = order[keep[order]]
+        if model is None:
+            chosen = c.order_models[keep[c.order_models]] if sort == "models" else np.flatnonzero(keep)
         else:
             chosen = np.flatnonzero(keep)  # rows are in image order
             if sort == "models":
-                chosen = chosen[np.argsort(-counts[chosen], kind="stable")]
-        return _Selection(model, rows[chosen], preds[chosen], counts[chosen])
+                chosen = chosen[np.argsort(-c.pair_count[pairs[chosen]], kind="stable")]
+        picked = pairs[chosen]
+        return _Selection(model, rows[chosen], c.pair_pred[picked], c.pair_count[picked])
 
     def _records(self, view: View, model: int | None, rows: np.ndarray, preds: np.ndarray,
                  counts: np.ndarray) -> list[dict[str, Any]]:

@@ -49,7 +49,11 @@ class ExploreInputs:
 
 
 class Corpus:
-    """The taxonomy-independent indexes over ``preds`` [models, images]."""
+    """The taxonomy-independent indexes over ``preds`` [models, images].
+
+    Every prediction is one of the distinct (image, predicted class) pairs ("pairs": sorted keys
+    ``row * C + pred``); ``pair_id`` [models, images] names it (-1: no prediction). ``errors``
+    marks the pairs that are top-1 errors, ``pair_count`` how many models make each."""
 
     def __init__(self, inputs: ExploreInputs) -> None:
         self.inputs = inputs
@@ -60,54 +64,74 @@ class Corpus:
         self.image_names: list[str] = list(batch.images or [str(i) for i in range(len(batch))])
         self.image_index = {name: i for i, name in enumerate(self.image_names)}
         self.classes = C = len(inputs.taxonomy.vocabulary)
-        dtype = np.int16 if C < 2**15 else np.int32
         preds = np.asarray(inputs.preds)
         if preds.ndim != 2 or preds.shape != (len(self.models), len(batch)):
             raise ValueError(f"preds has shape {preds.shape}; expected [{len(self.models)}, {len(batch)}]")
-        self.preds = preds.astype(dtype, copy=False)
+        self.preds: np.ndarray = preds.astype(np.int16 if C < 2**15 else np.int32, copy=False)
         self.target = batch.target.astype(np.int64)
         self.headline = ~batch.problematic  # the study's headline images (non-problematic)
         self.headline_rows = np.flatnonzero(self.headline)
         present = self.preds >= 0
-        # classify_many needs a class everywhere: a missing prediction is decided as the target
-        # and taken out of the counts again (View); without any, the headline matrix is shared
-        head = self.preds if self.headline.all() else self.preds[:, self.headline_rows]
-        self.missing = np.nonzero(head < 0)
-        self.preds_headline = head if not self.missing[0].size else np.where(
-            head >= 0, head, self.target[self.headline_rows][None, :].astype(dtype))
         self.present_headline = present[:, self.headline_rows].sum(axis=1).astype(np.int64)  # the study's n
-        hit = (self.preds == self.target[None, :].astype(dtype)) & present
+        hit = (self.preds == self.target[None, :]) & present
         self.top1_headline = hit[:, self.headline_rows].sum(axis=1).astype(np.int64)
-        # the error pairs of all models: distinct keys, how many models make each
-        errors = present & ~hit
-        model_of, rows = np.nonzero(errors)
-        keys = rows.astype(np.int64) * C + self.preds[model_of, rows]
-        self.error_total = int(keys.shape[0])
-        self.pair_keys, self.pair_count = np.unique(keys, return_counts=True)
+        self.pair_keys, self.pair_id = _pairs(self.preds, C)
         self.pair_row, self.pair_pred = np.divmod(self.pair_keys, C)
         self.pair_target = self.target[self.pair_row]
-        # the all-models gallery's orders: most models first (then by image), and by image
-        self.order_models = np.lexsort((self.pair_keys, -self.pair_count))
+        self.pair_count = np.bincount(self.pair_id[present], minlength=len(self.pair_keys)).astype(np.int64)
+        self.errors = self.pair_pred != self.pair_target  # the pairs that are top-1 errors
+        # for the per-model counts: the headline errors as (model, pair) lists, the hits as a mask and
+        # per image the pair of its target
+        model_of, rows = np.nonzero(present & ~hit & self.headline[None, :])
+        self.error_model = model_of.astype(np.int32)
+        self.error_pair = self.pair_id[model_of, rows]
+        del model_of, rows
+        self.hit = hit
+        keys = np.arange(len(batch), dtype=np.int64) * C + self.target
+        at = np.minimum(np.searchsorted(self.pair_keys, keys), max(len(self.pair_keys) - 1, 0))
+        self.target_pair = np.where(self.pair_keys[at] == keys, at, -1) if len(self.pair_keys) else \
+            np.full(len(batch), -1, np.int64)
+        self.error_pairs = np.flatnonzero(self.errors)
+        self.error_total = int(self.pair_count[self.error_pairs].sum())
+        # the all-models gallery in the order most models first (then by image): positions in error_pairs
+        self.order_models = np.lexsort((self.pair_keys[self.error_pairs], -self.pair_count[self.error_pairs]))
         groups = group_masks(batch, class_sets(inputs.taxonomy.vocabulary))["by_any_label"]
         self.groups = {g: groups[g] for g in LABEL_GROUPS}  # by any correct label (the study's)
 
     def model_errors(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """Model m's top-1 errors: (image rows, pair ids)."""
-        pred = self.preds[m]
-        rows = np.flatnonzero((pred >= 0) & (pred != self.target))
-        keys = rows.astype(np.int64) * self.classes + pred[rows]
-        return rows, np.searchsorted(self.pair_keys, keys)
-
-    def pairs_of(self, rows: np.ndarray, preds: np.ndarray) -> np.ndarray:
-        """Pair ids of (row, pred) errors (-1 where no model makes that error)."""
-        keys = rows.astype(np.int64) * self.classes + preds.astype(np.int64)
-        at = np.minimum(np.searchsorted(self.pair_keys, keys), max(len(self.pair_keys) - 1, 0))
-        found = self.pair_keys[at] == keys if len(self.pair_keys) else np.zeros(keys.shape, bool)
-        return np.where(found, at, -1)
+        ids = self.pair_id[m]
+        rows = np.flatnonzero(ids >= 0)
+        rows = rows[self.errors[ids[rows]]]
+        return rows, ids[rows]
 
     def models_making(self, row: int, pred: int) -> list[str]:
         """The models whose prediction on image ``row`` is ``pred``."""
         return [self.models[m] for m in np.flatnonzero(self.preds[:, row] == pred).tolist()]
+
+
+def _pairs(preds: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys ``row * C + pred`` of ``preds`` [models, images] (sorted) and the pair id of
+    every prediction (int32 [models, images], -1 where there is none)."""
+    models, n = preds.shape
+    base = np.arange(n, dtype=np.int64) * classes
+    present = preds >= 0
+    size = n * classes
+    if size <= 1 << 28:  # a dense slot per (image, class): no sort
+        slot = np.zeros(size, np.int32)
+        for m in range(models):
+            slot[(base + preds[m])[present[m]]] = 1
+        keys = np.flatnonzero(slot)
+        slot[keys] = np.arange(keys.shape[0], dtype=np.int32)
+        ids = np.full(preds.shape, -1, np.int32)
+        for m in range(models):
+            ids[m, present[m]] = slot[(base + preds[m])[present[m]]]
+        return keys, ids
+    flat = np.where(present, base[None, :] + preds, -1).ravel()
+    keys = np.sort(flat[flat >= 0])
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys
+    ids = np.where(present.ravel(), np.searchsorted(keys, np.maximum(flat, 0)), -1).astype(np.int32)
+    return keys, ids.reshape(preds.shape)
 
 
 class View:
@@ -127,28 +151,44 @@ class View:
         self.mla_correct = axis.mla_correct[: len(self.categories)]  # (its last entry: no value)
         self.timings: dict[str, float] = {}
         start = time.perf_counter()
+        # every distinct (image, class) pair decided once, by the engine's shared per-pair work
         classifier = ImageSetClassifier(taxonomy, corpus.batch, self.providers)
-        decided = classifier.classify_many(corpus.preds_headline, corpus.headline_rows)
-        counts = decided.counts[taxonomy.primary_axis].copy()  # int64 [M, V]
-        if corpus.missing[0].size:  # the filled-in predictions out of the counts again
-            values = decided.values()[corpus.missing]
-            keep = values >= 0
-            np.subtract.at(counts, (corpus.missing[0][keep], values[keep]), 1)
-        self.counts = counts
+        decided = classifier.classify_many(corpus.pair_pred[None, :], corpus.pair_row)
+        codes = decided.codes[taxonomy.primary_axis][0]
+        self.pair_rule = codes.astype(np.int16) - 2
+        self.pair_value = classifier.value_of_code[taxonomy.primary_axis][codes]
+        del classifier, decided
         self.timings["classify_many"] = time.perf_counter() - start
         start = time.perf_counter()
-        primary = taxonomy.primary_axis
-        codes = classifier.codes[primary].ravel()[corpus.pair_keys]
-        undecided = np.flatnonzero(codes == 0)  # errors on problematic images: not in the headline run
-        if undecided.size:
-            classifier.classify(corpus.pair_pred[undecided], corpus.pair_row[undecided])
-            codes = classifier.codes[primary].ravel()[corpus.pair_keys]
-        self.pair_rule = codes.astype(np.int16) - 2
-        self.pair_value = classifier.value_of_code[primary][codes]
-        self.timings["pairs"] = time.perf_counter() - start
+        self.counts = self._counts()
+        self.timings["counts"] = time.perf_counter() - start
         self._lock = threading.Lock()
         self._study: pd.DataFrame | None = None
         self._cases: list[dict[str, Any]] | None = None
+
+    def _counts(self) -> np.ndarray:
+        """int64 [models, categories]: each model's predictions per category on the headline images:
+        the errors from their (model, pair) lists, the hits per category of the target's pair."""
+        c = self.corpus
+        models = len(c.models)
+        width = len(self.categories) + 2  # value + 1 (0: no value), and the last: not counted
+        # per pair its column; pairs on problematic images the last one
+        code = np.where(c.headline[c.pair_row], self.pair_value.astype(np.int64) + 1, width - 1)
+        cells = c.error_model.astype(np.int64) * width + code[c.error_pair]
+        counts = np.bincount(cells, minlength=models * width).reshape(models, width)
+        rows = np.flatnonzero(c.headline & (c.target_pair >= 0))
+        hit_code = code[c.target_pair[rows]]
+        kinds, sizes = np.unique(hit_code, return_counts=True)
+        if kinds.size:
+            common = int(kinds[np.argmax(sizes)])
+            rest = np.zeros(models, np.int64)
+            for kind in kinds.tolist():
+                if kind != common:
+                    some = c.hit[:, rows[hit_code == kind]].sum(axis=1)
+                    counts[:, kind] += some
+                    rest += some
+            counts[:, common] += c.top1_headline - rest
+        return counts[:, 1:-1].astype(np.int64)
 
     # ------------------------------------------------------------------ the model table
 
