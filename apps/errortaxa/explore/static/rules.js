@@ -12,6 +12,7 @@ import * as errors from './errors.js';
 let problems = [];
 let validateSeq = 0;
 let painted = 0;
+let shownLines = [];  // the highlighted HTML of each line on screen
 
 const editor = () => $('#yaml-input');
 
@@ -25,21 +26,40 @@ function marks() {
   return map;
 }
 
+/** Highlight the editor's text: only the lines that changed since the last paint are replaced. */
 function paint() {
   painted = 0;
-  const text = editor().value;
-  const lines = highlight(text, marks());
-  $('#yaml-code').innerHTML = `${lines.join('\n')}\n`;
-  const gutter = $('#yaml-gutter');
   const problemLines = marks();
-  if (gutter.childElementCount !== lines.length || problems.length || gutter.dataset.marked) {
+  const lines = highlight(editor().value, problemLines);
+  const code = $('#yaml-code');
+  let start = 0;
+  while (start < lines.length && start < shownLines.length && lines[start] === shownLines[start]) start += 1;
+  let endNew = lines.length;
+  let endOld = shownLines.length;
+  while (endNew > start && endOld > start && lines[endNew - 1] === shownLines[endOld - 1]) {
+    endNew -= 1;
+    endOld -= 1;
+  }
+  for (let k = endOld - 1; k >= start; k--) code.children[k].remove();
+  const fresh = document.createDocumentFragment();
+  for (let k = start; k < endNew; k++) {
+    const line = document.createElement('div');
+    line.className = 'yl';
+    line.innerHTML = lines[k];  // class names only: the tokenizer escapes the text
+    fresh.append(line);
+  }
+  code.insertBefore(fresh, code.children[start] || null);
+  shownLines = lines;
+  const gutterKey = `${lines.length}|${[...problemLines].join(';')}`;
+  const gutter = $('#yaml-gutter');
+  if (gutter.dataset.key !== gutterKey) {
+    gutter.dataset.key = gutterKey;
     put(gutter, lines.map((_, k) => {
       const mark = problemLines.get(k + 1);
       const cell = h('div', {class: mark ? `gl ${mark}` : 'gl', text: String(k + 1)});
       if (mark) cell.title = problems.filter((p) => p.line === k + 1).map((p) => p.message).join('\n');
       return cell;
     }));
-    gutter.dataset.marked = problems.length ? '1' : '';
   }
   syncScroll();
 }

@@ -89,6 +89,7 @@ export function highlight(text, marks = new Map()) {
     } else {
       block = -1;
       let rest = line.slice(indent);
+      if (indent === 0 && /^[\w"'-]/.test(rest)) flow = 0;  // a top-level entry: an unclosed [ or { above was an error
       html = escape(line.slice(0, indent));
       if (/^(---|\.\.\.)(\s|$)/.test(rest) && indent === 0) {
         html += span('punct', rest);
