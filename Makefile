@@ -51,6 +51,13 @@ test-matrix: install
 bench: install
 	$(PY) bench/engine.py
 
+# the explorer on the bundled example with generated models and placeholder images (Ctrl+C stops it)
+.PHONY: explore-demo
+explore-demo: install
+	$(PY) scripts/make_demo_images.py out/explore-demo
+	$(BIN)/errortaxa explore out/explore-demo/models --images out/explore-demo/images \
+		--notes out/explore-demo/notes.jsonl
+
 clean:
 	rm -rf $(VENV) $(CODEGEN) out
 
