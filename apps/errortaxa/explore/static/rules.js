@@ -26,6 +26,22 @@ function marks() {
   return map;
 }
 
+/** The lines [from, to) of `text` that differ from the loaded taxonomy (one span: its common
+ * beginning and end trimmed), for the gutter's change bar. */
+function changedRange(text) {
+  const base = ctx.server.taxonomy.yaml.split('\n');
+  const now = text.split('\n');
+  let from = 0;
+  while (from < base.length && from < now.length && base[from] === now[from]) from += 1;
+  let endBase = base.length;
+  let endNow = now.length;
+  while (endNow > from && endBase > from && base[endBase - 1] === now[endNow - 1]) {
+    endBase -= 1;
+    endNow -= 1;
+  }
+  return [from, endNow];
+}
+
 /** Highlight the editor's text: only the lines that changed since the last paint are replaced. */
 function paint() {
   painted = 0;
@@ -50,13 +66,15 @@ function paint() {
   }
   code.insertBefore(fresh, code.children[start] || null);
   shownLines = lines;
-  const gutterKey = `${lines.length}|${[...problemLines].join(';')}`;
+  const [changedFrom, changedTo] = changedRange(editor().value);
+  const gutterKey = `${lines.length}|${[...problemLines].join(';')}|${changedFrom}-${changedTo}`;
   const gutter = $('#yaml-gutter');
   if (gutter.dataset.key !== gutterKey) {
     gutter.dataset.key = gutterKey;
     put(gutter, lines.map((_, k) => {
       const mark = problemLines.get(k + 1);
-      const cell = h('div', {class: mark ? `gl ${mark}` : 'gl', text: String(k + 1)});
+      const changed = k >= changedFrom && k < changedTo ? ' chg' : '';
+      const cell = h('div', {class: `gl${mark ? ` ${mark}` : ''}${changed}`, text: String(k + 1)});
       if (mark) cell.title = problems.filter((p) => p.line === k + 1).map((p) => p.message).join('\n');
       return cell;
     }));
