@@ -198,6 +198,7 @@ def test_gallery_filters_explanation_notes_and_export(browser: Any, server: str,
     expect(modal.locator(".notes [role=status]")).to_contain_text("saved")
     notes = [json.loads(line) for line in study["notes"].read_text(encoding="utf-8").splitlines()]
     assert notes[-1]["image"] == image and notes[-1]["kind"] == "label_problem" and notes[-1]["note"] == "two objects"
+    expect(modal.locator(".note-list li")).to_have_count(1)
 
     page.keyboard.press("Escape")
     expect(modal).to_be_hidden()

@@ -1,6 +1,6 @@
 // The errors view: filters, a paged gallery of error cards, the explanation modal (large image,
 // every rule tried, the models making the same error, notes), and export links.
-import {url} from './api.js';
+import {api, url} from './api.js';
 import {$, chip, h, put} from './dom.js';
 import {categories, ctx, fail, FILTERS, notify, showCommand, txApi, txParam, update} from './ctx.js';
 
@@ -137,19 +137,32 @@ function outcomeOf(trace) {
 
 const OUTCOME_WORDS = {held: 'held', failed: 'failed', not_evaluated: 'not evaluated', not_reached: 'not reached'};
 
+const NOTE_WORDS = {label_problem: 'label problem', non_prototypical: 'non-prototypical'};
+
+function noteItem(note) {
+  return h('li', {}, h('strong', {text: NOTE_WORDS[note.kind] || note.kind}), note.note ? `: ${note.note}` : '');
+}
+
+/** The review box: the image's notes so far, and buttons appending one to the --notes file. */
 function noteBox(image) {
   const note = h('textarea', {id: 'note-text', rows: 2, placeholder: 'a note (optional)'});
   const said = h('span', {class: 'muted', role: 'status'});
+  const list = h('ul', {class: 'note-list'});
+  api('/api/notes').then((answer) => {
+    list.append(...answer.notes.filter((n) => n.image === image).map(noteItem));
+  }).catch((error) => { said.textContent = error.message; });
   const send = (kind) => async () => {
     try {
-      await txApi('/api/notes', {}, {method: 'POST', body: {image, kind, note: note.value}});
-      said.textContent = `saved as ${kind.replace('_', ' ')}`;
+      const body = {image, kind, note: note.value};
+      await api('/api/notes', {body});
+      list.append(noteItem(body));
+      said.textContent = `saved as ${NOTE_WORDS[kind]}`;
       note.value = '';
     } catch (error) {
       said.textContent = error.message;
     }
   };
-  return h('section', {class: 'notes'}, h('h3', {text: 'Review'}), note,
+  return h('section', {class: 'notes'}, h('h3', {text: 'Review'}), list, note,
     h('div', {class: 'row'},
       h('button', {type: 'button', id: 'note-label', text: 'Label problem', onclick: send('label_problem')}),
       h('button', {type: 'button', id: 'note-proto', text: 'Non-prototypical', onclick: send('non_prototypical')}),
