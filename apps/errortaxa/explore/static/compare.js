@@ -64,7 +64,3 @@ export async function show() {
     fail(error);
   }
 }
-
-export function invalidate() {
-  shownKey = null;
-}

@@ -38,7 +38,7 @@ export function txParam() {
 }
 
 /** POST the edited YAML again (the server forgot it: evicted, or restarted) and use its new hash. */
-export async function reapply() {
+async function reapply() {
   const answer = await api('/api/taxonomy', {params: {model: ctx.st.model}, body: ctx.yaml});
   if (!answer.ok) throw new Error('the taxonomy in the link does not validate any more');
   ctx.tx = answer.tx;

@@ -259,9 +259,3 @@ export function show() {
   renderFilters();
   loadPage();
 }
-
-/** Called when the taxonomy in use changes: the next show refetches. */
-export function invalidate() {
-  shownKey = null;
-  openKey = null;
-}

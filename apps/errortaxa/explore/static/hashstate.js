@@ -1,7 +1,7 @@
 // The state of a view in location.hash (URLSearchParams); the edited YAML travels compressed
 // (deflate-raw + base64url) in `y`.  The token never goes here.
 
-export const KEYS = ['view', 'model', 'category', 'rule', 'target', 'pred', 'superclass', 'group', 'min_models',
+const KEYS = ['view', 'model', 'category', 'rule', 'target', 'pred', 'superclass', 'group', 'min_models',
   'sort', 'offset', 'open', 'open_pred', 'open_model', 'from_tx', 'from_category', 'compare', 'a', 'b', 'y'];
 export const VIEWS = ['models', 'errors', 'rules', 'compare'];
 
@@ -16,7 +16,7 @@ export function readHash(hash = location.hash) {
   return state;
 }
 
-export function hashOf(state) {
+function hashOf(state) {
   const params = new URLSearchParams();
   for (const key of KEYS) {
     const value = state[key];

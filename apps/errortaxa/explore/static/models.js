@@ -182,7 +182,7 @@ export function init() {
 }
 
 /** Fetch the plots of the taxonomy in use (after an apply they follow the table). */
-export async function loadPlots() {
+async function loadPlots() {
   const tx = ctx.tx;
   if (plotsTx === tx && plots) return;
   plots = null;

@@ -7,7 +7,6 @@ import {$, chip, debounce, h, put} from './dom.js';
 import {categories, ctx, fail, notify, showCommand, update} from './ctx.js';
 import {highlight} from './yaml.js';
 import * as models from './models.js';
-import * as errors from './errors.js';
 
 let problems = [];
 let validateSeq = 0;
@@ -187,7 +186,6 @@ async function use(answer, yaml) {
   ctx.tx = answer.tx;
   ctx.yaml = answer.tx === ctx.baseTx ? null : yaml;
   ctx.y = ctx.yaml ? await compress(ctx.yaml) : null;
-  errors.invalidate();
   models.setTable(answer.table, answer.command);
   renderHeader();
   renderApplied();
@@ -235,7 +233,6 @@ function reset() {
   ctx.yaml = null;
   ctx.y = null;
   ctx.applied = null;
-  errors.invalidate();
   renderApplied();
   renderHeader();
   update({from_tx: '', from_category: ''});
