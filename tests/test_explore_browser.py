@@ -283,6 +283,26 @@ def test_rule_edit_opens_the_moved_errors_and_the_link_reproduces_the_view(brows
     expect(fresh.locator("#tx-state")).to_be_visible()
 
 
+def test_a_forgotten_edit_is_sent_again(browser: Any, server: str, console: Console) -> None:
+    page = open_page(browser, console, f"{server}/#view=rules&model=resnet50")
+    _apply_edit(page)
+    page.locator("table.matrix[data-scope='all'] button.cell").first.click()
+    moved = total(page)
+    # other edits push this one out of the server's bounded cache of compiled taxonomies
+    text = page.locator("#yaml-input").input_value()
+    for count in range(30, 40):
+        other = text.replace("min_count: 20}", f"min_count: {count}}}")
+        answer = page.request.post(f"{server}/api/taxonomy", data=other, headers={"Content-Type": "text/yaml"})
+        assert answer.ok and answer.json()["ok"]
+    forgotten = console.errors.copy()
+    page.locator("#f-sort").select_option("image")  # asks with the forgotten tx: 404, the page re-posts its YAML
+    assert total(page) == moved
+    expect(page.locator("#status")).not_to_have_class(re.compile("error"))
+    refused = console.errors[len(forgotten):]
+    assert refused and all("404" in e for e in refused)  # the one refused request, then nothing else
+    console.errors[len(forgotten):] = []
+
+
 def test_bad_edit_shows_its_line(browser: Any, server: str, console: Console) -> None:
     page = open_page(browser, console, f"{server}/#view=rules")
     area = page.locator("#yaml-input")
