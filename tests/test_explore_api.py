@@ -55,6 +55,14 @@ class Client:
         return json.loads(data)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def data_dirs() -> Iterator[None]:
+    """The explorer adds folders to this process's $ERRORTAXA_DATA_DIR (for edits): restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ERRORTAXA_DATA_DIR", "")
+        yield
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Five models (one of them with images left out), images (some missing, one in a class folder,
@@ -366,6 +374,23 @@ def test_notes_only_to_the_notes_file(api: Client, plain: Client, study: dict[st
                         ({"image": image, "kind": "label_problem", "note": "x" * 5000}, "note")):
         assert api.json("/api/notes", json.dumps(body), status=400)["error"]["field"] == field
     assert api.json("/api/notes", "not json", status=400)["error"]["field"] == "body"
+
+
+def test_notes_are_a_sample_list_for_the_rules(api: Client, study: dict[str, Path]) -> None:
+    failure = api.json("/api/errors?category=model_failure&limit=1")["records"][0]
+    assert api.json("/api/notes", json.dumps({"image": failure["image"], "kind": "non_prototypical"}))["ok"]
+    text = study["taxonomy"].read_text()
+    text = text.replace("resources:\n", "resources:\n  reviewed: {kind: sample_list, file: notes.jsonl, "
+                                         "source: the explorer's notes}\n", 1)
+    rule = "      - id: model_failure\n        description: Step 9.\n"
+    assert rule in text
+    text = text.replace(rule, "      - id: reviewed\n        when: {in_sample_list: reviewed}\n"
+                              "        then: non_prototypical\n" + rule)
+    applied = api.json("/api/taxonomy", text)
+    assert applied["ok"], applied["problems"]
+    moved = api.json(f"/api/errors?tx={applied['tx']}&rule=reviewed&limit=500")["records"]
+    assert failure["image"] in {r["image"] for r in moved}
+    assert all(r["category"] == "non_prototypical" for r in moved)
 
 
 # ---------------------------------------------------------------------- images and safety

@@ -111,7 +111,7 @@ def make_server(args: argparse.Namespace) -> Any:
     """The explorer's server (errortaxa.explore.server.ExploreServer, bound, not serving yet) for
     parsed ``explore`` arguments."""
     import PIL  # the explore extra: a missing one is the one-line missing-extra error
-    from errortaxa.explore.app import Explorer
+    from errortaxa.explore.app import Explorer, edit_data_dirs
     from errortaxa.explore.data import ExploreInputs
     from errortaxa.explore.images import ImageFolder
     from errortaxa.explore.server import ExploreServer
@@ -147,9 +147,13 @@ def make_server(args: argparse.Namespace) -> Any:
         providers=inputs.providers, metadata=inputs.metadata, image_list=inputs.image_list, extra=inputs.extra,
         dataset=args.dataset, read_options=inputs.options, taxonomy_path=taxonomy_path,
         command=_study_command(args))
+    notes = Path(args.notes) if args.notes else None
+    known = [d for d in os.environ.get("ERRORTAXA_DATA_DIR", "").split(os.pathsep) if d]
+    os.environ["ERRORTAXA_DATA_DIR"] = os.pathsep.join(dict.fromkeys(
+        [*known, *edit_data_dirs(inputs.taxonomy, notes)]))  # this process's: edits find the same files
     explorer = Explorer(explore_inputs, yaml_text=inputs.taxonomy.loaded.sources[0].text, sources=given_sources,
                         views=args.views, allow_save=args.allow_save,
-                        notes=Path(args.notes) if args.notes else None, token_required=token is not None)
+                        notes=notes, token_required=token is not None)
     corpus = explorer.corpus
     wnids = inputs.taxonomy.vocabulary.wnids
 

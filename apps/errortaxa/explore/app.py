@@ -7,7 +7,6 @@ naming the parameter (the server answers 4xx with it, never 500).
 
 from __future__ import annotations
 
-import os
 import shlex
 import threading
 import time
@@ -31,6 +30,16 @@ EXPORT_LIMIT = 1_000_000  # the most records one export holds
 NOTE_KINDS = ("label_problem", "non_prototypical")
 MAX_NOTE = 2000  # characters of one note
 OUTCOMES = {"holds": "held", "fails": "failed", "not evaluated": "not_evaluated", "not reached": "not_reached"}
+
+
+def edit_data_dirs(taxonomy: CompiledTaxonomy, notes: Path | None) -> list[str]:
+    """Folders to add to ``$ERRORTAXA_DATA_DIR`` for edits: an edit is untrusted text whose
+    resources (sample lists) are looked up by plain file name in the data directories only, so the
+    loaded taxonomy's folder (its sample lists) and the notes' folder (the notes as a sample list)."""
+    dirs = [str(Path(s.path).resolve().parent) for s in taxonomy.loaded.sources[:1] if Path(s.path).is_file()]
+    if notes is not None:
+        dirs.append(str(notes.resolve().parent))
+    return list(dict.fromkeys(dirs))
 
 
 class BadRequest(Exception):
@@ -65,14 +74,6 @@ class Explorer:
         self._views_lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._notes_lock = threading.Lock()
-        # an edit is untrusted text: its resources (sample lists) are looked up by plain file name in
-        # the data directories only; the loaded taxonomy's folder and the notes' folder are among them
-        dirs = [str(Path(s.path).parent) for s in inputs.taxonomy.loaded.sources[:1] if Path(s.path).is_file()]
-        if notes is not None:
-            dirs.append(str(notes.resolve().parent))
-        if dirs:
-            known = [d for d in os.environ.get("ERRORTAXA_DATA_DIR", "").split(os.pathsep) if d]
-            os.environ["ERRORTAXA_DATA_DIR"] = os.pathsep.join([*known, *[d for d in dirs if d not in known]])
         self.loaded = View(self.corpus, inputs.taxonomy, yaml_text, inputs.providers)
         self._views[self.loaded.tx] = self.loaded
         self.startup_s = time.perf_counter() - start
