@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from errortaxa.engine import default_compiled
-from errortaxa.explore.app import Explorer
+from errortaxa.explore.app import Explorer, edit_data_dirs
 from errortaxa.explore.data import ExploreInputs
 from errortaxa.explore.images import ImageFolder
 from errortaxa.explore.server import ExploreServer
@@ -71,7 +71,8 @@ def memory_of(explorer: Explorer) -> dict[str, float]:
     """Bytes the corpus and one cached view hold (numpy arrays), in MB."""
     c, v = explorer.corpus, explorer.loaded
     corpus = sum(a.nbytes for a in (c.preds, c.pair_id, c.pair_keys, c.pair_count, c.pair_row, c.pair_pred,
-                                    c.pair_target, c.errors, c.error_pairs, c.order_models, c.target))
+                                    c.pair_target, c.errors, c.error_pairs, c.order_models, c.target, c.hit,
+                                    c.error_model, c.error_pair, c.target_pair))
     view = v.pair_value.nbytes + v.pair_rule.nbytes + v.counts.nbytes
     tables = sum(getattr(node, "nbytes", 0) for node in (v.taxonomy.same_superclass, v.taxonomy.membership,
                                                          *v.taxonomy.cooccurrence.values()))
@@ -112,6 +113,7 @@ def main() -> int:
     inputs = ExploreInputs(taxonomy=taxonomy, images=ImageSet(batch), models=models, preds=preds)
     yaml_text = taxonomy.loaded.sources[0].text
     assert RULE in yaml_text
+    os.environ["ERRORTAXA_DATA_DIR"] = os.pathsep.join(edit_data_dirs(taxonomy, None))  # as errortaxa explore
     start = time.perf_counter()
     explorer = Explorer(inputs, yaml_text=yaml_text, sources=["generated"], views=3)
     print(f"{args.models} models x {args.images} images: {explorer.corpus.error_total} errors, "
