@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import mimetypes
+import re
 import sys
 import threading
 import traceback
@@ -129,7 +130,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send_json(200, getters[path]())
             if path == "/api/taxonomy":
                 view = ex.view(params.get("tx"))
-                name = f"{view.taxonomy.name}-{view.tx}.yaml"
+                name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{view.taxonomy.name}-{view.tx}.yaml")
                 return self._send(200, view.yaml.encode(), "text/yaml; charset=utf-8",
                                   {"Content-Disposition": f'attachment; filename="{name}"'})
             if path == "/api/export":
