@@ -36,13 +36,17 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     taxonomy.write_text(TAXONOMY.read_text(encoding="utf-8"), encoding="utf-8")
     (root / "non_prototypical.txt").write_text((TAXONOMY.parent / "non_prototypical.txt").read_text(encoding="utf-8"),
                                                encoding="utf-8")
-    return {"models": models, "images": images, "taxonomy": taxonomy, "notes": root / "notes.jsonl"}
+    metadata = root / "metadata.csv"
+    metadata.write_text("model,arch_family\n" + "".join(f"{m},{'transformer' if 'vi' in m or 'deit' in m else 'cnn'}\n"
+                                                         for m in DEMO_MODELS), encoding="utf-8")
+    return {"models": models, "images": images, "taxonomy": taxonomy, "notes": root / "notes.jsonl",
+            "metadata": metadata}
 
 
 @pytest.fixture(scope="module")
 def server(study: dict[str, Path]) -> Iterator[str]:
     with explorer([str(study["models"]), "--images", str(study["images"]), "--taxonomy", str(study["taxonomy"]),
-                   "--notes", str(study["notes"])]) as base:
+                   "--notes", str(study["notes"]), "--metadata", str(study["metadata"])]) as base:
         yield base
 
 
@@ -101,6 +105,8 @@ def test_models_view_selects_by_row_and_point(browser: Any, server: str, console
     headers = page.locator("#model-table thead th").all_inner_texts()
     assert headers[:3] == ["model", "top-1", "MLA [95% CI]"]
     assert any("fine grained" in h for h in headers)
+    assert headers[-1] == "arch_family"  # the --metadata columns come last
+    expect(page.locator("#model-table tbody tr[data-model='vit_b16'] td.extra")).to_have_text("transformer")
     expect(page.locator("#tx-name")).to_have_text("peychev2023")
     expect(page.locator("#cmd-models .cmd-text")).to_contain_text("errortaxa")
 

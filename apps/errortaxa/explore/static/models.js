@@ -16,6 +16,7 @@ function interval(lo, hi) {
 function sortValue(row, key) {
   if (key === 'model') return row.model;
   if (key.startsWith('share:')) return row.shares ? row.shares[key.slice(6)] : null;
+  if (key.startsWith('extra:')) return row.extra ? row.extra[key.slice(6)] : null;
   return row[key];
 }
 
@@ -28,11 +29,15 @@ function shareCategories() {
 function renderTable() {
   const rows = [...(ctx.table ? ctx.table.rows : [])];
   const cats = shareCategories();
+  const perClass = rows.some((r) => r.mla_class !== undefined && r.mla_class !== null);
+  const extras = [...new Set(rows.flatMap((r) => Object.keys(r.extra || {})))];  // the --metadata columns
   const cols = [
     {key: 'model', label: 'model'},
     {key: 'top1', label: 'top-1'},
     {key: 'mla', label: 'MLA [95% CI]'},
+    ...(perClass ? [{key: 'mla_class', label: 'MLA per class'}] : []),
     ...cats.map((c) => ({key: `share:${c}`, label: c.replaceAll('_', ' '), category: c})),
+    ...extras.map((e) => ({key: `extra:${e}`, label: e})),
   ];
   rows.sort((a, b) => {
     const x = sortValue(a, sortKey);
@@ -59,6 +64,7 @@ function renderTable() {
       h('th', {scope: 'row', class: 'model-name', text: row.model}),
       h('td', {class: 'num', title: interval(row.top1_lo, row.top1_hi)}, fmt(row.top1)),
       h('td', {class: 'num'}, fmt(row.mla), ' ', h('span', {class: 'ci', text: interval(row.mla_lo, row.mla_hi)})),
+      perClass ? h('td', {class: 'num', text: fmt(row.mla_class)}) : null,
       cats.map((c) => {
         const share = row.shares ? row.shares[c] : null;
         const td = h('td', {class: 'num share'}, share === null || share === undefined
@@ -71,7 +77,8 @@ function renderTable() {
         }
         if (row.counts && row.counts[c] !== undefined) td.title = `${row.counts[c]} samples`;
         return td;
-      }));
+      }),
+      extras.map((e) => h('td', {class: 'extra', text: row.extra && row.extra[e] !== null && row.extra[e] !== undefined ? String(row.extra[e]) : ''})));
     const select = () => update({model: row.model === ctx.st.model ? '' : row.model});
     tr.addEventListener('click', select);
     tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') select(); });
