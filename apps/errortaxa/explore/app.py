@@ -23,7 +23,6 @@ from errortaxa.engine.language.problems import Problem
 from errortaxa.engine.outputs import write_text
 from errortaxa.engine.results.accuracy import LABEL_GROUPS
 from errortaxa.explore.data import Corpus, ExploreInputs, View, _num
-from errortaxa.study.stats import mcnemar_exact
 
 PAGE_LIMIT = 500  # the most records one /api/errors page holds
 EXPORT_LIMIT = 1_000_000  # the most records one export holds
@@ -430,6 +429,8 @@ class Explorer:
     def compare(self, params: Mapping[str, str]) -> dict[str, Any]:
         """GET /api/compare: errors fixed, introduced and changed from model a to model b, and the exact
         McNemar test of their multi-label correctness (as ``errortaxa mcnemar``)."""
+        from errortaxa.study.stats import mcnemar_exact  # scipy: imported when a comparison is asked
+
         view = self.view(params.get("tx"))
         a, b = self._model(params.get("a", ""), "a"), self._model(params.get("b", ""), "b")
         result = self._compare(view, a, b)

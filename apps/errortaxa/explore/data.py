@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,9 @@ from errortaxa.engine.inputs import ReadOptions
 from errortaxa.engine.results.accuracy import LABEL_GROUPS, class_sets, group_masks
 from errortaxa.engine.run.imageset import ImageSetClassifier
 from errortaxa.study.models import ImageSet, ModelFile
-from errortaxa.study.scores import ExtraScores
-from errortaxa.study.stats import clopper_pearson
+
+if TYPE_CHECKING:
+    from errortaxa.study.scores import ExtraScores
 
 
 @dataclass
@@ -194,6 +195,8 @@ class View:
 
     def rows(self) -> list[dict[str, Any]]:
         """The model table from the counts (the numbers of the study's ``all.*`` columns)."""
+        from errortaxa.study.stats import clopper_pearson  # scipy: imported when a table is asked
+
         c = self.corpus
         n = c.present_headline
         correct = self.counts[:, self.mla_correct].sum(axis=1)
