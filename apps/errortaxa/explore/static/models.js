@@ -20,10 +20,11 @@ function sortValue(row, key) {
   return row[key];
 }
 
+/** The categories with a column: those some model has a decision in (or an unknown share). */
 function shareCategories() {
   const rows = ctx.table ? ctx.table.rows : [];
-  const present = new Set(rows.flatMap((r) => Object.keys(r.shares || {})));
-  return categories().filter((c) => present.has(c));
+  const shown = new Set(rows.flatMap((r) => Object.entries(r.shares || {}).filter(([, v]) => v !== 0).map(([c]) => c)));
+  return categories().filter((c) => shown.has(c));
 }
 
 function renderTable() {
