@@ -308,6 +308,14 @@ def test_a_forgotten_edit_is_sent_again(browser: Any, server: str, console: Cons
     assert refused and all("404" in e for e in refused)  # the one refused request, then nothing else
     console.errors[len(forgotten):] = []
 
+    # back to the loaded taxonomy: the link loses its YAML, the gallery its edited filter's answer
+    page.locator("#tab-rules").click()
+    page.locator("#reset").click()
+    expect(page.locator("#tx-state")).to_be_hidden()
+    expect(page.locator("table.matrix")).to_have_count(0)
+    assert page.locator("#yaml-input").input_value() == text.replace("min_count: 20}", "min_count: 2}")
+    assert "y" not in hash_state(page) and "from_category" not in hash_state(page)
+
 
 def test_bad_edit_shows_its_line(browser: Any, server: str, console: Console) -> None:
     page = open_page(browser, console, f"{server}/#view=rules")
