@@ -144,7 +144,11 @@ function matrix(title, from, to, counts, model) {
   const rowsShown = from.map((a, i) => [a, i]).filter(([, i]) => counts[i].some(Boolean));
   const colsShown = to.map((b, j) => [b, j]).filter(([, j]) => counts.some((row) => row[j]));
   const head = h('tr', {}, h('th', {class: 'corner', text: 'old ↓ / new →'}),
-    colsShown.map(([b]) => h('th', {scope: 'col', class: 'to'}, chip(categories(), b))));
+    colsShown.map(([b]) => h('th', {scope: 'col', class: 'to'}, chip(categories(), b))), h('th', {class: 'total', text: 'before'}));
+  const rowTotal = (i) => counts[i].reduce((a, b) => a + b, 0);
+  const colTotal = (j) => counts.reduce((a, row) => a + row[j], 0);
+  const foot = h('tr', {}, h('th', {scope: 'row', class: 'total', text: 'after'}),
+    colsShown.map(([, j]) => h('td', {class: 'total', text: String(colTotal(j))})), h('td', {class: 'total', text: String(total)}));
   const rows = rowsShown.map(([a, i]) => h('tr', {}, h('th', {scope: 'row'}, chip(categories(), a)), colsShown.map(([b, j]) => {
     const n = counts[i][j];
     if (!n) return h('td', {class: 'zero', text: '·'});
@@ -153,9 +157,9 @@ function matrix(title, from, to, counts, model) {
       title: `open the ${n} errors that moved from ${a} to ${b}`, text: String(n),
       onclick: () => update({view: 'errors', model: model || '', from_tx: ctx.applied.from_tx, from_category: a, category: b,
         compare: '', a: '', b: '', rule: '', target: '', pred: '', superclass: '', group: '', min_models: ''}, {push: true})}));
-  })));
+  }), h('td', {class: 'total', text: String(rowTotal(i))})));
   return h('section', {class: 'matrix-box'}, h('h3', {}, title, h('span', {class: 'muted', text: ` ${moved} of ${total} moved`})),
-    h('div', {class: 'scroll'}, h('table', {class: 'matrix', dataset: {scope: model ? 'model' : 'all'}}, h('thead', {}, head), h('tbody', {}, rows))));
+    h('div', {class: 'scroll'}, h('table', {class: 'matrix', dataset: {scope: model ? 'model' : 'all'}}, h('thead', {}, head), h('tbody', {}, rows), h('tfoot', {}, foot))));
 }
 
 function renderApplied() {
