@@ -243,9 +243,11 @@ def _apply_edit(page: Any) -> str:
 
 def test_rule_edit_opens_the_moved_errors_and_the_link_reproduces_the_view(browser: Any, server: str,
                                                                          console: Console) -> None:
-    page = open_page(browser, console, f"{server}/#view=rules&model=vit_b16")
-    expect(page.locator("#yaml-code .y-key").first).to_be_visible()  # highlighted
+    page = open_page(browser, console, f"{server}/#view=models&model=vit_b16")
+    expect(page.locator("#model-table tbody tr.selected td").first).to_be_visible()
     before = page.locator("#model-table tbody tr[data-model='vit_b16'] td").all_inner_texts()
+    page.locator("#tab-rules").click()
+    expect(page.locator("#yaml-code .y-key").first).to_be_visible()  # highlighted
     edited = _apply_edit(page)
     expect(page.locator("#tx-state")).to_be_visible()
     expect(page.locator("#cmd-rules .cmd-text")).to_contain_text("errortaxa")
@@ -269,10 +271,11 @@ def test_rule_edit_opens_the_moved_errors_and_the_link_reproduces_the_view(brows
     state = hash_state(page)
     assert state["from_category"] == "spurious_correlation" and state["category"] == moved_to and "y" in state
 
-    # the table moved with the edit
+    # the table moved with the edit, its columns all there (MLA per class and metadata follow the apply)
     page.locator("#tab-models").click()
+    expect(page.locator("#model-table tbody tr[data-model='vit_b16'] td").nth(2)).not_to_have_text("–")
     after = page.locator("#model-table tbody tr[data-model='vit_b16'] td").all_inner_texts()
-    assert after != before
+    assert after != before and len(after) == len(before) and after[-1] == "transformer"
 
     # open one moved error, then the link in a fresh browser context reproduces the whole view
     page.locator("#tab-errors").click()

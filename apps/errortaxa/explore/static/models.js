@@ -30,7 +30,7 @@ function shareCategories() {
 function renderTable() {
   const rows = [...(ctx.table ? ctx.table.rows : [])];
   const cats = shareCategories();
-  const perClass = rows.some((r) => r.mla_class !== undefined && r.mla_class !== null);
+  const perClass = rows.some((r) => r.mla_class !== undefined);
   const extras = [...new Set(rows.flatMap((r) => Object.keys(r.extra || {})))];  // the --metadata columns
   const cols = [
     {key: 'model', label: 'model'},
@@ -206,12 +206,14 @@ async function loadPlots() {
   }
 }
 
-/** The table answer of an apply: shown at once, plots follow. */
+/** The table of an apply's answer, shown at once; the study's full table (MLA per class) and the
+ * plots of the new taxonomy follow. */
 export function setTable(rows, command) {
-  ctx.table = {rows, command: command || (ctx.table && ctx.table.command)};
-  loadedTx = ctx.tx;
-  if (ctx.st.view === 'models') show();
-  else loadPlots();
+  const before = new Map((ctx.table ? ctx.table.rows : []).map((r) => [r.model, r]));
+  ctx.table = {rows: rows.map((r) => ({mla_class: null, extra: (before.get(r.model) || {}).extra, ...r})), command};
+  loadedTx = null;
+  renderTable();
+  show();
 }
 
 export async function show() {

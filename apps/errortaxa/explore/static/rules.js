@@ -179,7 +179,9 @@ function renderApplied() {
     h('section', {class: 'cases'}, h('h3', {}, 'Expected cases ', h('span', {class: failed ? 'pill bad' : 'pill ok',
       text: `${cases.length - failed} of ${cases.length} pass`})),
     h('ul', {id: 'case-list'}, cases.map((c) => h('li', {class: `case ${c.status}`},
-      h('span', {class: 'outcome', text: c.status}), h('span', {text: c.name}),
+      h('span', {class: 'outcome', text: c.status}),
+      c.line ? h('button', {type: 'button', class: 'link', text: c.name, title: `line ${c.line}`, onclick: () => goToLine(c.line)})
+        : h('span', {text: c.name}),
       c.message ? h('div', {class: 'reason', text: c.message}) : null)))));
   showCommand('rules', answer.command);
 }
