@@ -210,7 +210,11 @@ def test_gallery_filters_explanation_notes_and_export(browser: Any, server: str,
     expect(modal).to_be_hidden()
     assert "open" not in hash_state(page)
 
-    # thumbnails load, a missing image included (the placeholder)
+    # thumbnails load; an image without a file (every 7th here) gets the placeholder, not an error
+    missing = "ILSVRC2012_val_00000007.JPEG"  # the example's 7th image
+    assert not (study["images"] / missing).exists()
+    placeholder = page.request.get(f"{server}/thumb/{missing}")
+    assert placeholder.ok and placeholder.headers["content-type"].startswith("image/")
     page.locator("#clear-filters").click()
     total(page)
     page.wait_for_function("() => [...document.querySelectorAll('#gallery img')].slice(0, 8)"
