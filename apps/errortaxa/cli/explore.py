@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import secrets
 import shlex
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +96,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         print(f"errortaxa explore: {len(corpus.models)} models x {len(corpus.image_names)} images, "
               f"{corpus.error_total} errors ({len(corpus.error_pairs)} distinct)", file=sys.stderr)
     print(server.url, flush=True)
+    # the statistics' scipy, imported now rather than on the first table or edit
+    threading.Thread(target=importlib.import_module, args=("errortaxa.study.stats",), daemon=True).start()
     if server.token is not None and not os.environ.get("ERRORTAXA_TOKEN"):
         print(f"token: {server.token}", flush=True)
     if args.open:
