@@ -31,8 +31,14 @@ class SourcesChanged(InvalidInput):
 
 
 def file_hash(path: PathLike) -> str:
-    """The SHA-256 of a file's bytes (hex)."""
+    """The SHA-256 (hex) of a file's bytes; of a folder (e.g. a dataset's class folders), of its
+    listing: every file's relative name and size."""
     digest = hashlib.sha256()
+    if Path(path).is_dir():
+        root = Path(path)
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(f"{file.relative_to(root).as_posix()}\t{file.stat().st_size}\n".encode())
+        return digest.hexdigest()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
@@ -101,7 +107,7 @@ def reopen(study_dir: PathLike) -> ReopenedSources:
 
     def check(what: str, entry: Mapping[str, str]) -> str:
         path = entry["path"]
-        if not Path(path).is_file():
+        if not Path(path).exists():
             lines.append(f"{about_path}: {what} {path} is missing (moved or deleted since the study)")
         elif file_hash(path) != entry["sha256"]:
             lines.append(f"{about_path}: {what} {path} changed since the study (its content hash differs)")
