@@ -24,6 +24,7 @@ from errortaxa.cli.commands import (
 )
 from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, add_limit_option, configure_limits
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.explore import register as register_explore
 from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
 from errortaxa.cli.study import add_diff_arguments
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     for factory in registry.factories():
         factory.add_commands(sub)
     register_study(sub)
+    register_explore(sub)
     p = sub.add_parser("completion", help='print a shell completion script: eval "$(errortaxa completion bash)"')
     p.add_argument("shell", choices=("bash", "zsh"))
     p.set_defaults(func=cmd_completion, root_parser=parser)
