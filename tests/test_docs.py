@@ -35,7 +35,7 @@ def spans() -> list[tuple[str, str]]:
 
 def _resolves(name: str) -> bool:
     """A module path with attributes (``errortaxa.engine.errors.ErrorTaxaError``), a proto symbol
-    (``errortaxa.v1.ErrorTaxa.Classify``) or a logger the source names."""
+    (``errortaxa.v1.ErrorTaxa.Classify``, the option ``errortaxa.v1.rpc``) or a logger the source names."""
     parts = name.split(".")
     for k in range(len(parts), 1, -1):
         try:
@@ -49,7 +49,9 @@ def _resolves(name: str) -> bool:
         else:
             return True
     pool = descriptor_pool.Default()
-    for find in (pool.FindMessageTypeByName, pool.FindServiceByName, pool.FindMethodByName, pool.FindEnumTypeByName):
+    importlib.import_module("errortaxa.v1.options_pb2")  # the method options' extension
+    for find in (pool.FindMessageTypeByName, pool.FindServiceByName, pool.FindMethodByName, pool.FindEnumTypeByName,
+                 pool.FindExtensionByName):
         try:
             find(name)
             return True

@@ -109,8 +109,8 @@ def test_every_error_class_of_the_project_derives_from_the_base_with_one_kind() 
             except TypeError:
                 continue
             assert len(kinds_of_class(type(made))) == 1 and isinstance(made, cls), where
-    assert sorted(groups) == ["ErrorTaxaError", "InputFileError", "OOVError", "ProviderError", "ServiceError",
-                              "TaxonomyError"]
+    assert sorted(groups) == ["BadRequest", "ErrorTaxaError", "InputFileError", "OOVError", "ProviderError",
+                              "ServiceError", "TaxonomyError"]
     assert [c.__name__ for c in ours].count("MissingExtra") == 1
 
 

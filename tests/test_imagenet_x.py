@@ -178,3 +178,17 @@ def test_example_taxonomy_with_the_provider(annotations: dict[str, dict[str, int
         if name in annotations:
             expected = next((fs[0] for fs in order if any(annotations[name][f] for f in fs)), "no_factor")
         assert got.values[got.value[i]] == expected, name
+
+
+def test_the_compiler_checks_the_declared_parameters(tmp_path: Path) -> None:
+    from errortaxa.engine.errors import ErrorTaxaError
+
+    text = EXAMPLE.read_text(encoding="utf-8").replace("../imagenet/peychev2023.yaml",
+                                                       str(ROOT / "rules" / "imagenet" / "peychev2023.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("params: {factor: pose}", "params: {factor: posture}"), encoding="utf-8")
+    with pytest.raises(ErrorTaxaError, match="factor"):
+        compile_path(bad, providers=registry.declarations())
+    good = tmp_path / "good.yaml"
+    good.write_text(text, encoding="utf-8")
+    assert "imagenet_x" in compile_path(good, providers=registry.declarations()).providers_needed

@@ -53,7 +53,7 @@ def test_every_format_module_registers_its_reader() -> None:
     assert [f.name for f in formats(PREDICTIONS)] == ["class-list", "csv", "jsonl", "npy", "npz", "parquet",
                                                       "timm-json", "timm-json-split", "torch"]
     assert [f.name for f in formats(LABELS)] == ["csv", "jsonl", "multilabel-csv", "parquet", "real-json", "targets"]
-    assert [f.name for f in formats(SAMPLE_LIST)] == ["text"]
+    assert [f.name for f in formats(SAMPLE_LIST)] == ["jsonl", "text"]
     assert set(suffixes(PREDICTIONS)) == {".csv", ".tsv", ".jsonl", ".npy", ".npz", ".parquet", ".pq", ".json", ".pt",
                                           ".pth", ".txt"}
     assert [f.name for f in formats(PREDICTIONS) if f.carries_labels] == ["jsonl"]

@@ -24,6 +24,7 @@ from errortaxa.cli.commands import (
 )
 from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, add_limit_option, configure_limits
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.explore import register as register_explore
 from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
 from errortaxa.cli.study import add_diff_arguments
@@ -64,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     p = rsub.add_parser("validate", help="compile a taxonomy and list every problem")
     p.add_argument("file")
+    p.add_argument("--strict", action="store_true",
+                   help="a feature provider that is not installed here is an error (default: a warning)")
     p.add_argument("--format", choices=FORMATS, default="text", help="text (default) or a JSON report on stdout")
     add_limit_option(p)
     p.set_defaults(func=cmd_rules_validate)
@@ -88,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rules_show)
     p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
     add_diff_arguments(p)
-    p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
+    p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors), with the tests "
+                                       "of the installed feature providers")
     p.set_defaults(func=cmd_rules_schema)
 
     # listed for --help; main() hands `serve` and its flags to the server before parsing
@@ -104,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     for factory in registry.factories():
         factory.add_commands(sub)
     register_study(sub)
+    register_explore(sub)
     p = sub.add_parser("completion", help='print a shell completion script: eval "$(errortaxa completion bash)"')
     p.add_argument("shell", choices=("bash", "zsh"))
     p.set_defaults(func=cmd_completion, root_parser=parser)
@@ -135,11 +140,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> str:
-    """The subcommand's name as typed, e.g. "rules diff"."""
+    """The subcommand's name as typed, e.g. "rules diff" (a nested one's dest ends in ``_command``)."""
     words = [args.command]
-    for attribute in ("rules_command", "oov_command"):
-        if getattr(args, attribute, None):
-            words.append(getattr(args, attribute))
+    words += [value for key, value in vars(args).items() if key.endswith("_command") and isinstance(value, str)]
     return " ".join(words)
 
 

@@ -13,6 +13,7 @@ import orjson
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled
 from errortaxa.engine.inputs import Columns, ReadOptions, read_labels, read_predictions
 from errortaxa.engine.language import limits
+from errortaxa.engine.providers import registry
 
 CHUNK = 100_000
 TAXONOMY_HELP = "taxonomy YAML file or built-in name (default: the embedded default)"
@@ -37,11 +38,17 @@ def configure_limits(args: argparse.Namespace, environ: Mapping[str, str] = os.e
         limits.configure(limits.from_settings(environ, args.limit or ()))
 
 
+def compile_file(path: str, *, strict: bool = False) -> CompiledTaxonomy:
+    """The taxonomy at ``path``, its ``feature:`` checked against the installed providers'
+    declarations (``strict``: a provider that is not installed is an error, not a warning)."""
+    return compile_path(path, providers=registry.declarations(), missing_provider="error" if strict else "warning")
+
+
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
     """The default taxonomy, or the one at ``path``; the validator's warnings go to stderr."""
     if path is None:
         return default_compiled()
-    taxonomy = compile_path(path)
+    taxonomy = compile_file(path)
     for warning in taxonomy.warnings:
         print(warning, file=sys.stderr)
     return taxonomy

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, write_text
-from errortaxa.engine.providers import FeatureProvider, registry
+from errortaxa.engine.providers import registry
 from errortaxa.study.classes import MIN_IMAGES, WORST_K
 from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.intervals import HEADLINE, RESAMPLES, bootstrap
@@ -70,6 +71,7 @@ class StudyResult:
     consistency: Consistency | None = None  # error consistency of every pair of models (run_study's ``consistency``)
     classes: ClassBreakdown | None = None  # per-class and per-superclass tables (run_study's ``classes``)
     factors: FactorShares | None = None  # errors against annotated factors (run_study's ``factors``)
+    sources: dict[str, Any] = field(default_factory=dict)  # to reopen the study: errortaxa.study.sources
 
     @property
     def all_wrong(self) -> pd.DataFrame:
@@ -81,11 +83,11 @@ class StudyResult:
 
     def write(self, out_dir: PathLike, csv: bool = False) -> dict[str, str]:
         """Write ``models.csv``, ``models.parquet``, ``top_errors.json``, ``study.json`` (the
-        taxonomy, the sample lists it used with their sources, the inputs), with a comparison
+        taxonomy, the sample lists it used with their sources, the inputs, the analyses' settings, and
+        when set the ``sources`` that reopen the study, with their content hashes), with a comparison
         ``taxonomy_diff.json``, the shared errors (``common_errors.csv``, ``images.csv``) and the
         large opt-in tables as Parquet (``error_consistency``, ``classes``, ``superclasses``; also as CSV
-        with ``csv``), ``worst_classes.csv``, ``factors.csv``
-        into ``out_dir``."""
+        with ``csv``), ``worst_classes.csv``, ``factors.csv`` into ``out_dir``."""
         import json
 
         out = Path(out_dir)
@@ -100,6 +102,8 @@ class StudyResult:
                               "factors": None if self.factors is None else
                               {"provider": self.factors.provider, "images": self.factors.images,
                                "source": self.factors.source}}}
+        if self.sources:
+            about["sources"] = self.sources
         write_text(paths["study"], json.dumps(about, indent=1) + "\n")
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"

@@ -6,9 +6,9 @@ from errortaxa.engine.compile.compiler import (
     compile_taxonomy,
     default_compiled,
 )
+from errortaxa.engine.features import FeatureProvider, FeatureResult
 from errortaxa.engine.language.loader import DEFAULT_TAXONOMY, LoadedTaxonomy, load_taxonomy
 from errortaxa.engine.language.problems import Problem, TaxonomyError
-from errortaxa.engine.providers import FeatureProvider, FeatureResult
 from errortaxa.engine.results.decisions import AxisDecisions, Decisions
 from errortaxa.engine.results.summary import summarize
 from errortaxa.engine.run.cases import CaseResult, run_cases

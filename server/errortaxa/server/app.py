@@ -106,7 +106,8 @@ def build_server(config: ServerConfig) -> RunningServer:
     limits.configure(config.limits)
     store = TaxonomyStore(config.store)
     providers = ServerProviders(config.provider_configs)
-    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build)
+    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build,
+                                declarations=providers.declarations)
     try:
         datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:

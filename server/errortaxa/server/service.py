@@ -79,10 +79,8 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             convert.validate(batch, entry.num_classes, "dataset")
         else:
             raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")
-        source = getattr(request, kind)
-        oov = source.oov if source.HasField("oov") else None
-        providers = convert.request_providers(oov, batch, entry.providers, entry.providers_needed,
-                                              self.providers.factories, entry.num_classes, f"{kind}.oov")
+        providers = convert.request_providers(getattr(request, kind), batch, entry.providers, entry.providers_needed,
+                                              self.providers.factories, entry.num_classes, kind)
         return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
@@ -247,6 +245,12 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         if request.include_images:
             response.images.extend(dataset.labels.images)
         return response
+
+    # -- providers ---------------------------------------------------------------------------
+    @handled
+    def ListProviders(self, request: service_pb2.ListProvidersRequest, context: grpc.ServicerContext
+                      ) -> service_pb2.ListProvidersResponse:
+        return service_pb2.ListProvidersResponse(providers=self.providers.infos())
 
     @handled
     def RegisterDataset(self, request: service_pb2.RegisterDatasetRequest, context: grpc.ServicerContext

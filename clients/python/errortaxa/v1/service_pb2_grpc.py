@@ -76,6 +76,11 @@ class ErrorTaxaStub(object):
                 request_serializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetRequest.SerializeToString,
                 response_deserializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetResponse.FromString,
                 )
+        self.ListProviders = channel.unary_unary(
+                '/errortaxa.v1.ErrorTaxa/ListProviders',
+                request_serializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersRequest.SerializeToString,
+                response_deserializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersResponse.FromString,
+                )
 
 
 class ErrorTaxaServicer(object):
@@ -170,6 +175,15 @@ class ErrorTaxaServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProviders(self, request, context):
+        """The feature providers installed on the server: each one's tests (with
+        their parameters) and per-request inputs, as JSON Schema, so that a
+        client in any language can write rules and build requests for them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ErrorTaxaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +246,11 @@ def add_ErrorTaxaServicer_to_server(servicer, server):
                     servicer.RegisterDataset,
                     request_deserializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetRequest.FromString,
                     response_serializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetResponse.SerializeToString,
+            ),
+            'ListProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviders,
+                    request_deserializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersRequest.FromString,
+                    response_serializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -446,5 +465,22 @@ class ErrorTaxa(object):
         return grpc.experimental.unary_unary(request, target, '/errortaxa.v1.ErrorTaxa/RegisterDataset',
             errortaxa_dot_v1_dot_service__pb2.RegisterDatasetRequest.SerializeToString,
             errortaxa_dot_v1_dot_service__pb2.RegisterDatasetResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/errortaxa.v1.ErrorTaxa/ListProviders',
+            errortaxa_dot_v1_dot_service__pb2.ListProvidersRequest.SerializeToString,
+            errortaxa_dot_v1_dot_service__pb2.ListProvidersResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

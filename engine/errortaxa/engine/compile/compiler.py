@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from errortaxa.engine.features import ProviderDeclaration
 from errortaxa.engine.inputs import InputFileError, read_sample_list
 from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incidence, class_relations
@@ -144,14 +146,23 @@ class CompiledTaxonomy:
 # ---------------------------------------------------------------- compilation
 
 
-def compile_taxonomy(loaded: LoadedTaxonomy) -> CompiledTaxonomy:
-    """Resolve superclasses, resources and predicates; raise TaxonomyError listing every error."""
-    return _Compiler(loaded).run()
+def compile_taxonomy(loaded: LoadedTaxonomy, *, providers: Mapping[str, ProviderDeclaration] | None = None,
+                     missing_provider: Literal["error", "warning"] = "warning") -> CompiledTaxonomy:
+    """Resolve superclasses, resources and predicates; raise TaxonomyError listing every error.
+    ``providers``: the installed providers' declarations (errortaxa.engine.providers.registry
+    .declarations()) that every ``feature:`` is checked against: an unknown test or parameter is an
+    error, a provider not among them a warning, or an error with ``missing_provider="error"``
+    (None: ``feature:`` is not checked)."""
+    return _Compiler(loaded, providers, missing_provider).run()
 
 
-def compile_path(source: str | Path | None = None, *, text: str | None = None) -> CompiledTaxonomy:
-    """Load and compile in one step (None = the embedded default)."""
-    return compile_taxonomy(load_taxonomy(source, text=text))
+def compile_path(source: str | Path | None = None, *, text: str | None = None,
+                 providers: Mapping[str, ProviderDeclaration] | None = None,
+                 missing_provider: Literal["error", "warning"] = "warning") -> CompiledTaxonomy:
+    """Load and compile in one step (None = the embedded default); ``providers`` and
+    ``missing_provider`` as for :func:`compile_taxonomy`."""
+    return compile_taxonomy(load_taxonomy(source, text=text), providers=providers,
+                            missing_provider=missing_provider)
 
 
 @lru_cache(maxsize=1)
@@ -167,8 +178,11 @@ def data_dirs() -> list[Path]:
 
 
 class _Compiler:
-    def __init__(self, loaded: LoadedTaxonomy) -> None:
+    def __init__(self, loaded: LoadedTaxonomy, declarations: Mapping[str, ProviderDeclaration] | None = None,
+                 missing_provider: Literal["error", "warning"] = "warning") -> None:
         self.loaded = loaded
+        self.declarations = declarations
+        self.missing_provider = missing_provider
         self.doc = loaded.document
         self.problems: list[Problem] = []
         self.wordnet = WordNet.load()

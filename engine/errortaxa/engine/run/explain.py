@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider, FeatureResult
 from errortaxa.engine.predicates.base import Node, Outcome
-from errortaxa.engine.providers import FeatureProvider, FeatureResult
 from errortaxa.engine.results.decisions import Decisions
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from errortaxa.engine import FeatureProvider
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.features import FeatureTestDecl
 from errortaxa.engine.providers.annotations import AnnotationTable
 from errortaxa.engine.providers.factory import ProviderConfigError, ProviderFactory
 from errortaxa.providers.imagenet_x.annotations import MISSING, installed_table, package_file, read_annotations
+from errortaxa.providers.imagenet_x.params import FactorParams
 
 
 class ImagenetXFactory(ProviderFactory):
@@ -22,6 +24,8 @@ class ImagenetXFactory(ProviderFactory):
 
     name = "imagenet_x"
     summary = "ImageNet-X factors of variation of the validation images: test factor (the factors extra)"
+    tests = (FeatureTestDecl("factor", "the image's ImageNet-X annotation carries the factor (an image without "
+                                       "annotations: not evaluated)", FactorParams),)
 
     def unavailable(self) -> str | None:
         return None if package_file() is not None else MISSING

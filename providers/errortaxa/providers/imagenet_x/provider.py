@@ -5,26 +5,15 @@ annotation (or samples without an image name) are "not evaluated"."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from errortaxa.engine import FeatureResult
 from errortaxa.engine.providers.annotations import AnnotationTable
-from errortaxa.providers.imagenet_x.annotations import FACTORS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from errortaxa.providers.imagenet_x.params import FactorParams
+from pydantic import ValidationError
 
 TEST = "factor"
-Factor = Literal[FACTORS]  # type: ignore[valid-type]
-
-
-class FactorParams(BaseModel):
-    """The parameters of test ``factor``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    factor: Factor = Field(description="the ImageNet-X factor of variation the image must carry")
-
-
 class ImagenetXProvider:
     """Answers ``factor`` from an annotation table."""
 
