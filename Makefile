@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,postgres,remote,study,oov,ray,parquet,torch]'
 	touch $@
 
 codegen: $(CODEGEN)/.installed

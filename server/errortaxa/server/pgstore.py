@@ -1,0 +1,319 @@
+"""The PostgreSQL taxonomy store, shared by several replicas (psycopg 3 and its pool).
+
+Tables (schema version SCHEMA_VERSION, created or migrated at start-up under an advisory lock, so
+that replicas starting together do not race)::
+
+    taxonomy_versions  one row per name@version (primary key): one content per name@version
+    active             one row: the active version, its activation number; a stored active version
+                       is a foreign key into taxonomy_versions, so it cannot be deleted
+    activations        the activation history, a chain: seq = previous_seq + 1, previous_seq unique
+                       (activations are totally ordered; the active row is locked while one is added)
+    audit              one row per change, written in the change's transaction
+    datasets           registered datasets: label file path and content hash
+
+Every change (put, activate, delete, register_dataset) is one transaction with its audit row and a
+NOTIFY on CHANNEL (delivered at commit), which the replicas' watchers LISTEN for. An answer OK
+means committed. When the database cannot be reached, StoreUnavailable says why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from errortaxa.server.store import (
+    NAME_PATTERN,
+    ActiveVersion,
+    DatasetRecord,
+    Finding,
+    Snapshot,
+    StoredVersion,
+    StoreError,
+    StoreUnavailable,
+)
+
+log = logging.getLogger("errortaxa.server")
+CHANNEL = "errortaxa_changes"
+SCHEMA_VERSION = 1
+_LOCK_KEY = 0x6572726F72746178  # "errortax": the advisory lock of schema changes
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE taxonomy_versions (
+    name text NOT NULL, version text NOT NULL, yaml text NOT NULL, filename text NOT NULL,
+    content_hash text NOT NULL, created_at text NOT NULL, created_by text NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+    PRIMARY KEY (name, version));
+CREATE TABLE activations (
+    seq bigint PRIMARY KEY, previous_seq bigint UNIQUE REFERENCES activations (seq),
+    change_id text NOT NULL UNIQUE, time timestamptz NOT NULL DEFAULT now(),
+    name text NOT NULL, version text NOT NULL, content_hash text NOT NULL, who text NOT NULL,
+    CHECK (seq = coalesce(previous_seq, 0) + 1));
+CREATE TABLE active (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    seq bigint NOT NULL, name text, version text, stored_name text, stored_version text,
+    FOREIGN KEY (stored_name, stored_version) REFERENCES taxonomy_versions (name, version),
+    CHECK (stored_name IS NULL OR (stored_name = name AND stored_version = version)));
+INSERT INTO active (seq) VALUES (0);
+CREATE TABLE audit (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time timestamptz NOT NULL DEFAULT now(),
+    action text NOT NULL, who text NOT NULL, record jsonb NOT NULL, source text UNIQUE);
+CREATE TABLE datasets (
+    name text PRIMARY KEY, path text NOT NULL, content_hash text NOT NULL, size bigint NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now(), registered_by text NOT NULL);
+""",
+}
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (and without query parameters): safe to log or print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = (f"{parts.username}@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
+class PostgresStore:
+    """The store interface of errortaxa.server.store.TaxonomyStore, in PostgreSQL (thread-safe).
+    ``read_only``: a check, which changes nothing (no schema created, nothing activated)."""
+
+    def __init__(self, url: str, *, pool_min: int = 1, pool_max: int = 4, wait_seconds: float = 30.0,
+                 timeout_seconds: float = 5.0, read_only: bool = False) -> None:
+        self.url = url
+        self.description = redacted(url)
+        self.repair = not read_only
+        try:
+            import psycopg  # noqa: F401
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise StoreError(f"a PostgreSQL store needs the postgres extra (pip install 'errortaxa[postgres]'): "
+                             f"{exc}") from None
+        self.findings: list[Finding] = []
+        self.connected = threading.Event()
+        self._pool = ConnectionPool(
+            url, min_size=pool_min, max_size=max(pool_max, pool_min), open=False, timeout=timeout_seconds,
+            kwargs={"connect_timeout": max(1, int(timeout_seconds))}, check=ConnectionPool.check_connection,
+            reconnect_timeout=24 * 3600, name="errortaxa-store")
+        try:
+            self._pool.open(wait=True, timeout=wait_seconds)
+        except Exception as exc:
+            self._pool.close(timeout=0)
+            raise StoreError(f"cannot reach the store {self.description} within {wait_seconds:g} s "
+                             f"({_reason(exc)})") from None
+        self.connected.set()
+        self._timeout = timeout_seconds
+        try:
+            self._migrate(read_only)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._pool.close(timeout=1)
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A connection in a transaction, committed when the block ends (StoreUnavailable when the
+        database cannot be reached or the commit's outcome is unknown)."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            self.connected.clear()
+            raise StoreUnavailable(f"the store {self.description} is unreachable: {_reason(exc)}") from None
+        self.connected.set()
+
+    def _migrate(self, read_only: bool) -> None:
+        """Create or migrate the schema to SCHEMA_VERSION, under an advisory lock (``read_only``:
+        StoreError unless it is there already)."""
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            exists = conn.execute("SELECT to_regclass('errortaxa_schema') IS NOT NULL").fetchone()[0]
+            if not exists and not read_only:
+                conn.execute("CREATE TABLE errortaxa_schema (version int NOT NULL)")
+            row = conn.execute("SELECT version FROM errortaxa_schema").fetchone() if exists else None
+            current = 0 if row is None else int(row[0])
+            if read_only and current != SCHEMA_VERSION:
+                raise StoreError(f"the store {self.description} has schema version {current}, not "
+                                 f"{SCHEMA_VERSION}: a server starting on it migrates it")
+            if current > SCHEMA_VERSION:
+                raise StoreError(f"the store {self.description} has schema version {current}, newer than this "
+                                 f"server's {SCHEMA_VERSION}: upgrade the server")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                conn.execute(MIGRATIONS[version])
+                log.info("store schema migrated", extra={"store": self.description, "schema_version": version})
+            if row is None:
+                conn.execute("INSERT INTO errortaxa_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            else:
+                conn.execute("UPDATE errortaxa_schema SET version = %s", (SCHEMA_VERSION,))
+
+    @staticmethod
+    def _audit(conn: Any, action: str, who: str, source: str | None = None, **what: Any) -> None:
+        record = {"action": action, "who": who, **what}
+        conn.execute("INSERT INTO audit (action, who, record, source) VALUES (%s, %s, %s, %s)",
+                     (action, who, json.dumps(record), source))
+
+    @staticmethod
+    def _notify(conn: Any, **what: Any) -> None:
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(what)))
+
+    # -- reads -------------------------------------------------------------------------------
+    def versions(self) -> list[StoredVersion]:
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT name, version, yaml, filename, content_hash, created_at, created_by "
+                                "FROM taxonomy_versions ORDER BY seq").fetchall()
+        return [StoredVersion(*row) for row in rows]
+
+    def get(self, name: str, version: str) -> StoredVersion | None:
+        if not (NAME_PATTERN.match(name) and NAME_PATTERN.match(version)):
+            return None
+        with self._transaction() as conn:
+            row = conn.execute("SELECT name, version, yaml, filename, content_hash, created_at, created_by "
+                               "FROM taxonomy_versions WHERE name = %s AND version = %s", (name, version)).fetchone()
+        return None if row is None else StoredVersion(*row)
+
+    def activations(self) -> list[tuple[str, str]]:
+        """Every (name, version) activated, newest first."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT name, version FROM activations ORDER BY seq DESC").fetchall()
+        return [(name, version) for name, version in rows]
+
+    def active_key(self) -> tuple[int, tuple[str, str] | None]:
+        with self._transaction() as conn:
+            seq, name, version = conn.execute("SELECT seq, name, version FROM active").fetchone()
+        return int(seq), (None if name is None else (name, version))
+
+    def datasets(self) -> dict[str, DatasetRecord]:
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT name, path, content_hash FROM datasets ORDER BY name").fetchall()
+        return {name: DatasetRecord(path, content_hash) for name, path, content_hash in rows}
+
+    def snapshot(self) -> Snapshot:
+        with self._transaction() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            seq, name, version = conn.execute("SELECT seq, name, version FROM active").fetchone()
+            versions = conn.execute("SELECT name, version, content_hash FROM taxonomy_versions ORDER BY seq").fetchall()
+            datasets = conn.execute("SELECT name, path, content_hash FROM datasets").fetchall()
+        return Snapshot(int(seq), None if name is None else (name, version), tuple(map(tuple, versions)),
+                        {n: DatasetRecord(p, h) for n, p, h in datasets})
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT id, time, record FROM audit ORDER BY id").fetchall()
+        return [{"id": str(id_), "time": time.isoformat(), **record} for id_, time, record in rows]
+
+    # -- changes -----------------------------------------------------------------------------
+    def put_version(self, stored: StoredVersion, who: str) -> str | None:
+        """Store a new version (None) or, when name@version is stored already, its content hash (the
+        same content: an idempotent put, audited). The primary key decides between concurrent puts."""
+        with self._transaction() as conn:
+            inserted = conn.execute(
+                "INSERT INTO taxonomy_versions (name, version, yaml, filename, content_hash, created_at, created_by) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name, version) DO NOTHING RETURNING seq",
+                (stored.name, stored.version, stored.yaml, stored.filename, stored.content_hash, stored.created_at,
+                 stored.created_by)).fetchone()
+            if inserted is None:
+                (existing,) = conn.execute(
+                    "SELECT content_hash FROM taxonomy_versions WHERE name = %s AND version = %s",
+                    (stored.name, stored.version)).fetchone()
+                if existing == stored.content_hash:
+                    self._audit(conn, "put", who, taxonomy=stored.name, version=stored.version,
+                                content_hash=stored.content_hash, new=False)
+                return str(existing)
+            self._audit(conn, "put", who, taxonomy=stored.name, version=stored.version,
+                        content_hash=stored.content_hash, new=True)
+            self._notify(conn, action="put", taxonomy=stored.name, version=stored.version)
+        return None
+
+    def activate_version(self, name: str, version: str, content_hash: str, who: str, *, stored: bool = True,
+                         **what: Any) -> int | None:
+        """Make name@version active: its activation number; None when it is active already (nothing
+        appended). ``stored``: a stored version (False: the built-in default)."""
+        import psycopg
+
+        change_id = secrets.token_hex(8)
+        try:
+            with self._transaction() as conn:
+                seq, active_name, active_version = conn.execute(
+                    "SELECT seq, name, version FROM active FOR UPDATE").fetchone()
+                if (active_name, active_version) == (name, version):
+                    return None
+                new_seq = int(seq) + 1
+                conn.execute("INSERT INTO activations (seq, previous_seq, change_id, name, version, content_hash, who) "
+                             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                             (new_seq, seq or None, change_id, name, version, content_hash, who))
+                conn.execute("UPDATE active SET seq = %s, name = %s, version = %s, stored_name = %s, "
+                             "stored_version = %s", (new_seq, name, version, name if stored else None,
+                                                     version if stored else None))
+                self._audit(conn, "activate", who, id=change_id, taxonomy=name, version=version,
+                            content_hash=content_hash, seq=new_seq, **what)
+                self._notify(conn, action="activate", taxonomy=name, version=version, seq=new_seq)
+        except psycopg.errors.ForeignKeyViolation:
+            raise KeyError(f"{name}@{version}") from None  # deleted meanwhile
+        return new_seq
+
+    def delete_version(self, name: str, version: str, who: str) -> StoredVersion | None:
+        """Delete a stored version (None: there is none); ActiveVersion when it is the active one
+        (the active row's foreign key refuses it, whichever replica asks)."""
+        import psycopg
+
+        try:
+            with self._transaction() as conn:
+                row = conn.execute("DELETE FROM taxonomy_versions WHERE name = %s AND version = %s RETURNING "
+                                   "name, version, yaml, filename, content_hash, created_at, created_by",
+                                   (name, version)).fetchone()
+                if row is None:
+                    return None
+                stored = StoredVersion(*row)
+                self._audit(conn, "delete", who, taxonomy=name, version=version, content_hash=stored.content_hash)
+                self._notify(conn, action="delete", taxonomy=name, version=version)
+        except psycopg.errors.ForeignKeyViolation:
+            raise ActiveVersion(f"{name}@{version}") from None
+        return stored
+
+    def register_dataset(self, name: str, record: DatasetRecord, size: int, who: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO datasets (name, path, content_hash, size, registered_by) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET path = excluded.path, "
+                         "content_hash = excluded.content_hash, size = excluded.size, registered_at = now(), "
+                         "registered_by = excluded.registered_by", (name, record.path, record.content_hash, size, who))
+            self._audit(conn, "register_dataset", who, dataset=name, path=record.path,
+                        content_hash=record.content_hash, size=size)
+            self._notify(conn, action="register_dataset", dataset=name)
+
+    # -- listening ---------------------------------------------------------------------------
+    def listen(self, timeout: float, stop: threading.Event) -> Iterator[None]:
+        """Yield once per notification (or burst of them) and once per ``timeout`` without one,
+        on a connection of its own, until ``stop`` is set; StoreUnavailable when the connection
+        is lost or cannot be made."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self._timeout))) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.connected.set()
+                yield  # connected: catch up on what happened meanwhile
+                while not stop.is_set():
+                    for _ in conn.notifies(timeout=timeout, stop_after=1):
+                        pass
+                    conn.execute("SELECT 1")  # a lost connection shows here when nothing arrives
+                    yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.connected.clear()
+            raise StoreUnavailable(f"the store {self.description} is unreachable: {_reason(exc)}") from None
