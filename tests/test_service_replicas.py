@@ -291,11 +291,11 @@ def test_store_check_and_migrate(tmp_path: Path, pg_url: str) -> None:
         c.put_taxonomy(variant_yaml("4.0"))
         c.register_dataset("tiny", "labels.txt")
     running.stop(0)
-    for _ in range(2):  # idempotent
-        done = subprocess.run([EXE, "store", "migrate", str(store), pg_url], capture_output=True, text=True,
-                              cwd=ROOT, timeout=120)
-        assert done.returncode == 0, done.stderr
-    assert "3 version(s), 2 activation(s)" in done.stderr
+    runs = [subprocess.run([EXE, "store", "migrate", str(store), pg_url], capture_output=True, text=True, cwd=ROOT,
+                           timeout=120) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert "copied 3 version(s), 2 activation(s), 6 audit record(s), 1 dataset(s)" in runs[0].stderr
+    assert "copied 0 version(s), 0 activation(s), 0 audit record(s), 0 dataset(s)" in runs[1].stderr  # idempotent
     check = subprocess.run([EXE, "store", "check", pg_url], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert (check.returncode, check.stdout) == (0, ""), check.stderr
     assert "0 finding(s); the server would serve peychev2023@3.0" in check.stderr

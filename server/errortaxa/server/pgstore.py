@@ -297,6 +297,59 @@ class PostgresStore:
                         content_hash=record.content_hash, size=size)
             self._notify(conn, action="register_dataset", dataset=name)
 
+    # -- migration from a file store --------------------------------------------------------------
+    def import_records(self, versions: list[StoredVersion], activations: list[dict[str, Any]],
+                       audit: list[dict[str, Any]], datasets: dict[str, tuple[DatasetRecord, int]],
+                       builtin: tuple[str, str]) -> dict[str, int]:
+        """Copy a file store's records in one transaction; what is here already (the same version,
+        activation id, audit record) is kept, so a second run changes nothing. StoreError when a
+        version is here with other content or the database has activations of its own."""
+        counts = {"versions": 0, "activations": 0, "audit": 0, "datasets": 0}
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            for v in versions:
+                row = conn.execute("SELECT content_hash FROM taxonomy_versions WHERE name = %s AND version = %s",
+                                   (v.name, v.version)).fetchone()
+                if row is not None and row[0] != v.content_hash:
+                    raise StoreError(f"{v.name}@{v.version} is in {self.description} with other content ({row[0]})")
+                if row is None:
+                    conn.execute("INSERT INTO taxonomy_versions (name, version, yaml, filename, content_hash, "
+                                 "created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                                 (v.name, v.version, v.yaml, v.filename, v.content_hash, v.created_at, v.created_by))
+                    counts["versions"] += 1
+            here = [r[0] for r in conn.execute("SELECT change_id FROM activations ORDER BY seq").fetchall()]
+            ids = [str(a["id"]) for a in activations]
+            if here != ids[:len(here)]:
+                raise StoreError(f"{self.description} has activations of its own: the file store's history "
+                                 "cannot be put before them")
+            stored = {(v.name, v.version) for v in versions}
+            for seq, record in enumerate(activations[len(here):], len(here) + 1):
+                key = (str(record["name"]), str(record["version"]))
+                conn.execute("INSERT INTO activations (seq, previous_seq, change_id, time, name, version, content_hash, "
+                             "who) VALUES (%s, %s, %s, coalesce(%s::timestamptz, now()), %s, %s, %s, %s)",
+                             (seq, seq - 1 or None, str(record["id"]), record.get("time") or None, *key,
+                              str(record.get("content_hash", "")), "errortaxa-migrate"))
+                is_stored = key in stored and key != builtin
+                conn.execute("UPDATE active SET seq = %s, name = %s, version = %s, stored_name = %s, "
+                             "stored_version = %s", (seq, *key, key[0] if is_stored else None,
+                                                     key[1] if is_stored else None))
+                counts["activations"] += 1
+            for record in audit:
+                done = conn.execute(
+                    "INSERT INTO audit (time, action, who, record, source) VALUES (coalesce(%s::timestamptz, "
+                    "now()), %s, %s, %s, %s) ON CONFLICT (source) DO NOTHING RETURNING id",
+                    (record.get("time") or None, str(record["action"]), str(record.get("who", "")),
+                     json.dumps({**record, "migrated": True}), f"file:{record['id']}")).fetchone()
+                counts["audit"] += done is not None
+            for name, (dataset, size) in datasets.items():
+                done = conn.execute(
+                    "INSERT INTO datasets (name, path, content_hash, size, registered_by) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (name) DO NOTHING RETURNING name",
+                    (name, dataset.path, dataset.content_hash, size, "errortaxa-migrate")).fetchone()
+                counts["datasets"] += done is not None
+            self._notify(conn, action="migrate")
+        return counts
+
     # -- listening ---------------------------------------------------------------------------
     def listen(self, timeout: float, stop: threading.Event) -> Iterator[None]:
         """Yield once per notification (or burst of them) and once per ``timeout`` without one,

@@ -544,6 +544,12 @@ class TaxonomyStore:
                 out.append(doc)
         return out
 
+    def activation_log(self) -> list[dict[str, Any]]:
+        """The activation records {"id", "time", "name", "version"}, oldest first."""
+        if self.root is None:
+            return [{"id": str(i), "time": "", "name": n, "version": v} for i, (n, v) in enumerate(self._activations)]
+        return self._activation_records()
+
     def activations(self) -> list[tuple[str, str]]:
         """Every (name, version) activated, newest first (the active one is the first intact one)."""
         if self.root is None:
