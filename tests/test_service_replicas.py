@@ -88,15 +88,8 @@ def test_concurrent_conflicting_puts_exactly_one_wins(pair: tuple[RunningServer,
             texts = [variant_yaml(f"c{i}"), variant_yaml(f"c{i}", drop_husky_pair=False)]
             outcomes: list[str] = ["", ""]
             barrier = threading.Barrier(2)
-
-            def put(side: int, client: Client) -> None:
-                barrier.wait()
-                try:
-                    outcomes[side] = "created" if client.put_taxonomy(texts[side]).created else "not created"
-                except AlreadyExists:
-                    outcomes[side] = "exists"
-
-            threads = [threading.Thread(target=put, args=(k, c)) for k, c in enumerate((ca, cb))]
+            threads = [threading.Thread(target=_put, args=(c, texts[k], outcomes, k, barrier))
+                       for k, c in enumerate((ca, cb))]
             for t in threads:
                 t.start()
             for t in threads:
@@ -109,6 +102,19 @@ def test_concurrent_conflicting_puts_exactly_one_wins(pair: tuple[RunningServer,
     assert len(puts) == rounds and all(r["new"] for r in puts)  # the losers left no audit record
 
 
+def _put(client: Client, text: str, outcomes: list[str], side: int, barrier: threading.Barrier) -> None:
+    barrier.wait()
+    try:
+        outcomes[side] = "created" if client.put_taxonomy(text).created else "not created"
+    except AlreadyExists:
+        outcomes[side] = "exists"
+
+
+def _activate(client: Client, version: str, barrier: threading.Barrier) -> None:
+    barrier.wait()
+    client.activate_taxonomy(f"peychev2023@{version}")
+
+
 def test_concurrent_activations_end_on_one_version_everywhere(pair: tuple[RunningServer, RunningServer]) -> None:
     a, b = pair
     with Client(address(a), retries=0) as ca, Client(address(b), retries=0) as cb:
@@ -117,20 +123,16 @@ def test_concurrent_activations_end_on_one_version_everywhere(pair: tuple[Runnin
         for i in range(10):
             versions = ("2.0", "3.0") if i % 2 else ("3.0", "2.0")
             barrier = threading.Barrier(2)
-
-            def activate(client: Client, version: str) -> None:
-                barrier.wait()
-                client.activate_taxonomy(f"peychev2023@{version}")
-
-            threads = [threading.Thread(target=activate, args=(c, v)) for c, v in zip((ca, cb), versions, strict=True)]
+            threads = [threading.Thread(target=_activate, args=(c, v, barrier))
+                       for c, v in zip((ca, cb), versions, strict=True)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join(30)
             final = a.store.active_key()[1]
             assert final is not None
-            wait_for(lambda: ca.classify(**small_batch()).version == cb.classify(**small_batch()).version
-                     == final[1], PROPAGATION)
+            wait_for(lambda f=final[1]: ca.classify(**small_batch()).version == cb.classify(**small_batch()).version
+                     == f, PROPAGATION)
     history = [seq for seq, in _rows(a, "SELECT seq FROM activations ORDER BY seq")]
     assert history == list(range(1, len(history) + 1))  # one chain
 
@@ -167,7 +169,7 @@ def test_every_answer_names_its_version_and_replica(pair: tuple[RunningServer, R
                 stub.DeleteTaxonomy(service_pb2.DeleteTaxonomyRequest())
             assert ("errortaxa-replica", name) in failed.value.trailing_metadata()  # type: ignore[attr-defined]
         metrics = server.metrics.render()
-        assert f'errortaxa_active_taxonomy_info{{name="peychev2023",version="1.0",' in metrics
+        assert 'errortaxa_active_taxonomy_info{name="peychev2023",version="1.0",' in metrics
         assert f'replica="{name}"' in metrics
         assert f'errortaxa_store_connected{{replica="{name}",store="{server.store.description}"}} 1' in metrics
 
@@ -225,7 +227,7 @@ def test_the_database_going_away_and_coming_back(caplog: pytest.LogCaptureFixtur
                     postgres.stop()
                     for _ in range(20):  # classification never fails
                         assert c.classify(**small_batch()).category == expected
-                    with pytest.raises(Unavailable, match="store .* is unreachable"):
+                    with pytest.raises(Unavailable, match=r"store .* is unreachable"):
                         c.put_taxonomy(variant_yaml("3.0"))
                     with pytest.raises(Unavailable):
                         c.activate_taxonomy("peychev2023@1.0")
@@ -325,7 +327,7 @@ def test_a_replica_whose_dataset_copy_differs_refuses_it(pg_url: str, tmp_path: 
             b = start(store=pg_url, data_dirs=(data,), replica="B")
             try:
                 with Client(address(b), retries=0) as cb:
-                    with pytest.raises(FailedPrecondition, match="'tiny'.*differs from the registered file"):
+                    with pytest.raises(FailedPrecondition, match=r"'tiny'.*differs from the registered file"):
                         cb.classify_dataset("tiny", pred=[250, 65])
                     with pytest.raises(NotFound):
                         cb.classify_dataset("other", pred=[250, 65])

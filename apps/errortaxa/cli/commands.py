@@ -216,10 +216,9 @@ def cmd_rules_schema(args: argparse.Namespace) -> int:
 def cmd_store_check(args: argparse.Namespace) -> int:
     """One line per finding on stdout, a summary on stderr; 0 clean, 1 findings."""
     from errortaxa.server.app import check_store
-    from errortaxa.server.store import StoreError
-
     from errortaxa.server.config import is_database_url
     from errortaxa.server.pgstore import redacted
+    from errortaxa.server.store import StoreError
 
     url = is_database_url(args.dir)
     try:

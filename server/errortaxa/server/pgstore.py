@@ -325,8 +325,8 @@ class PostgresStore:
             stored = {(v.name, v.version) for v in versions}
             for seq, record in enumerate(activations[len(here):], len(here) + 1):
                 key = (str(record["name"]), str(record["version"]))
-                conn.execute("INSERT INTO activations (seq, previous_seq, change_id, time, name, version, content_hash, "
-                             "who) VALUES (%s, %s, %s, coalesce(%s::timestamptz, now()), %s, %s, %s, %s)",
+                conn.execute("INSERT INTO activations (seq, previous_seq, change_id, time, name, version, "
+                             "content_hash, who) VALUES (%s, %s, %s, coalesce(%s::timestamptz, now()), %s, %s, %s, %s)",
                              (seq, seq - 1 or None, str(record["id"]), record.get("time") or None, *key,
                               str(record.get("content_hash", "")), "errortaxa-migrate"))
                 is_stored = key in stored and key != builtin
