@@ -957,10 +957,10 @@ def test_channel_options_given_to_the_client_replace_its_own(server: RunningServ
 def test_client_retries_unavailable_with_backoff() -> None:
     server = Restarts(start_after=0.5)
     try:
-        with Client(server.target, backoff=0.1, max_backoff=1.0) as c:
-            assert c.health(timeout=2) == "SERVING"
+        with Client(server.target, backoff=0.1, max_backoff=1.0) as c:  # waits for the server, then retries
+            assert c.classify(**small_batch(), timeout=5).category[0] == "overlapping_classes"
         with Client(f"127.0.0.1:{_free_port()}", retries=1, backoff=0.01) as nobody, pytest.raises(Unavailable):
-            nobody.health(timeout=2)
+            nobody.health(timeout=2)  # a health check does not wait: UNAVAILABLE after its retry
     finally:
         server.close()
 

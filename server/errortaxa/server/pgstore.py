@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,7 @@ from errortaxa.server.store import (
 log = logging.getLogger("errortaxa.server")
 CHANNEL = "errortaxa_changes"
 SCHEMA_VERSION = 1
+WAKE_SECONDS = 0.5  # a listener looks at its stop flag this often
 _LOCK_KEY = 0x6572726F72746178  # "errortax": the advisory lock of schema changes
 
 MIGRATIONS: dict[int, str] = {
@@ -363,8 +365,10 @@ class PostgresStore:
                 self.connected.set()
                 yield  # connected: catch up on what happened meanwhile
                 while not stop.is_set():
-                    for _ in conn.notifies(timeout=timeout, stop_after=1):
-                        pass
+                    deadline = time.monotonic() + timeout
+                    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                        if list(conn.notifies(timeout=min(left, WAKE_SECONDS), stop_after=1)):
+                            break
                     conn.execute("SELECT 1")  # a lost connection shows here when nothing arrives
                     yield
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
