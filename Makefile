@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # the protobuf / gRPC generator lives apart (scripts/gen_protos.py says why)
 CODEGEN ?= .venv-codegen
 
-.PHONY: install codegen demo test test-matrix lint bench reliability clean
+.PHONY: install codegen demo test test-matrix lint bench reliability reliability-replicas test-postgres clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,16 @@ test: lint
 # minutes: long fuzz, load under hot reload, kill -9, SIGTERM under load, streams, damaged stores
 reliability: install
 	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability
+
+# minutes: three replicas on a PostgreSQL store under load (propagation figures, kill -9, the database
+# stopped); PostgreSQL is started by the tests (tests/pg.py)
+reliability-replicas: install
+	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability/test_rel_replicas.py
+
+# the service suite with every store on PostgreSQL (the store tests run against both stores in `make test`)
+test-postgres: install
+	ERRORTAXA_TEST_STORE=postgresql $(PY) -m pytest -p no:cacheprovider tests/test_service.py \
+		tests/test_service_store.py tests/test_service_replicas.py
 
 # the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
 test-matrix: install
