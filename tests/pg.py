@@ -5,6 +5,8 @@ need it are then skipped with that reason)."""
 
 from __future__ import annotations
 
+import atexit
+import glob
 import os
 import pwd
 import secrets
@@ -14,11 +16,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SEARCH = ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
-
 
 def _tool(name: str) -> str | None:
-    for folder in SEARCH:
+    for folder in ["/usr/local/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
         path = Path(folder) / name
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
@@ -101,3 +101,18 @@ class PostgresServer:
         except RuntimeError:
             pass  # already stopped
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_shared: list[PostgresServer] = []
+
+
+def shared_database() -> str:
+    """A new database on a PostgreSQL shared by the whole process (started on first use, removed at
+    exit): ``ERRORTAXA_TEST_STORE=postgresql`` runs the service suite's servers on one each."""
+    if not _shared:
+        reason = unavailable()
+        if reason is not None:
+            raise RuntimeError(f"ERRORTAXA_TEST_STORE=postgresql, but PostgreSQL: {reason}")
+        _shared.append(PostgresServer())
+        atexit.register(_shared[0].close)
+    return _shared[0].new_database()

@@ -241,8 +241,8 @@ def test_the_database_stopped_and_started_under_load(figures: dict[str, dict[str
             load.close()
             replicas.close()
         figures["replicas: database stopped and started under load"] = {
-            "answers": load.answers, "failed calls": len(load.failed), "admin calls refused (UNAVAILABLE)": len(refused),
-            "refusal p50 ms": p(refused, 0.5),
+            "answers": load.answers, "failed calls": len(load.failed),
+            "admin calls refused (UNAVAILABLE)": len(refused), "refusal p50 ms": p(refused, 0.5),
             "admin OK again after (s)": round(recovered, 2), "wrong": len(load.wrong)}
         assert not load.failed, load.failed[:3]
         assert not load.wrong and not load.mixed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,16 @@ from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.engine.inputs import LABELS, LabeledImages, ReadOptions, detect
 from errortaxa.server.convert import check_finite, length_error, matrix
 from errortaxa.server.errors import ServiceError, from_error, invalid, not_found, shown
-from errortaxa.server.store import DATASETS, NAME_PATTERN, DatasetRecord, Finding, Store, StoreUnavailable, file_hash
+from errortaxa.server.store import (
+    DATASETS,
+    NAME_PATTERN,
+    DatasetRecord,
+    Finding,
+    Snapshot,
+    Store,
+    StoreUnavailable,
+    file_hash,
+)
 from errortaxa.v1 import samples_pb2, service_pb2
 
 log = logging.getLogger("errortaxa.server")
@@ -77,19 +87,25 @@ class DatasetRegistry:
         self.store = store
         self.data_dirs = tuple(d.resolve() for d in data_dirs)
         self.configured = set(configured)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._datasets: dict[str, Dataset] = {}
         self._records: dict[str, DatasetRecord] = {}
         self.problems: dict[str, str] = {}  # registered dataset -> why this server does not serve it
         for name, path in configured.items():
             self._datasets[name] = load_dataset(name, path)
             log.info("dataset loaded", extra={"dataset": name, "path": path, "size": len(self._datasets[name].labels)})
-        for name, problem in self.apply(store.datasets()).items():
+        for name, problem in self._apply(store.datasets()).items():
             store.findings.append(Finding(DATASETS, f"the registered dataset {shown(name)} {problem}", "not served"))
 
-    def apply(self, records: dict[str, DatasetRecord]) -> dict[str, str]:
-        """Follow the store's registered datasets: load those new or changed (checking their
-        content hash); the problems of those newly not served here."""
+    def follow(self, take: Callable[[], Snapshot]) -> None:
+        """Follow the store's registered datasets (its snapshot taken with registrations made here
+        held back, so that it is not older than them)."""
+        with self._lock:
+            self._apply(take().datasets)
+
+    def _apply(self, records: dict[str, DatasetRecord]) -> dict[str, str]:
+        """Load the registered datasets new or changed (checking their content hash); the problems
+        of those newly not served here."""
         found: dict[str, str] = {}
         for name, record in sorted(records.items()):
             if name in self.configured or self._records.get(name) == record:

@@ -39,9 +39,8 @@ class StoreWatcher:
 
     def sync(self) -> None:
         """Read the store's snapshot and follow it."""
-        snapshot = self.store.snapshot()
-        self.registry.apply(snapshot)
-        self.datasets.apply(snapshot.datasets)
+        self.registry.follow(self.store.snapshot)
+        self.datasets.follow(self.store.snapshot)
 
     def _run(self) -> None:
         backoff = FIRST_BACKOFF

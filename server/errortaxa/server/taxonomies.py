@@ -190,12 +190,14 @@ class TaxonomyRegistry:
         return self._active
 
     # -- following a shared store --------------------------------------------------------------
-    def apply(self, snapshot: Snapshot) -> None:
-        """Follow the store: the newest version of each name, versions deleted forgotten, new ones
-        compiled now (not on a request's path), then the store's active version swapped in when
-        its activation number is ahead."""
-        known = {(name, version): content_hash for name, version, content_hash in snapshot.versions}
+    def follow(self, take: Callable[[], Snapshot]) -> None:
+        """Follow the store: take its snapshot (with changes made here held back, so that it is not
+        older than them), take the newest version of each name from it, forget versions deleted,
+        compile new ones now (not on a request's path), then swap in the store's active version
+        when its activation number is ahead."""
         with self._lock:
+            snapshot = take()
+            known = {(name, version): content_hash for name, version, content_hash in snapshot.versions}
             new = [key for key, content_hash in known.items() if self._known.get(key) != content_hash]
             self._known = known
             self._newest = {name: version for name, version, _ in snapshot.versions}
@@ -212,7 +214,8 @@ class TaxonomyRegistry:
                                                                        "problem": exc.message})
                 continue
             with self._lock:
-                self._remember(entry)
+                if self._known.get(key) == stored.content_hash:  # not deleted meanwhile
+                    self._remember(entry)
         if snapshot.seq <= self._seq:
             return
         active = snapshot.active
