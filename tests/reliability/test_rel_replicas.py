@@ -127,10 +127,10 @@ class Load:
 
 
 class Probe:
-    """One thread per replica classifying every ``interval`` s: when each version was first seen."""
+    """One thread per replica classifying every ``interval`` s: (time, version) of each answer."""
 
     def __init__(self, target: str, interval: float = 0.01) -> None:
-        self.first_seen: dict[str, float] = {}
+        self.seen: list[tuple[float, str]] = []
         self.stop = threading.Event()
         self.failed: list[str] = []
         self.thread = threading.Thread(target=self._run, args=(target, interval), daemon=True)
@@ -144,30 +144,62 @@ class Probe:
                 except ErrorTaxaError as exc:
                     self.failed.append(repr(exc))
                     continue
-                self.first_seen.setdefault(version, time.monotonic())
+                self.seen.append((time.monotonic(), version))
                 time.sleep(interval)
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(30)
 
+    def first(self, version: str, since: float) -> float | None:
+        """When ``version`` was first seen after ``since``."""
+        return next((t for t, v in self.seen if t >= since and v == version), None)
+
+
+def propagation(probes: list[Probe], acknowledged: list[tuple[str, float, float]], *, distinct: bool
+                ) -> tuple[list[float], int]:
+    """Per activation (version, sent, acknowledged): seconds from the acknowledgement until every
+    replica answered with the version, or (``distinct`` versions, activated once each) a later one
+    (0 when all did before it); and how many times a replica went past a version without
+    answering with it (the next one came first)."""
+    delays, skipped = [], 0
+    for i, (version, sent, acked) in enumerate(acknowledged):
+        later = {v for v, _, _ in acknowledged[i + 1:]} if distinct else set()
+        seen = []
+        for probe in probes:
+            exact = probe.first(version, sent)
+            after = min((t for t, v in probe.seen if t >= sent and v in later), default=None)
+            if exact is None or (after is not None and after < exact):
+                skipped += 1
+                exact = after
+            assert exact is not None, (version, probe.seen[-3:])
+            seen.append(exact)
+        delays.append(max(0.0, max(seen) - acked))
+    return delays, skipped
+
 
 def test_activations_reach_every_replica_under_load(three: Replicas, figures: dict[str, dict[str, Any]]) -> None:
     """Put + Activate every second (through the replicas in turn) for >= 30 activations while
-    clients balance unary calls and streams over the three replicas."""
+    clients balance unary calls and streams over the three replicas; then >= 10 activations of
+    versions put earlier (compiled already: a plain swap on every replica)."""
     activations = max(30, scaled(32))
     load = Load(three.targets)
     probes = [Probe(t) for t in three.targets]
-    delays: list[float] = []
-    acknowledged: list[tuple[str, float]] = []
+    new: list[tuple[str, float, float]] = []  # (version, sent, acknowledged)
+    earlier: list[tuple[str, float, float]] = []
+    admins = [Client(t, timeout=30) for t in three.targets]
     try:
-        admins = [Client(t, timeout=30) for t in three.targets]
-        for k in range(activations):
+        for k in range(activations + max(10, scaled(10))):
             begun = time.monotonic()
             admin = admins[k % 3]
-            admin.put_taxonomy(version_yaml(k))
-            admin.activate_taxonomy(f"peychev2023@v{k}")
-            acknowledged.append((f"v{k}", time.monotonic()))
+            if k < activations:
+                admin.put_taxonomy(version_yaml(k))
+                version = f"v{k}"
+            else:
+                version = f"v{activations - 2 + k % 2}"
+            sent = time.monotonic()
+            admin.activate_taxonomy(f"peychev2023@{version}")
+            (new if k < activations else earlier).append((version, sent, time.monotonic()))
             time.sleep(max(0.0, 1.0 - (time.monotonic() - begun)))
         time.sleep(1.5)
     finally:
@@ -176,18 +208,19 @@ def test_activations_reach_every_replica_under_load(three: Replicas, figures: di
             probe.close()
         for admin in admins:
             admin.close()
-    for version, acked in acknowledged:
-        seen = [probe.first_seen.get(version) for probe in probes]
-        assert all(s is not None for s in seen), (version, seen)
-        delays.append(max(0.0, max(s for s in seen if s is not None) - acked))
+    (delays, skipped), (swaps, _) = propagation(probes, new, distinct=True), propagation(probes, earlier,
+                                                                                         distinct=False)
     figures["replicas: activation propagation"] = {
         "replicas": 3, "activations": len(delays), "answers checked": load.answers,
         "p50 ms": p(delays, 0.5), "p99 ms": p(delays, 0.99), "max ms": p(delays, 1.0),
-        "wrong": len(load.wrong), "mixed streams": len(load.mixed), "failed calls": len(load.failed)}
+        "versions a replica went past": skipped,
+        "activations of versions put earlier": len(swaps), "their p50 ms": p(swaps, 0.5),
+        "their p99 ms": p(swaps, 0.99), "wrong": len(load.wrong), "mixed streams": len(load.mixed),
+        "failed calls": len(load.failed)}
     assert not load.failed and not any(probe.failed for probe in probes), load.failed[:3]
     assert not load.wrong and not load.mixed
     assert load.answers > activations
-    assert float(np.median(delays)) < 1.0
+    assert float(np.median(delays)) < 1.0 and float(np.median(swaps)) < 1.0
 
 
 def test_kill_9_of_a_replica_under_load_fails_no_call(three: Replicas, figures: dict[str, dict[str, Any]]) -> None:
