@@ -347,3 +347,51 @@ def test_store_setting_from_the_environment(pg_url: str) -> None:
     finally:
         server.close()
     assert os.environ.get("ERRORTAXA_STORE") is None
+
+
+# -------------------------------------------------------------------------------- clients and settings
+def test_a_client_balances_over_several_addresses(pg_url: str) -> None:
+    servers = [start(store=pg_url, replica=f"r{i}") for i in range(3)]
+    try:
+        with Client([address(s) for s in servers], timeout=30) as c:
+            for _ in range(30):
+                assert c.classify(**small_batch()).version == "1.0"
+            c.put_taxonomy(variant_yaml("2.0"), activate=True)
+            versions = {r.version for r in c.classify_stream(iter([small_batch()] * 6), max_in_flight=1)}
+            assert len(versions) == 1
+        assert all(s.metrics.samples["Classify"] >= 5 for s in servers), [s.metrics.samples for s in servers]
+    finally:
+        for s in servers:
+            s.stop(0)
+
+
+def test_the_retry_policy_covers_the_idempotent_methods_only() -> None:
+    import json
+
+    from errortaxa.client.balancing import channel_target, service_config
+
+    config = json.loads(service_config(8, 0.1, 5.0))
+    assert config["loadBalancingConfig"] == [{"round_robin": {}}]
+    retried = {n["method"] for m in config["methodConfig"] if "retryPolicy" in m for n in m["name"]}
+    assert {"Classify", "PutTaxonomy", "ActivateTaxonomy", "Check"} <= retried
+    assert not retried & {"DeleteTaxonomy", "RegisterDataset", "ClassifyStream"}
+    assert all(m["retryPolicy"]["maxAttempts"] == 5 for m in config["methodConfig"] if "retryPolicy" in m)
+    assert "methodConfig" not in json.loads(service_config(0, 0.1, 5.0))  # retries=0: fail fast
+    assert channel_target(["127.0.0.1:1", "127.0.0.2:2"]) == "ipv4:127.0.0.1:1,127.0.0.2:2"
+    assert channel_target(["[::1]:1", "[::1]:2"]) == "ipv6:[::1]:1,[::1]:2"
+    assert channel_target("dns:///example.org:50051") == "dns:///example.org:50051"
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        channel_target(["127.0.0.1", "127.0.0.2:1"])
+
+
+def test_store_settings_from_file_environment_and_flags(tmp_path: Path) -> None:
+    from errortaxa.server.config import ConfigError, load_config
+
+    url = "postgresql://errortaxa@db.internal:5433/errortaxa?sslmode=verify-full"
+    (tmp_path / "serve.toml").write_text(f'store = "{url}"\nstore_pool_max = 8\nstore_poll_seconds = 2.5\n')
+    config = load_config(["--config", str(tmp_path / "serve.toml")], {})
+    assert (config.store, config.store_pool_max, config.store_poll_seconds) == (url, 8, 2.5)
+    assert load_config([], {"ERRORTAXA_STORE": url}).store == url
+    assert load_config(["--store", "relative/dir"], {}).store == Path("relative/dir")
+    with pytest.raises(ConfigError, match="store_poll_seconds must be positive"):
+        load_config(["--store-poll-seconds", "0"], {})
