@@ -96,6 +96,7 @@ class PostgresStore:
         self.url = url
         self.description = redacted(url)
         self.repair = not read_only
+        self.shared = True
         try:
             import psycopg  # noqa: F401
             from psycopg_pool import ConnectionPool
@@ -218,7 +219,7 @@ class PostgresStore:
     def audit_records(self) -> list[dict[str, Any]]:
         with self._transaction() as conn:
             rows = conn.execute("SELECT id, time, record FROM audit ORDER BY id").fetchall()
-        return [{"id": str(id_), "time": time.isoformat(), **record} for id_, time, record in rows]
+        return [{"seq": seq, "time": at.isoformat(), **record} for seq, at, record in rows]
 
     # -- changes -----------------------------------------------------------------------------
     def put_version(self, stored: StoredVersion, who: str) -> str | None:

@@ -106,6 +106,7 @@ class Store(Protocol):
 
     findings: list[Finding]
     description: str
+    shared: bool  # several servers use it (PostgreSQL): start-up changes nothing there
 
     @property
     def repair(self) -> bool: ...
@@ -234,6 +235,7 @@ class TaxonomyStore:
         self.root = root
         self.repair = repair
         self.description = f"file store {root}" if root is not None else "in-memory store"
+        self.shared = False
         self._lock_fd: int | None = None
         self.findings: list[Finding] = []
         self._lock = threading.Lock()

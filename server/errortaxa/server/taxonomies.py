@@ -163,7 +163,7 @@ class TaxonomyRegistry:
             passed_over = True
             self.store.findings.append(Finding(ACTIVATIONS, f"the activated {key[0]}@{key[1]} {problem}",
                                                "not served; trying the one activated before"))
-        if passed_over and self.store.repair:
+        if passed_over and self.store.repair and not self.store.shared:  # a replica never changes the others
             self.store.activate_version(chosen.name, chosen.version, chosen.compiled.content_hash, STARTUP,
                                         stored=not chosen.builtin,
                                         reason="the versions activated later are not intact")
@@ -219,7 +219,14 @@ class TaxonomyRegistry:
         if snapshot.seq <= self._seq:
             return
         active = snapshot.active
-        entry = self.builtin if active is None or active == self.builtin.key else self._cached(*active)
+        try:
+            entry = self.builtin if active is None or active == self.builtin.key else self._cached(*active)
+        except ServiceError as exc:  # it does not compile here (other limits?): keep serving, say so once
+            log.error("activated taxonomy not served", extra={"taxonomy": active[0] if active else "",
+                                                               "version": active[1] if active else "",
+                                                               "problem": exc.message,
+                                                               "serving": self._active.version})
+            entry = self._active
         with self._lock:
             if snapshot.seq > self._seq:
                 self._swap(entry, snapshot.seq)
