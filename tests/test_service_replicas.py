@@ -397,3 +397,23 @@ def test_store_settings_from_file_environment_and_flags(tmp_path: Path) -> None:
     assert load_config(["--store", "relative/dir"], {}).store == Path("relative/dir")
     with pytest.raises(ConfigError, match="store_poll_seconds must be positive"):
         load_config(["--store-poll-seconds", "0"], {})
+
+
+def test_migrate_refuses_a_version_stored_with_other_content(tmp_path: Path, pg_url: str) -> None:
+    from errortaxa.server.migrate import migrate
+    from errortaxa.server.store import StoreError
+
+    store = tmp_path / "store"
+    running = start(store=store)
+    with Client(address(running), retries=0) as c:
+        c.put_taxonomy(variant_yaml("2.0"))
+    running.stop(0)
+    other = start(store=pg_url)
+    with Client(address(other), retries=0) as c:
+        c.put_taxonomy(variant_yaml("2.0", drop_husky_pair=False))
+    other.stop(0)
+    with pytest.raises(StoreError, match=r"peychev2023@2\.0 is in postgresql://.* with other content"):
+        migrate(store, pg_url)
+    done = subprocess.run([EXE, "store", "migrate", str(store), "/not/a/url"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and "TO: expected a postgresql:// URL" in done.stderr
