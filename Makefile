@@ -49,10 +49,12 @@ reliability: install
 reliability-replicas: install
 	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability/test_rel_replicas.py
 
-# the service suite with every store on PostgreSQL (the store tests run against both stores in `make test`)
+# the service suite with every server it starts on a PostgreSQL store (tests/pg.py starts one); the
+# store tests run against both stores in `make test` already
 test-postgres: install
 	ERRORTAXA_TEST_STORE=postgresql $(PY) -m pytest -p no:cacheprovider tests/test_service.py \
-		tests/test_service_store.py tests/test_service_replicas.py
+		tests/test_service_admission.py tests/test_service_conventions.py tests/test_service_limits.py \
+		tests/test_service_small.py
 
 # the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
 test-matrix: install

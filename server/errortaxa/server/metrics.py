@@ -118,7 +118,8 @@ class Metrics:
                       f"errortaxa_in_flight {self.in_flight}"]
         if self.active is not None:
             name, version, content_hash = self.active()
-            labels = _labels(name=name, version=version, content_hash=content_hash, replica=self.replica)
+            labels = _labels(name=name, version=version, content_hash=content_hash,
+                             **({"replica": self.replica} if self.replica else {}))
             lines += ["# HELP errortaxa_active_taxonomy_info The active taxonomy version.",
                       "# TYPE errortaxa_active_taxonomy_info gauge", f"errortaxa_active_taxonomy_info{labels} 1"]
         if self.store_connected is not None:
