@@ -109,6 +109,7 @@ class PostgresStore:
             url, min_size=pool_min, max_size=max(pool_max, pool_min), open=False, timeout=timeout_seconds,
             kwargs={"connect_timeout": max(1, int(timeout_seconds))}, check=ConnectionPool.check_connection,
             reconnect_timeout=24 * 3600, name="errortaxa-store")
+        self._wait(wait_seconds, timeout_seconds)
         try:
             self._pool.open(wait=True, timeout=wait_seconds)
         except Exception as exc:
@@ -122,6 +123,25 @@ class PostgresStore:
         except BaseException:
             self.close()
             raise
+
+    def _wait(self, wait_seconds: float, timeout_seconds: float) -> None:
+        """Return once a connection can be made; StoreError with the last reason (refused, no such
+        database, authentication failed; never the password) after ``wait_seconds``."""
+        import psycopg
+
+        deadline = time.monotonic() + wait_seconds
+        backoff = 0.1
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=max(1, int(timeout_seconds))).close()
+                return
+            except psycopg.Error as exc:
+                if time.monotonic() + backoff > deadline:
+                    raise StoreError(f"cannot reach the store {self.description} within {wait_seconds:g} s "
+                                     f"({_reason(exc)})") from None
+                log.warning("waiting for the store", extra={"store": self.description, "reason": _reason(exc)})
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
     def close(self) -> None:
         self._pool.close(timeout=1)
