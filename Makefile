@@ -10,10 +10,12 @@ CODEGEN ?= .venv-codegen
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
+# tests/providers/echo_provider: a provider distribution of the tests, found through its entry point only
+$(VENV)/.installed: pyproject.toml setup.py clients/python/pyproject.toml tests/providers/echo_provider/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,postgres,remote,study,oov,ray,parquet,torch]'
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch,explore,postgres]' \
+		-e tests/providers/echo_provider
 	touch $@
 
 codegen: $(CODEGEN)/.installed
@@ -63,5 +65,18 @@ test-matrix: install
 bench: install
 	$(PY) bench/engine.py
 
+# the explorer on the bundled example with generated models and placeholder images (Ctrl+C stops it)
+.PHONY: explore-demo
+explore-demo: install
+	$(PY) scripts/make_demo_images.py out/explore-demo
+	$(BIN)/errortaxa explore out/explore-demo/models --images out/explore-demo/images \
+		--notes out/explore-demo/notes.jsonl
+
 clean:
 	rm -rf $(VENV) $(CODEGEN) out
+
+# docs/img/explorer_*.png for docs/EXPLORER.md: the explorer in Debian's Chromium (Playwright);
+# not run by the tests
+.PHONY: docs-screenshots
+docs-screenshots: install
+	$(PY) scripts/docs_screenshots.py

@@ -7,6 +7,7 @@ layers listed as allowed for it):
     engine        errortaxa.engine                          nothing above it
     providers     errortaxa.providers.*                     engine
     applications  errortaxa.study, errortaxa.server         engine (the server also errortaxa.v1: stubs, codec)
+                  errortaxa.explore                         engine, errortaxa.study
                   errortaxa.cli                             engine, the other applications, the client
     client        errortaxa.client                          errortaxa.v1
                   errortaxa.v1                              nothing (stubs and the wire codec)
@@ -33,6 +34,7 @@ LAYERS: list[tuple[str, str, tuple[str, ...]]] = [
     ("errortaxa.cli", "applications", ("errortaxa.engine", "errortaxa.client", "errortaxa.v1")),
     ("errortaxa.study", "applications", ("errortaxa.engine",)),
     ("errortaxa.server", "applications", ("errortaxa.engine", "errortaxa.v1")),
+    ("errortaxa.explore", "applications", ("errortaxa.engine",)),
     ("errortaxa.client", "client", ("errortaxa.v1",)),
     ("errortaxa.v1", "client", ()),
 ]
@@ -42,6 +44,8 @@ FORBIDDEN = {
     ("errortaxa.study", "errortaxa.cli"), ("errortaxa.server", "errortaxa.cli"),
     ("errortaxa.server", "errortaxa.study"), ("errortaxa.study", "errortaxa.server"),
     ("errortaxa.server", "errortaxa.client"), ("errortaxa.v1", "errortaxa.client"),
+    ("errortaxa.explore", "errortaxa.cli"), ("errortaxa.explore", "errortaxa.server"),
+    ("errortaxa.study", "errortaxa.explore"), ("errortaxa.server", "errortaxa.explore"),
 }
 
 

@@ -43,11 +43,29 @@ def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     return st.one_of(_INTS.filter(lambda v: bounds[0] <= v <= bounds[1]), st.integers(*bounds))
 
 
+#: map keys: the providers and input columns the server declares, and others
+_KEYS = st.one_of(st.sampled_from(["oov", "echo", "embeddings", "knn_classes", "image_bytes", "votes", "note"]),
+                  _STRINGS)
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
+
+
 def messages(descriptor: Descriptor, depth: int = 4) -> st.SearchStrategy[Message]:
-    """Messages of ``descriptor``: every field set or not, repeated fields of 0-6 entries."""
+    """Messages of ``descriptor``: every field set or not, repeated fields of 0-6 entries, maps of
+    0-3 (provider inputs keyed by provider, then column)."""
     cls = _class_of(descriptor)
     parts: dict[str, st.SearchStrategy[Any]] = {}
+    maps: dict[str, st.SearchStrategy[Any]] = {}
     for field in descriptor.fields:
+        if _is_map(field):
+            if depth > 0:
+                value = field.message_type.fields_by_name["value"]
+                inner = messages(value.message_type, depth - 1) if value.type == FieldDescriptor.TYPE_MESSAGE \
+                    else _scalar(value)
+                maps[field.name] = st.dictionaries(_KEYS, inner, max_size=3)
+            continue
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             if depth <= 0:
                 continue
@@ -76,6 +94,13 @@ def messages(descriptor: Descriptor, depth: int = 4) -> st.SearchStrategy[Messag
                 getattr(msg, name).extend(value)
             elif not (field.containing_oneof and msg.WhichOneof(field.containing_oneof.name)):
                 setattr(msg, name, value)
+        for name, strategy in maps.items():
+            target = getattr(msg, name)
+            for key, value in draw(strategy).items():
+                if isinstance(value, Message):
+                    target[key].CopyFrom(value)
+                else:
+                    target[key] = value
         return msg
 
     return build()

@@ -46,6 +46,7 @@ ODD = st.one_of(
     st.lists(st.one_of(st.none(), st.integers(0, 5), st.sampled_from(["near", "x"])), max_size=3),
     st.dictionaries(st.sampled_from(["id", "when", "then", "x", "before", "remove"]),
                     st.one_of(st.none(), st.integers(0, 3), st.just("near"), st.just(True)), max_size=3),
+    st.just([{"id": "right", "remove": True}]),  # rules that only remove: none left
 )
 
 

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import yaml
 from errortaxa.engine import CompiledTaxonomy, FeatureResult, SampleBatch
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.features import FeatureProvider, FeatureTestDecl, InputColumn
 from errortaxa.engine.providers.factory import (
     ProviderConfigError,
     ProviderFactory,
     ProviderInputError,
     RequestInputs,
 )
+from pydantic import BaseModel, ConfigDict
 
 
 class ParityProvider:
@@ -41,10 +42,17 @@ class ParityProvider:
                                        for v in value.tolist()])
 
 
+class ParityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
 class ParityFactory(ProviderFactory):
     name = "parity"
     summary = "even predictions (a test provider)"
-    request_inputs = frozenset({"knn_classes"})
+    tests = (FeatureTestDecl("even", "the prediction (or the first kNN class sent) is a multiple of the modulus",
+                             ParityParams),)
+    inputs = (InputColumn("knn_classes", "int32", "classes of the nearest training images", width=0,
+                          class_ids=True),)
 
     def build(self, config: str | Path, taxonomy: CompiledTaxonomy) -> FeatureProvider:
         settings = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
@@ -54,10 +62,11 @@ class ParityFactory(ProviderFactory):
         return ParityProvider(modulus)
 
     def bind(self, provider: FeatureProvider, inputs: RequestInputs) -> FeatureProvider:
-        assert isinstance(provider, ParityProvider) and inputs.knn_classes is not None
-        if inputs.knn_classes.shape[1] < 1:
-            raise ProviderInputError("knn_classes", "has no columns; parity reads the first", code="NO_COLUMNS")
-        return ParityProvider(provider.modulus, inputs.knn_classes)
+        knn = inputs.get("knn_classes")
+        assert isinstance(provider, ParityProvider) and knn is not None
+        if knn.shape[1] < 2:
+            raise ProviderInputError("knn_classes", "has one column; parity wants two", code="NO_COLUMNS")
+        return ParityProvider(provider.modulus, knn)
 
     def add_commands(self, subcommands: argparse._SubParsersAction[Any]) -> None:
         p = subcommands.add_parser("parity", help="is a class id even")

@@ -83,7 +83,7 @@ def test_oov_inputs_pack_cut_and_attach() -> None:
     assert list(request.samples.oov.knn_classes.values) == [3, 4]
     keyed = _core.batch_item(dataset_predictions("d", pred=[1, 2]), {"image_bytes": [b"x", b"y"]})
     assert list(keyed.oov.image_bytes) == [b"x", b"y"] and list(keyed.pred) == [1, 2]
-    with pytest.raises(TypeError, match="only the OOV inputs"):
+    with pytest.raises(TypeError, match="only provider_inputs and the OOV inputs"):
         _core.batch_item(plain, {"target": [2]})
     with pytest.raises(ValueError, match="2-d"):
         Samples.build(target=[1], pred=[1], oov_embeddings=np.ones(4))

@@ -422,3 +422,22 @@ def test_dataframe_api_returns_decisions_beside_the_input() -> None:
     assert list(out.columns[:3]) == ["target", "labels", "pred"]
     with pytest.raises(KeyError, match="pred"):
         classify_frame(frame.drop(columns=["pred"]))
+
+
+def test_reprs_are_short_and_name_the_taxonomy() -> None:
+    """Not the ~400 KB of the matrices, the wnids and the line maps: name, version, hash, shape."""
+    taxonomy = default_compiled()
+    batch = SampleBatch.from_lists(target=[1, 2, 3], labels=[[1], [2], [3]], pred=[1, 3, 3])
+    decisions = evaluate(taxonomy, batch)
+    explanation = explain(taxonomy, batch, 1)
+    axis = taxonomy.axes[taxonomy.primary_axis]
+    texts = {repr(taxonomy), repr(decisions), repr(explanation)}
+    for text in texts:
+        assert len(text) < 400 and "\n" not in text, text
+        assert f"'{taxonomy.name}'" in text and f"'{taxonomy.version}'" in text and taxonomy.content_hash in text
+    assert repr(taxonomy).startswith("CompiledTaxonomy(") and "classes=1000" in repr(taxonomy)
+    assert f"{axis.name}: {len(axis.values)} values, {len(axis.rules)} rules" in repr(taxonomy)
+    assert repr(decisions).startswith("Decisions(") and "samples=3" in repr(decisions)
+    decided = decisions.record(1)["category"]
+    assert repr(explanation).startswith("Explanation(") and f"'category': '{decided}'" in repr(explanation)
+    assert f"traces={len(explanation.traces)}" in repr(explanation)

@@ -1,6 +1,6 @@
 """The registry of input formats: detection by content and suffix, the one-line error for an unknown
-file, the one sample-list parser (also the compiler's), and ``.npy`` predictions (a format added
-through the registry) in classify, study and diff."""
+file, the one sample-list parser (also the compiler's), ``.npy`` predictions (a format added
+through the registry) in classify, study and diff, and ``.txt`` class lists read by content."""
 
 from __future__ import annotations
 
@@ -50,12 +50,12 @@ def val_targets(path: Path) -> Path:
 
 
 def test_every_format_module_registers_its_reader() -> None:
-    assert [f.name for f in formats(PREDICTIONS)] == ["csv", "jsonl", "npy", "npz", "parquet", "timm-json",
-                                                      "timm-json-split", "torch"]
+    assert [f.name for f in formats(PREDICTIONS)] == ["class-list", "csv", "jsonl", "npy", "npz", "parquet",
+                                                      "timm-json", "timm-json-split", "torch"]
     assert [f.name for f in formats(LABELS)] == ["csv", "jsonl", "multilabel-csv", "parquet", "real-json", "targets"]
-    assert [f.name for f in formats(SAMPLE_LIST)] == ["text"]
+    assert [f.name for f in formats(SAMPLE_LIST)] == ["jsonl", "text"]
     assert set(suffixes(PREDICTIONS)) == {".csv", ".tsv", ".jsonl", ".npy", ".npz", ".parquet", ".pq", ".json", ".pt",
-                                          ".pth"}
+                                          ".pth", ".txt"}
     assert [f.name for f in formats(PREDICTIONS) if f.carries_labels] == ["jsonl"]
 
 
@@ -200,3 +200,75 @@ def test_npy_in_a_study_with_npz_and_jsonl(tmp_path: Path) -> None:
             "--no-progress")
     assert p.returncode == 0, p.stderr
     assert "2 models" in p.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# .txt class lists: predictions where a command reads predictions, a target list where it reads labels
+
+
+def test_class_list_is_predictions_and_a_target_list_stays_labels(tmp_path: Path) -> None:
+    ids = tmp_path / "model.txt"
+    ids.write_text("1\n# a comment\n\n5\n n01443537 \n")
+    assert detect(ids, PREDICTIONS).name == "class-list" and detect(ids, LABELS).name == "targets"
+    predictions = read_predictions(ids)
+    assert (predictions.format, predictions.top1(1000).tolist()) == ("class-list", [1, 5, 1])
+    assert list(predictions.images or []) == [validation_image_name(i) for i in range(3)]
+    names = tmp_path / "names.txt"  # class names: recognised by the suffix
+    names.write_text("tench\nbathing cap, swimming cap\ngoldfish, Carassius auratus\n")
+    assert read_predictions(names).top1(1000).tolist() == [0, 433, 1]
+    full = tmp_path / "full.txt"
+    full.write_text("".join(f"{i % 1000}\n" for i in range(N)))
+    assert read_predictions(full).validation_order
+    with pytest.raises(InputError, match=r"names\.txt record 2: class name 'crane' names several classes"):
+        names.write_text("tench\ncrane\n")
+        read_predictions(names)
+    with pytest.raises(InputError, match=r"model\.txt record 3: class id 1000 is outside 0\.\.999"):
+        ids.write_text("1\n2\n1000\n")
+        read_predictions(ids)
+    with pytest.raises(InputError, match=r"record 50001: .*at most 50000"):
+        full.write_text("1\n" * (N + 1))
+        read_predictions(full)
+
+
+def test_class_lists_in_classify(tmp_path: Path) -> None:
+    (tmp_path / "targets.txt").write_text("1\n1\n3\n")
+    (tmp_path / "model.txt").write_text("1\ngoldfish\n999\n")  # ids and names mixed
+    out = tmp_path / "out.jsonl"
+    p = run("classify", str(tmp_path / "model.txt"), "--labels", str(tmp_path / "targets.txt"), "--output", str(out))
+    assert p.returncode == 0, p.stderr
+    got = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["image"] for r in got] == [validation_image_name(i) for i in range(3)]
+    assert [r["category"] == "correct" for r in got] == [True, True, False]
+    (tmp_path / "bad.txt").write_text("1\nno such class\n")
+    p = run("classify", str(tmp_path / "bad.txt"), "--labels", str(tmp_path / "targets.txt"))
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "bad.txt record 2: 'no such class' is not a class name" in p.stderr
+
+
+def test_a_txt_study_source_is_read_by_its_content(tmp_path: Path) -> None:
+    tax = default_compiled()
+    labels = tmp_path / "targets.txt"
+    target = np.arange(40) % 1000
+    labels.write_text("".join(f"{t}\n" for t in target.tolist()))
+    models = tmp_path / "models"
+    models.mkdir()
+    pred = target.copy()
+    pred[:10] = 999
+    (models / "ids.txt").write_text("".join(f"{c}\n" for c in pred.tolist()))  # a class list in a folder
+    np.savez(models / "npz_model.npz", top1=pred, images=np.array([validation_image_name(i) for i in range(40)]))
+    names = tmp_path / "names.txt"  # given by itself: class names, one model
+    names.write_text("".join(f"{tax.vocabulary.names[c]}\n" for c in pred.tolist()))
+    listing = tmp_path / "list.txt"  # a list of model files
+    listing.write_text("# models\nmodels/npz_model.npz\n")
+    found = discover_models([models, names])
+    assert [(m.name, Path(m.path).name) for m in found] == [("ids", "ids.txt"), ("npz_model", "npz_model.npz"),
+                                                            ("names", "names.txt")]
+    assert [m.path for m in discover_models([listing])] == [str(models / "npz_model.npz")]
+    images = ImageSet.from_labels(read_labels(labels))
+    assert np.array_equal(read_model(names, images), pred)
+    out = tmp_path / "out"
+    p = run("study", str(models), str(names), "--labels", str(labels), "--out", str(out), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    table = {row.split(",")[0]: row for row in (out / "models.csv").read_text().splitlines()[1:]}
+    assert sorted(table) == ["ids", "names", "npz_model"]
+    assert len({row.split(",", 1)[1] for row in table.values()}) == 1  # the same predictions, the same figures

@@ -14,6 +14,8 @@ import pytest
 from errortaxa.engine.inputs import (
     Columns,
     InputError,
+    InputNeedsMore,
+    InputNotFound,
     LabeledImages,
     ReadOptions,
     read_labels,
@@ -188,7 +190,7 @@ def test_read_jsonl_num_classes_and_io_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"field 'target': class id 10 is outside 0\.\.9"):
         read_jsonl(path, num_classes=10)
     assert read_jsonl(path, num_classes=11).target.tolist() == [10]
-    with pytest.raises(InputError, match=r"missing\.jsonl: cannot read"):
+    with pytest.raises(InputNotFound, match=r"missing\.jsonl: cannot read"):
         read_jsonl(tmp_path / "missing.jsonl")
     bad = tmp_path / "latin1.jsonl"
     bad.write_bytes(json.dumps(GOOD).encode() + b"\n\xff\n")
@@ -287,7 +289,7 @@ def test_load_real_json(tmp_path: Path) -> None:
     assert labels.images == [validation_image_name(1), validation_image_name(2)]
     assert labels.target.tolist() == [970, 232] and labels.skipped == 1
     assert labels.labels_of(1) == [230, 231] and not labels.problematic.any()
-    with pytest.raises(InputError, match="need the original validation labels"):
+    with pytest.raises(InputNeedsMore, match="need the original validation labels"):
         load_real_json(real)
     write(tmp_path / "imagenet_val_labels_caffe.txt", "65\n970\n232\n")
     assert load_real_json(real).target.tolist() == [970, 232]

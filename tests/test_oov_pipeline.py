@@ -354,7 +354,7 @@ def test_gate_and_reasons(tmp_path: Path) -> None:
     assert with_index.last_stats["gate_passed"] == 3
     with pytest.raises(ValueError, match="no test"):
         prov.evaluate("spurious", {}, batch, np.arange(1))
-    with pytest.raises(ValueError, match="unknown parameters"):
+    with pytest.raises(ValueError, match="invalid parameters of oov/fine_grained_oov: knn: Extra inputs"):
         prov.evaluate("fine_grained_oov", {"knn": 3}, batch, np.arange(1))
     # the taxonomy's parameter name; gate: false scores every row that has an embedding
     bound.evaluate("fine_grained_oov", {"knn_k": 2}, batch, np.arange(3))

@@ -69,14 +69,15 @@ def test_lean_install_classifies_and_names_missing_extras(tmp_path: Path) -> Non
     for argv, extra in ((["serve"], "serve"), (["serve", "--port", "0"], "serve"),
                         (["classify", "examples/predictions.jsonl", "--server", "localhost:1"], "remote"),
                         (["study", "examples/predictions.jsonl", "--out", str(tmp_path / "o")], "study"),
-                        (["mcnemar", "a.jsonl", "b.jsonl"], "study")):
+                        (["mcnemar", "a.jsonl", "b.jsonl"], "study"),
+                        (["explore", "examples/predictions.jsonl", "--port", "0"], "explore")):
         ran = _run([str(bin_dir / "errortaxa"), *argv], source)
         command = "classify --server" if "--server" in argv else argv[0]
         assert (ran.returncode, ran.stdout) == (2, ""), ran
         line = f"errortaxa: error: '{command}' needs the {extra} extra: pip install 'errortaxa[{extra}]'\n"
         assert ran.stderr == line
     helped = _run([str(bin_dir / "errortaxa"), "--help"], source)
-    for command in ("serve", "study", "mcnemar", "diff", "oov"):
+    for command in ("serve", "study", "mcnemar", "diff", "oov", "explore"):
         assert command in helped.stdout
     probe = ("import sys, contextlib, io; from errortaxa.cli import main\n"
              "with contextlib.redirect_stdout(io.StringIO()): main(['classify', 'examples/predictions.jsonl'])\n"

@@ -15,7 +15,8 @@ import pytest
 from errortaxa.cli import main
 from errortaxa.client import Client, InvalidArgument
 from errortaxa.engine import SampleBatch, compile_path
-from errortaxa.engine.providers import UnavailableProvider, registry
+from errortaxa.engine.features import UnavailableProvider
+from errortaxa.engine.providers import registry
 from errortaxa.engine.providers.factory import ProviderConfigError, ProviderUnavailable
 from errortaxa.server import ServerConfig, build_server
 from errortaxa.server.config import load_config
@@ -130,7 +131,9 @@ def test_rules_validate_names_a_provider_that_is_not_installed(tmp_path: Path,
     path = tmp_path / "t.yaml"
     path.write_text(TAXONOMY)
     assert main(["rules", "validate", str(path)]) == 0
-    assert "feature provider 'parity', which is not installed here" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{path}:8: warning: axes.category.rules[1].when.feature.provider: feature provider 'parity' is not " \
+           "installed here" in err, err
     assert main(["rules", "validate", str(path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["providers_missing"] == ["parity"]
 
@@ -161,14 +164,17 @@ def test_server_builds_and_binds_the_provider(parity: dict[str, Path]) -> None:
         with Client(f"127.0.0.1:{running.port}", retries=0, timeout=60) as c:
             plain = c.classify(**columns(), records=True)
             assert plain.category == ["even", "odd", "other", "even", "right"]
-            # the request's kNN classes, bound by the factory: the first class decides
-            knn = [[3], [8, 1], [2], [7], [0]]
-            bound = c.classify(**columns(), knn_classes=knn, records=True)
+            # the request's kNN classes (its declared input), bound by the factory: the first class decides
+            knn = np.array([[3, -1], [8, 1], [2, -1], [7, -1], [0, -1]], np.int32)
+            bound = c.classify(**columns(), provider_inputs={"parity": {"knn_classes": knn}}, records=True)
             assert bound.category == ["odd", "even", "even", "other", "right"]
             assert bound.records[1]["evidence"]["feature"] == {"value": 8, "from": "knn"}
             with pytest.raises(InvalidArgument) as err:  # the factory's own check names the field
-                c.classify(**columns(), knn_classes=np.zeros((len(SAMPLES), 0), np.int32))
-            assert (err.value.field, err.value.reason) == ("samples.oov.knn_classes", "NO_COLUMNS")
+                c.classify(**columns(), provider_inputs={"parity": {"knn_classes": knn[:, :1]}})
+            assert (err.value.field, err.value.reason) == ("samples.providers.parity.knn_classes", "NO_COLUMNS")
+            # the OOV inputs of the deprecated message are the oov provider's, not parity's
+            legacy = c.classify(**columns(), knn_classes=knn, records=True)
+            assert legacy.category == plain.category
     finally:
         running.stop(0)
 
@@ -177,7 +183,8 @@ def test_server_without_the_providers_config(parity: dict[str, Path]) -> None:
     running = start(default_taxonomy=str(parity["taxonomy"]))
     try:
         with Client(f"127.0.0.1:{running.port}", retries=0, timeout=60) as c:
-            got = c.classify(**columns(), knn_classes=[[2]] * len(SAMPLES), records=True)
+            got = c.classify(**columns(), provider_inputs={"parity": {"knn_classes": [[2]] * len(SAMPLES)}},
+                             records=True)
         reason = not_configured(registry.get("parity"))
         assert "--parity-config" in reason
         assert [r["evidence"]["not_evaluated"][0]["reason"] for r in got.records[:4]] == [reason] * 4
@@ -208,7 +215,8 @@ def test_server_provider_that_cannot_run_says_why(parity: dict[str, Path]) -> No
         try:
             assert isinstance(running.registry.active.providers["needs_extra"], UnavailableProvider)
             with Client(f"127.0.0.1:{running.port}", retries=0, timeout=60) as c:
-                got = c.classify(**columns(), knn_classes=[[2]] * len(SAMPLES), records=True)
+                got = c.classify(**columns(), provider_inputs={"parity": {"knn_classes": [[2]] * len(SAMPLES)}},
+                             records=True)
             reason = got.records[0]["evidence"]["not_evaluated"][0]["reason"]
             assert "needs the needs_extra extra" in reason
         finally:
@@ -235,10 +243,13 @@ def test_study_builds_the_provider_from_its_config(parity: dict[str, Path], tmp_
 
 
 def _names_the_oov_provider(path: Path) -> list[str]:
-    """Imports of the oov package and the string "oov" (but the proto's field: ``msg.HasField("oov")``)."""
+    """Imports of the oov package and the string "oov" (but the proto's field: ``msg.HasField("oov")``,
+    and the one constant naming the provider of the deprecated wire alias: ``ALIAS_PROVIDER = "oov"``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     wire = {id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             and node.func.attr == "HasField" for arg in node.args}
+    wire |= {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             and [getattr(t, "id", None) for t in node.targets] == ["ALIAS_PROVIDER"]}
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("errortaxa.providers.oov"):

@@ -85,8 +85,8 @@ def test_unknown_and_ambiguous_files_end_in_one_line_naming_the_formats_tried(tm
     with pytest.raises(InputError) as error:
         read_predictions(tmp_path / "notes.zip")
     text = message(error)
-    assert text.startswith(f"{tmp_path / 'notes.zip'}: unknown predictions format; tried csv (")
-    for name in ("jsonl", "npy", "npz", "parquet", "timm-json", "timm-json-split", "torch"):
+    assert text.startswith(f"{tmp_path / 'notes.zip'}: unknown predictions format; tried class-list (")
+    for name in ("csv", "jsonl", "npy", "npz", "parquet", "timm-json", "timm-json-split", "torch"):
         assert f"; {name} (" in text
     # a one-line object keyed by file name is JSONL or timm's JSON: the suffix decides, else it is ambiguous
     compact = json.dumps({IMAGES[0]: {"index": [5, 6], "label": ["a", "b"]}})

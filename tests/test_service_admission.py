@@ -3,8 +3,10 @@ threads (a real server on 127.0.0.1, raw gRPC channels as a hostile client would
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +28,8 @@ def connect(target: str) -> grpc.Channel:
 
 
 def start(**settings: Any) -> RunningServer:
-    return build_server(ServerConfig(host="127.0.0.1", port=0, drain_seconds=0.0, grace_seconds=1.0, **settings))
+    return build_server(ServerConfig(**{"host": "127.0.0.1", "port": 0, "drain_seconds": 0.0, "grace_seconds": 1.0,
+                                        **settings}))
 
 
 def request() -> service_pb2.ClassifyRequest:
@@ -157,7 +160,7 @@ def test_admission_refuses_at_once_beyond_max_concurrent_rpcs() -> None:
     target = f"127.0.0.1:{running.port}"
     try:
         with Client(target, retries=0, timeout=60) as c:
-            n = 400_000
+            n = 300_000  # records: the largest they can take is under max_message_mb
             big = dict(target=np.ones(n, int), pred=np.ones(n, int), label_offsets=np.arange(n + 1),
                        label_values=np.ones(n, int), records=True)
             results: list[Any] = []
@@ -181,4 +184,129 @@ def test_admission_refuses_at_once_beyond_max_concurrent_rpcs() -> None:
             assert refused_in < 0.5
             assert c.classify(**SMALL).category[0] == "overlapping_classes"
     finally:
+        running.stop(0)
+
+
+class HeldStream:
+    """A ClassifyStream on ``channel`` that sends one request, and then more only when told to
+    (``send``), until ``finish`` or a cancel; ``error`` is how it ended (None: OK)."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.outbox: queue.Queue[service_pb2.ClassifyRequest | None] = queue.Queue()
+        self.outbox.put(request())
+        self.answers = 0
+        self.error: grpc.RpcError | None = None
+        self.ended = threading.Event()
+
+        def requests() -> Iterator[service_pb2.ClassifyRequest]:
+            while (item := self.outbox.get()) is not None:
+                yield item
+
+        self.call = service_pb2_grpc.ErrorTaxaStub(channel).ClassifyStream(requests(), timeout=60)
+        self.first = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for _ in self.call:
+                self.answers += 1
+                self.first.set()
+        except grpc.RpcError as exc:
+            self.error = exc
+        self.first.set()
+        self.ended.set()
+
+    def finish(self) -> None:
+        self.outbox.put(None)
+
+
+def test_a_cancelled_streams_place_is_free_when_the_cancel_is_seen() -> None:
+    """One connection, one stream allowed per client: a stream answered once and cancelled, then at
+    once the next one, 100 times: none is refused (its place was freed when the cancel arrived, not
+    when the handler next looked at its requests)."""
+    running = start(max_streams_per_client=1, stream_idle_seconds=30)
+    target = f"127.0.0.1:{running.port}"
+    refused: list[str] = []
+    try:
+        with connect(target) as channel:
+            for _ in range(100):
+                stream = HeldStream(channel)
+                assert stream.first.wait(10)
+                if stream.error is not None:  # refused: its place was still held by the one cancelled before
+                    refused.append(str(stream.error.details()))
+                    continue
+                stream.call.cancel()
+                assert stream.ended.wait(10)
+                stream.finish()
+        deadline = time.monotonic() + 5
+        while running.admission.open_streams() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert running.admission.open_streams() == 0
+    finally:
+        running.stop(0)
+    assert not refused, f"{len(refused)} of 100 refused: {refused[0]}"
+
+
+def test_streams_that_outlive_the_grace_end_unavailable() -> None:
+    """At stop, a stream left open past the grace (idle, or sending) ends UNAVAILABLE from the
+    server, never cut by grpc; the server counts no call CANCELLED; a call arriving once the grace
+    is over is still answered UNAVAILABLE (SHUTTING_DOWN); a client calling until its first
+    refusal sees only OK and UNAVAILABLE."""
+    running = start(grace_seconds=0.5, stream_idle_seconds=30)
+    target = f"127.0.0.1:{running.port}"
+    channels = [connect(target) for _ in range(4)]
+    unary_codes: list[str] = []
+    late: list[grpc.RpcError | None] = []
+
+    def keep_calling() -> None:  # as a client does: until the first refusal, then elsewhere
+        stub = service_pb2_grpc.ErrorTaxaStub(channels[2])
+        while True:
+            try:
+                stub.Classify(request(), timeout=10)
+                unary_codes.append("OK")
+            except grpc.RpcError as exc:
+                unary_codes.append(exc.code().name)
+                return
+
+    def after_the_grace() -> None:
+        assert running.admission.ending.wait(10)
+        try:
+            service_pb2_grpc.ErrorTaxaStub(channels[3]).Classify(request(), timeout=10)
+            late.append(None)
+        except grpc.RpcError as exc:
+            late.append(exc)
+
+    idle, busy = HeldStream(channels[0]), HeldStream(channels[1])
+    try:
+        assert idle.first.wait(10) and busy.first.wait(10) and idle.error is None and busy.error is None
+        service_pb2_grpc.ErrorTaxaStub(channels[3]).Classify(request(), timeout=10)  # its connection is up
+
+        def keep_sending() -> None:
+            while not busy.ended.is_set():
+                busy.outbox.put(request())
+                time.sleep(0.01)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (keep_sending, keep_calling, after_the_grace)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        running.stop()  # grace 0.5 s: both streams outlive it
+        assert idle.ended.wait(10) and busy.ended.wait(10)
+        for t in threads:
+            t.join(10)
+        codes = [s.error.code().name if s.error else "OK" for s in (idle, busy)]
+        assert codes == ["UNAVAILABLE", "UNAVAILABLE"], [s.error for s in (idle, busy)]
+        assert idle.error is not None and from_rpc_error(idle.error).reason == "SHUTTING_DOWN"  # not grpc's cut
+        assert busy.answers > 1
+        streams = {code for (call, code), n in running.metrics.handled.items() if call[1] == "ClassifyStream"}
+        assert streams <= {"OK", "UNAVAILABLE"}, streams  # as the server counts them too
+        assert unary_codes[-1] == "UNAVAILABLE" and set(unary_codes) == {"OK", "UNAVAILABLE"}, Counter(unary_codes)
+        assert len(late) == 1 and late[0] is not None and late[0].code() == grpc.StatusCode.UNAVAILABLE
+        assert from_rpc_error(late[0]).reason == "SHUTTING_DOWN"  # the final window was open
+    finally:
+        for s in (idle, busy):
+            s.finish()
+        for c in channels:
+            c.close()
         running.stop(0)

@@ -117,3 +117,71 @@ def test_the_cli_applies_the_same_limits(tmp_path: Path) -> None:
                            "rules", "validate", str(bomb)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "max_nodes = 200000" in done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# --limit NAME=VALUE: the server's limit names and environment variables, one settings path
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(limits.ENV_PREFIX)}
+    return subprocess.run([sys.executable, "-c", "import sys; from errortaxa.cli import main; sys.exit(main())",
+                           *args], capture_output=True, text=True, timeout=300, env={**environ, **(env or {})})
+
+
+def test_every_command_that_compiles_takes_limit() -> None:
+    import argparse
+
+    from errortaxa.cli import build_parser
+
+    def commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield (*words, name), sub
+                    yield from commands(sub, (*words, name))
+
+    having = {" ".join(words) for words, sub in commands(build_parser()) if "--limit" in sub._option_string_actions}
+    assert {"classify", "rules validate", "rules test", "rules explain", "rules show", "rules diff", "study", "diff",
+            "mcnemar", "agreement"} <= having
+    assert not having & {"rules schema", "store check", "completion"}
+
+
+def test_limit_on_the_cli_reads_as_the_server_settings(tmp_path: Path) -> None:
+    from errortaxa.server.config import load_config
+
+    many = tmp_path / "many.yaml"
+    many.write_text(many_cooccurs(70))  # a trusted user's taxonomy with 70 distinct class-pair tables
+    refused = cli("rules", "validate", str(many))
+    assert refused.returncode == 2 and "over the limit max_pair_tables = 64" in refused.stderr
+    assert cli("rules", "validate", str(many), "--limit", "max_pair_tables=128").returncode == 0
+    variable = limits.env_name("max_pair_tables")
+    assert variable == "ERRORTAXA_TAXONOMY_MAX_PAIR_TABLES"
+    assert cli("rules", "validate", str(many), env={variable: "128"}).returncode == 0
+    lowered = cli("rules", "validate", str(many), "--limit", "max_pair_tables=70", "--limit", "max_depth=3",
+                  env={variable: "128"})  # --limit over the environment, repeatable
+    assert lowered.returncode == 2 and "over the limit max_depth = 3" in lowered.stderr
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"image": "a", "target": 1, "labels": [1], "pred": 2}\n')
+    assert cli("classify", str(data), "--taxonomy", str(many)).returncode == 2
+    classified = cli("classify", str(data), "--taxonomy", str(many), "--limit", "max_pair_tables=128")
+    assert classified.returncode == 0 and '"image":"a"' in classified.stdout
+    # the server reads its settings taxonomy_<name> (file, $ERRORTAXA_TAXONOMY_<NAME>, flags) the same way
+    server = load_config(["--taxonomy-max-pair-tables", "128"], {limits.env_name("max_depth"): "3"}).limits
+    assert server == limits.from_settings({limits.env_name("max_depth"): "3"}, ["max_pair_tables=128"])
+    assert {f"taxonomy_{name}" for name in limits.NAMES} <= set(ServerConfig.__dataclass_fields__)
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("--limit", "max_pair_table=9"), {}, "--limit 'max_pair_table=9': unknown taxonomy limit 'max_pair_table' "
+                                          "(limits: max_bytes, max_aliases, max_depth, max_nodes, max_pair_tables)"),
+    (("--limit", "max_depth=0"), {}, "must be a positive integer, got '0'"),
+    (("--limit", "max_depth"), {}, "expected NAME=VALUE"),
+    ((), {"ERRORTAXA_TAXONOMY_MAX_NODES": "many"}, "$ERRORTAXA_TAXONOMY_MAX_NODES: taxonomy limit max_nodes must be"),
+])
+def test_a_bad_limit_is_one_line_and_exit_2(args: tuple[str, ...], env: dict[str, str], message: str) -> None:
+    done = cli("rules", "validate", str(ROOT / "rules" / "imagenet" / "peychev2023.yaml"), *args, env=env)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("errortaxa: error: ") and message in done.stderr

@@ -44,6 +44,7 @@ NAMES = [f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(N)]
 # the classes of each sample's nearest training images: the prediction itself (the gate passes) for
 # the even samples, a class sharing no superclass with it for the odd ones (the gate fails)
 KNN = [[p, 0] if i % 2 == 0 else [999] for i, (_, _, p) in enumerate(SAMPLES)]
+KNN_PADDED = np.array([row + [-1] * (2 - len(row)) for row in KNN], np.int32)  # the declared column: -1 pads
 
 
 @pytest.fixture(autouse=True)
@@ -170,6 +171,10 @@ def test_embeddings_and_knn_classes_decide_as_the_local_engine(world: World, oov
     with client_of(oov_server) as c:
         got = c.classify(**columns(), oov_embeddings=world.embeddings, knn_classes=KNN, records=True)
         assert close(got.records, want)
+        # the same inputs as the oov provider's declared columns (samples.providers["oov"])
+        generic = c.classify(**columns(), records=True, provider_inputs={
+            "oov": {"embeddings": world.embeddings, "knn_classes": KNN_PADDED}})
+        assert close(generic.records, want)
         # the odd samples fail the kNN gate: decided by a later rule, OOV evaluated (not skipped)
         assert all(r["category"] != OOV_RULE for r in got.records[1:6:2])
         # the same over a stream, in batches of 4 (the OOV columns are cut with the samples)
@@ -298,6 +303,17 @@ def test_bad_oov_inputs_name_the_field_and_the_server_keeps_serving(oov_server: 
         assert err.value.field == field
         assert c.health() == "SERVING"
         assert c.classify(**columns()).category[6:] == ["correct", "overlapping_classes", "multi_label"]
+
+
+@pytest.mark.parametrize(("column", "values", "reason"), [
+    ("embeddings", np.ones((N, DIM + 1), np.float32), "EMBEDDING_DIM"),  # the provider's own check, at bind
+    ("knn_classes", np.full((N, 1), 1000, np.int32), "CLASS_OUT_OF_RANGE"),  # the declaration's (class_ids)
+])
+def test_bad_oov_provider_inputs_name_the_generic_field(oov_server: RunningServer, column: str, values: np.ndarray,
+                                                        reason: str) -> None:
+    with client_of(oov_server) as c, pytest.raises(InvalidArgument) as err:
+        c.classify(**columns(), provider_inputs={"oov": {column: values}})
+    assert (err.value.field, err.value.reason) == (f"samples.providers.oov.{column}", reason)
 
 
 def test_row_count_is_checked_without_a_model(plain_server: RunningServer) -> None:

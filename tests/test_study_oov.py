@@ -21,7 +21,8 @@ pytest.importorskip("open_clip")
 import yaml
 from errortaxa.cli import main
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled, evaluate, summarize
-from errortaxa.engine.providers import FeatureResult, registry
+from errortaxa.engine.features import FeatureResult
+from errortaxa.engine.providers import registry
 from errortaxa.engine.providers.factory import ProviderUnavailable
 from errortaxa.providers.oov.knn import build_index
 from errortaxa.study.models import ImageSet, discover_models

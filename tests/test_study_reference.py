@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, default_compiled, evaluate
+from errortaxa.engine.features import FeatureResult
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
-from errortaxa.engine.providers import FeatureResult
 from errortaxa.study.models import ImageSet, ModelFile
 from errortaxa.study.reference import COUNT_COLUMNS, ReferenceTablesError, reference_tables
 from errortaxa.study.study import run_study

@@ -36,3 +36,18 @@ def test_the_unmutated_documents_compile(tmp_path: Path) -> None:
     (tmp_path / "child.yaml").write_text(yaml.safe_dump(child("base.yaml")))
     assert compile_path(tmp_path / "base.yaml").axes["category"].rule_ids == ["right", "mapped", "near", "wrong"]
     assert compile_path(tmp_path / "child.yaml").axes["category"].rule_ids == ["mapped", "odd", "wrong", "near"]
+
+
+@pytest.mark.parametrize("extends", [False, True])
+def test_an_axis_of_remove_rules_only_is_a_taxonomy_error(tmp_path: Path, extends: bool) -> None:
+    """Without ``extends``, or removing every rule of the parent: a located problem, not an IndexError."""
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    removing = [{"id": rule["id"], "remove": True} for rule in BASE["axes"]["category"]["rules"]]
+    doc = {**child("base.yaml"), "axes": {"category": {"rules": removing}}}
+    if not extends:
+        del doc["extends"], doc["superclasses"]
+    (tmp_path / "child.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(TaxonomyError) as caught:
+        compile_path(tmp_path / "child.yaml")
+    none_left = ("the axis has no rules left", "an axis needs at least one rule")
+    assert [p.key_path for p in caught.value.problems if p.message in none_left] == [("axes", "category", "rules")]

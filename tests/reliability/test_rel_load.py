@@ -20,7 +20,7 @@ from errortaxa.client import Client, ErrorTaxaError, Unavailable
 from errortaxa.engine import SampleBatch, evaluate
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from test_service import ServerProcess, local, start, variant_yaml
-from test_service_admission import IdleStream, connect, request
+from test_service_admission import HeldStream, IdleStream, connect, request
 
 pytestmark = pytest.mark.reliability
 
@@ -191,6 +191,91 @@ def test_sigterm_under_load(tmp_path: Path, figures: dict[str, dict[str, Any]]) 
                                      "wrong codes or results": wrong, "exit codes": sorted(set(exits))}
     assert wrong == 0, totals
     assert exits == [0] * len(exits)
+
+
+def test_sigterm_with_streams_outliving_the_grace(figures: dict[str, dict[str, Any]]) -> None:
+    """``errortaxa serve`` with a 1 s grace; two idle streams, two streams sending batches, and four
+    clients classifying until their first refusal; SIGTERM: every call ends OK or UNAVAILABLE (the
+    streams UNAVAILABLE, ended by the server), the process exits 0. Three rounds."""
+    codes: Counter[str] = Counter()
+    exits: list[int | None] = []
+    for _ in range(scaled(3)):
+        server = ServerProcess(env={"ERRORTAXA_DRAIN_SECONDS": "0.5", "ERRORTAXA_GRACE_SECONDS": "1",
+                                    "ERRORTAXA_LOG_LEVEL": "WARNING"})
+        target = f"127.0.0.1:{server.port}"
+        channels = [connect(target) for _ in range(4)]
+        lock = threading.Lock()
+
+        def unary(target: str = target, lock: threading.Lock = lock) -> None:
+            with Client(target, retries=0, timeout=30) as c:
+                while True:
+                    try:
+                        c.classify(**COLUMNS)
+                        name = "unary OK"
+                    except ErrorTaxaError as exc:
+                        name = f"unary {exc.code.name}"
+                    with lock:
+                        codes[name] += 1
+                    if name != "unary OK":
+                        return
+
+        streams = [HeldStream(channel) for channel in channels]
+        busy = streams[2:]
+
+        def keep_sending(busy: list[HeldStream] = busy) -> None:
+            while not all(s.ended.is_set() for s in busy):
+                for s in busy:
+                    s.outbox.put(request())
+                time.sleep(0.01)
+
+        threads = [threading.Thread(target=unary) for _ in range(4)] + [threading.Thread(target=keep_sending)]
+        try:
+            assert all(s.first.wait(30) for s in streams)
+            for t in threads:
+                t.start()
+            time.sleep(1.0)
+            server.process.send_signal(signal.SIGTERM)
+            exits.append(server.process.wait(60))
+            for s in streams:
+                assert s.ended.wait(30)
+                codes[f"stream {s.error.code().name if s.error else 'OK'}"] += 1
+            for t in threads:
+                t.join(60)
+        finally:
+            for s in streams:
+                s.finish()
+            for c in channels:
+                c.close()
+            server.close()
+    figures["SIGTERM, streams past the grace"] = {"rounds": len(exits), "codes": dict(codes),
+                                                  "exit codes": sorted(set(exits))}
+    assert set(codes) <= {"unary OK", "unary UNAVAILABLE", "stream UNAVAILABLE"}, codes
+    assert codes["stream UNAVAILABLE"] == 4 * len(exits)
+    assert exits == [0] * len(exits)
+
+
+def test_stream_reopens_after_cancels(figures: dict[str, dict[str, Any]]) -> None:
+    """One connection, one stream allowed per client: 500 times a stream answered once, cancelled,
+    and the next opened at once: none is refused TOO_MANY_STREAMS."""
+    running = start(max_streams_per_client=1, stream_idle_seconds=30)
+    refused = 0
+    n = scaled(500)
+    try:
+        with connect(f"127.0.0.1:{running.port}") as channel:
+            for _ in range(n):
+                stream = HeldStream(channel)
+                assert stream.first.wait(10)
+                if stream.error is not None:
+                    assert stream.error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    refused += 1
+                    continue
+                stream.call.cancel()
+                assert stream.ended.wait(10)
+                stream.finish()
+    finally:
+        running.stop(0)
+    figures["stream re-opens after cancels"] = {"re-opens": n, "refused": refused}
+    assert refused == 0
 
 
 def test_idle_and_flooding_streams(figures: dict[str, dict[str, Any]]) -> None:

@@ -23,8 +23,9 @@ from errortaxa.cli.commands import (
     cmd_store_check,
     cmd_store_migrate,
 )
-from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP
+from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, add_limit_option, configure_limits
 from errortaxa.cli.errors import user_errors
+from errortaxa.cli.explore import register as register_explore
 from errortaxa.cli.extras import requires
 from errortaxa.cli.providers import add_provider_options
 from errortaxa.cli.study import add_diff_arguments
@@ -58,33 +59,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help="classify on an ErrorTaxa server HOST:PORT instead of locally")
     p.add_argument("--token", help="API token for --server (or $ERRORTAXA_TOKEN)")
     add_provider_options(p)
+    add_limit_option(p)
     p.set_defaults(func=cmd_classify)
 
     rules = sub.add_parser("rules", help="validate, test, explain and inspect taxonomies")
     rsub = rules.add_subparsers(dest="rules_command", required=True)
     p = rsub.add_parser("validate", help="compile a taxonomy and list every problem")
     p.add_argument("file")
+    p.add_argument("--strict", action="store_true",
+                   help="a feature provider that is not installed here is an error (default: a warning)")
     p.add_argument("--format", choices=FORMATS, default="text", help="text (default) or a JSON report on stdout")
+    add_limit_option(p)
     p.set_defaults(func=cmd_rules_validate)
     p = rsub.add_parser("test", help="run the expected cases written beside the rules")
     p.add_argument("file")
     p.add_argument("--format", choices=(*FORMATS, "junit"), default="text",
                    help="text (default), a JSON report, or JUnit XML for CI systems, on stdout")
+    add_limit_option(p)
     p.set_defaults(func=cmd_rules_test)
     p = rsub.add_parser("explain", help="every rule tried on one record, and why it held or failed")
     p.add_argument("file")
     p.add_argument("--record", required=True, help='a JSON record: {"target": 1, "labels": [1], "pred": 2}')
     p.add_argument("--json", action="store_true", help="print the trace as JSON")
+    add_limit_option(p)
     p.set_defaults(func=cmd_rules_explain)
     p = rsub.add_parser("show", help="the members of a superclass, or the superclasses of a class")
     p.add_argument("file")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--superclass", help="superclass name")
     group.add_argument("--class", dest="class_", help="class index, wnid or synset name")
+    add_limit_option(p)
     p.set_defaults(func=cmd_rules_show)
     p = rsub.add_parser("diff", help="categories of two taxonomies on the same input, as a confusion matrix")
     add_diff_arguments(p)
-    p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors)")
+    p = rsub.add_parser("schema", help="print the JSON Schema of taxonomy files (for editors), with the tests "
+                                       "of the installed feature providers")
     p.set_defaults(func=cmd_rules_schema)
 
     # listed for --help; main() hands `serve` and its flags to the server before parsing
@@ -106,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     for factory in registry.factories():
         factory.add_commands(sub)
     register_study(sub)
+    register_explore(sub)
     p = sub.add_parser("completion", help='print a shell completion script: eval "$(errortaxa completion bash)"')
     p.add_argument("shell", choices=("bash", "zsh"))
     p.set_defaults(func=cmd_completion, root_parser=parser)
@@ -137,11 +147,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _command(args: argparse.Namespace) -> str:
-    """The subcommand's name as typed, e.g. "rules diff"."""
+    """The subcommand's name as typed, e.g. "rules diff" (a nested one's dest ends in ``_command``)."""
     words = [args.command]
-    for attribute in ("rules_command", "oov_command"):
-        if getattr(args, attribute, None):
-            words.append(getattr(args, attribute))
+    words += [value for key, value in vars(args).items() if key.endswith("_command") and isinstance(value, str)]
     return " ".join(words)
 
 
@@ -160,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(argv[1:])
     args = build_parser().parse_args(argv)
     with user_errors() as status, requires(_command(args), getattr(args, "extra", None)):
+        configure_limits(args)
         return int(args.func(args) or 0)
     return status.code
 

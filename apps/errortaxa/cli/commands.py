@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, read_options, taxonomy_from
+from errortaxa.cli.common import CHUNK, compile_file, dumps, note_skipped, read_input, read_options, taxonomy_from
 from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import providers_from
 from errortaxa.cli.rules_report import (
@@ -27,7 +27,6 @@ from errortaxa.engine import (
     Decisions,
     SampleBatch,
     TaxonomyError,
-    compile_path,
     evaluate,
     explain,
     run_cases,
@@ -69,7 +68,7 @@ def classify_local(args: argparse.Namespace) -> int:
 
 def cmd_rules_validate(args: argparse.Namespace) -> int:
     try:
-        taxonomy = compile_path(args.file)
+        taxonomy = compile_file(args.file, strict=args.strict)
     except TaxonomyError as exc:
         if args.format == "text":
             raise
@@ -80,11 +79,8 @@ def cmd_rules_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(validation_json(args.file, taxonomy, missing), indent=2))
         return 0
-    for warning in taxonomy.warnings:
+    for warning in taxonomy.warnings:  # a provider that is not installed here among them, at its line
         print(warning, file=sys.stderr)
-    for name in missing:
-        print(f"{args.file}: warning: the rules ask feature provider '{name}', which is not installed here "
-              f"(installed: {', '.join(installed) or 'none'}); its rules are not evaluated", file=sys.stderr)
     rules = sum(len(axis.rules) for axis in taxonomy.axes.values())
     print(f"ok: {taxonomy.name} {taxonomy.version} ({taxonomy.content_hash}): {len(taxonomy.axes)} axis(es), "
           f"{rules} rules, {len(taxonomy.superclass_names)} superclasses, {len(taxonomy.warnings)} warning(s)")
@@ -95,7 +91,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     """Exit status 0: every checkable case passed; 1: a case failed; 2: the taxonomy is invalid."""
     start = time.perf_counter()
     try:
-        taxonomy = compile_path(args.file)
+        taxonomy = compile_file(args.file)
     except TaxonomyError as exc:
         if args.format == "json":
             print(json.dumps(invalid_json(args.file, exc.problems), indent=2))
@@ -168,7 +164,7 @@ def parse_record(text: str) -> SampleBatch:
 
 
 def cmd_rules_explain(args: argparse.Namespace) -> int:
-    taxonomy = compile_path(args.file)
+    taxonomy = compile_file(args.file)
     batch = parse_record(args.record)
     explanation = explain(taxonomy, batch, 0)
     traces, decided = explanation.traces, explanation.record()
@@ -185,7 +181,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
-    taxonomy = compile_path(args.file)
+    taxonomy = compile_file(args.file)
     if args.superclass:
         try:
             members = taxonomy.superclass_members(args.superclass)
@@ -209,7 +205,7 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=2))
+    print(json.dumps(json_schema(registry.declarations()), indent=2))
     return 0
 
 

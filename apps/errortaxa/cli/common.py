@@ -3,12 +3,17 @@ the note on skipped images (files are written by errortaxa.engine.outputs)."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from errortaxa.engine import CompiledTaxonomy, SampleBatch, compile_path, default_compiled
 from errortaxa.engine.inputs import Columns, ReadOptions, read_labels, read_predictions
+from errortaxa.engine.language import limits
+from errortaxa.engine.providers import registry
 
 CHUNK = 100_000
 TAXONOMY_HELP = "taxonomy YAML file or built-in name (default: the embedded default)"
@@ -16,11 +21,34 @@ COLUMNS_HELP = ("column names of a table input, e.g. 'image=file,pred=top1' or '
                 "an .npz, the key of a .pt dict; target= and labels= for a label table); default: the usual names")
 
 
+def add_limit_option(parser: argparse.ArgumentParser) -> None:
+    """``--limit NAME=VALUE`` (repeatable) on a command that compiles taxonomies: the server's
+    taxonomy limits, over their ``$ERRORTAXA_TAXONOMY_*`` variables (:func:`configure_limits`)."""
+    parser.add_argument("--limit", action="append", metavar="NAME=VALUE",
+                        help="raise or lower a taxonomy limit, as the server's taxonomy_NAME setting (repeatable): "
+                        + ", ".join(f"{name} ({limits.BOUNDS[name]}, default {getattr(limits.Limits, name):,})"
+                                    for name in limits.NAMES)
+                        + "; also $ERRORTAXA_TAXONOMY_NAME")
+
+
+def configure_limits(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> None:
+    """Set this process's taxonomy limits from the environment and ``--limit`` when the command has
+    the option (InvalidInput naming a bad name or value)."""
+    if hasattr(args, "limit"):
+        limits.configure(limits.from_settings(environ, args.limit or ()))
+
+
+def compile_file(path: str, *, strict: bool = False) -> CompiledTaxonomy:
+    """The taxonomy at ``path``, its ``feature:`` checked against the installed providers'
+    declarations (``strict``: a provider that is not installed is an error, not a warning)."""
+    return compile_path(path, providers=registry.declarations(), missing_provider="error" if strict else "warning")
+
+
 def taxonomy_from(path: str | None) -> CompiledTaxonomy:
     """The default taxonomy, or the one at ``path``; the validator's warnings go to stderr."""
     if path is None:
         return default_compiled()
-    taxonomy = compile_path(path)
+    taxonomy = compile_file(path)
     for warning in taxonomy.warnings:
         print(warning, file=sys.stderr)
     return taxonomy

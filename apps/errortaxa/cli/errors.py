@@ -7,14 +7,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from errortaxa.engine.errors import ErrorTaxaError, InvalidInput
+from errortaxa.engine.errors import KINDS, ErrorTaxaError, InvalidInput, Unavailable
 from errortaxa.engine.language.problems import TaxonomyError
+
+#: The kind of a server's answer, by its gRPC status code's name (``classify --server``); a status
+#: of no kind (INTERNAL, UNKNOWN, ...) says the server could not answer: Unavailable.
+KIND_OF_STATUS: dict[str, type[ErrorTaxaError]] = {kind.status: kind for kind in KINDS}
 
 
 class UsageError(InvalidInput):
     """Wrong or missing command-line arguments."""
 
     code = "USAGE"
+
+
+def remote_error(server: str, status: str, message: str) -> ErrorTaxaError:
+    """A server's error answer (its status code's name and message) as the error of its kind."""
+    return KIND_OF_STATUS.get(status, Unavailable)(f"server {server}: {status}: {message}")
 
 
 @dataclass
@@ -24,9 +33,9 @@ class Status:
 
 @contextmanager
 def user_errors() -> Iterator[Status]:
-    """Report the errors a user can fix in one line each, exit status 2: every engine error (of any
-    kind: invalid input, not found, failed precondition, limit exceeded), and missing files. A
-    taxonomy error lists its problems, one a line."""
+    """Report the errors a user can fix in one line each, exit status 2: every error of the tree
+    (errortaxa.engine.errors, of any kind), and missing files. A taxonomy error lists its problems,
+    one a line."""
     status = Status()
     try:
         yield status

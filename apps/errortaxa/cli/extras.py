@@ -9,19 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from errortaxa.cli.errors import UsageError
+from errortaxa.engine.errors import MissingExtra
 
 #: Modules under ``errortaxa`` that another distribution ships (errortaxa-client).
 _OTHER_DISTRIBUTIONS = ("errortaxa.client", "errortaxa.v1")
-
-
-class MissingExtra(UsageError):
-    """A command was run without the extra it needs."""
-
-    def __init__(self, command: str, extra: str) -> None:
-        super().__init__(f"'{command}' needs the {extra} extra: pip install 'errortaxa[{extra}]'")
-        self.command = command
-        self.extra = extra
 
 
 def _not_shipped(module: str | None) -> bool:

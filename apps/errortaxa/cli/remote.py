@@ -8,7 +8,7 @@ import os
 import sys
 
 from errortaxa.cli.common import CHUNK, dumps, note_skipped, read_input, read_options
-from errortaxa.cli.errors import UsageError
+from errortaxa.cli.errors import UsageError, remote_error
 from errortaxa.cli.providers import provider_configs
 from errortaxa.cli.terminal import progress_enabled
 from errortaxa.client import Client, ErrorTaxaError
@@ -17,6 +17,8 @@ from errortaxa.engine.providers import registry
 
 
 def classify_remote(args: argparse.Namespace) -> int:
+    if args.limit:
+        raise UsageError("--limit applies to local mode; a server uses its own taxonomy limits")
     given = sorted(provider_configs(args))
     if given:
         raise UsageError(f"{registry.get(given[0]).config_option} applies to local mode; a server uses its own "
@@ -43,6 +45,6 @@ def classify_remote(args: argparse.Namespace) -> int:
                     json.dump(data, stream, indent=2)
                     stream.write("\n")
     except ErrorTaxaError as exc:
-        raise UsageError(f"server {args.server}: {exc}") from None
+        raise remote_error(args.server, exc.code.name, exc.message) from None
     note_skipped(skipped, args.quiet)
     return 0

@@ -6,33 +6,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, label_options, read_options, taxonomy_from
+from errortaxa.cli.common import (
+    COLUMNS_HELP,
+    TAXONOMY_HELP,
+    add_limit_option,
+    label_options,
+    read_options,
+    taxonomy_from,
+)
+from errortaxa.cli.errors import UsageError
 from errortaxa.cli.providers import add_provider_options, provider_configs, providers_from
-from errortaxa.engine import CompiledTaxonomy, evaluate
+from errortaxa.engine import CompiledTaxonomy, FeatureProvider, evaluate
 from errortaxa.engine.errors import InvalidInput
 from errortaxa.engine.inputs import LabeledImages, ReadOptions, read_labels
 from errortaxa.engine.knowledge.datasets import DATASETS
 from errortaxa.engine.outputs import write_text
 
-__all__ = ["register"]
+__all__ = ["StudyInputs", "add_source_options", "register", "study_images", "study_inputs"]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("study", help="classify many models' predictions; per-model statistics, plots, report")
-    p.add_argument("sources", nargs="+",
-                   help="directories of per-model prediction files (any predictions format: .npz, .npy, "
-                        ".jsonl, .pt, .csv, .parquet, timm's .json), files, or .txt lists of files")
-    p.add_argument("--columns", help=COLUMNS_HELP)
-    p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list / (image, label) table) "
-                                    "defining the images; "
-                                    "default: the first JSONL file's own samples")
-    p.add_argument("--taxonomy", help=TAXONOMY_HELP)
-    p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
-    p.add_argument("--image-list", help="images to report accuracy on apart (e.g. the 68 of ImageNet-M)")
-    p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json)")
+    add_source_options(p, "; each (image, class) pair is asked once for all models, and with --ray every "
+                          "worker loads this file")
+    p.add_argument("--out", required=True, help="output directory (models.csv, models.parquet, top_errors.json, "
+                                                "study.json: the sources with their content hashes)")
     p.add_argument("--report", action="store_true", help="also write plots (PNG, SVG) and report.html")
     p.add_argument("--color-by", help="metadata column that colours the plots (default: the first one)")
     p.add_argument("--top-k", type=_positive, default=10, help="most common errors kept per category")
@@ -42,20 +44,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "taxonomies' categories on the errors of all models pooled, with example errors per cell "
                         "(printed, taxonomy_diff.json, and in the report)")
     p.add_argument("--compare-axis", help="axis of the compared taxonomy (default: its primary axis)")
-    add_provider_options(p, "; each (image, class) pair is asked once for all models, and with --ray every "
-                            "worker loads this file")
     p.add_argument("--reference-tables", action="store_true",
                    help="also write OUT/reference/non_problematic_stats_{all,organism,artifact,other}.csv in the "
                         "layout and units of the reference pipeline's published tables (Peychev et al. 2023)")
-    p.add_argument("--val-labels", metavar="FILE",
-                   help="original labels of the 50,000 validation images (caffe-style 'FILE LABEL' list): adds "
-                        "top-1 on all of them (top1_val) for prediction files that cover them")
-    p.add_argument("--dataset", default="imagenet", choices=("imagenet", *DATASETS),
-                   help="the image set: imagenet (multi-labels from --labels) or a built-in dataset whose labels "
-                        "are the target (imagenet-a: WNID/FILE.jpg, 200 classes; imagenet-v2: INDEX/FILE.jpeg); "
-                        "for those --labels is a directory of class folders or a list of image names (default: the "
-                        "names in the first prediction file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_limit_option(p)
     p.set_defaults(func=cmd_study, extra="study")
 
     p = sub.add_parser("mcnemar", help="exact McNemar test of two models on the same images")
@@ -66,6 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--top1", action="store_true", help="compare top-1 instead of multi-label correctness")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_limit_option(p)
     p.set_defaults(func=cmd_mcnemar, extra="study")
 
     p = sub.add_parser("diff", help="confusion matrix of categories between two taxonomies on the same input "
@@ -79,7 +73,71 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--labels", required=True, help="label file defining the images (multi-label CSV)")
     p.add_argument("--taxonomy", help=TAXONOMY_HELP)
     p.add_argument("--json", help="also write the result as JSON here")
+    add_limit_option(p)
     p.set_defaults(func=cmd_agreement)
+
+
+def add_source_options(p: argparse.ArgumentParser, provider_what: str = "") -> None:
+    """The options of ``study`` that choose its inputs and change its numbers (``explore`` takes them too)."""
+    p.add_argument("sources", nargs="+",
+                   help="directories of per-model prediction files (any predictions format: .npz, .npy, "
+                        ".jsonl, .pt, .csv, .parquet, timm's .json), files, or .txt lists of files")
+    p.add_argument("--columns", help=COLUMNS_HELP)
+    p.add_argument("--labels", help="the multi-label CSV (or a ReaL json / target list / (image, label) table) "
+                                    "defining the images; "
+                                    "default: the first JSONL file's own samples")
+    p.add_argument("--taxonomy", help=TAXONOMY_HELP)
+    p.add_argument("--metadata", help="model metadata CSV (column 'name' = prediction file name without suffix)")
+    p.add_argument("--image-list", help="images to report accuracy on apart (e.g. the 68 of ImageNet-M)")
+    add_provider_options(p, provider_what)
+    p.add_argument("--val-labels", metavar="FILE",
+                   help="original labels of the 50,000 validation images (caffe-style 'FILE LABEL' list): adds "
+                        "top-1 on all of them (top1_val) for prediction files that cover them")
+    p.add_argument("--dataset", default="imagenet", choices=("imagenet", *DATASETS),
+                   help="the image set: imagenet (multi-labels from --labels) or a built-in dataset whose labels "
+                        "are the target (imagenet-a: WNID/FILE.jpg, 200 classes; imagenet-v2: INDEX/FILE.jpeg); "
+                        "for those --labels is a directory of class folders or a list of image names (default: the "
+                        "names in the first prediction file)")
+
+
+@dataclass
+class StudyInputs:
+    """What ``study`` (and ``explore``) read from the source options: everything that changes the numbers."""
+
+    taxonomy: CompiledTaxonomy
+    providers: dict[str, FeatureProvider]
+    models: list[Any]  # errortaxa.study.models.ModelFile
+    options: ReadOptions
+    images: Any  # errortaxa.study.models.ImageSet
+    metadata: Any  # pandas.DataFrame | None
+    image_list: list[str] | None
+    extra: Any  # errortaxa.study.scores.ExtraScores | None
+
+
+def study_inputs(args: argparse.Namespace, taxonomy: CompiledTaxonomy | None = None) -> StudyInputs:
+    """Read the inputs the source options name (UsageError / InvalidInput for bad ones, warnings on stderr)."""
+    from errortaxa.study.models import discover_models, read_image_list, read_metadata
+
+    taxonomy = taxonomy or taxonomy_from(args.taxonomy)
+    # strictly, as classify: a bad config or missing weights is a one-line error (UsageError)
+    providers = providers_from(args, taxonomy)
+    models = discover_models(args.sources)
+    if not models:
+        raise UsageError("no prediction files found")
+    options = read_options(taxonomy, args.columns)
+    images = study_images(args, models, options)
+    metadata = read_metadata(args.metadata) if args.metadata else None
+    _check_metadata(args, metadata, models)
+    image_list = read_image_list(args.image_list) if args.image_list else None
+    if image_list is not None:
+        found = sum(1 for name in image_list if name in images.index)
+        if not found:
+            raise InvalidInput(f"{args.image_list}: none of its {len(image_list)} images is a study image "
+                             f"(first: {image_list[0] if image_list else 'none'})")
+        if found < len(image_list):
+            print(f"errortaxa: warning: {args.image_list}: {len(image_list) - found} of its {len(image_list)} "
+                  "images are not study images and are left out", file=sys.stderr)
+    return StudyInputs(taxonomy, providers, models, options, images, metadata, image_list, _extra_scores(args))
 
 
 def _positive(text: str) -> int:
@@ -98,7 +156,7 @@ def _labels(path: str | None, options: ReadOptions) -> LabeledImages | None:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from errortaxa.study.models import discover_models, read_image_list, read_metadata
+    from errortaxa.study.sources import study_sources
     from errortaxa.study.study import run_study
 
     taxonomy = taxonomy_from(args.taxonomy)
@@ -107,29 +165,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         print(f"errortaxa: error: taxonomy '{compare.name}' has no axis '{args.compare_axis}' "
               f"(axes: {', '.join(compare.axes)})", file=sys.stderr)
         return 2
-    # strictly, as classify: a bad config or missing weights is a one-line error (UsageError)
     # (a compared taxonomy gets the same provider, or one from the same file: run_study)
-    providers = providers_from(args, taxonomy)
-    models = discover_models(args.sources)
-    if not models:
-        print("errortaxa: error: no prediction files found", file=sys.stderr)
-        return 2
-    options = read_options(taxonomy, args.columns)
-    images = _study_images(args, models, options)
-    if images is None:
-        return 2
-    metadata = read_metadata(args.metadata) if args.metadata else None
-    _check_metadata(args, metadata, models)
-    image_list = read_image_list(args.image_list) if args.image_list else None
-    if image_list is not None:
-        found = sum(1 for name in image_list if name in images.index)
-        if not found:
-            raise InvalidInput(f"{args.image_list}: none of its {len(image_list)} images is a study image "
-                             f"(first: {image_list[0] if image_list else 'none'})")
-        if found < len(image_list):
-            print(f"errortaxa: warning: {args.image_list}: {len(image_list) - found} of its {len(image_list)} "
-                  "images are not study images and are left out", file=sys.stderr)
-    extra = _extra_scores(args)
+    inputs = study_inputs(args, taxonomy)
+    providers, models, images, extra = inputs.providers, inputs.models, inputs.images, inputs.extra
     if extra is not None and args.ray:
         print("errortaxa: error: --val-labels and --dataset imagenet-a read scores in this process: "
               "not with --ray", file=sys.stderr)
@@ -143,14 +181,18 @@ def cmd_study(args: argparse.Namespace) -> int:
             print(f"errortaxa: error: --reference-tables: {error}", file=sys.stderr)
             return 2
     # RayNotInstalled and ProviderUnavailable are failed preconditions: exit 2 with one line (cli.errors)
-    result = run_study(taxonomy, images, models, metadata=metadata, image_list=image_list,
+    result = run_study(taxonomy, images, models, metadata=inputs.metadata, image_list=inputs.image_list,
                        progress=False if args.no_progress or args.quiet else None, top_k=args.top_k,
                        ray_address=args.ray,
                        compare=compare, compare_axis=args.compare_axis, providers=providers or None,
                        provider_configs=provider_configs(args), extra=extra, dataset=args.dataset,
-                       read_options=options)
+                       read_options=inputs.options)
     result.inputs.update({k: v for k, v in (("labels", args.labels), ("image_list", args.image_list),
                                             ("metadata", args.metadata), ("val_labels", args.val_labels)) if v})
+    result.sources = study_sources(models, args.taxonomy, taxonomy, files={
+        "labels": args.labels, "image_list": args.image_list, "metadata": args.metadata,
+        "val_labels": args.val_labels, **{f"{name}_config": path for name, path in provider_configs(args).items()},
+    }, options={"dataset": args.dataset, "columns": args.columns})
     if args.val_labels and ("top1_val" not in result.table or result.table["top1_val"].isna().any()):
         print("errortaxa: warning: --val-labels: top-1 on all validation images is missing for models whose file "
               "does not cover the 50,000 validation images", file=sys.stderr)
@@ -178,8 +220,9 @@ def cmd_study(args: argparse.Namespace) -> int:
 def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) -> None:
     """--color-by must name a metadata column; metadata rows of no model are worth a warning."""
     columns = [] if metadata is None else [c for c in metadata.columns if c != "model"]
-    if args.color_by is not None and args.color_by not in columns:
-        raise InvalidInput(f"--color-by {args.color_by!r}: not a metadata column"
+    color_by = getattr(args, "color_by", None)
+    if color_by is not None and color_by not in columns:
+        raise InvalidInput(f"--color-by {color_by!r}: not a metadata column"
                          + (f" (columns: {', '.join(columns)})" if columns else " (no --metadata given)"))
     if metadata is not None:
         names = {m.name for m in models}
@@ -193,8 +236,8 @@ def _check_metadata(args: argparse.Namespace, metadata: Any, models: list[Any]) 
                   f"(first: {missing[0]!r})", file=sys.stderr)
 
 
-def _study_images(args: argparse.Namespace, models: list[Any], options: ReadOptions) -> Any:
-    """The study's ImageSet from --labels / --dataset (None after printing a one-line error)."""
+def study_images(args: argparse.Namespace, models: list[Any], options: ReadOptions) -> Any:
+    """The study's ImageSet from --labels / --dataset (UsageError when neither names the images)."""
     from errortaxa.engine.inputs import PREDICTIONS, detect, read_predictions
     from errortaxa.study.models import ImageSet
 
@@ -206,17 +249,14 @@ def _study_images(args: argparse.Namespace, models: list[Any], options: ReadOpti
             return ImageSet.from_labels(load_dataset_images(definition, args.labels))
         names = read_predictions(models[0].path, options).images
         if names is None:
-            print(f"errortaxa: error: --dataset {args.dataset} needs --labels or predictions that name their "
-                  "images", file=sys.stderr)
-            return None
+            raise UsageError(f"--dataset {args.dataset} needs --labels or predictions that name their images")
         return ImageSet.from_labels(definition.labeled(list(names), models[0].path))
     labels = _labels(args.labels, options)
     if labels is not None:
         return ImageSet.from_labels(labels)
     first = next((m for m in models if detect(m.path, PREDICTIONS).carries_labels), None)
     if first is None:
-        print("errortaxa: error: predictions without labels of their own need --labels", file=sys.stderr)
-        return None
+        raise UsageError("predictions without labels of their own need --labels")
     return ImageSet(read_predictions(first.path, options).with_labels(None)[0])
 
 
@@ -320,4 +360,5 @@ def add_diff_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true", help="include samples both taxonomies call correct")
     p.add_argument("--examples", type=_positive, default=3, help="example errors per cell")
     p.add_argument("--json", help="also write the diff as JSON here")
+    add_limit_option(p)
     p.set_defaults(func=cmd_diff)

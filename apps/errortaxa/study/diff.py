@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine import CompiledTaxonomy, Decisions, SampleBatch, evaluate
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.inputs import LabeledImages, ReadOptions, read_predictions
-from errortaxa.engine.providers import FeatureProvider
 
 NONE = "(none)"
 

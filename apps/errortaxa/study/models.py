@@ -39,7 +39,9 @@ def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
     """Prediction files from directories (those with the suffix of a predictions format, e.g.
     ``*.npz`` / ``*.npy`` / ``*.jsonl`` / ``*.csv``, whose content a predictions format recognises,
     sorted by name: a metadata CSV beside them is left out), plain files, and ``.txt`` lists of
-    paths (one a line, relative to the list's folder)."""
+    paths (one a line, relative to the list's folder). A ``.txt`` file is read by its content: a
+    list of model files when its first entry names an existing file or a file with a predictions
+    suffix, else one model's predictions (one class id or name a line)."""
     known = suffixes(PREDICTIONS)
     out: list[ModelFile] = []
     for source in sources:
@@ -47,12 +49,8 @@ def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
         if path.is_dir():
             files = sorted(p for p in path.iterdir()
                            if p.name.lower().endswith(known) and p.is_file() and recognised(p, PREDICTIONS))
-        elif path.suffix.lower() == ".txt":
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except OSError as error:
-                raise InputError(path, f"cannot read: {error.strerror or error}") from None
-            files = [(path.parent / line.strip()) for line in lines if line.strip() and not line.startswith("#")]
+        elif path.suffix.lower() == ".txt" and (listed := _listed_files(path)) is not None:
+            files = listed
         elif path.is_file():
             files = [path]
         else:
@@ -63,6 +61,22 @@ def discover_models(sources: Sequence[PathLike]) -> list[ModelFile]:
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError(sources[0] if sources else ".", f"two prediction files for model {dup!r}")
     return out
+
+
+def _listed_files(path: Path) -> list[Path] | None:
+    """The files a ``.txt`` list names (relative to its folder); None when it is not a list of
+    files (its first entry neither names an existing file nor has a predictions suffix)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(path, f"cannot read: {getattr(error, 'strerror', None) or error}") from None
+    entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not entries:
+        return []
+    first = path.parent / entries[0]
+    if not (first.is_file() or entries[0].lower().endswith(suffixes(PREDICTIONS))):
+        return None
+    return [path.parent / entry for entry in entries]
 
 
 def _model_name(path: Path) -> str:

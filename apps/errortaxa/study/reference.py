@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.engine.outputs import open_text
 from errortaxa.study.study import StudyResult
 
@@ -44,7 +45,7 @@ COUNT_COLUMNS = ("num_collapsed_mappings", "num_ambiguous", "num_same_superclass
 MLA_COLUMNS = {"mla": "", "mla_minor": "_minor_error", "mla_explainable": "_explainable_error"}
 
 
-class ReferenceTablesError(ValueError):
+class ReferenceTablesError(FailedPrecondition):
     """The taxonomy cannot fill the reference's tables (values without ``reference_column``)."""
 
 

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, open_text, write_text
-from errortaxa.engine.providers import FeatureProvider, registry
+from errortaxa.engine.providers import registry
 from errortaxa.study.distributed import run_on_ray
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
@@ -53,10 +54,12 @@ class StudyResult:
     inputs: dict[str, str] = field(default_factory=dict)  # what the study read: labels, image list, ...
     dataset: str = "imagenet"  # the image set: imagenet (multi-labels) or a built-in dataset definition
     diff: DiffResult | None = None  # the taxonomy comparison (run_study's ``compare``), all models pooled
+    sources: dict[str, Any] = field(default_factory=dict)  # to reopen the study: errortaxa.study.sources
 
     def write(self, out_dir: PathLike) -> dict[str, str]:
         """Write ``models.csv``, ``models.parquet``, ``top_errors.json``, ``study.json`` (the
-        taxonomy, the sample lists it used with their sources, the inputs) and, with a comparison,
+        taxonomy, the sample lists it used with their sources, the inputs, and when set the
+        ``sources`` that reopen the study, with their content hashes) and, with a comparison,
         ``taxonomy_diff.json`` into ``out_dir``."""
         import json
 
@@ -71,6 +74,8 @@ class StudyResult:
         paths["study"] = out / "study.json"
         about = {"taxonomy": self.taxonomy, "models": len(self.table), "images": self.images,
                  "sample_lists": self.sample_lists, "inputs": self.inputs}
+        if self.sources:
+            about["sources"] = self.sources
         write_text(paths["study"], json.dumps(about, indent=1) + "\n")
         if self.diff is not None:
             paths["taxonomy_diff"] = out / "taxonomy_diff.json"

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.results.accuracy import (
     LABEL_GROUPS,
     TARGET_GROUPS,

@@ -2,13 +2,18 @@
 
 The server's thread pool has one thread for every call admitted plus ``RESERVED_THREADS``:
 
+Which of these a method is, its declaration says (declarations.py: uncounted, computing, stream).
+
 - calls that compute (Classify, Explain, Validate, Put, ...) are admitted while fewer than
   ``max_calls`` are in progress, else refused at once with RESOURCE_EXHAUSTED; at most
   ``concurrency`` of them compute at a time (the others wait for a slot, holding their thread);
-- a ClassifyStream is admitted while fewer than ``max_streams`` are open and fewer than
+- a stream (ClassifyStream) is admitted while fewer than ``max_streams`` are open and fewer than
   ``max_streams_per_client`` from the same client (its token's name when tokens are configured,
   else its connection); it holds a computing slot only while it answers a batch, and a stream that
-  sends no batch for ``idle_seconds`` is ended with DEADLINE_EXCEEDED (reason STREAM_IDLE);
+  sends no batch for ``idle_seconds`` is ended with DEADLINE_EXCEEDED (reason STREAM_IDLE); its
+  place is free as soon as the call is over (a client's cancel included), and a stream over a limit
+  waits ``PLACE_WAIT_SECONDS`` for a place before it is refused (a cancel the server has not seen
+  yet);
 - health, reflection and the listings are never counted: with every admitted call and stream
   holding its thread, the reserved threads still answer them.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,11 +31,19 @@ import grpc
 from errortaxa.server.errors import ServiceError
 
 RESERVED_THREADS = 4
+#: How long a stream over a stream limit waits for a place before it is refused: a client that
+#: cancels a stream and opens the next at once may be ahead of the server seeing the cancel.
+PLACE_WAIT_SECONDS = 0.25
 _END = object()
 
 
 def _exhausted(message: str, reason: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, reason=reason)
+
+
+def _shutting_down() -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another",
+                        reason="SHUTTING_DOWN")
 
 
 class Admission:
@@ -44,9 +57,11 @@ class Admission:
         self.max_streams_per_client = max_streams_per_client
         self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # notified when a stream's place is freed
         self._calls = 0
         self._streams: dict[str, int] = {}
         self.closing = threading.Event()  # set when the server stops: new calls get UNAVAILABLE
+        self.ending = threading.Event()  # set when the stop's grace is over: open streams end UNAVAILABLE
 
     @property
     def threads(self) -> int:
@@ -58,10 +73,15 @@ class Admission:
         stopping): grpc itself would end calls that arrive during its shutdown with CANCELLED."""
         self.closing.set()
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no admitted call or stream is in progress (True) or ``timeout`` passes."""
+    def end_streams(self) -> None:
+        """End every open stream with UNAVAILABLE at its next read of a request (the server stops)."""
+        self.ending.set()
+
+    def wait_idle(self, timeout: float, *, streams_only: bool = False) -> bool:
+        """Wait until no admitted call (unless ``streams_only``) or stream is in progress (True) or
+        ``timeout`` passes."""
         deadline = time.monotonic() + timeout
-        while self._calls or self._streams:
+        while (self._calls and not streams_only) or self._streams:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
@@ -69,8 +89,7 @@ class Admission:
 
     def _check_open(self) -> None:
         if self.closing.is_set():
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another",
-                               reason="SHUTTING_DOWN")
+            raise _shutting_down()
 
     def calls_in_progress(self) -> int:
         return self._calls
@@ -95,37 +114,59 @@ class Admission:
                 self._calls -= 1
 
     @contextmanager
-    def stream(self, client: str) -> Iterator[None]:
-        """Admit one stream of ``client`` (ServiceError RESOURCE_EXHAUSTED when full)."""
+    def stream(self, client: str) -> Iterator[Callable[[], None]]:
+        """Admit one stream of ``client`` (ServiceError RESOURCE_EXHAUSTED when full, after waiting
+        PLACE_WAIT_SECONDS for a place) and hold its place; gives the function that frees the place
+        at once (at the call's end, a cancel included; the exit frees it too, once in all)."""
         self._check_open()
-        with self._lock:
-            if self._streams.get(client, 0) >= self.max_streams_per_client:
-                raise _exhausted(f"this client has {self.max_streams_per_client} streams open "
-                                 "(max_streams_per_client); close one first", "TOO_MANY_STREAMS")
-            if sum(self._streams.values()) >= self.max_streams:
-                raise _exhausted(f"the server has {self.max_streams} streams open (max_streams); retry later",
-                                 "TOO_MANY_STREAMS")
+        with self._freed:
+            deadline = time.monotonic() + PLACE_WAIT_SECONDS
+            while (full := self._stream_refusal(client)) is not None:
+                if time.monotonic() >= deadline:
+                    raise full
+                self._freed.wait(max(deadline - time.monotonic(), 0.001))
             self._streams[client] = self._streams.get(client, 0) + 1
-        try:
-            yield
-        finally:
+        held = [True]
+
+        def release() -> None:
             with self._lock:
+                if not held[0]:
+                    return
+                held[0] = False
                 self._streams[client] -= 1
                 if not self._streams[client]:
                     del self._streams[client]
+                self._freed.notify_all()
+
+        try:
+            yield release
+        finally:
+            release()
+
+    def _stream_refusal(self, client: str) -> ServiceError | None:
+        """Why one more stream of ``client`` is refused now (None: it is admitted)."""
+        if self._streams.get(client, 0) >= self.max_streams_per_client:
+            return _exhausted(f"this client has {self.max_streams_per_client} streams open "
+                              "(max_streams_per_client); close one first", "TOO_MANY_STREAMS")
+        if sum(self._streams.values()) >= self.max_streams:
+            return _exhausted(f"the server has {self.max_streams} streams open (max_streams); retry later",
+                              "TOO_MANY_STREAMS")
+        return None
 
     def requests(self, source: Iterator[Any], context: grpc.ServicerContext) -> StreamRequests:
-        return StreamRequests(source, context, self.compute, self.idle_seconds)
+        return StreamRequests(source, context, self.compute, self.idle_seconds, self.ending)
 
 
 class StreamRequests:
     """A stream's requests, read on a thread of their own: the handler waits for the next one at
     most ``idle_seconds`` (then ServiceError DEADLINE_EXCEEDED), and holds a computing slot from a
-    request's arrival until it asks for the next one."""
+    request's arrival until it asks for the next one. Once ``ending`` is set (the server stops),
+    asking for the next one is ServiceError UNAVAILABLE."""
 
     def __init__(self, source: Iterator[Any], context: grpc.ServicerContext, compute: threading.Semaphore,
-                 idle_seconds: float) -> None:
+                 idle_seconds: float, ending: threading.Event) -> None:
         self._compute = compute
+        self._ending = ending
         self._idle = idle_seconds
         self._holding = False
         self._closed = threading.Event()
@@ -160,6 +201,8 @@ class StreamRequests:
         self.release()
         deadline = time.monotonic() + self._idle
         while True:
+            if self._ending.is_set():
+                raise _shutting_down()
             try:
                 kind, item = self._queue.get(timeout=min(0.25, max(deadline - time.monotonic(), 0.001)))
                 break

@@ -19,9 +19,10 @@ from types import FrameType
 import grpc
 from errortaxa.engine.language import limits
 from errortaxa.server.admission import Admission
-from errortaxa.server.auth import SERVICE, Tokens
+from errortaxa.server.auth import Tokens
 from errortaxa.server.config import ConfigError, ServerConfig, load_config
 from errortaxa.server.datasets import DatasetRegistry
+from errortaxa.server.declarations import SERVICE_NAME
 from errortaxa.server.errors import ServiceError
 from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
@@ -33,11 +34,12 @@ from errortaxa.server.reflection import enable_reflection
 from errortaxa.server.service import Service
 from errortaxa.server.store import Finding, Store, StoreError, TaxonomyStore
 from errortaxa.server.taxonomies import TaxonomyRegistry
-from errortaxa.v1 import service_pb2, service_pb2_grpc
+from errortaxa.v1 import service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("errortaxa.server")
 REFUSAL_SECONDS = 0.25  # at stop: how long calls arriving are still answered UNAVAILABLE
+STREAM_END_SECONDS = 1.0  # at stop, once the grace is over: how long streams get to end UNAVAILABLE
 
 
 @dataclass
@@ -77,16 +79,20 @@ class RunningServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Refuse new calls (UNAVAILABLE); calls in flight get ``grace`` seconds (default: config) to
-        finish, then the gRPC server stops."""
+        finish. Streams still open then end UNAVAILABLE at their next read (a batch being answered is
+        sent first; they get STREAM_END_SECONDS). With a grace, calls already on the wire get their
+        UNAVAILABLE for REFUSAL_SECONDS more; then the gRPC server stops."""
         if self._stopped.is_set():
             return
         self.health.enter_graceful_shutdown()
         grace = self.config.grace_seconds if grace is None else grace
         begun = time.monotonic()
         self.admission.refuse_new()  # UNAVAILABLE from here on, while the calls in flight finish
-        if self.admission.wait_idle(grace):
-            # calls already on the wire get their UNAVAILABLE too (grpc would end them CANCELLED)
-            time.sleep(min(REFUSAL_SECONDS, max(grace - (time.monotonic() - begun), 0.0)))
+        if not self.admission.wait_idle(grace):
+            self.admission.end_streams()  # grpc's stop would end them CANCELLED
+            self.admission.wait_idle(STREAM_END_SECONDS, streams_only=True)
+        if grace > 0:  # calls already on the wire get their UNAVAILABLE too (grpc would end them CANCELLED)
+            time.sleep(REFUSAL_SECONDS)
         self.server.stop(max(grace - (time.monotonic() - begun), 0.0)).wait()
         if self.metrics_http is not None:
             self.metrics_http.close()
@@ -125,7 +131,8 @@ def build_server(config: ServerConfig) -> RunningServer:
 
 def _build(config: ServerConfig, store: Store, started: float) -> RunningServer:
     providers = ServerProviders(config.provider_configs)
-    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build)
+    registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build,
+                                declarations=providers.declarations)
     try:
         datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:
@@ -169,8 +176,7 @@ def _build(config: ServerConfig, store: Store, started: float) -> RunningServer:
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        enable_reflection(server, (service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"].full_name,
-                                   health.SERVICE_NAME))
+        enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
     address = f"{config.host}:{config.port}"
     if config.tls_cert is not None and config.tls_key is not None:
         credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
@@ -184,7 +190,7 @@ def _build(config: ServerConfig, store: Store, started: float) -> RunningServer:
     server.start()
     if watcher is not None:
         watcher.start()
-    for name in ("", SERVICE):
+    for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, store,
                             metrics_http, watcher)

@@ -1,4 +1,8 @@
-"""API tokens: read tokens and admin tokens, sent as ``authorization: Bearer <token>`` metadata."""
+"""API tokens: read tokens and admin tokens, sent as ``authorization: Bearer <token>`` metadata,
+checked against the level a method declares (declarations.py).
+
+With no token configured every declared method is open (a server for 127.0.0.1: tokens travel in
+clear text without TLS anyway); undeclared methods are refused before the tokens are looked at."""
 
 from __future__ import annotations
 
@@ -7,19 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import grpc
+from errortaxa.server.declarations import ADMIN, PUBLIC, READ
 
-READ = "read"
-ADMIN = "admin"
 ANONYMOUS = "anonymous"
-SERVICE = "errortaxa.v1.ErrorTaxa"
-#: Methods that change the server's state: admin tokens only.
-ADMIN_METHODS = frozenset(
-    f"/{SERVICE}/{name}" for name in ("PutTaxonomy", "ActivateTaxonomy", "DeleteTaxonomy", "RegisterDataset")
-)
-#: With public_health: health, and the reflection a probe needs to find it, answer without a token.
-PUBLIC_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
-                   "grpc.reflection.v1alpha.ServerReflection")
-_PUBLIC_PREFIXES = tuple(f"/{name}/" for name in PUBLIC_SERVICES)
 
 
 @dataclass(frozen=True)
@@ -51,9 +45,11 @@ class Tokens:
                 found = identity
         return found
 
-    def check(self, method: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> Identity | Denied:
-        """The caller's identity, or why the call is refused."""
-        if not self.enabled or (self.public_health and method.startswith(_PUBLIC_PREFIXES)):
+    def check(self, level: str, method: str, metadata: Iterable[tuple[str, str | bytes]] | None
+              ) -> Identity | Denied:
+        """The caller's identity, or why the call of ``method`` (declared at ``level``: public,
+        read or admin) is refused."""
+        if not self.enabled or (self.public_health and level == PUBLIC):
             return Identity(ANONYMOUS, ADMIN if not self.enabled else READ)
         values = [value for key, value in metadata or () if key == "authorization"]
         if len(values) > 1:
@@ -71,7 +67,7 @@ class Tokens:
         identity = self._lookup(token)
         if identity is None:
             return Denied(grpc.StatusCode.UNAUTHENTICATED, "unknown token")
-        if method in ADMIN_METHODS and identity.role != ADMIN:
+        if level == ADMIN and identity.role != ADMIN:
             return Denied(grpc.StatusCode.PERMISSION_DENIED,
                           f"{method.rsplit('/', 1)[-1]} needs an admin token; '{identity.name}' is a read token")
         return identity

@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+from errortaxa.engine.errors import InvalidInput
+from errortaxa.engine.language import limits
 from errortaxa.engine.language.limits import Limits
 from errortaxa.engine.providers import registry
 
 ENV_PREFIX = "ERRORTAXA_"
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the setting and where it came from."""
+class ConfigError(InvalidInput):
+    """A bad configuration value; the message names the setting and where it came from (also a
+    ValueError, as every invalid input)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ class ServerConfig:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.taxonomy_max_bytes, self.taxonomy_max_aliases, self.taxonomy_max_depth,
-                      self.taxonomy_max_nodes, self.taxonomy_max_pair_tables)
+        """The taxonomy limits: setting ``taxonomy_<name>`` is limit ``<name>`` (errortaxa.engine.language.limits)."""
+        return Limits(**{name: getattr(self, f"taxonomy_{name}") for name in limits.NAMES})
 
     @property
     def auth_enabled(self) -> bool:
@@ -112,9 +115,8 @@ class ServerConfig:
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
 _PATHS = {"tls_cert", "tls_key", "store"}
 _INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port",
-         "max_streams", "max_streams_per_client", "store_pool_min", "store_pool_max",
-         "taxonomy_max_bytes", "taxonomy_max_aliases", "taxonomy_max_depth", "taxonomy_max_nodes",
-         "taxonomy_max_pair_tables"}
+         "max_streams", "max_streams_per_client", "store_pool_min", "store_pool_max"}
+_LIMITS = {f"taxonomy_{name}": name for name in limits.NAMES}  # read as the CLI's --limit NAME=VALUE
 _FLOATS = {"drain_seconds", "grace_seconds", "stream_idle_seconds", "store_poll_seconds", "store_wait_seconds",
            "store_timeout_seconds"}
 DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")  # a store given as one of these is a database
@@ -138,6 +140,8 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return Path(os.path.expanduser(str(value)))
         if key in _INTS:
             return int(value)
+        if key in _LIMITS:
+            return limits.parse_value(_LIMITS[key], value, origin)
         if key in _FLOATS:
             return float(value)
         if key in _BOOLS:
@@ -153,6 +157,8 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             items = value.split(os.pathsep) if isinstance(value, str) else list(value)
             return tuple(Path(os.path.expanduser(str(item))) for item in items if str(item))
         return str(value)
+    except InvalidInput as exc:
+        raise ConfigError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{origin}: {key}: {exc}") from None
 
@@ -298,11 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-seconds", type=float, help="then give calls in flight this long (10)")
     p.add_argument("--no-reflection", dest="reflection", action="store_false", default=None,
                    help="do not offer gRPC server reflection")
-    for key, what in (("bytes", "UTF-8 size"), ("aliases", "YAML alias uses"), ("depth", "nesting depth"),
-                      ("nodes", "nodes with aliases expanded"), ("pair-tables", "distinct class-pair tables")):
-        default = getattr(Limits, "max_" + key.replace("-", "_"))
-        p.add_argument(f"--taxonomy-max-{key}", type=int,
-                       help=f"refuse a taxonomy over this {what} (default {default:,})")
+    for name in limits.NAMES:
+        p.add_argument(f"--taxonomy-{name.replace('_', '-')}",
+                       help=f"refuse a taxonomy over this {limits.BOUNDS[name]} (default {getattr(Limits, name):,}; "
+                       f"${limits.env_name(name)})")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     p.add_argument("--log-format", choices=("json", "text"), help="structured JSON lines (default) or text")
     return p

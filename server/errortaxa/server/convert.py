@@ -20,11 +20,17 @@ from errortaxa.engine import (
     summarize,
 )
 from errortaxa.engine.errors import Location
-from errortaxa.engine.providers import UnavailableProvider
-from errortaxa.engine.providers.factory import ProviderFactory, ProviderInputError, RequestInputs
-from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid
+from errortaxa.engine.features import ProviderDeclaration, UnavailableProvider
+from errortaxa.engine.providers.factory import (
+    Column,
+    ProviderFactory,
+    ProviderInputError,
+    RequestInputs,
+    check_inputs,
+)
+from errortaxa.server.errors import BatchTooLarge, ServiceError, from_error, invalid, shown
 from errortaxa.v1 import samples_pb2, service_pb2
-from errortaxa.v1.codec import extend_ints, matrix_array
+from errortaxa.v1.codec import COLUMN_FIELDS, extend_ints, matrix_array
 from google.protobuf import struct_pb2
 
 
@@ -72,7 +78,7 @@ class RequestFeatures:
     """A FeatureProvider answering from per-sample evidence sent with the request: sample i's JSON
     object ``{"<provider>": {"<test>": true|false, ...evidence}}`` (parsed only for the rows a
     rule asks about). Samples without an answer go to ``fallback`` (the server's provider, bound to
-    the request's OOV inputs), or are "not evaluated" when there is none."""
+    the request's inputs for it), or are "not evaluated" when there is none."""
 
     def __init__(self, name: str, evidence_json: Sequence[str], field: str,
                  fallback: FeatureProvider | None = None) -> None:
@@ -122,30 +128,59 @@ class RequestFeatures:
         return FeatureResult(holds, known, reason, evidence)
 
 
-def request_inputs(msg: samples_pb2.OovEvidence, n: int, field: str, *, num_classes: int) -> RequestInputs | None:
-    """The per-sample provider inputs of a request (None when it sends none): embeddings, image
-    bytes and kNN classes, with INVALID_ARGUMENT naming the field (and the sample) for a wrong
-    shape, a value that is not finite or a class id outside the vocabulary."""
-    embeddings: np.ndarray | None = None
-    knn: np.ndarray | None = None
-    if msg.HasField("embeddings") and (msg.embeddings.rows or msg.embeddings.cols or len(msg.embeddings.values)):
-        name = f"{field}.embeddings"
-        embeddings = matrix(msg.embeddings, np.float32, name, n)
-        check_finite(embeddings, name)
-    image_bytes = list(msg.image_bytes) if len(msg.image_bytes) else None
-    if image_bytes is not None and len(image_bytes) != n:
-        raise length_error(f"{field}.image_bytes", len(image_bytes), n)
-    if msg.HasField("knn_classes") and (msg.knn_classes.rows or msg.knn_classes.cols or len(msg.knn_classes.values)):
-        name = f"{field}.knn_classes"
-        knn = matrix(msg.knn_classes, np.int32, name, n)
-        too_big = (knn >= num_classes).any(axis=1)
-        if too_big.any():
-            bad = int(np.flatnonzero(too_big)[0])
-            raise invalid(f"{name} row {bad} holds a class id outside 0..{num_classes - 1}", field=name,
-                          reason="CLASS_OUT_OF_RANGE", sample_index=bad)
-    if embeddings is None and image_bytes is None and knn is None:
-        return None
-    return RequestInputs(n, embeddings=embeddings, knn_classes=knn, image_bytes=image_bytes)
+#: the provider whose inputs the deprecated ``oov`` message carries (kept for old clients)
+ALIAS_PROVIDER = "oov"
+
+
+def provider_columns(msg: samples_pb2.ProviderInputs, declaration: ProviderDeclaration, n: int, field: str
+                     ) -> RequestInputs:
+    """One provider's typed columns of a request as arrays (float32 / int32, [N] or [N, W]) and
+    lists (bytes, str), by the declaration's dtype and shape; INVALID_ARGUMENT naming the column
+    for one it does not declare, another dtype, a wrong shape or length."""
+    columns: dict[str, Column] = {}
+    for name, column in msg.columns.items():
+        spec = declaration.input(name)
+        if spec is None:  # the name as sent, bounded like every user-supplied string an error repeats
+            where = f"{field}.{shown(name)[1:-1]}"
+            known = ", ".join(c.name for c in declaration.inputs) or "none"
+            raise invalid(f"{where}: provider '{declaration.name}' has no input {shown(name)} (inputs: {known})",
+                          field=where, reason="UNKNOWN_INPUT")
+        where = f"{field}.{name}"
+        other = [dtype for dtype, list_field in COLUMN_FIELDS.items()
+                 if dtype != spec.dtype and len(getattr(column, list_field))]
+        if other:
+            raise invalid(f"{where} holds {other[0]} values; it is declared {spec.dtype} "
+                          f"({COLUMN_FIELDS[spec.dtype]})", field=where, reason="WRONG_DTYPE")
+        values = getattr(column, COLUMN_FIELDS[spec.dtype])
+        if spec.width is None:
+            if column.cols:
+                raise invalid(f"{where} has cols = {column.cols}; it is declared {spec.shape}, one value per "
+                              "sample (cols = 0)", field=where, reason="BAD_SHAPE")
+            if len(values) != n:
+                raise length_error(where, len(values), n)
+            columns[name] = np.array(values, dtype=spec.dtype) if spec.dtype in ("float32", "int32") else values
+            continue
+        if column.cols < 1 or (spec.width and column.cols != spec.width):
+            raise invalid(f"{where} has cols = {column.cols}; it is declared {spec.shape}", field=where,
+                          reason="BAD_SHAPE")
+        if len(values) != n * column.cols:
+            raise invalid(f"{where} has {len(values)} values for {n} samples of {column.cols}", field=where,
+                          reason="LENGTH_MISMATCH", sample_index=min(len(values) // column.cols, n))
+        columns[name] = np.array(values, dtype=spec.dtype).reshape(n, column.cols)
+    return RequestInputs(n, columns)
+
+
+def legacy_oov_columns(msg: samples_pb2.OovEvidence, n: int, field: str) -> RequestInputs | None:
+    """The oov provider's inputs sent in the deprecated ``oov`` message (None when it sends none):
+    its embeddings, kNN classes and image bytes, as columns of those names."""
+    columns: dict[str, Column] = {}
+    for name, dtype in (("embeddings", np.float32), ("knn_classes", np.int32)):
+        m = getattr(msg, name)
+        if msg.HasField(name) and (m.rows or m.cols or len(m.values)):
+            columns[name] = matrix(m, dtype, f"{field}.{name}", n)
+    if len(msg.image_bytes):
+        columns["image_bytes"] = msg.image_bytes
+    return RequestInputs(n, columns) if columns else None
 
 
 def matrix(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix, dtype: type[np.floating[Any]]
@@ -178,34 +213,65 @@ def _bound(factory: ProviderFactory, provider: FeatureProvider | None, inputs: R
     try:
         return factory.bind(provider, inputs)
     except ProviderInputError as exc:
-        raise invalid(f"{field}.{exc}", field=f"{field}.{exc.input}", reason=exc.reason_code,
-                      sample_index=exc.index) from None
+        raise _input_error(exc, field) from None
 
 
-def request_providers(msg: samples_pb2.OovEvidence | None, batch: SampleBatch, server: Mapping[str, FeatureProvider],
-                      needed: Sequence[str], factories: Mapping[str, ProviderFactory], num_classes: int, field: str
+def _input_error(exc: ProviderInputError, field: str) -> ServiceError:
+    return invalid(f"{field}.{exc}", field=f"{field}.{exc.input}", reason=exc.reason_code, sample_index=exc.index)
+
+
+def request_inputs(source: samples_pb2.SampleColumns | samples_pb2.DatasetPredictions, n: int,
+                   factories: Mapping[str, ProviderFactory], num_classes: int, field: str
+                   ) -> dict[str, tuple[RequestInputs, str]]:
+    """Each provider's inputs in a request (``source``: SampleColumns or DatasetPredictions, named
+    ``field`` in errors), checked against its declaration, with the field they came from:
+    ``providers[NAME]``, or the deprecated ``oov`` message for the oov provider (both at once:
+    INVALID_ARGUMENT). A provider that is not installed here is INVALID_ARGUMENT too."""
+    out: dict[str, tuple[RequestInputs, str]] = {}
+    for name, msg in source.providers.items():
+        factory = factories.get(name)
+        if factory is None:
+            where = f"{field}.providers.{shown(name)[1:-1]}"
+            raise invalid(f"{where}: no feature provider {shown(name)} is installed here (installed: "
+                          f"{', '.join(factories) or 'none'})", field=where, reason="UNKNOWN_PROVIDER")
+        where = f"{field}.providers.{name}"
+        out[name] = provider_columns(msg, factory.declaration, n, where), where
+    legacy = legacy_oov_columns(source.oov, n, f"{field}.oov") if source.HasField("oov") else None
+    if legacy is not None and ALIAS_PROVIDER in factories:
+        if ALIAS_PROVIDER in out:
+            raise invalid(f"{field} sends the {ALIAS_PROVIDER} provider's inputs twice: in {field}.oov (deprecated) "
+                          f"and in {field}.providers.{ALIAS_PROVIDER}; send them in {field}.providers only",
+                          field=f"{field}.oov", reason="CONFLICTING_INPUTS")
+        out[ALIAS_PROVIDER] = legacy, f"{field}.oov"
+    for name, (inputs, where) in out.items():
+        try:
+            check_inputs(factories[name].declaration, inputs, num_classes=num_classes)
+        except ProviderInputError as exc:
+            raise _input_error(exc, where) from None
+    return out
+
+
+def request_providers(source: samples_pb2.SampleColumns | samples_pb2.DatasetPredictions, batch: SampleBatch,
+                      server: Mapping[str, FeatureProvider], needed: Sequence[str],
+                      factories: Mapping[str, ProviderFactory], num_classes: int, field: str
                       ) -> Mapping[str, FeatureProvider]:
-    """The providers for one request: the server's, each bound by its factory to the request's
-    per-sample inputs (``msg``: SampleColumns.oov or DatasetPredictions.oov; ``field`` names it in
-    errors) when it takes some of those sent, and per-sample evidence answers in front. A provider
-    the server has no config for answers "not evaluated" (:func:`not_configured`) where inputs are
-    sent for it; one that cannot run here keeps saying why."""
-    if msg is None:
-        return server
+    """The providers for one request: the server's, each the taxonomy needs bound by its factory to
+    the request's inputs for it (:func:`request_inputs`), and per-sample evidence answers
+    (``oov.evidence_json``) in front. A provider the server has no config for answers "not
+    evaluated" (:func:`not_configured`) where inputs are sent for it; one that cannot run here
+    keeps saying why."""
     n = len(batch)
-    inputs = request_inputs(msg, n, field, num_classes=num_classes)
     providers = dict(server)
-    if inputs is not None:
+    for name, (inputs, where) in request_inputs(source, n, factories, num_classes, field).items():
+        if name in needed:
+            providers[name] = _bound(factories[name], server.get(name), inputs, where)
+    evidence_json = source.oov.evidence_json if source.HasField("oov") else ()
+    if len(evidence_json):
+        if len(evidence_json) != n:
+            raise length_error(f"{field}.oov.evidence_json", len(evidence_json), n)
+        evidence = list(evidence_json)
         for name in needed:
-            factory = factories.get(name)
-            if factory is not None and factory.request_inputs & inputs.sent:
-                providers[name] = _bound(factory, server.get(name), inputs, field)
-    if len(msg.evidence_json):
-        if len(msg.evidence_json) != n:
-            raise length_error(f"{field}.evidence_json", len(msg.evidence_json), n)
-        evidence = list(msg.evidence_json)
-        for name in needed:
-            providers[name] = RequestFeatures(name, evidence, f"{field}.evidence_json", providers.get(name))
+            providers[name] = RequestFeatures(name, evidence, f"{field}.oov.evidence_json", providers.get(name))
     return providers
 
 

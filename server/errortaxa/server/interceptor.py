@@ -1,4 +1,5 @@
-"""One server interceptor for every call: token check, admission, metrics, call log, caller identity."""
+"""One server interceptor for every call: its declaration (declarations.py; undeclared methods are
+refused), token check, admission, metrics, call log, caller identity."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 import grpc
 from errortaxa.server.admission import Admission
-from errortaxa.server.auth import ANONYMOUS, SERVICE, Denied, Identity, Tokens
+from errortaxa.server.auth import ANONYMOUS, Denied, Identity, Tokens
+from errortaxa.server.declarations import COMPUTING, STREAM, declaration
 from errortaxa.server.errors import ServiceError
 from errortaxa.server.metrics import Call, Metrics
 
@@ -18,11 +20,6 @@ log = logging.getLogger("errortaxa.server.calls")
 _local = threading.local()
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
-#: Calls that compute (admitted by Admission.call); ClassifyStream is admitted by Admission.stream;
-#: health, reflection, the listings and DeleteTaxonomy are not counted.
-COMPUTING = frozenset(f"/{SERVICE}/{name}" for name in (
-    "Classify", "Explain", "ValidateTaxonomy", "PutTaxonomy", "GetTaxonomy", "ActivateTaxonomy", "RegisterDataset"))
-STREAMING = f"/{SERVICE}/ClassifyStream"
 
 
 def current_identity() -> Identity:
@@ -59,18 +56,25 @@ class CallInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method: str = details.method
-        outcome = self.tokens.check(method, details.invocation_metadata)
         service, _, name = method[1:].rpartition("/")
         call = (service, name, _kind(handler))
+        declared = declaration(method)
+        if declared is None:  # fail closed: whatever the token, and with no tokens configured
+            self.metrics.undeclared_call(call)
+            refusal = Denied(grpc.StatusCode.PERMISSION_DENIED,
+                             f"{method} has no declaration (errortaxa/v1/options.proto): this server answers "
+                             "no method it has not declared")
+            return _rebuild(handler, lambda inner, streaming: self._deny(call, refusal))
+        outcome = self.tokens.check(declared.authorization, method, details.invocation_metadata)
         if isinstance(outcome, Denied):
             return _rebuild(handler, lambda inner, streaming: self._deny(call, outcome))
         return _rebuild(handler, lambda inner, streaming: self._observe(
-            call, outcome, self._admitted(method, outcome, inner), streaming))
+            call, outcome, self._admitted(declared.admission, outcome, inner), streaming))
 
-    def _admitted(self, method: str, identity: Identity, inner: Behavior) -> Behavior:
-        """``inner`` behind the admission control that its method needs (see admission)."""
+    def _admitted(self, admission_class: str, identity: Identity, inner: Behavior) -> Behavior:
+        """``inner`` behind the admission control its declaration names (see admission)."""
         admission = self.admission
-        if method in COMPUTING:
+        if admission_class == COMPUTING:
             def computing(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
                     with admission.call():
@@ -79,12 +83,13 @@ class CallInterceptor(grpc.ServerInterceptor):
                     exc.abort(context)
 
             return computing
-        if method == STREAMING:
+        if admission_class == STREAM:
             by_token = self.tokens.enabled
 
             def streaming(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
-                    with admission.stream(identity.name if by_token else context.peer()):
+                    with admission.stream(identity.name if by_token else context.peer()) as release:
+                        context.add_callback(release)  # the slot is free once the call is over (a cancel too)
                         guarded = admission.requests(requests, context)
                         try:
                             yield from inner(guarded, context)

@@ -34,7 +34,8 @@ def _call_labels(call: Call, **extra: str) -> str:
 class Metrics:
     """grpc_server_started_total, grpc_server_handled_total (with grpc_code) and the
     grpc_server_handling_seconds histogram, per grpc_service, grpc_method and grpc_type;
-    errortaxa_samples_total{grpc_method}, errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
+    errortaxa_samples_total{grpc_method}, errortaxa_undeclared_calls_total (per method, refused),
+    errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
     errortaxa_active_taxonomy_info{name,version,content_hash,replica}, errortaxa_store_findings{path,problem,action}
     (what start-up found wrong in the store and did about it), errortaxa_store_connected{replica,store} (1 or 0;
     a shared store only), errortaxa_dataset_unavailable{replica,dataset,problem} (a registered dataset this
@@ -51,6 +52,7 @@ class Metrics:
         self.in_flight = 0
         self.active: Callable[[], tuple[str, str, str]] | None = None
         self.store_findings: list[tuple[str, str, str]] = []  # (path, problem, action)
+        self.undeclared: dict[Call, int] = defaultdict(int)
         self.replica = ""
         self.store = ""
         self.store_connected: Callable[[], bool] | None = None
@@ -68,6 +70,11 @@ class Metrics:
             self.handled[(call, code)] += 1
             self.buckets[call][slot] += 1
             self.seconds[call] += seconds
+
+    def undeclared_call(self, call: Call) -> None:
+        """A call of a method without a declaration (refused)."""
+        with self._lock:
+            self.undeclared[call] += 1
 
     def add_samples(self, method: str, n: int) -> None:
         with self._lock:
@@ -105,6 +112,10 @@ class Metrics:
                       "# TYPE errortaxa_samples_total counter"]
             for method, n in sorted(self.samples.items()):
                 lines.append(f"errortaxa_samples_total{_labels(grpc_method=method)} {n}")
+            lines += ["# HELP errortaxa_undeclared_calls_total Calls of methods without a declaration, refused "
+                      "with PERMISSION_DENIED.", "# TYPE errortaxa_undeclared_calls_total counter"]
+            for call, n in sorted(self.undeclared.items()):
+                lines.append(f"errortaxa_undeclared_calls_total{_call_labels(call)} {n}")
             lines += ["# HELP errortaxa_taxonomy_changes_total Taxonomy puts, activations and deletions.",
                       "# TYPE errortaxa_taxonomy_changes_total counter"]
             for action, n in sorted(self.changes.items()):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
-from errortaxa.engine import evaluate, explain
+import numpy as np
+from errortaxa.engine import SampleBatch, evaluate, explain
 from errortaxa.engine.errors import ErrorTaxaError
-from errortaxa.server import convert
+from errortaxa.server import convert, sizes
 from errortaxa.server.config import ServerConfig
 from errortaxa.server.datasets import DatasetRegistry, predictions_batch
 from errortaxa.server.errors import ServiceError, from_error, invalid, problem_proto
@@ -27,11 +29,6 @@ REPLICA_KEY = "errortaxa-replica"  # trailing metadata: the server (replica) tha
 audit_log = logging.getLogger("errortaxa.audit")
 
 R = TypeVar("R")
-#: Lower bounds of a ClassifyResponse's size (bytes per sample): the value, rule and witness columns
-#: of each axis; a JSON record (~450 bytes for the default taxonomy); the evidence JSON.
-RESPONSE_BYTES_PER_SAMPLE = 3
-RECORD_BYTES = 200
-EVIDENCE_BYTES = 20
 
 
 def handled(method: Callable[..., R]) -> Callable[..., R]:
@@ -68,6 +65,8 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         self.registry = registry
         self.datasets = datasets
         self.metrics = metrics
+        self._record_bounds: dict[str, sizes.RecordBound] = {}  # content hash -> its largest record
+        self._bounds_lock = threading.Lock()
 
     # -- classification ----------------------------------------------------------------------
     def _batch(self, entry: Entry, request: Any) -> tuple[Any, Any, Any]:
@@ -83,40 +82,42 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
             convert.validate(batch, entry.num_classes, "dataset")
         else:
             raise invalid("the request has neither samples nor dataset", field="input", reason="MISSING_FIELD")
-        source = getattr(request, kind)
-        oov = source.oov if source.HasField("oov") else None
-        providers = convert.request_providers(oov, batch, entry.providers, entry.providers_needed,
-                                              self.providers.factories, entry.num_classes, f"{kind}.oov")
+        providers = convert.request_providers(getattr(request, kind), batch, entry.providers, entry.providers_needed,
+                                              self.providers.factories, entry.num_classes, kind)
         return batch, providers, rows
 
     def _classify(self, entry: Entry, request: service_pb2.ClassifyRequest, method: str
                   ) -> service_pb2.ClassifyResponse:
         batch, providers, rows = self._batch(entry, request)
-        self._check_response_size(len(batch), len(entry.compiled.axes), request.options)
+        info = entry.info(active=entry is self.registry.active, full=False)
+        self._check_response_bound(entry, request, batch, rows, info.ByteSize())
         decisions = evaluate(entry.compiled, batch, providers or None, validate=False)
-        response = service_pb2.ClassifyResponse(
-            taxonomy=entry.info(active=entry is self.registry.active, full=False), sequence=request.sequence)
+        response = service_pb2.ClassifyResponse(taxonomy=info, sequence=request.sequence)
         convert.fill_decisions(response, decisions, request.options)
         if rows is not None:
             response.rows.extend(rows.tolist())
         if request.options.summary:
             response.summary.CopyFrom(convert.summary_message(decisions))
+        sizes.check_response(response, request.options, self.config.max_message_mb)
         self.metrics.add_samples(method, len(batch))
         return response
 
-    def _check_response_size(self, n: int, axes: int, options: service_pb2.ResultOptions) -> None:
-        """Refuse (RESOURCE_EXHAUSTED) before computing a response that cannot be under the message limit:
-        the smallest it can be is RESPONSE_BYTES_PER_SAMPLE per sample and axis, RECORD_BYTES more with
-        records, EVIDENCE_BYTES more with evidence."""
-        per_sample = RESPONSE_BYTES_PER_SAMPLE * axes + RECORD_BYTES * options.records \
-            + EVIDENCE_BYTES * options.evidence
-        limit = self.config.max_message_mb * 1024 * 1024
-        if n * per_sample > limit:
-            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"the response for {n} samples would be over {n * per_sample // 2**20} MB, more than "
-                               f"max_message_mb = {self.config.max_message_mb}: send fewer samples per call "
-                               "(ClassifyStream) or ask for fewer options", field="options",
-                               reason="RESPONSE_TOO_LARGE")
+    def _check_response_bound(self, entry: Entry, request: service_pb2.ClassifyRequest, batch: SampleBatch,
+                              rows: np.ndarray | None, info_bytes: int) -> None:
+        """Refuse (RESOURCE_EXHAUSTED) before the work a request whose response could be over the
+        message limit (sizes.response_bound: the request's shape, the taxonomy's largest record)."""
+        with self._bounds_lock:
+            bound = self._record_bounds.get(entry.compiled.content_hash)
+            if bound is None:
+                if len(self._record_bounds) >= 64:
+                    self._record_bounds.pop(next(iter(self._record_bounds)))
+                bound = self._record_bounds[entry.compiled.content_hash] = sizes.record_bound(entry.compiled)
+        source = getattr(request, request.WhichOneof("input") or "samples")
+        sent = source.oov.evidence_json if source.HasField("oov") else ()
+        size = info_bytes + sizes.response_bound(bound, batch, request.options, rows=rows,
+                                                 sent_evidence=sent)
+        if size > self.config.max_message_mb * 2**20:
+            raise sizes.too_large(size, self.config.max_message_mb, len(batch), before=True)
 
     @handled
     def Classify(self, request: service_pb2.ClassifyRequest, context: grpc.ServicerContext
@@ -248,6 +249,12 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
         if request.include_images:
             response.images.extend(dataset.labels.images)
         return response
+
+    # -- providers ---------------------------------------------------------------------------
+    @handled
+    def ListProviders(self, request: service_pb2.ListProvidersRequest, context: grpc.ServicerContext
+                      ) -> service_pb2.ListProvidersResponse:
+        return service_pb2.ListProvidersResponse(providers=self.providers.infos())
 
     @handled
     def RegisterDataset(self, request: service_pb2.RegisterDatasetRequest, context: grpc.ServicerContext

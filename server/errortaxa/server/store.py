@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from errortaxa.engine.errors import FailedPrecondition
 from errortaxa.engine.outputs import fsync_dir, write_bytes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -135,7 +136,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class StoreError(Exception):
+class StoreError(FailedPrecondition):
     """The store cannot be used at all (not a folder, unreadable, locked by another server)."""
 
 

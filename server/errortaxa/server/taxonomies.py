@@ -20,6 +20,7 @@ from functools import cached_property
 import grpc
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, TaxonomyError, compile_taxonomy, load_taxonomy
 from errortaxa.engine.compile.compiler import default_compiled
+from errortaxa.engine.features import ProviderDeclaration
 from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
 from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
@@ -100,10 +101,14 @@ def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
                         problems=[problem_proto(p) for p in problems])
 
 
-def compile_text(text: str, filename: str) -> CompiledTaxonomy:
+def compile_text(text: str, filename: str, declarations: Mapping[str, ProviderDeclaration] | None = None, *,
+                 stored: bool = False) -> CompiledTaxonomy:
     """Load and compile uploaded YAML text (TaxonomyError with every problem); ``extends`` may name a
-    built-in taxonomy only, never a file of the server."""
-    return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True))
+    built-in taxonomy only, never a file of the server. Every ``feature:`` is checked against the
+    installed providers' ``declarations``: a provider that is not installed is an error, except in
+    a version already ``stored`` (it still loads; its feature rules are not evaluated)."""
+    return compile_taxonomy(load_taxonomy(filename, text=text, builtin_parents_only=True), providers=declarations,
+                            missing_provider="warning" if stored else "error")
 
 
 def limit_error(exc: TaxonomyTooLarge) -> ServiceError:
@@ -124,9 +129,11 @@ class TaxonomyRegistry:
     """The builtin taxonomy, stored versions (compiled on demand, cached) and the active one."""
 
     def __init__(self, store: Store, *, default_taxonomy: str | None = None,
-                 providers: ProvidersFor | None = None) -> None:
+                 providers: ProvidersFor | None = None,
+                 declarations: Mapping[str, ProviderDeclaration] | None = None) -> None:
         self.store = store
         self._providers = providers
+        self._declarations = declarations
         self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles
         self._cache: OrderedDict[tuple[str, str], Entry] = OrderedDict()
         self._newest: dict[str, str] = {}  # taxonomy name -> newest stored version (store order)
@@ -135,7 +142,7 @@ class TaxonomyRegistry:
             self._newest[kept.name] = kept.version
             self._known[(kept.name, kept.version)] = kept.content_hash
         compiled = default_compiled() if default_taxonomy is None else compile_taxonomy(
-            load_taxonomy(default_taxonomy))
+            load_taxonomy(default_taxonomy), providers=declarations)
         self.builtin = self._entry(compiled, compiled.loaded.sources[0].text, builtin=True)
         self._active = self._last_activated()
         self._seq = store.active_key()[0]  # the activation number of the version served
@@ -163,6 +170,12 @@ class TaxonomyRegistry:
             passed_over = True
             self.store.findings.append(Finding(ACTIVATIONS, f"the activated {key[0]}@{key[1]} {problem}",
                                                "not served; trying the one activated before"))
+        missing = [] if chosen.builtin else self.missing_providers(chosen.compiled)
+        if missing:  # uninstalled since it was stored: served all the same, never replaced by an older one
+            self.store.findings.append(Finding(
+                ACTIVATIONS, f"the activated {chosen.name}@{chosen.version} asks feature provider(s) "
+                             f"{', '.join(missing)}, not installed here",
+                "served; its rules using them are not evaluated"))
         if passed_over and self.store.repair and not self.store.shared:  # a replica never changes the others
             self.store.activate_version(chosen.name, chosen.version, chosen.compiled.content_hash, STARTUP,
                                         stored=not chosen.builtin,
@@ -174,14 +187,25 @@ class TaxonomyRegistry:
         providers = self._providers(compiled) if self._providers is not None else {}
         return Entry(compiled, text, builtin, created_at, created_by, providers)
 
+    def missing_providers(self, compiled: CompiledTaxonomy) -> list[str]:
+        """The feature providers ``compiled`` asks that are not installed here (sorted)."""
+        if self._declarations is None:
+            return []
+        return sorted(compiled.providers_needed - set(self._declarations))
+
     def _compile_stored(self, stored: StoredVersion) -> Entry:
         try:
-            compiled = compile_text(stored.yaml, stored.filename)
+            compiled = compile_text(stored.yaml, stored.filename, self._declarations, stored=True)
         except TaxonomyError as exc:
             raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
                                f"stored taxonomy {stored.name}@{stored.version} no longer compiles: "
                                f"{_not_compiling(exc).message}", field="taxonomy",
                                reason="STORED_TAXONOMY_INVALID") from None
+        missing = self.missing_providers(compiled)
+        if missing:
+            log.warning("stored taxonomy asks feature providers that are not installed; its rules using them "
+                        "are not evaluated", extra={"taxonomy": stored.name, "version": stored.version,
+                                                    "providers": missing})
         return self._entry(compiled, stored.yaml, builtin=False, created_at=stored.created_at,
                            created_by=stored.created_by)
 
@@ -308,7 +332,7 @@ class TaxonomyRegistry:
         """Dry run: the compiled taxonomy (or None) and every problem; ServiceError for a text over
         a limit (it is refused, not reported)."""
         try:
-            compiled = compile_text(text, filename)
+            compiled = compile_text(text, filename, self._declarations)
         except TaxonomyTooLarge as exc:
             raise limit_error(exc) from None
         except TaxonomyError as exc:
@@ -318,7 +342,7 @@ class TaxonomyRegistry:
     def put(self, text: str, filename: str, *, who: str) -> tuple[Entry, bool]:
         """Compile and store a version; (entry, created). Same name, version and content: no-op."""
         try:
-            compiled = compile_text(text, filename)
+            compiled = compile_text(text, filename, self._declarations)
         except TaxonomyError as exc:
             raise _not_compiling(exc) from None
         for label, value in (("name", compiled.name), ("version", compiled.version)):

@@ -17,7 +17,16 @@ from typing import Any
 import grpc
 import numpy as np
 from errortaxa.client.balancing import service_config
-from errortaxa.client.columns import OOV_KEYS, OovInputs, Samples, dataset_predictions, oov_inputs
+from errortaxa.client.columns import (
+    OOV_KEYS,
+    OovInputs,
+    ProviderInputsLike,
+    Samples,
+    dataset_predictions,
+    fill_provider_inputs,
+    oov_inputs,
+    slice_provider_inputs,
+)
 from errortaxa.client.results import ClassifyResult, TaxonomyInfo
 from errortaxa.v1 import samples_pb2, service_pb2, taxonomy_pb2
 from errortaxa.v1.codec import varint
@@ -60,22 +69,29 @@ def samples_of(item: BatchLike) -> Samples | samples_pb2.DatasetPredictions:
 
 def batch_item(samples: BatchLike, columns: dict[str, Any]) -> BatchLike:
     """What classify, classify_many and explain send: ``Samples.build(**columns)`` when no
-    ``samples`` are given, else ``samples`` with the OOV inputs among ``columns`` (OOV_KEYS:
-    evidence, oov_embeddings, knn_classes, image_bytes) attached."""
+    ``samples`` are given, else ``samples`` with the inputs among ``columns`` attached:
+    ``provider_inputs`` and the OOV inputs (OOV_KEYS: evidence, oov_embeddings, knn_classes,
+    image_bytes)."""
     if samples is None:
         return Samples.build(**columns)
-    unknown = sorted(set(columns) - set(OOV_KEYS))
+    unknown = sorted(set(columns) - {*OOV_KEYS, "provider_inputs"})
     if unknown:
-        raise TypeError(f"with samples given, only the OOV inputs {OOV_KEYS} may be keywords, not {unknown}")
-    oov = oov_inputs(dict(columns))
-    if oov is None:
+        raise TypeError(f"with samples given, only provider_inputs and the OOV inputs {OOV_KEYS} may be keywords, "
+                        f"not {unknown}")
+    rest = dict(columns)
+    inputs = rest.pop("provider_inputs", None)
+    oov = oov_inputs(rest)
+    if oov is None and inputs is None:
         return samples
     source = samples_of(samples)
     if isinstance(source, Samples):
-        return source.with_oov(oov)
+        source = source if oov is None else source.with_oov(oov)
+        return source if inputs is None else source.with_provider_inputs(inputs)
     message = samples_pb2.DatasetPredictions()
     message.CopyFrom(source)
-    oov.to_proto(message.oov)
+    if oov is not None:
+        oov.to_proto(message.oov)
+    fill_provider_inputs(message, inputs)
     return message
 
 
@@ -135,10 +151,12 @@ def dataset_chunks(
     images: Sequence[str] | None,
     batch_size: int,
     oov: Mapping[str, Any] | None = None,
+    provider_inputs: ProviderInputsLike | None = None,
 ) -> tuple[Iterator[samples_pb2.DatasetPredictions], int]:
     """Predictions on a held dataset in messages of ``batch_size`` (from their offsets in dataset
-    order, or keyed by ``images``), with their OOV inputs (keywords of OovInputs.build) cut
-    alike; and the number of predictions. ValueError when there are none (before any stream)."""
+    order, or keyed by ``images``), with their provider inputs and OOV inputs (keywords of
+    OovInputs.build) cut alike; and the number of predictions. ValueError when there are none
+    (before any stream)."""
     if (pred is None) == (logits is None):
         raise ValueError("give exactly one of pred and logits")
     n = len(pred) if pred is not None else len(logits)  # type: ignore[arg-type]
@@ -156,6 +174,7 @@ def dataset_chunks(
                 images=None if images is None else images[start:stop],
                 offset=0 if images is not None else start,
                 oov=None if inputs is None else inputs.slice(start, stop),
+                provider_inputs=slice_provider_inputs(provider_inputs, start, stop),
             )
 
     return chunks(), n

@@ -15,20 +15,35 @@ import ipaddress
 import json
 import socket
 from collections.abc import Sequence
+from typing import Any
+
+from errortaxa.v1 import options_pb2, service_pb2
 
 SERVICE = "errortaxa.v1.ErrorTaxa"
 HEALTH = ("grpc.health.v1.Health", "Check")
 MAX_ATTEMPTS = 5  # gRPC's limit (larger maxAttempts are clamped to it)
 
-# The methods that may be sent again after an unknown outcome. TEMPORARY single place until the
-# (errortaxa.v1.rpc) `idempotent` declarations of the .proto (branch rpcdecl) are on main: then
-# this list is replaced by the declarations read from the descriptor (rpcs.methods()).
-# PutTaxonomy: the same content again is a no-op; ActivateTaxonomy: the active version again appends
-# nothing. DeleteTaxonomy and RegisterDataset are not idempotent (a retry would answer NOT_FOUND /
-# ALREADY_EXISTS for a change that was made).
-IDEMPOTENT = ("Classify", "Explain", "ListTaxonomies", "GetTaxonomy", "ValidateTaxonomy", "PutTaxonomy",
-              "ActivateTaxonomy", "ListDatasets", "GetDataset")
-STREAMING = ("ClassifyStream",)  # waits for a ready replica; its retries are the stream feed's
+
+
+def _declared() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the unary methods the .proto declares idempotent, the streaming methods), from the
+    ``(errortaxa.v1.rpc)`` declaration in the descriptor (errortaxa.client.rpcs.Method reads the
+    same). Not idempotent: DeleteTaxonomy and RegisterDataset (a retry after a lost answer would
+    report NOT_FOUND / ALREADY_EXISTS for a change that was made)."""
+    option: Any = options_pb2.rpc
+    service = service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"]
+    idempotent, streaming = [], []
+    for method in service.methods:
+        if method.client_streaming or method.server_streaming:
+            streaming.append(method.name)
+            continue
+        options = method.GetOptions()
+        if options.HasExtension(option) and options.Extensions[option].idempotent:
+            idempotent.append(method.name)
+    return tuple(idempotent), tuple(streaming)
+
+
+IDEMPOTENT, STREAMING = _declared()  # streams wait for a ready replica; their retries are the stream feed's
 
 
 def _seconds(value: float) -> str:

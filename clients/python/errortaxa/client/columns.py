@@ -7,17 +7,40 @@ the encoding (CSR label sets, optional columns either empty or N long).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from errortaxa.v1 import samples_pb2
-from errortaxa.v1.codec import extend_ints, fill_matrix
+from errortaxa.v1.codec import extend_ints, fill_column, fill_matrix
 
 IntColumn = Sequence[int] | np.ndarray
 #: The keyword names of the OOV inputs (Client.classify, Samples.build, dataset_predictions).
 OOV_KEYS = ("evidence", "oov_embeddings", "knn_classes", "image_bytes")
+#: Per-request inputs of feature providers: provider name -> column name -> one entry per sample (an
+#: [N] or [N, W] array or list of floats / ints, or a list of N bytes or str), as ListProviders names them
+ProviderInputsLike = Mapping[str, Mapping[str, Any]]
+
+
+def slice_provider_inputs(inputs: ProviderInputsLike | None, start: int, stop: int) -> ProviderInputsLike | None:
+    """Samples start..stop-1 of every column."""
+    if inputs is None:
+        return None
+    return {name: {column: values[start:stop] for column, values in columns.items()}
+            for name, columns in inputs.items()}
+
+
+def fill_provider_inputs(msg: Any, inputs: ProviderInputsLike | None) -> None:
+    """Write provider inputs into a request's ``providers`` map (SampleColumns, DatasetPredictions);
+    each column goes in the value list of its dtype (float32, int32, bytes, string)."""
+    for name, columns in (inputs or {}).items():
+        entry = msg.providers[name]
+        for column, values in columns.items():
+            try:
+                fill_column(entry.columns[column], values)
+            except ValueError as exc:
+                raise ValueError(f"provider_inputs[{name!r}][{column!r}]: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,9 @@ def _int_rows(rows: np.ndarray | Sequence[Sequence[int] | None]) -> np.ndarray:
 class Samples:
     """N samples as columns; label sets as CSR (``label_values[label_offsets[i]:label_offsets[i+1]]``).
 
-    ``oov`` holds the optional per-sample inputs of the OOV rule (see :class:`OovInputs`).
+    ``providers`` holds the optional per-sample inputs of feature providers by provider name, then
+    column name (``{"oov": {"embeddings": array}}``; ListProviders says what each one takes);
+    ``oov`` the OOV inputs in the deprecated ``oov`` message (see :class:`OovInputs`).
     """
 
     target: np.ndarray
@@ -114,6 +139,7 @@ class Samples:
     images: Sequence[str] | None = None
     ids: Sequence[str] | None = None
     oov: OovInputs | None = None
+    providers: ProviderInputsLike | None = None
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -134,12 +160,14 @@ class Samples:
         oov_embeddings: np.ndarray | Sequence[Sequence[float]] | None = None,
         knn_classes: np.ndarray | Sequence[Sequence[int] | None] | None = None,
         image_bytes: Sequence[bytes | None] | None = None,
+        provider_inputs: ProviderInputsLike | None = None,
     ) -> Samples:
         """Columns from lists or numpy arrays. Give label sets either as ``labels`` (a list of
         lists) or as CSR ``label_offsets`` + ``label_values``; neither means every set is empty.
         ``evidence``, ``oov_embeddings``, ``knn_classes`` and ``image_bytes`` are the OOV inputs
-        (:class:`OovInputs`). Lengths are checked by the server, which names the field and sample
-        index."""
+        (:class:`OovInputs`); ``provider_inputs`` the inputs of feature providers by name
+        (``{"oov": {"embeddings": array}}``). Lengths and dtypes are checked by the server, which
+        names the field and sample index."""
         target_arr = np.asarray(target, dtype=np.int64)
         if labels is not None:
             if label_offsets is not None or label_values is not None:
@@ -164,6 +192,7 @@ class Samples:
             ids=ids,
             oov=OovInputs.build(evidence=evidence, oov_embeddings=oov_embeddings, knn_classes=knn_classes,
                                 image_bytes=image_bytes),
+            providers=provider_inputs,
         )
 
     @classmethod
@@ -204,11 +233,16 @@ class Samples:
             images=cut(self.images),
             ids=cut(self.ids),
             oov=None if self.oov is None else self.oov.slice(start, stop),
+            providers=slice_provider_inputs(self.providers, start, stop),
         )
 
     def with_oov(self, oov: OovInputs | None) -> Samples:
         """The same samples with other OOV inputs."""
         return dataclasses.replace(self, oov=oov)
+
+    def with_provider_inputs(self, inputs: ProviderInputsLike | None) -> Samples:
+        """The same samples with other provider inputs."""
+        return dataclasses.replace(self, providers=inputs)
 
     def to_proto(self, msg: samples_pb2.SampleColumns | None = None) -> samples_pb2.SampleColumns:
         """The packed-column message (written into ``msg`` when given, e.g. a request's
@@ -226,6 +260,7 @@ class Samples:
             msg.ids.extend(self.ids)
         if self.oov is not None:
             self.oov.to_proto(msg.oov)
+        fill_provider_inputs(msg, self.providers)
         return msg
 
 
@@ -247,9 +282,10 @@ def dataset_predictions(
     images: Sequence[str] | None = None,
     offset: int = 0,
     oov: OovInputs | None = None,
+    provider_inputs: ProviderInputsLike | None = None,
 ) -> samples_pb2.DatasetPredictions:
     """The message for predictions on a dataset the server holds (top-1 ids or logits), with
-    optional OOV inputs (one row per prediction)."""
+    optional provider inputs (``{"oov": {"embeddings": array}}``) or OOV inputs (one row per prediction)."""
     if (pred is None) == (logits is None):
         raise ValueError("give exactly one of pred and logits")
     msg = samples_pb2.DatasetPredictions(dataset=dataset, offset=offset)
@@ -261,4 +297,5 @@ def dataset_predictions(
         msg.images.extend(images)
     if oov is not None:
         oov.to_proto(msg.oov)
+    fill_provider_inputs(msg, provider_inputs)
     return msg

@@ -12,12 +12,15 @@ response into the result. The kind of the entry says how it runs:
 ``Client`` (client.py) and ``AsyncClient`` (aio.py) are the two callers: each runs the three
 kinds, with blocking grpc or grpc.aio. An entry read on a Client is a method returning the result,
 on an AsyncClient a method returning an awaitable (or an async iterator for a Stream). Adding an
-RPC: the .proto, a builder and an entry here, and the server's handler.
+RPC: the method in the .proto with its ``(errortaxa.v1.rpc)`` declaration (regenerated), a builder
+and an entry here, and the server's handler. Each entry's ``method`` carries the declaration
+(``authorization``, ``idempotent``), read from the descriptor.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 import numpy as np
 from errortaxa.client import _core
 from errortaxa.client._core import BatchLike, ProgressLike, TaxonomyLike
-from errortaxa.client.columns import OovInputs, dataset_predictions
+from errortaxa.client.columns import OovInputs, ProviderInputsLike, dataset_predictions
 from errortaxa.client.results import (
     ClassifyResult,
     DatasetInfo,
@@ -35,12 +38,14 @@ from errortaxa.client.results import (
     TaxonomyInfo,
     Validation,
 )
-from errortaxa.v1 import service_pb2
+from errortaxa.v1 import options_pb2, service_pb2
 from google.protobuf import message_factory
 
 P = ParamSpec("P")
 Out = TypeVar("Out")
 _SERVICE = service_pb2.DESCRIPTOR.services_by_name["ErrorTaxa"]
+#: The (errortaxa.v1.rpc) method option (the generated stub types it as a plain FieldDescriptor).
+_DECLARATION: Any = options_pb2.rpc
 
 
 @dataclass(frozen=True)
@@ -72,20 +77,39 @@ class Batches:
 
 @dataclass(frozen=True)
 class Method:
-    """Where calls go: the method path, the (de)serializers of its messages, whether it streams."""
+    """Where calls go: the method path, the (de)serializers of its messages, whether it streams, and
+    what its declaration in the .proto (the ``(errortaxa.v1.rpc)`` option) says: who may call it
+    (``authorization``: public, read, admin; "undeclared": the server refuses it) and whether the
+    same request may be sent again after an unknown outcome (``idempotent``: what a retry policy
+    may retry)."""
 
     path: str
     encode: Callable[[Any], bytes]
     decode: Callable[[bytes], Any]
     streaming: bool = False
+    authorization: str = "undeclared"
+    idempotent: bool = False
 
     @classmethod
     def of(cls, name: str) -> Method:
         """Method ``name`` of the errortaxa.v1.ErrorTaxa service, as the .proto declares it."""
         descriptor = _SERVICE.methods_by_name[name]
         response = message_factory.GetMessageClass(descriptor.output_type)
+        options = descriptor.GetOptions()
+        declared = options.HasExtension(_DECLARATION)
+        rpc: options_pb2.RpcDeclaration = options.Extensions[_DECLARATION]
+        level = options_pb2.RpcDeclaration.Authorization.Name(rpc.authorization).lower() \
+            if declared and rpc.authorization else "undeclared"
         return cls(f"/{_SERVICE.full_name}/{name}", _serialize, response.FromString,
-                   descriptor.client_streaming and descriptor.server_streaming)
+                   descriptor.client_streaming and descriptor.server_streaming, level,
+                   declared and rpc.idempotent)
+
+
+def methods() -> dict[str, Method]:
+    """Every method of the errortaxa.v1.ErrorTaxa service by path, as the .proto declares it (a
+    retry policy takes the ``idempotent`` ones)."""
+    found = (Method.of(m.name) for m in _SERVICE.methods)
+    return {m.path: m for m in found}
 
 
 def _serialize(message: Any) -> bytes:
@@ -97,7 +121,7 @@ def _identity(data: bytes) -> bytes:
 
 
 #: grpc.health.v1.Health/Check with bytes in and out (no grpcio-health-checking dependency).
-HEALTH = Method(_core.HEALTH_METHOD, _identity, _identity)
+HEALTH = Method(_core.HEALTH_METHOD, _identity, _identity, authorization="public", idempotent=True)
 
 
 def _bind(run: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any], entry: Any) -> Callable[..., Any]:
@@ -191,10 +215,12 @@ def _classify(
 ) -> Call:
     """Classify one batch: ``samples`` (Samples, an engine SampleBatch) or columns as keywords
     (``target``, ``pred``, ``labels`` or ``label_offsets`` + ``label_values``,
-    ``problematic``, ``images``, ``ids``), lists or numpy arrays, plus the optional OOV inputs
-    (also beside ``samples``): ``evidence`` (per-sample JSON answers), ``oov_embeddings``
-    (float32 [N, D] image embeddings), ``knn_classes`` ([N, k] ints, -1 = padding) and
-    ``image_bytes`` (encoded image files, b"" or None = none); see docs/SERVICE.md.
+    ``problematic``, ``images``, ``ids``), lists or numpy arrays, plus (also beside ``samples``)
+    ``provider_inputs``, the per-sample inputs of feature providers by name
+    (``{"oov": {"embeddings": array}}``; list_providers() says what each one takes), and the
+    older OOV keywords: ``evidence`` (per-sample JSON answers), ``oov_embeddings`` (float32
+    [N, D] image embeddings), ``knn_classes`` ([N, k] ints, -1 = padding) and ``image_bytes``
+    (encoded image files, b"" or None = none); see docs/SERVICE.md.
     ``records`` asks for the engine's JSON record per sample, ``with_evidence`` for the evidence
     of each decision, ``summary`` for the batch summary."""
     item = _core.batch_item(samples, columns)
@@ -213,14 +239,15 @@ def _classify_dataset(
     records: bool = False,
     with_evidence: bool = False,
     summary: bool = False,
+    provider_inputs: ProviderInputsLike | None = None,
     timeout: float | None = None,
     **oov: Any,
 ) -> Call:
     """Classify a model's predictions (top-1 ``pred`` or ``logits``) on a dataset the server
-    holds, in the dataset's order from row ``offset`` or keyed by ``images``; ``oov``: the
-    OOV inputs of classify (one row per prediction)."""
+    holds, in the dataset's order from row ``offset`` or keyed by ``images``; ``provider_inputs``
+    and ``oov``: the provider inputs and OOV keywords of classify (one row per prediction)."""
     item = dataset_predictions(dataset, pred=pred, logits=logits, images=images, offset=offset,
-                               oov=OovInputs.build(**oov))
+                               oov=OovInputs.build(**oov), provider_inputs=provider_inputs)
     options = _core.result_options(records=records, evidence=with_evidence, summary=summary)
     return Call(_core.classify_request(item, taxonomy=taxonomy, options=options), timeout)
 
@@ -286,12 +313,13 @@ def _classify_dataset_many(
     with_evidence: bool = False,
     progress: ProgressLike = None,
     max_in_flight: int = 4,
+    provider_inputs: ProviderInputsLike | None = None,
     timeout: float | None = None,
     **oov: Any,
 ) -> Batches:
     """Like classify_dataset for any number of predictions, streamed in batches."""
     chunks, total = _core.dataset_chunks(dataset, pred=pred, logits=logits, images=images,
-                                         batch_size=batch_size, oov=oov)
+                                         batch_size=batch_size, oov=oov, provider_inputs=provider_inputs)
     stream = _classify_stream(chunks, taxonomy=taxonomy, records=records, with_evidence=with_evidence,
                               total=total, progress=progress, max_in_flight=max_in_flight, timeout=timeout)
     return Batches(stream, None)
@@ -364,6 +392,18 @@ def _register_dataset(name: str, path: str, *, replace: bool = False, timeout: f
     return Call(service_pb2.RegisterDatasetRequest(name=name, path=path, replace=replace), timeout)
 
 
+def _list_providers(*, timeout: float | None = None) -> Call:
+    """The feature providers installed on the server, by name: each one's summary, whether the server
+    runs it (``configured``), its ``tests`` (description and params JSON Schema) and ``inputs``
+    (the JSON Schema of the columns that ``provider_inputs={NAME: {...}}`` may send)."""
+    return Call(service_pb2.ListProvidersRequest(), timeout)
+
+
+def _providers(response: service_pb2.ListProvidersResponse) -> dict[str, dict[str, Any]]:
+    return {p.name: {**json.loads(p.schema_json), "summary": p.summary, "configured": p.configured}
+            for p in response.providers}
+
+
 def _taxonomy_and_yaml(response: service_pb2.GetTaxonomyResponse) -> tuple[TaxonomyInfo, str]:
     return TaxonomyInfo.from_proto(response.taxonomy), response.yaml
 
@@ -403,6 +443,7 @@ class Rpcs:
     get_dataset = Unary("GetDataset", _get_dataset, lambda r: DatasetInfo.from_proto(r.dataset))
     dataset_images = Unary("GetDataset", _dataset_images, lambda r: list(r.images))
     register_dataset = Unary("RegisterDataset", _register_dataset, lambda r: DatasetInfo.from_proto(r.dataset))
+    list_providers = Unary("ListProviders", _list_providers, _providers)
 
 
 def entries() -> Mapping[str, Unary[Any, Any] | Stream[Any] | Batched[Any]]:

@@ -59,6 +59,45 @@ def matrix_array(msg: samples_pb2.FloatMatrix | samples_pb2.IntMatrix,
     return values.reshape(msg.rows, msg.cols)
 
 
+#: InputColumn's value list of each dtype
+COLUMN_FIELDS = {"float32": "float32_values", "int32": "int32_values", "bytes": "bytes_values",
+                 "string": "string_values"}
+
+
+def column_dtype(values: Any) -> str:
+    """The InputColumn dtype of a column given as an array or a list: float32 for floats, int32 for
+    integers and bools, bytes, string (ValueError for anything else)."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "f":
+            return "float32"
+        if values.dtype.kind in "iub":
+            return "int32"
+        if values.dtype.kind in "US":
+            return "string" if values.dtype.kind == "U" else "bytes"
+        raise ValueError(f"a column of dtype {values.dtype} is none of float32, int32, bytes, string")
+    items = list(values)
+    if items and all(isinstance(v, bytes) for v in items):
+        return "bytes"
+    if items and all(isinstance(v, str) for v in items):
+        return "string"
+    return column_dtype(np.asarray(items))
+
+
+def fill_column(msg: samples_pb2.InputColumn, values: Any, dtype: str | None = None) -> None:
+    """Write a column (an [N] or [N, W] array, or a list of N bytes / str) into an InputColumn: the
+    value list of its dtype (``dtype``, else :func:`column_dtype`), ``cols`` W for rows."""
+    dtype = dtype or column_dtype(values)
+    target = getattr(msg, COLUMN_FIELDS[dtype])
+    if dtype in ("bytes", "string"):
+        target.extend(values.tolist() if isinstance(values, np.ndarray) else values)
+        return
+    array = np.asarray(values, dtype=np.float32 if dtype == "float32" else np.int32)
+    if array.ndim not in (1, 2):
+        raise ValueError(f"a column is [samples] or [samples, width], got shape {array.shape}")
+    msg.cols = array.shape[1] if array.ndim == 2 else 0
+    target.extend(array.ravel().tolist())
+
+
 def encode_status(code: int, message: str, detail: service_pb2.ErrorDetail) -> bytes:
     """Numeric status ``code``, message and detail as a serialized google.rpc.Status-compatible
     errortaxa.v1.Status (the value of the STATUS_DETAILS_KEY trailer)."""

@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65rrortaxa/v1/samples.proto\x12\x0c\x65rrortaxa.v1\"\xb4\x01\n\rSampleColumns\x12\x0e\n\x06target\x18\x01 \x03(\x05\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12\x15\n\rlabel_offsets\x18\x03 \x03(\x03\x12\x14\n\x0clabel_values\x18\x04 \x03(\x05\x12\x13\n\x0bproblematic\x18\x05 \x03(\x08\x12\x0e\n\x06images\x18\x06 \x03(\t\x12\x0b\n\x03ids\x18\x07 \x03(\t\x12&\n\x03oov\x18\x08 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidence\"\x96\x01\n\x0bOovEvidence\x12\x15\n\revidence_json\x18\x01 \x03(\t\x12-\n\nembeddings\x18\x02 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x13\n\x0bimage_bytes\x18\x03 \x03(\x0c\x12,\n\x0bknn_classes\x18\x04 \x01(\x0b\x32\x17.errortaxa.v1.IntMatrix\"9\n\x0b\x46loatMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x02\"7\n\tIntMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x05\"\xa6\x01\n\x12\x44\x61tasetPredictions\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12)\n\x06logits\x18\x03 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x0e\n\x06images\x18\x04 \x03(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12&\n\x03oov\x18\x06 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidenceBT\n\x10org.errortaxa.v1P\x01Z>github.com/errortaxa/errortaxa/gen/go/errortaxa/v1;errortaxav1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65rrortaxa/v1/samples.proto\x12\x0c\x65rrortaxa.v1\"\xc7\x02\n\rSampleColumns\x12\x0e\n\x06target\x18\x01 \x03(\x05\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12\x15\n\rlabel_offsets\x18\x03 \x03(\x03\x12\x14\n\x0clabel_values\x18\x04 \x03(\x05\x12\x13\n\x0bproblematic\x18\x05 \x03(\x08\x12\x0e\n\x06images\x18\x06 \x03(\t\x12\x0b\n\x03ids\x18\x07 \x03(\t\x12*\n\x03oov\x18\x08 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidenceB\x02\x18\x01\x12=\n\tproviders\x18\t \x03(\x0b\x32*.errortaxa.v1.SampleColumns.ProvidersEntry\x1aN\n\x0eProvidersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.errortaxa.v1.ProviderInputs:\x02\x38\x01\"\x97\x01\n\x0eProviderInputs\x12:\n\x07\x63olumns\x18\x01 \x03(\x0b\x32).errortaxa.v1.ProviderInputs.ColumnsEntry\x1aI\n\x0c\x43olumnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12(\n\x05value\x18\x02 \x01(\x0b\x32\x19.errortaxa.v1.InputColumn:\x02\x38\x01\"v\n\x0bInputColumn\x12\x0c\n\x04\x63ols\x18\x01 \x01(\x05\x12\x16\n\x0e\x66loat32_values\x18\x02 \x03(\x02\x12\x14\n\x0cint32_values\x18\x03 \x03(\x05\x12\x14\n\x0c\x62ytes_values\x18\x04 \x03(\x0c\x12\x15\n\rstring_values\x18\x05 \x03(\t\"\x96\x01\n\x0bOovEvidence\x12\x15\n\revidence_json\x18\x01 \x03(\t\x12-\n\nembeddings\x18\x02 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x13\n\x0bimage_bytes\x18\x03 \x03(\x0c\x12,\n\x0bknn_classes\x18\x04 \x01(\x0b\x32\x17.errortaxa.v1.IntMatrix\"9\n\x0b\x46loatMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x02\"7\n\tIntMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0c\n\x04\x63ols\x18\x02 \x01(\x05\x12\x0e\n\x06values\x18\x03 \x03(\x05\"\xbe\x02\n\x12\x44\x61tasetPredictions\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0c\n\x04pred\x18\x02 \x03(\x05\x12)\n\x06logits\x18\x03 \x01(\x0b\x32\x19.errortaxa.v1.FloatMatrix\x12\x0e\n\x06images\x18\x04 \x03(\t\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12*\n\x03oov\x18\x06 \x01(\x0b\x32\x19.errortaxa.v1.OovEvidenceB\x02\x18\x01\x12\x42\n\tproviders\x18\x07 \x03(\x0b\x32/.errortaxa.v1.DatasetPredictions.ProvidersEntry\x1aN\n\x0eProvidersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12+\n\x05value\x18\x02 \x01(\x0b\x32\x1c.errortaxa.v1.ProviderInputs:\x02\x38\x01\x42T\n\x10org.errortaxa.v1P\x01Z>github.com/errortaxa/errortaxa/gen/go/errortaxa/v1;errortaxav1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -22,14 +22,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'errortaxa.v1.samples_pb2', 
 if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['DESCRIPTOR']._options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020org.errortaxa.v1P\001Z>github.com/errortaxa/errortaxa/gen/go/errortaxa/v1;errortaxav1'
+  _globals['_SAMPLECOLUMNS_PROVIDERSENTRY']._options = None
+  _globals['_SAMPLECOLUMNS_PROVIDERSENTRY']._serialized_options = b'8\001'
+  _globals['_SAMPLECOLUMNS'].fields_by_name['oov']._options = None
+  _globals['_SAMPLECOLUMNS'].fields_by_name['oov']._serialized_options = b'\030\001'
+  _globals['_PROVIDERINPUTS_COLUMNSENTRY']._options = None
+  _globals['_PROVIDERINPUTS_COLUMNSENTRY']._serialized_options = b'8\001'
+  _globals['_DATASETPREDICTIONS_PROVIDERSENTRY']._options = None
+  _globals['_DATASETPREDICTIONS_PROVIDERSENTRY']._serialized_options = b'8\001'
+  _globals['_DATASETPREDICTIONS'].fields_by_name['oov']._options = None
+  _globals['_DATASETPREDICTIONS'].fields_by_name['oov']._serialized_options = b'\030\001'
   _globals['_SAMPLECOLUMNS']._serialized_start=45
-  _globals['_SAMPLECOLUMNS']._serialized_end=225
-  _globals['_OOVEVIDENCE']._serialized_start=228
-  _globals['_OOVEVIDENCE']._serialized_end=378
-  _globals['_FLOATMATRIX']._serialized_start=380
-  _globals['_FLOATMATRIX']._serialized_end=437
-  _globals['_INTMATRIX']._serialized_start=439
-  _globals['_INTMATRIX']._serialized_end=494
-  _globals['_DATASETPREDICTIONS']._serialized_start=497
-  _globals['_DATASETPREDICTIONS']._serialized_end=663
+  _globals['_SAMPLECOLUMNS']._serialized_end=372
+  _globals['_SAMPLECOLUMNS_PROVIDERSENTRY']._serialized_start=294
+  _globals['_SAMPLECOLUMNS_PROVIDERSENTRY']._serialized_end=372
+  _globals['_PROVIDERINPUTS']._serialized_start=375
+  _globals['_PROVIDERINPUTS']._serialized_end=526
+  _globals['_PROVIDERINPUTS_COLUMNSENTRY']._serialized_start=453
+  _globals['_PROVIDERINPUTS_COLUMNSENTRY']._serialized_end=526
+  _globals['_INPUTCOLUMN']._serialized_start=528
+  _globals['_INPUTCOLUMN']._serialized_end=646
+  _globals['_OOVEVIDENCE']._serialized_start=649
+  _globals['_OOVEVIDENCE']._serialized_end=799
+  _globals['_FLOATMATRIX']._serialized_start=801
+  _globals['_FLOATMATRIX']._serialized_end=858
+  _globals['_INTMATRIX']._serialized_start=860
+  _globals['_INTMATRIX']._serialized_end=915
+  _globals['_DATASETPREDICTIONS']._serialized_start=918
+  _globals['_DATASETPREDICTIONS']._serialized_end=1236
+  _globals['_DATASETPREDICTIONS_PROVIDERSENTRY']._serialized_start=294
+  _globals['_DATASETPREDICTIONS_PROVIDERSENTRY']._serialized_end=372
 # @@protoc_insertion_point(module_scope)

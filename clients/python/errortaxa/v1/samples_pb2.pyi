@@ -6,7 +6,14 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SampleColumns(_message.Message):
-    __slots__ = ("target", "pred", "label_offsets", "label_values", "problematic", "images", "ids", "oov")
+    __slots__ = ("target", "pred", "label_offsets", "label_values", "problematic", "images", "ids", "oov", "providers")
+    class ProvidersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ProviderInputs
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ProviderInputs, _Mapping]] = ...) -> None: ...
     TARGET_FIELD_NUMBER: _ClassVar[int]
     PRED_FIELD_NUMBER: _ClassVar[int]
     LABEL_OFFSETS_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +22,7 @@ class SampleColumns(_message.Message):
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     OOV_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     target: _containers.RepeatedScalarFieldContainer[int]
     pred: _containers.RepeatedScalarFieldContainer[int]
     label_offsets: _containers.RepeatedScalarFieldContainer[int]
@@ -23,7 +31,35 @@ class SampleColumns(_message.Message):
     images: _containers.RepeatedScalarFieldContainer[str]
     ids: _containers.RepeatedScalarFieldContainer[str]
     oov: OovEvidence
-    def __init__(self, target: _Optional[_Iterable[int]] = ..., pred: _Optional[_Iterable[int]] = ..., label_offsets: _Optional[_Iterable[int]] = ..., label_values: _Optional[_Iterable[int]] = ..., problematic: _Optional[_Iterable[bool]] = ..., images: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[str]] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ...) -> None: ...
+    providers: _containers.MessageMap[str, ProviderInputs]
+    def __init__(self, target: _Optional[_Iterable[int]] = ..., pred: _Optional[_Iterable[int]] = ..., label_offsets: _Optional[_Iterable[int]] = ..., label_values: _Optional[_Iterable[int]] = ..., problematic: _Optional[_Iterable[bool]] = ..., images: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[str]] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ..., providers: _Optional[_Mapping[str, ProviderInputs]] = ...) -> None: ...
+
+class ProviderInputs(_message.Message):
+    __slots__ = ("columns",)
+    class ColumnsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: InputColumn
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[InputColumn, _Mapping]] = ...) -> None: ...
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    columns: _containers.MessageMap[str, InputColumn]
+    def __init__(self, columns: _Optional[_Mapping[str, InputColumn]] = ...) -> None: ...
+
+class InputColumn(_message.Message):
+    __slots__ = ("cols", "float32_values", "int32_values", "bytes_values", "string_values")
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    FLOAT32_VALUES_FIELD_NUMBER: _ClassVar[int]
+    INT32_VALUES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_VALUES_FIELD_NUMBER: _ClassVar[int]
+    STRING_VALUES_FIELD_NUMBER: _ClassVar[int]
+    cols: int
+    float32_values: _containers.RepeatedScalarFieldContainer[float]
+    int32_values: _containers.RepeatedScalarFieldContainer[int]
+    bytes_values: _containers.RepeatedScalarFieldContainer[bytes]
+    string_values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cols: _Optional[int] = ..., float32_values: _Optional[_Iterable[float]] = ..., int32_values: _Optional[_Iterable[int]] = ..., bytes_values: _Optional[_Iterable[bytes]] = ..., string_values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OovEvidence(_message.Message):
     __slots__ = ("evidence_json", "embeddings", "image_bytes", "knn_classes")
@@ -58,17 +94,26 @@ class IntMatrix(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., values: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DatasetPredictions(_message.Message):
-    __slots__ = ("dataset", "pred", "logits", "images", "offset", "oov")
+    __slots__ = ("dataset", "pred", "logits", "images", "offset", "oov", "providers")
+    class ProvidersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ProviderInputs
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ProviderInputs, _Mapping]] = ...) -> None: ...
     DATASET_FIELD_NUMBER: _ClassVar[int]
     PRED_FIELD_NUMBER: _ClassVar[int]
     LOGITS_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     OOV_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     pred: _containers.RepeatedScalarFieldContainer[int]
     logits: FloatMatrix
     images: _containers.RepeatedScalarFieldContainer[str]
     offset: int
     oov: OovEvidence
-    def __init__(self, dataset: _Optional[str] = ..., pred: _Optional[_Iterable[int]] = ..., logits: _Optional[_Union[FloatMatrix, _Mapping]] = ..., images: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ...) -> None: ...
+    providers: _containers.MessageMap[str, ProviderInputs]
+    def __init__(self, dataset: _Optional[str] = ..., pred: _Optional[_Iterable[int]] = ..., logits: _Optional[_Union[FloatMatrix, _Mapping]] = ..., images: _Optional[_Iterable[str]] = ..., offset: _Optional[int] = ..., oov: _Optional[_Union[OovEvidence, _Mapping]] = ..., providers: _Optional[_Mapping[str, ProviderInputs]] = ...) -> None: ...

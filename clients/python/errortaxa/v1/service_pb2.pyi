@@ -1,5 +1,6 @@
 from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from errortaxa.v1 import options_pb2 as _options_pb2
 from errortaxa.v1 import samples_pb2 as _samples_pb2
 from errortaxa.v1 import taxonomy_pb2 as _taxonomy_pb2
 from google.protobuf.internal import containers as _containers
@@ -303,6 +304,58 @@ class RegisterDatasetResponse(_message.Message):
     DATASET_FIELD_NUMBER: _ClassVar[int]
     dataset: DatasetInfo
     def __init__(self, dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ...) -> None: ...
+
+class ListProvidersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProvidersResponse(_message.Message):
+    __slots__ = ("providers",)
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    providers: _containers.RepeatedCompositeFieldContainer[ProviderInfo]
+    def __init__(self, providers: _Optional[_Iterable[_Union[ProviderInfo, _Mapping]]] = ...) -> None: ...
+
+class ProviderInfo(_message.Message):
+    __slots__ = ("name", "summary", "configured", "tests", "inputs", "schema_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    summary: str
+    configured: bool
+    tests: _containers.RepeatedCompositeFieldContainer[ProviderTest]
+    inputs: _containers.RepeatedCompositeFieldContainer[ProviderInput]
+    schema_json: str
+    def __init__(self, name: _Optional[str] = ..., summary: _Optional[str] = ..., configured: bool = ..., tests: _Optional[_Iterable[_Union[ProviderTest, _Mapping]]] = ..., inputs: _Optional[_Iterable[_Union[ProviderInput, _Mapping]]] = ..., schema_json: _Optional[str] = ...) -> None: ...
+
+class ProviderTest(_message.Message):
+    __slots__ = ("name", "description", "params_schema_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    params_schema_json: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., params_schema_json: _Optional[str] = ...) -> None: ...
+
+class ProviderInput(_message.Message):
+    __slots__ = ("name", "dtype", "width", "description", "finite", "class_ids")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FINITE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: str
+    width: int
+    description: str
+    finite: bool
+    class_ids: bool
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., width: _Optional[int] = ..., description: _Optional[str] = ..., finite: bool = ..., class_ids: bool = ...) -> None: ...
 
 class ErrorDetail(_message.Message):
     __slots__ = ("field", "sample_index", "problems", "reason", "row")

@@ -6,7 +6,9 @@ from errortaxa.v1 import service_pb2 as errortaxa_dot_v1_dot_service__pb2
 
 
 class ErrorTaxaStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """Every method declares who may call it, how it is admitted and whether it
+    is idempotent (errortaxa/v1/options.proto); one without is refused.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -74,10 +76,17 @@ class ErrorTaxaStub(object):
                 request_serializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetRequest.SerializeToString,
                 response_deserializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetResponse.FromString,
                 )
+        self.ListProviders = channel.unary_unary(
+                '/errortaxa.v1.ErrorTaxa/ListProviders',
+                request_serializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersRequest.SerializeToString,
+                response_deserializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersResponse.FromString,
+                )
 
 
 class ErrorTaxaServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """Every method declares who may call it, how it is admitted and whether it
+    is idempotent (errortaxa/v1/options.proto); one without is refused.
+    """
 
     def Classify(self, request, context):
         """Classify one batch of samples (or of predictions on a held dataset).
@@ -166,6 +175,15 @@ class ErrorTaxaServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProviders(self, request, context):
+        """The feature providers installed on the server: each one's tests (with
+        their parameters) and per-request inputs, as JSON Schema, so that a
+        client in any language can write rules and build requests for them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ErrorTaxaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -229,6 +247,11 @@ def add_ErrorTaxaServicer_to_server(servicer, server):
                     request_deserializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetRequest.FromString,
                     response_serializer=errortaxa_dot_v1_dot_service__pb2.RegisterDatasetResponse.SerializeToString,
             ),
+            'ListProviders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviders,
+                    request_deserializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersRequest.FromString,
+                    response_serializer=errortaxa_dot_v1_dot_service__pb2.ListProvidersResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'errortaxa.v1.ErrorTaxa', rpc_method_handlers)
@@ -237,7 +260,9 @@ def add_ErrorTaxaServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ErrorTaxa(object):
-    """Missing associated documentation comment in .proto file."""
+    """Every method declares who may call it, how it is admitted and whether it
+    is idempotent (errortaxa/v1/options.proto); one without is refused.
+    """
 
     @staticmethod
     def Classify(request,
@@ -440,5 +465,22 @@ class ErrorTaxa(object):
         return grpc.experimental.unary_unary(request, target, '/errortaxa.v1.ErrorTaxa/RegisterDataset',
             errortaxa_dot_v1_dot_service__pb2.RegisterDatasetRequest.SerializeToString,
             errortaxa_dot_v1_dot_service__pb2.RegisterDatasetResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListProviders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/errortaxa.v1.ErrorTaxa/ListProviders',
+            errortaxa_dot_v1_dot_service__pb2.ListProvidersRequest.SerializeToString,
+            errortaxa_dot_v1_dot_service__pb2.ListProvidersResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from errortaxa.engine.inputs import InputError, read_sample_list
+from errortaxa.engine.features import ProviderDeclaration
+from errortaxa.engine.inputs import InputFileError, read_sample_list
 from errortaxa.engine.knowledge.cooccurrence import DEFAULT_COOCCURRENCE, load_cooccurrence
 from errortaxa.engine.knowledge.relations import ClassRelations, ancestor_incidence, class_relations
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
@@ -34,9 +36,8 @@ from errortaxa.engine.language.schema import (
 )
 from errortaxa.engine.predicates.base import Node, PairNode, single_key
 from errortaxa.engine.predicates.registry import PAIR, SAMPLE, conjunct_set
+from errortaxa.engine.version import ENGINE_VERSION
 from pydantic import BaseModel
-
-ENGINE_VERSION = "0.1.0"
 
 
 @dataclass
@@ -103,6 +104,12 @@ class CompiledTaxonomy:
     # images (how many), source (the resource's own attribution)
     sample_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Name, version, hash and shape, never the matrices (the dataclass's repr runs to ~400 KB)."""
+        axes = ", ".join(f"{a.name}: {len(a.values)} values, {len(a.rules)} rules" for a in self.axes.values())
+        return (f"CompiledTaxonomy(name={self.name!r}, version={self.version!r}, content_hash={self.content_hash!r}, "
+                f"classes={len(self.vocabulary)}, superclasses={len(self.superclass_names)}, axes=[{axes}])")
+
     def sample_list_info(self) -> dict[str, dict[str, Any]]:
         """Each sample list the taxonomy names, where it was read from (``found``; None: missing,
         its rules are not evaluated), how many images it holds, and its source."""
@@ -139,14 +146,23 @@ class CompiledTaxonomy:
 # ---------------------------------------------------------------- compilation
 
 
-def compile_taxonomy(loaded: LoadedTaxonomy) -> CompiledTaxonomy:
-    """Resolve superclasses, resources and predicates; raise TaxonomyError listing every error."""
-    return _Compiler(loaded).run()
+def compile_taxonomy(loaded: LoadedTaxonomy, *, providers: Mapping[str, ProviderDeclaration] | None = None,
+                     missing_provider: Literal["error", "warning"] = "warning") -> CompiledTaxonomy:
+    """Resolve superclasses, resources and predicates; raise TaxonomyError listing every error.
+    ``providers``: the installed providers' declarations (errortaxa.engine.providers.registry
+    .declarations()) that every ``feature:`` is checked against: an unknown test or parameter is an
+    error, a provider not among them a warning, or an error with ``missing_provider="error"``
+    (None: ``feature:`` is not checked)."""
+    return _Compiler(loaded, providers, missing_provider).run()
 
 
-def compile_path(source: str | Path | None = None, *, text: str | None = None) -> CompiledTaxonomy:
-    """Load and compile in one step (None = the embedded default)."""
-    return compile_taxonomy(load_taxonomy(source, text=text))
+def compile_path(source: str | Path | None = None, *, text: str | None = None,
+                 providers: Mapping[str, ProviderDeclaration] | None = None,
+                 missing_provider: Literal["error", "warning"] = "warning") -> CompiledTaxonomy:
+    """Load and compile in one step (None = the embedded default); ``providers`` and
+    ``missing_provider`` as for :func:`compile_taxonomy`."""
+    return compile_taxonomy(load_taxonomy(source, text=text), providers=providers,
+                            missing_provider=missing_provider)
 
 
 @lru_cache(maxsize=1)
@@ -162,8 +178,11 @@ def data_dirs() -> list[Path]:
 
 
 class _Compiler:
-    def __init__(self, loaded: LoadedTaxonomy) -> None:
+    def __init__(self, loaded: LoadedTaxonomy, declarations: Mapping[str, ProviderDeclaration] | None = None,
+                 missing_provider: Literal["error", "warning"] = "warning") -> None:
         self.loaded = loaded
+        self.declarations = declarations
+        self.missing_provider = missing_provider
         self.doc = loaded.document
         self.problems: list[Problem] = []
         self.wordnet = WordNet.load()
@@ -309,7 +328,7 @@ class _Compiler:
                 return
             try:
                 images = read_sample_list(found)
-            except InputError as exc:
+            except InputFileError as exc:
                 self.error((*path, "file"), str(exc))
                 return
             self.sample_lists[name] = (images, None)
@@ -397,8 +416,9 @@ class _Compiler:
             rules.append(CompiledRule(rule.id, rule.description, ids.index(rule.then) if rule.then in ids else -1,
                                       node, when, file, line))
             rule_ids.add(rule.id)
-        if not axis.rules:
-            self.error(("axes", name, "rules"), "an axis needs at least one rule")
+        if not rules:
+            self.error(("axes", name, "rules"), "an axis needs at least one rule" if not axis.rules
+                       else "the axis has no rules left")
         elif conjunct_set(rules[-1].when) != frozenset():
             self.warn(("axes", name, "rules", len(rules) - 1),
                       "the last rule is not 'always: true': samples no rule matches get no value")

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 
-from errortaxa.engine.errors import FailedPrecondition, InvalidInput, Location, NotFound
+from errortaxa.engine.errors import ErrorTaxaError, FailedPrecondition, InvalidInput, Location, NotFound
 
 
-class InputError(InvalidInput):
-    """A malformed input file, e.g. ``in.jsonl record 17: field 'pred': class id 1000 is outside
-    0..999``. ``record`` is the 1-based line of a line-oriented file or entry of a JSON array;
-    ``where`` replaces it where a record number is not enough (``key 'top1' row 3 (name)``)."""
-
-    code = "BAD_INPUT_FILE"
+class InputFileError(ErrorTaxaError):
+    """The group of errors about one input file (no kind of its own: catch it, raise a member).
+    ``record`` is the 1-based line of a line-oriented file or entry of a JSON array; ``where``
+    replaces it where a record number is not enough (``key 'top1' row 3 (name)``)."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str, *, record: int | None = None,
                  field: str | None = None, where: str | None = None) -> None:
@@ -21,13 +19,20 @@ class InputError(InvalidInput):
         super().__init__(reason, Location(file=self.path, record=record, field=field, where=where))
 
 
-class InputNotFound(NotFound, InputError):
+class InputError(InputFileError, InvalidInput):
+    """A malformed input file, e.g. ``in.jsonl record 17: field 'pred': class id 1000 is outside
+    0..999``."""
+
+    code = "BAD_INPUT_FILE"
+
+
+class InputNotFound(InputFileError, NotFound):
     """An input file that does not exist."""
 
     code = "NOT_FOUND"
 
 
-class InputNeedsMore(FailedPrecondition, InputError):
+class InputNeedsMore(InputFileError, FailedPrecondition):
     """A well-formed input that cannot be used without another (predictions without a label set,
     ReaL labels without the original validation labels)."""
 

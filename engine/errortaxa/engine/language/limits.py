@@ -5,15 +5,23 @@ composed: its size, its alias uses, its nesting depth and the number of nodes it
 every alias followed (what walking or validating the document costs) are bounded, so an alias bomb
 or a deeply nested document is refused in milliseconds. The compiler asks ``check_pair_tables``
 before it builds another class-pair table (C x C booleans each). Each refusal is a
-``TaxonomyTooLarge`` naming the limit and its value. The limits are process-wide: the server sets
-them from its configuration (``configure``), the CLI uses the defaults.
+``TaxonomyTooLarge`` naming the limit and its value.
+
+The limits are process-wide (``configure``), and set the same way everywhere: a limit is named as
+a field of :class:`Limits` (``max_pair_tables``), its environment variable is
+``ERRORTAXA_TAXONOMY_`` and the name in capitals (:func:`env_name`), and a value given as text
+(``NAME=VALUE``, an environment variable, a server setting) is read by :func:`parse_value`. The
+server's settings ``taxonomy_<name>`` (config file, environment, ``--taxonomy-<name>`` flags) and
+the CLI's ``--limit NAME=VALUE`` (over the environment: :func:`from_settings`) both end here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
 
 import yaml
+from errortaxa.engine.errors import InvalidInput
 from errortaxa.engine.language.problems import KeyPath, Problem, TaxonomyError
 
 _PARSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -32,12 +40,65 @@ class Limits:
     def check(self) -> Limits:
         for key, value in vars(self).items():
             if value < 1:
-                raise ValueError(f"taxonomy limit {key} must be positive, got {value}")
+                raise InvalidInput(f"taxonomy limit {key} must be positive, got {value}")
         return self
 
 
-class TaxonomyTooLarge(TaxonomyError):
-    """A taxonomy refused for its size, not its content; ``limit`` and ``value`` name the bound."""
+#: The names of the limits (the fields of :class:`Limits`), in order.
+NAMES: tuple[str, ...] = tuple(f.name for f in fields(Limits))
+#: What each limit bounds, in a few words (for help texts).
+BOUNDS: dict[str, str] = {"max_bytes": "UTF-8 size", "max_aliases": "YAML alias uses", "max_depth": "nesting depth",
+                          "max_nodes": "nodes with aliases expanded", "max_pair_tables": "distinct class-pair tables"}
+ENV_PREFIX = "ERRORTAXA_TAXONOMY_"
+
+
+def env_name(name: str) -> str:
+    """The environment variable of a limit: ``max_pair_tables`` -> ``ERRORTAXA_TAXONOMY_MAX_PAIR_TABLES``."""
+    return ENV_PREFIX + name.upper()
+
+
+def parse_value(name: str, text: str | int, origin: str) -> int:
+    """The value of limit ``name`` given as ``text`` at ``origin`` (``--limit``, ``$ERRORTAXA_...``):
+    a positive integer (``_`` and ``,`` may group digits); InvalidInput naming both otherwise."""
+    if name not in NAMES:
+        raise InvalidInput(f"{origin}: unknown taxonomy limit {str(name)[:40]!r} (limits: {', '.join(NAMES)})")
+    value: int | None = None
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    elif isinstance(text, str):
+        digits = text.strip().replace("_", "").replace(",", "")
+        value = int(digits) if digits.isascii() and digits.isdigit() else None
+    if value is None or value < 1:
+        raise InvalidInput(f"{origin}: taxonomy limit {name} must be a positive integer, got {str(text)[:40]!r}")
+    return value
+
+
+def parse_assignment(text: str, origin: str = "--limit") -> tuple[str, int]:
+    """``NAME=VALUE`` (``max_pair_tables=128``) as the limit's name and value."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise InvalidInput(f"{origin} {text[:60]!r}: expected NAME=VALUE, e.g. max_pair_tables=128 "
+                           f"(limits: {', '.join(NAMES)})")
+    return name.strip(), parse_value(name.strip(), value, f"{origin} {text[:60]!r}")
+
+
+def from_settings(environ: Mapping[str, str], assignments: Iterable[str] = (), origin: str = "--limit") -> Limits:
+    """The limits from the defaults, then the environment variables (:func:`env_name`), then
+    ``NAME=VALUE`` assignments (the CLI's ``--limit``)."""
+    values: dict[str, int] = {}
+    for name in NAMES:
+        variable = env_name(name)
+        if environ.get(variable, "") != "":
+            values[name] = parse_value(name, environ[variable], f"${variable}")
+    for text in assignments:
+        name, value = parse_assignment(text, origin)
+        values[name] = value
+    return replace(Limits(), **values).check()
+
+
+class TaxonomyTooLarge(TaxonomyError, InvalidInput):
+    """A taxonomy refused for its size, not its content; ``limit`` and ``value`` name the bound (an
+    invalid input: the server answers INVALID_ARGUMENT with the reason LIMIT_EXCEEDED)."""
 
     code = "LIMIT_EXCEEDED"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from errortaxa.engine.errors import InvalidInput, KeyPath, Location, NotFound, format_key_path
+from errortaxa.engine.errors import ErrorTaxaError, InvalidInput, KeyPath, Location, NotFound, format_key_path
 
-__all__ = ["KeyPath", "Problem", "TaxonomyError", "TaxonomyNotFound", "format_key_path"]
+__all__ = ["InvalidTaxonomy", "KeyPath", "Problem", "TaxonomyError", "TaxonomyNotFound", "format_key_path"]
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,11 @@ class Problem:
         return f"{where}: {self.severity}: {path + ': ' if path else ''}{self.message}"
 
 
-class TaxonomyError(InvalidInput):
-    """Raised when a taxonomy has errors; ``problems`` holds errors and warnings. The location is
-    the first error's; the string lists the errors, one a line."""
+class TaxonomyError(ErrorTaxaError):
+    """The group of errors about a taxonomy: ``problems`` holds its errors and warnings (catch it;
+    ``TaxonomyError(problems)`` makes an :class:`InvalidTaxonomy`). The location is the first
+    error's; the string is one line, that error and how many more (the CLI lists ``problems``, one a
+    line)."""
 
     code = "TAXONOMY_INVALID"
 
@@ -38,16 +40,20 @@ class TaxonomyError(InvalidInput):
         errors = [p for p in self.problems if p.severity == "error"]
         first = errors[0] if errors else None
         location = None if first is None else Location(file=first.file, line=first.line, key_path=first.key_path)
-        super().__init__(first.message if first is not None else "no problems", location)
+        reason = first.message if first is not None else "no problems"
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        super().__init__(reason + more, location)
 
-    def __str__(self) -> str:
-        errors = [p for p in self.problems if p.severity == "error"]
-        shown = "\n".join(str(p) for p in errors[:20])
-        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        return f"{len(errors)} error(s) in taxonomy:\n{shown}{more}"
+    @classmethod
+    def _concrete(cls, *args: Any, **kwargs: Any) -> type[ErrorTaxaError]:
+        return InvalidTaxonomy if cls is TaxonomyError else super()._concrete(*args, **kwargs)
 
 
-class TaxonomyNotFound(NotFound, TaxonomyError):
+class InvalidTaxonomy(TaxonomyError, InvalidInput):
+    """A taxonomy with errors: YAML, schema, references, rules."""
+
+
+class TaxonomyNotFound(TaxonomyError, NotFound):
     """No taxonomy file or built-in taxonomy of that name."""
 
     code = "NOT_FOUND"

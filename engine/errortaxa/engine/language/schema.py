@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from errortaxa.engine.features import ProviderDeclaration
 from errortaxa.engine.language.fields import ClassRef, Identifier, Strict, SynsetRef
 from errortaxa.engine.predicates.base import PairEntry, SampleEntry, single_key
 from errortaxa.engine.predicates.registry import PAIR, SAMPLE
@@ -230,9 +231,24 @@ def _rebuild() -> None:
 _rebuild()
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a taxonomy file, for editors."""
+def json_schema(providers: Mapping[str, ProviderDeclaration] | None = None) -> dict[str, Any]:
+    """The JSON Schema of a taxonomy file, for editors. With the installed ``providers``' declarations,
+    ``feature:`` lists their tests, each with the schema of its params (a provider that is not
+    installed here stays allowed: its rules are not evaluated here)."""
     schema = TaxonomyDocument.model_json_schema(by_alias=True)
     schema["$id"] = "https://errortaxa.dev/schema/errortaxa-v1.json"
     schema["title"] = "ErrorTaxa taxonomy (errortaxa/v1)"
+    if providers:
+        defs = schema["$defs"]
+        declared: list[dict[str, Any]] = []
+        for name, decl in sorted(providers.items()):
+            for test in decl.tests:
+                params = test.params_schema()
+                defs.update(params.pop("$defs", {}))
+                declared.append({"description": f"{name}.{test.name}: {test.description}",
+                                 "properties": {"provider": {"const": name}, "test": {"const": test.name},
+                                                "params": params}})
+        elsewhere = {"description": "a provider that is not installed here (its rules are not evaluated here)",
+                     "properties": {"provider": {"not": {"enum": sorted(providers)}}}}
+        defs["FeatureArgs"]["anyOf"] = [*declared, elsewhere]
     return schema

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
+from errortaxa.engine.features import FeatureProvider, ProviderDeclaration
 from errortaxa.engine.knowledge.relations import ClassRelations
 from errortaxa.engine.language.problems import KeyPath
-from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.samples import SampleBatch, csr_take
 from pydantic import BaseModel
 
@@ -140,6 +140,10 @@ class Node:
         """For a class-pair test that gave witness ``other``: what held between the two classes."""
         return {}
 
+    def pair_evidence_bound(self) -> dict[str, Any]:
+        """For a class-pair test: :meth:`pair_evidence` at its largest (see PairNode.evidence_bound)."""
+        return {}
+
 
 class PairNode:
     """A compiled class-pair predicate: ``matrix`` bool[C, C] over [prediction, other class]."""
@@ -149,6 +153,12 @@ class PairNode:
 
     def evidence(self, a: int, b: int) -> dict[str, Any]:
         """What this predicate reports for a pair (a, b) it holds on (default: nothing)."""
+        return {}
+
+    def evidence_bound(self) -> dict[str, Any]:
+        """:meth:`evidence` at its largest: every key it can report, each value at its longest
+        encoding (what bounds a response's size before the work; not any real pair's evidence).
+        A predicate that reports evidence defines both."""
         return {}
 
 
@@ -166,6 +176,10 @@ class Compiling(Protocol):
     cooccurrence: dict[str, np.ndarray]
     sample_lists: dict[str, tuple[frozenset[str] | None, str | None]]  # name -> (images, missing reason)
     providers_needed: set[str]
+    # the installed providers' declarations that ``feature:`` is checked against (None: not checked),
+    # and whether a provider missing from them is an error (a server) or a warning
+    declarations: Mapping[str, ProviderDeclaration] | None
+    missing_provider: Literal["error", "warning"]
 
     def error(self, path: KeyPath, message: str) -> None: ...
 

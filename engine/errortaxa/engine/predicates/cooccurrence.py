@@ -29,6 +29,11 @@ class Cooccurs(PairNode):
     def evidence(self, a: int, b: int) -> dict[str, Any]:
         return {"cooccurrence": int(self.table[a, b])}
 
+    def evidence_bound(self) -> dict[str, Any]:
+        """The count with the most digits."""
+        extremes = [int(self.table.max()), int(self.table.min())] if self.table.size else [0]
+        return {"cooccurrence": max(extremes, key=lambda v: len(str(v)))}
+
 
 def _compile(pred: CooccursPair, ctx: Compiling, path: KeyPath) -> PairNode:
     table = ctx.cooccurrence.get(pred.cooccurs.table)

@@ -1,6 +1,7 @@
 """feature: a test answered by a feature provider (e.g. OOV); not evaluated where the provider
 gives no answer or none is configured. Where it holds, the provider's evidence is the record's
-``feature``."""
+``feature``. Compiled against the installed providers' declarations: an unknown test or parameter
+is an error, a provider that is not installed a warning (an error where the compiler is told so)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from errortaxa.engine.features import check_feature
 from errortaxa.engine.language.fields import Identifier, Strict
 from errortaxa.engine.language.problems import KeyPath
 from errortaxa.engine.predicates.base import Compiling, Context, Node, Outcome, SampleEntry
@@ -52,6 +54,14 @@ class FeatureNode(Node):
 
 def _compile(pred: FeatureTest, ctx: Compiling, path: KeyPath) -> Node:
     ctx.providers_needed.add(pred.feature.provider)
+    if ctx.declarations is not None:
+        args = pred.feature
+        for problem in check_feature(args.provider, args.test, args.params, ctx.declarations):
+            where: KeyPath = (*path, "feature", *problem.key)
+            if problem.provider_missing and ctx.missing_provider == "warning":
+                ctx.warn(where, problem.message)
+            else:
+                ctx.error(where, problem.message)
     return FeatureNode(pred.feature.provider, pred.feature.test, dict(pred.feature.params))
 
 

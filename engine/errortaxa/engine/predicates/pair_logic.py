@@ -3,6 +3,7 @@ part that holds on the pair; a ``not`` gives none."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +41,15 @@ class PairJunction(PairNode):
             if part.matrix[a, b]:
                 for key, value in part.evidence(a, b).items():
                     out.setdefault(key, value)
+        return out
+
+    def evidence_bound(self) -> dict[str, Any]:
+        """Every member's keys, each at the longest any member reports."""
+        out: dict[str, Any] = {}
+        for part in self.members:
+            for key, value in part.evidence_bound().items():
+                if key not in out or len(json.dumps(value)) > len(json.dumps(out[key])):
+                    out[key] = value
         return out
 
 

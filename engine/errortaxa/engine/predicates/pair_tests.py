@@ -60,6 +60,9 @@ class PairTest(Node):
     def pair_evidence(self, pred: int, other: int) -> dict[str, Any]:
         return self.pair.evidence(pred, other)
 
+    def pair_evidence_bound(self) -> dict[str, Any]:
+        return self.pair.evidence_bound()
+
 
 def _compiler(key: str, other: str) -> Any:
     def compile_test(pred: BaseModel, ctx: Compiling, path: KeyPath) -> Node:

@@ -3,6 +3,7 @@ included; a list: one of these). Evidence: the superclasses they share (of the l
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,12 @@ class SharedSuperclass(PairNode):
     def evidence(self, a: int, b: int) -> dict[str, Any]:
         both = self.membership[a] & self.membership[b]
         return {"superclasses": [self.names[k] for k in np.flatnonzero(both).tolist()]}
+
+    def evidence_bound(self) -> dict[str, Any]:
+        """The superclasses of the class that has the longest list (a pair shares at most those)."""
+        cost = np.array([len(json.dumps(name)) + 1 for name in self.names], np.int64)
+        widest = int(np.argmax(self.membership.astype(np.int64) @ cost)) if len(self.names) else 0
+        return {"superclasses": [self.names[k] for k in np.flatnonzero(self.membership[widest]).tolist()]}
 
 
 def _compile(pred: SameSuperclassPair, ctx: Compiling, path: KeyPath) -> PairNode:

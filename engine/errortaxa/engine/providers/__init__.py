@@ -1,10 +1,4 @@
-"""Feature providers: the interface the engine evaluates (:mod:`.feature`), and how the applications
-find, build, configure and transport providers (:mod:`.factory`, :mod:`.registry`).
-
-Only :mod:`.feature` is re-exported here: the compiler imports this package, and the factory
-interface refers to the compiled taxonomy.
-"""
-
-from errortaxa.engine.providers.feature import FeatureProvider, FeatureResult, UnavailableProvider
-
-__all__ = ["FeatureProvider", "FeatureResult", "UnavailableProvider"]
+"""Feature providers as the applications find, build, configure and transport them: the factory
+interface (:mod:`.factory`) and the registry of installed providers (:mod:`.registry`, entry
+points of the group ``errortaxa.providers``). It sits above the compiler; what the engine evaluates
+and what a provider declares it accepts is :mod:`errortaxa.engine.features`, below the predicates."""

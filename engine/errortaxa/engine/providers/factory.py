@@ -2,8 +2,10 @@
 tasks, the gRPC server) need to build, configure and transport one, without knowing which.
 
 A factory is found by its provider name in the registry (:mod:`errortaxa.engine.providers.registry`).
-It builds a provider from a config file for a compiled taxonomy, says whether it can run here,
-binds a built provider to the per-sample inputs a gRPC request carries, and contributes its
+It declares what the provider accepts (its tests with their parameters, the per-request inputs it
+reads: :attr:`ProviderFactory.declaration`), builds a provider from a config file for a compiled
+taxonomy, says whether it can run here, binds a built provider to the per-sample inputs a gRPC
+request carries (checked against the declaration first: :func:`check_inputs`), and contributes its
 command-line option (``--NAME-config FILE`` on classify, study and serve) and subcommands.
 """
 
@@ -11,19 +13,20 @@ from __future__ import annotations
 
 import argparse
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
 from errortaxa.engine.errors import ErrorTaxaError, FailedPrecondition, InvalidInput
-from errortaxa.engine.providers.feature import FeatureProvider
+from errortaxa.engine.features import FeatureProvider, FeatureTestDecl, InputColumn, ProviderDeclaration
 
 
 class ProviderError(ErrorTaxaError):
-    """A feature provider cannot be built or used as asked; the message is one line."""
+    """The group of a feature provider's errors (no kind of its own): it cannot be built or used as
+    asked; the message is one line."""
 
 
 class ProviderConfigError(ProviderError, InvalidInput):
@@ -35,8 +38,8 @@ class ProviderUnavailable(ProviderError, FailedPrecondition):
 
 
 class ProviderInputError(ProviderError, InvalidInput):
-    """A per-request input of a provider is wrong: ``input`` names it (a :class:`RequestInputs`
-    field), ``reason_code`` is a reason such as ``EMBEDDING_DIM``, ``index`` the first bad sample."""
+    """A per-request input of a provider is wrong: ``input`` names it (a declared column),
+    ``reason_code`` is a reason such as ``EMBEDDING_DIM``, ``index`` the first bad sample."""
 
     def __init__(self, input: str, message: str, *, code: str, index: int | None = None) -> None:
         super().__init__(f"{input} {message}")
@@ -45,22 +48,66 @@ class ProviderInputError(ProviderError, InvalidInput):
         self.index = index
 
 
+#: one column of a request's provider inputs: float32 / int32 arrays ([N] or [N, W]), bytes or str lists
+Column = np.ndarray | Sequence[bytes] | Sequence[str]
+
+
 @dataclass(frozen=True)
 class RequestInputs:
-    """Per-sample inputs sent with one request of ``samples`` samples for the providers (the wire's
-    ``oov`` message), each None when not sent, else one entry per sample, checked for shape: ``embeddings``
-    float32[N, D] (finite; a zero row: none for that sample), ``knn_classes`` int32[N, k] (class
-    ids, negative: padding), ``image_bytes`` N encoded images (empty: none for that sample)."""
+    """The per-sample inputs one request of ``samples`` samples sends for one provider: its declared
+    columns by name (:class:`~errortaxa.engine.features.InputColumn`), each one entry (value or
+    row) per sample, checked against the declaration by :func:`check_inputs`."""
 
     samples: int
-    embeddings: np.ndarray | None = None
-    knn_classes: np.ndarray | None = None
-    image_bytes: Sequence[bytes] | None = None
+    columns: Mapping[str, Column] = field(default_factory=dict)
 
     @property
     def sent(self) -> frozenset[str]:
-        """The names of the inputs the request carries."""
-        return frozenset(k for k in ("embeddings", "knn_classes", "image_bytes") if getattr(self, k) is not None)
+        """The names of the columns the request carries."""
+        return frozenset(self.columns)
+
+    def get(self, name: str) -> Any:
+        """Column ``name``, or None when it is not sent."""
+        return self.columns.get(name)
+
+
+def check_inputs(declaration: ProviderDeclaration, inputs: RequestInputs, *, num_classes: int) -> None:
+    """ProviderInputError unless every column of ``inputs`` is declared by the provider and has its
+    dtype, one entry per sample, its width, finite values (``finite``) and class ids inside the
+    vocabulary (``class_ids``; negative: padding)."""
+    n = inputs.samples
+    for name, column in inputs.columns.items():
+        spec = declaration.input(name)
+        if spec is None:
+            known = ", ".join(c.name for c in declaration.inputs) or "none"
+            raise ProviderInputError(name, f"is not an input of provider '{declaration.name}' (inputs: {known})",
+                                     code="UNKNOWN_INPUT")
+        if spec.dtype in ("bytes", "string"):
+            kind = bytes if spec.dtype == "bytes" else str
+            if isinstance(column, np.ndarray) or not all(isinstance(v, kind) for v in column):
+                raise ProviderInputError(name, f"must hold {spec.dtype} values", code="WRONG_DTYPE")
+            got = len(column)
+        else:
+            if not isinstance(column, np.ndarray) or column.dtype != np.dtype(spec.dtype):
+                raise ProviderInputError(name, f"must hold {spec.dtype} values", code="WRONG_DTYPE")
+            if column.ndim != (1 if spec.width is None else 2) or (spec.width and column.shape[1] != spec.width):
+                raise ProviderInputError(name, f"is shaped {list(column.shape)}; declared {spec.shape}",
+                                         code="BAD_SHAPE")
+            got = column.shape[0]
+        if got != n:
+            raise ProviderInputError(name, f"has {got} entries for {n} samples", code="LENGTH_MISMATCH",
+                                     index=min(got, n))
+        if n and spec.finite and isinstance(column, np.ndarray):
+            bad = ~np.isfinite(column).reshape(n, -1).all(axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ProviderInputError(name, f"row {i} holds NaN or infinity", code="NOT_FINITE", index=i)
+        if n and spec.class_ids and isinstance(column, np.ndarray):
+            bad = (column >= num_classes).reshape(n, -1).any(axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ProviderInputError(name, f"row {i} holds a class id outside 0..{num_classes - 1}",
+                                         code="CLASS_OUT_OF_RANGE", index=i)
 
 
 class ProviderFactory(ABC):
@@ -71,8 +118,15 @@ class ProviderFactory(ABC):
     name: str = ""
     #: one line for ``--help``
     summary: str = ""
-    #: the :class:`RequestInputs` fields :meth:`bind` uses (empty: the provider takes none)
-    request_inputs: frozenset[str] = frozenset()
+    #: the tests the provider answers, each with its parameters' model
+    tests: tuple[FeatureTestDecl, ...] = ()
+    #: the per-request input columns :meth:`bind` reads (empty: the provider takes none)
+    inputs: tuple[InputColumn, ...] = ()
+
+    @property
+    def declaration(self) -> ProviderDeclaration:
+        """What the provider accepts, as the compiler and the server check it."""
+        return ProviderDeclaration(self.name, self.summary, tuple(self.tests), tuple(self.inputs))
 
     @property
     def config_option(self) -> str:
@@ -100,8 +154,9 @@ class ProviderFactory(ABC):
         return taxonomy.content_hash
 
     def bind(self, provider: FeatureProvider, inputs: RequestInputs) -> FeatureProvider:
-        """``provider`` (from :meth:`build`) answering from one request's per-sample ``inputs``;
-        ProviderInputError for an input it cannot use. Default: the inputs are not used."""
+        """``provider`` (from :meth:`build`) answering from one request's per-sample ``inputs``
+        (declared columns only, already checked by :func:`check_inputs`); ProviderInputError for an
+        input it cannot use (e.g. a width this provider's model does not have). Default: unused."""
         return provider
 
     def add_commands(self, subcommands: argparse._SubParsersAction[Any]) -> None:

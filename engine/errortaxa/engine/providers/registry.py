@@ -19,8 +19,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider, ProviderDeclaration
 from errortaxa.engine.providers.factory import ProviderConfigError, ProviderFactory, ProviderUnavailable
-from errortaxa.engine.providers.feature import FeatureProvider
 
 GROUP = "errortaxa.providers"
 
@@ -71,6 +71,11 @@ def factories() -> list[ProviderFactory]:
 def names() -> list[str]:
     """The provider names of :func:`factories`."""
     return [f.name for f in factories()]
+
+
+def declarations() -> dict[str, ProviderDeclaration]:
+    """What each installed provider accepts, by name (what the compiler checks ``feature:`` against)."""
+    return {f.name: f.declaration for f in factories()}
 
 
 def get(name: str) -> ProviderFactory:

@@ -82,6 +82,12 @@ class Decisions:
     def __len__(self) -> int:
         return len(self.batch)
 
+    def __repr__(self) -> str:
+        """The taxonomy (name, version, hash) and the shape, never the arrays or the taxonomy's matrices."""
+        t = self.taxonomy
+        return (f"Decisions(taxonomy={t.name!r}, version={t.version!r}, content_hash={t.content_hash!r}, "
+                f"samples={len(self)}, axes={list(self.axes)})")
+
     @classmethod
     def concatenate(cls, parts: list[Decisions], batch: SampleBatch) -> Decisions:
         """Decisions of consecutive slices of ``batch`` as one (reason codes are remapped)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from errortaxa.engine.compile.compiler import ENGINE_VERSION, CompiledTaxonomy
+from errortaxa.engine.compile.compiler import CompiledTaxonomy
 from errortaxa.engine.results.accuracy import class_mean_accuracy, class_sets, group_masks, value_masks
 from errortaxa.engine.results.decisions import Decisions
+from errortaxa.engine.version import ENGINE_VERSION
 
 
 def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int = 0) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.predicates.base import Context, Outcome
-from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.results.decisions import AxisDecisions, Decisions, bitset_width
 from errortaxa.engine.samples import SampleBatch
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider, FeatureResult
 from errortaxa.engine.predicates.base import Node, Outcome
-from errortaxa.engine.providers import FeatureProvider, FeatureResult
 from errortaxa.engine.results.decisions import Decisions
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
@@ -33,6 +33,14 @@ class Explanation:
 
     traces: list[RuleTrace]
     decisions: Decisions
+
+    def __repr__(self) -> str:
+        """The taxonomy (name, version, hash), the decision and the number of traces."""
+        t = self.decisions.taxonomy
+        decided = {name: axis.values[v] if (v := int(axis.value[0])) >= 0 else None
+                   for name, axis in self.decisions.axes.items()}
+        return (f"Explanation(taxonomy={t.name!r}, version={t.version!r}, content_hash={t.content_hash!r}, "
+                f"decision={decided}, traces={len(self.traces)})")
 
     def record(self) -> dict[str, Any]:
         """The sample's output record."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy, default_compiled
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
 

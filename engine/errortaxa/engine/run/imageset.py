@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
-from errortaxa.engine.providers import FeatureProvider
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.results.decisions import AxisDecisions, Decisions, bitset_width, reason_remap
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch

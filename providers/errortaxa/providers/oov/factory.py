@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
+from errortaxa.engine.features import FeatureProvider
 from errortaxa.engine.knowledge.wordnet import WordNet
-from errortaxa.engine.providers import FeatureProvider
 from errortaxa.engine.providers.factory import ProviderFactory, ProviderUnavailable, RequestInputs
 from errortaxa.providers.oov.config import OOVConfig, read_config_file
+from errortaxa.providers.oov.declaration import INPUTS, TESTS
 from errortaxa.providers.oov.errors import OOVConfigError, OOVError
 from errortaxa.providers.oov.extra import missing
 
@@ -24,7 +25,8 @@ class OOVFactory(ProviderFactory):
 
     name = "oov"
     summary = "open-world (CLIP) out-of-vocabulary test fine_grained_oov (docs/OOV.md)"
-    request_inputs = frozenset({"embeddings", "knn_classes", "image_bytes"})
+    tests = TESTS
+    inputs = INPUTS
 
     def unavailable(self) -> str | None:
         return missing()

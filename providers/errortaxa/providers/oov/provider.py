@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from errortaxa.engine.providers import FeatureResult
+from errortaxa.engine.features import FeatureResult
 from errortaxa.providers.oov.config import OOVConfig
+from errortaxa.providers.oov.declaration import TEST_NAME, FineGrainedOOVParams
 from errortaxa.providers.oov.embed import ImageEmbedder, set_deterministic
 from errortaxa.providers.oov.errors import TrainIndexError
 from errortaxa.providers.oov.images import ImageInput, ImageResolver
@@ -29,11 +30,7 @@ from errortaxa.providers.oov.model import ClipEncoder
 from errortaxa.providers.oov.proposals import ProposalGenerator
 from errortaxa.providers.oov.scoring import top_indices, zero_shot
 from errortaxa.providers.oov.text import TextEmbeddings
-
-TEST_NAME = "fine_grained_oov"
-KNOWN_PARAMS = frozenset({"knn_k", "k", "top", "gate"})
-"""``knn_k`` (alias ``k``): neighbours of the kNN gate; ``top``: proposals in the evidence; ``gate: false``
-skips the kNN gate (every row with an embedding is scored)."""
+from pydantic import ValidationError
 
 
 @dataclass
@@ -229,14 +226,14 @@ class OOVProvider:
         if test != TEST_NAME:
             raise ValueError(f"the oov provider has no test {test!r} (it has: {', '.join(self.tests)})")
         sh = self._shared
-        params = dict(params or {})
-        unknown = set(params) - KNOWN_PARAMS
-        if unknown:
-            raise ValueError(
-                f"unknown parameters of oov/{TEST_NAME}: {sorted(unknown)} (known: {sorted(KNOWN_PARAMS)})")
-        k = int(params.get("knn_k", params.get("k", sh.config.k)))
-        top = int(params.get("top", sh.config.top))
-        use_gate = bool(params.get("gate", True))
+        try:
+            p = FineGrainedOOVParams.model_validate(dict(params or {}))
+        except ValidationError as exc:  # the compiler checks params against the declaration first
+            wrong = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"invalid parameters of oov/{TEST_NAME}: {wrong}") from None
+        k = p.knn_k or p.k or sh.config.k
+        top = p.top or sh.config.top
+        use_gate = p.gate
         rows = np.asarray(rows, dtype=np.int64)
         m = int(rows.shape[0])
         holds = np.zeros(m, dtype=bool)

@@ -1,5 +1,6 @@
-"""The OOV provider bound to one request's per-sample inputs (gRPC): embeddings, kNN classes and
-image bytes, looked at only for the rows that reach the OOV rule. No torch here."""
+"""The OOV provider bound to one request's per-sample inputs (gRPC; declared in
+:mod:`errortaxa.providers.oov.declaration`): embeddings, kNN classes and image bytes, looked at only
+for the rows that reach the OOV rule. No torch here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from errortaxa.engine.providers import FeatureResult
+from errortaxa.engine.features import FeatureResult
 from errortaxa.engine.providers.factory import ProviderInputError, RequestInputs
 from errortaxa.engine.samples import SampleBatch
 
@@ -29,7 +30,7 @@ class OovColumns:
         (the model's)."""
         n = inputs.samples
         none = np.zeros(n, bool)
-        emb, knn, data = inputs.embeddings, inputs.knn_classes, inputs.image_bytes
+        emb, knn, data = inputs.get("embeddings"), inputs.get("knn_classes"), inputs.get("image_bytes")
         if emb is not None and emb.shape[1] != dim:
             raise ProviderInputError("embeddings", f"has {emb.shape[1]} columns; this server's OOV model embeds "
                                      f"images in {dim} dimensions", code="EMBEDDING_DIM")
@@ -71,7 +72,7 @@ class BoundOOV:
     def evaluate(self, test: str, params: Mapping[str, Any], batch: SampleBatch, rows: np.ndarray
                  ) -> FeatureResult:
         c = self._columns
-        emb, knn_classes, data = c.inputs.embeddings, c.inputs.knn_classes, c.inputs.image_bytes
+        emb, knn_classes, data = (c.inputs.get(name) for name in ("embeddings", "knn_classes", "image_bytes"))
         rows = np.asarray(rows, dtype=np.int64)
         keys, names = c.keys(batch.images, rows)
         embeddings: dict[str, np.ndarray] = {}

@@ -1,4 +1,5 @@
-"""The one small interface behind which sample-level features live (OOV, ...).
+"""The one small interface behind which sample-level features live (OOV, ...); what a provider
+accepts is declared in :mod:`errortaxa.engine.features.declarations`.
 
 Class-pair features (WordNet relations, co-occurrence, class mappings) are resolved when a
 taxonomy is compiled; features that depend on the image itself come from a FeatureProvider,
