@@ -169,8 +169,8 @@ class DatasetRegistry:
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"dataset '{name}' exists (set replace)",
                                field="name", reason="DATASET_EXISTS")
         found = self.inside_data_dirs(path)
-        content_hash = file_hash(found)
         dataset = load_dataset(name, str(found))
+        content_hash = file_hash(found)
         record = DatasetRecord(dataset.source, content_hash)
         with self._lock:
             try:

@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from errortaxa.engine.errors import FailedPrecondition
+from errortaxa.engine.errors import FailedPrecondition, Unavailable
 from errortaxa.engine.outputs import fsync_dir, write_bytes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -140,11 +140,11 @@ class StoreError(FailedPrecondition):
     """The store cannot be used at all (not a folder, unreadable, locked by another server)."""
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Unavailable):
     """The store cannot be reached now (the database is down); the message says why."""
 
 
-class ActiveVersion(Exception):
+class ActiveVersion(FailedPrecondition):
     """The version is the active one, which cannot be deleted."""
 
 
