@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # the protobuf / gRPC generator lives apart (scripts/gen_protos.py says why)
 CODEGEN ?= .venv-codegen
 
-.PHONY: install codegen demo test test-matrix lint bench reliability clean
+.PHONY: install codegen demo test test-matrix lint bench reliability reliability-replicas test-postgres clean
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py clients/python/pyproject.toml tests/providers/echo_provider/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch,explore,factors]' \
+	$(PY) -m pip install -q -e clients/python -e '.[dev,serve,remote,study,oov,ray,parquet,torch,explore,factors,postgres]' \
 		-e tests/providers/echo_provider
 	touch $@
 
@@ -45,6 +45,18 @@ test: lint
 # minutes: long fuzz, load under hot reload, kill -9, SIGTERM under load, streams, damaged stores
 reliability: install
 	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability
+
+# minutes: three replicas on a PostgreSQL store under load (propagation figures, kill -9, the database
+# stopped); PostgreSQL is started by the tests (tests/pg.py)
+reliability-replicas: install
+	$(PY) -m pytest -p no:cacheprovider -m reliability tests/reliability/test_rel_replicas.py
+
+# the service suite with every server it starts on a PostgreSQL store (tests/pg.py starts one); the
+# store tests run against both stores in `make test` already
+test-postgres: install
+	ERRORTAXA_TEST_STORE=postgresql $(PY) -m pytest -p no:cacheprovider tests/test_service.py \
+		tests/test_service_admission.py tests/test_service_conventions.py tests/test_service_limits.py \
+		tests/test_service_small.py
 
 # the client with the oldest supported and other grpcio / protobuf releases, each in its own venv
 test-matrix: install

@@ -1,4 +1,5 @@
-"""Shared fixtures: one small local Ray instance for every Ray test of the session."""
+"""Shared fixtures: one small local Ray instance for every Ray test of the session; one real
+PostgreSQL for the session (tests/pg.py), a fresh database per test."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg import PostgresServer, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,20 @@ def shared_data() -> Path:
     if not (path / "imagenet2012_multilabel_validation.csv").is_file():
         pytest.skip(f"the shared data directory is absent ({path})")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session (skipped, with the reason, where it cannot be had)."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL: {reason}")
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture()
+def pg_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database of the session's PostgreSQL."""
+    return postgres.new_database()

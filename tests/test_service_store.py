@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from errortaxa.client import Client, ErrorTaxaError, Unavailable
 from errortaxa.server.app import check_store
-from errortaxa.server.store import TaxonomyStore
+from errortaxa.server.store import DatasetRecord, TaxonomyStore
 from test_service import ROOT, ServerProcess, address, small_batch, start, variant_yaml
 
 VERSIONS = "taxonomies/peychev2023"
@@ -225,7 +225,7 @@ def test_the_intent_is_recorded_before_the_change(tmp_path: Path) -> None:
     seen: list[list[str]] = []
     with store.change("register_dataset", "ops", dataset="d", path="/x", size=1) as change_id:
         seen.append([r["phase"] for r in store.audit_records()])
-        store.set_dataset("d", "/x")
+        store.set_dataset("d", DatasetRecord("/x"))
     with pytest.raises(OSError), store.change("register_dataset", "ops", dataset="e", path="/y", size=1):
         raise OSError("disk full")
     records = store.audit_records()

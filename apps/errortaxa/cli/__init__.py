@@ -21,6 +21,7 @@ from errortaxa.cli.commands import (
     cmd_rules_test,
     cmd_rules_validate,
     cmd_store_check,
+    cmd_store_migrate,
 )
 from errortaxa.cli.common import COLUMNS_HELP, TAXONOMY_HELP, add_limit_option, configure_limits
 from errortaxa.cli.errors import user_errors
@@ -102,8 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = store.add_subparsers(dest="store_command", required=True)
     p = ssub.add_parser("check", help="report damaged or foreign files and unfinished changes (changes nothing); "
                                       "exit 1 when there are any")
-    p.add_argument("dir", help="the store directory (the server's --store)")
+    p.add_argument("dir", help="the store (the server's --store): a directory or a postgresql:// URL")
     p.set_defaults(func=cmd_store_check, extra="serve")
+    p = ssub.add_parser("migrate", help="copy a file store into a PostgreSQL store (versions, activation history, "
+                                        "audit log, datasets), verifying content hashes; running it again copies "
+                                        "nothing")
+    p.add_argument("source", metavar="FROM", help="the file store directory")
+    p.add_argument("target", metavar="TO", help="the PostgreSQL store: postgresql://USER@HOST[:PORT]/DB")
+    p.set_defaults(func=cmd_store_migrate, extra="serve")
 
     for factory in registry.factories():
         factory.add_commands(sub)

@@ -212,13 +212,38 @@ def cmd_rules_schema(args: argparse.Namespace) -> int:
 def cmd_store_check(args: argparse.Namespace) -> int:
     """One line per finding on stdout, a summary on stderr; 0 clean, 1 findings."""
     from errortaxa.server.app import check_store
+    from errortaxa.server.config import is_database_url
+    from errortaxa.server.pgstore import redacted
     from errortaxa.server.store import StoreError
 
+    url = is_database_url(args.dir)
     try:
-        findings, serves = check_store(Path(args.dir))
+        findings, serves = check_store(args.dir if url else Path(args.dir))
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     for finding in findings:
         print(finding.line())
-    print(f"{args.dir}: {len(findings)} finding(s); the server would serve {serves}", file=sys.stderr)
+    shown = redacted(args.dir) if url else args.dir
+    print(f"{shown}: {len(findings)} finding(s); the server would serve {serves}", file=sys.stderr)
     return 1 if findings else 0
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    """Copy a file store into PostgreSQL; a summary on stderr."""
+    from errortaxa.server.config import is_database_url
+    from errortaxa.server.migrate import migrate
+    from errortaxa.server.pgstore import redacted
+    from errortaxa.server.store import StoreError
+
+    if not is_database_url(args.target):
+        raise UsageError(f"TO: expected a postgresql:// URL, got {args.target!r}")
+    if not Path(args.source).is_dir():
+        raise UsageError(f"FROM: {args.source}: not a folder")
+    try:
+        copied = migrate(Path(args.source), args.target)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{args.source} -> {redacted(args.target)}: copied {copied['versions']} version(s), "
+          f"{copied['activations']} activation(s), {copied['audit']} audit record(s), {copied['datasets']} "
+          "dataset(s)", file=sys.stderr)
+    return 0

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,10 +27,12 @@ from errortaxa.server.errors import ServiceError
 from errortaxa.server.interceptor import CallInterceptor
 from errortaxa.server.logs import setup_logging
 from errortaxa.server.metrics import Metrics, MetricsHTTPServer
+from errortaxa.server.pgstore import PostgresStore
+from errortaxa.server.propagation import StoreWatcher
 from errortaxa.server.providers import ServerProviders
 from errortaxa.server.reflection import enable_reflection
 from errortaxa.server.service import Service
-from errortaxa.server.store import Finding, TaxonomyStore
+from errortaxa.server.store import Finding, Store, StoreError, TaxonomyStore
 from errortaxa.server.taxonomies import TaxonomyRegistry
 from errortaxa.v1 import service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -50,7 +53,9 @@ class RunningServer:
     registry: TaxonomyRegistry
     metrics: Metrics
     admission: Admission
+    store: Store
     metrics_http: MetricsHTTPServer | None = None
+    watcher: StoreWatcher | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -91,6 +96,9 @@ class RunningServer:
         self.server.stop(max(grace - (time.monotonic() - begun), 0.0)).wait()
         if self.metrics_http is not None:
             self.metrics_http.close()
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.store.close()  # the file store's lock released
         self._stopped.set()
         log.info("stopped")
 
@@ -99,12 +107,29 @@ class RunningServer:
         return self._stopped.wait(timeout)
 
 
+def open_store(config: ServerConfig) -> Store:
+    """The configured store: a PostgreSQL URL (waits up to store_wait_seconds for the database),
+    a directory (locked while serving) or memory. StoreError when it cannot be used."""
+    if isinstance(config.store, str):
+        return PostgresStore(config.store, pool_min=config.store_pool_min, pool_max=config.store_pool_max,
+                             wait_seconds=config.store_wait_seconds, timeout_seconds=config.store_timeout_seconds)
+    return TaxonomyStore(config.store, lock=True)
+
+
 def build_server(config: ServerConfig) -> RunningServer:
     """Load the store and datasets, compile the active taxonomy, bind, start; health SERVING."""
     config.check()
     started = time.perf_counter()
     limits.configure(config.limits)
-    store = TaxonomyStore(config.store)
+    store = open_store(config)
+    try:
+        return _build(config, store, started)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _build(config: ServerConfig, store: Store, started: float) -> RunningServer:
     providers = ServerProviders(config.provider_configs)
     registry = TaxonomyRegistry(store, default_taxonomy=config.default_taxonomy, providers=providers.build,
                                 declarations=providers.declarations)
@@ -112,7 +137,11 @@ def build_server(config: ServerConfig) -> RunningServer:
         datasets = DatasetRegistry(store, config.datasets, config.data_dirs)
     except ServiceError as exc:
         raise ConfigError(f"dataset: {exc.message}") from None
+    replica = config.replica or f"{socket.gethostname()}-{os.getpid()}"
     metrics = Metrics()
+    metrics.replica = replica
+    metrics.store = store.description
+    metrics.dataset_problems = datasets.problems
     for finding in store.findings:  # the files of the store checked at opening, the active version chosen
         log.warning("store finding", extra={"path": finding.path, "problem": finding.problem,
                                                         "action": finding.action})
@@ -123,6 +152,10 @@ def build_server(config: ServerConfig) -> RunningServer:
         return entry.name, entry.version, entry.compiled.content_hash
 
     metrics.active = active
+    watcher = None
+    if isinstance(store, PostgresStore):
+        metrics.store_connected = store.connected.is_set
+        watcher = StoreWatcher(store, registry, datasets, poll_seconds=config.store_poll_seconds)
     max_bytes = config.max_message_mb * 1024 * 1024
     admission = Admission(concurrency=config.concurrency, max_calls=config.max_concurrent_rpcs,
                           max_streams=config.max_streams, max_streams_per_client=config.max_streams_per_client,
@@ -138,7 +171,8 @@ def build_server(config: ServerConfig) -> RunningServer:
         ],
         maximum_concurrent_rpcs=4 * admission.threads,  # an outer guard; Admission refuses first
     )
-    service_pb2_grpc.add_ErrorTaxaServicer_to_server(Service(config, registry, datasets, metrics, providers), server)
+    service_pb2_grpc.add_ErrorTaxaServicer_to_server(
+        Service(config, registry, datasets, metrics, providers, replica=replica), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
@@ -154,25 +188,35 @@ def build_server(config: ServerConfig) -> RunningServer:
     metrics_http = MetricsHTTPServer(metrics, config.metrics_host, config.metrics_port) \
         if config.metrics_port is not None else None
     server.start()
+    if watcher is not None:
+        watcher.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, metrics_http)
+    running = RunningServer(config, server, port, health_servicer, registry, metrics, admission, store,
+                            metrics_http, watcher)
     # the bound port is always told, whatever the log level (--port 0 needs it)
     log.log(max(logging.INFO, log.getEffectiveLevel()), "serving", extra={
         "address": running.address, "port": port, "tls": config.tls, "auth": config.auth_enabled,
-        "store": str(config.store) if config.store else None, "taxonomy": registry.active.name,
+        "store": store.description if config.store else None, "replica": replica, "taxonomy": registry.active.name,
         "version": registry.active.version, "datasets": [d.name for d in datasets.all()],
         "metrics_port": running.metrics_port, "startup_seconds": round(time.perf_counter() - started, 3)})
     return running
 
 
-def check_store(path: Path) -> tuple[list[Finding], str]:
-    """What start-up would find wrong in the store at ``path`` (files, unfinished changes, activated
-    versions passed over, registered datasets that do not load) and the version it would serve
-    (with the built-in default taxonomy); nothing is changed."""
-    store = TaxonomyStore(path, repair=False)
-    registry = TaxonomyRegistry(store)
-    DatasetRegistry(store, {})
+def check_store(location: Path | str) -> tuple[list[Finding], str]:
+    """What start-up would find wrong in the store at ``location`` (a directory: files, unfinished
+    changes; any store: activated versions passed over, registered datasets that do not load here)
+    and the version it would serve (with the built-in default taxonomy); nothing is changed."""
+    store: Store
+    if isinstance(location, str):
+        store = PostgresStore(location, wait_seconds=5.0, read_only=True)
+    else:
+        store = TaxonomyStore(location, repair=False)
+    try:
+        registry = TaxonomyRegistry(store)
+        DatasetRegistry(store, {})
+    finally:
+        store.close()
     active = registry.active
     return store.findings, f"{active.name}@{active.version}" + (" (built in)" if active.builtin else "")
 
@@ -195,6 +239,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"errortaxa serve: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"errortaxa serve: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         log.exception("cannot start")
         print(f"errortaxa serve: cannot start: {exc}", file=sys.stderr)

@@ -42,7 +42,13 @@ class ServerConfig:
     max_streams: int = 16  # ClassifyStreams open, all clients
     max_streams_per_client: int = 4  # ClassifyStreams open per token (tokens configured) or connection
     stream_idle_seconds: float = 60.0  # a stream that sends nothing this long is closed (DEADLINE_EXCEEDED)
-    store: Path | None = None  # taxonomy store directory (None: in memory only)
+    store: Path | str | None = None  # store directory, or a postgresql:// URL (str); None: in memory only
+    store_poll_seconds: float = 5.0  # PostgreSQL store: also look for changes this often (besides LISTEN)
+    store_wait_seconds: float = 30.0  # PostgreSQL store: at start, wait this long for the database, then exit
+    store_timeout_seconds: float = 5.0  # PostgreSQL store: an admin call waits this long for the database
+    store_pool_min: int = 1  # PostgreSQL store: connections kept open
+    store_pool_max: int = 4  # PostgreSQL store: at most this many connections
+    replica: str = ""  # this server's name in trailing metadata, metrics and logs (default host-pid)
     default_taxonomy: str | None = None  # built-in name or YAML path served when nothing was activated
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> label file
     data_dirs: tuple[Path, ...] = ()  # RegisterDataset reads label files only under these
@@ -80,7 +86,8 @@ class ServerConfig:
         for key, value in (("port", self.port), ("max_message_mb", self.max_message_mb),
                            ("max_batch", self.max_batch), ("concurrency", self.concurrency),
                            ("max_concurrent_rpcs", self.max_concurrent_rpcs), ("max_streams", self.max_streams),
-                           ("max_streams_per_client", self.max_streams_per_client)):
+                           ("max_streams_per_client", self.max_streams_per_client),
+                           ("store_pool_min", self.store_pool_min), ("store_pool_max", self.store_pool_max)):
             if value < (0 if key == "port" else 1):
                 raise ConfigError(f"{key} must be {'>= 0' if key == 'port' else 'positive'}, got {value}")
         try:
@@ -95,8 +102,11 @@ class ServerConfig:
                 if token in seen:
                     raise ConfigError(f"token '{name}' has the same value as token '{seen[token]}'")
                 seen[token] = name
-        if not self.stream_idle_seconds > 0:
-            raise ConfigError(f"stream_idle_seconds must be positive, got {self.stream_idle_seconds}")
+        if isinstance(self.store, str) and not is_database_url(self.store):
+            raise ConfigError("store must be a directory or a postgresql:// URL")
+        for key in ("stream_idle_seconds", "store_poll_seconds", "store_wait_seconds", "store_timeout_seconds"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format must be json or text, got {self.log_format!r}")
         return self
@@ -105,9 +115,15 @@ class ServerConfig:
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
 _PATHS = {"tls_cert", "tls_key", "store"}
 _INTS = {"port", "max_message_mb", "max_batch", "concurrency", "max_concurrent_rpcs", "metrics_port",
-         "max_streams", "max_streams_per_client"}
+         "max_streams", "max_streams_per_client", "store_pool_min", "store_pool_max"}
 _LIMITS = {f"taxonomy_{name}": name for name in limits.NAMES}  # read as the CLI's --limit NAME=VALUE
-_FLOATS = {"drain_seconds", "grace_seconds", "stream_idle_seconds"}
+_FLOATS = {"drain_seconds", "grace_seconds", "stream_idle_seconds", "store_poll_seconds", "store_wait_seconds",
+           "store_timeout_seconds"}
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")  # a store given as one of these is a database
+
+
+def is_database_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(DATABASE_URL_SCHEMES)
 _BOOLS = {"public_health", "reflection"}
 _MAPS = {"read_tokens", "admin_tokens", "datasets"}
 _PATH_LISTS = {"data_dirs"}
@@ -118,6 +134,8 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
     try:
         if value is None:
             return None
+        if key == "store" and is_database_url(value):
+            return str(value)
         if key in _PATHS:
             return Path(os.path.expanduser(str(value)))
         if key in _INTS:
@@ -194,7 +212,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             out[key] = _coerce(key, value, f"config file {path}")
     base = path.parent
     for key in _PATHS & out.keys():  # relative paths are relative to the config file
-        if out[key] is not None and not out[key].is_absolute():
+        if isinstance(out[key], Path) and not out[key].is_absolute():
             out[key] = base / out[key]
     for key in _PATH_LISTS & out.keys():
         out[key] = tuple(p if p.is_absolute() else base / p for p in out[key])
@@ -260,7 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ClassifyStreams open at once per token, or per connection without tokens (default 4)")
     p.add_argument("--stream-idle-seconds", type=float,
                    help="close a ClassifyStream that sends no batch this long (default 60)")
-    p.add_argument("--store", type=Path, help="taxonomy store directory (default: in memory, lost at exit)")
+    p.add_argument("--store", help="taxonomy store: a directory (one server), or postgresql://USER@HOST[:PORT]/DB "
+                   "shared by several replicas (password from PGPASSWORD or ~/.pgpass; sslmode=... in the URL); "
+                   "default: in memory, lost at exit")
+    p.add_argument("--store-poll-seconds", type=float,
+                   help="PostgreSQL store: look for changes this often besides LISTEN/NOTIFY (default 5)")
+    p.add_argument("--store-wait-seconds", type=float,
+                   help="PostgreSQL store: wait this long for the database at start, then exit (default 30)")
+    p.add_argument("--store-timeout-seconds", type=float,
+                   help="PostgreSQL store: admin calls wait this long for the database (default 5)")
+    p.add_argument("--store-pool-min", type=int, help="PostgreSQL store: connections kept open (default 1)")
+    p.add_argument("--store-pool-max", type=int, help="PostgreSQL store: most connections (default 4)")
+    p.add_argument("--replica", help="this server's name in trailing metadata, metrics and logs (default HOST-PID)")
     p.add_argument("--default-taxonomy", help="built-in name or YAML file served until one is activated")
     p.add_argument("--dataset", action="append", metavar="NAME=PATH",
                    help="hold a label file (multi-label CSV, ReaL json, target list, JSONL) as NAME")

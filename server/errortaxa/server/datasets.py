@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,16 @@ from errortaxa.engine.errors import ErrorTaxaError
 from errortaxa.engine.inputs import LABELS, LabeledImages, ReadOptions, detect
 from errortaxa.server.convert import check_finite, length_error, matrix
 from errortaxa.server.errors import ServiceError, from_error, invalid, not_found, shown
-from errortaxa.server.store import DATASETS, NAME_PATTERN, Finding, TaxonomyStore
+from errortaxa.server.store import (
+    DATASETS,
+    NAME_PATTERN,
+    DatasetRecord,
+    Finding,
+    Snapshot,
+    Store,
+    StoreUnavailable,
+    file_hash,
+)
 from errortaxa.v1 import samples_pb2, service_pb2
 
 log = logging.getLogger("errortaxa.server")
@@ -68,28 +78,63 @@ def load_dataset(name: str, path: str) -> Dataset:
 
 
 class DatasetRegistry:
-    """Named label sets: from the configuration and from RegisterDataset (remembered in the store)."""
+    """Named label sets: from the configuration and from RegisterDataset (remembered in the store
+    with the label file's path and content hash). Each server loads a registered dataset from its
+    own file and checks the hash: one whose copy is missing or differs is not served here
+    (FAILED_PRECONDITION naming it, ``problems``, a log line), the others are."""
 
-    def __init__(self, store: TaxonomyStore, configured: dict[str, str], data_dirs: tuple[Path, ...] = ()) -> None:
+    def __init__(self, store: Store, configured: dict[str, str], data_dirs: tuple[Path, ...] = ()) -> None:
         self.store = store
         self.data_dirs = tuple(d.resolve() for d in data_dirs)
-        self._lock = threading.Lock()
+        self.configured = set(configured)
+        self._lock = threading.RLock()
         self._datasets: dict[str, Dataset] = {}
-        stored = {name: path for name, path in store.datasets().items() if name not in configured}
-        for name, path in {**stored, **configured}.items():
-            try:
-                self._datasets[name] = load_dataset(name, path)
-            except ServiceError as exc:
-                if name in configured:
-                    raise
-                store.findings.append(Finding(DATASETS, f"the registered dataset {shown(name)} cannot be loaded "
-                                                        f"({exc.message})", "not served"))
-                continue
+        self._records: dict[str, DatasetRecord] = {}
+        self.problems: dict[str, str] = {}  # registered dataset -> why this server does not serve it
+        for name, path in configured.items():
+            self._datasets[name] = load_dataset(name, path)
             log.info("dataset loaded", extra={"dataset": name, "path": path, "size": len(self._datasets[name].labels)})
+        for name, problem in self._apply(store.datasets()).items():
+            store.findings.append(Finding(DATASETS, f"the registered dataset {shown(name)} {problem}", "not served"))
+
+    def follow(self, take: Callable[[], Snapshot]) -> None:
+        """Follow the store's registered datasets (its snapshot taken with registrations made here
+        held back, so that it is not older than them)."""
+        with self._lock:
+            self._apply(take().datasets)
+
+    def _apply(self, records: dict[str, DatasetRecord]) -> dict[str, str]:
+        """Load the registered datasets new or changed (checking their content hash); the problems
+        of those newly not served here."""
+        found: dict[str, str] = {}
+        for name, record in sorted(records.items()):
+            if name in self.configured or self._records.get(name) == record:
+                continue
+            try:
+                dataset = _load_checked(name, record)
+            except ServiceError as exc:
+                found[name] = exc.message
+                log.error("dataset not served", extra={"dataset": name, "path": record.path, "problem": exc.message})
+                with self._lock:
+                    self._records[name] = record
+                    self._datasets.pop(name, None)
+                    self.problems[name] = exc.message
+                continue
+            with self._lock:
+                self._records[name] = record
+                self._datasets[name] = dataset
+                self.problems.pop(name, None)
+            log.info("dataset loaded", extra={"dataset": name, "path": record.path, "size": len(dataset.labels)})
+        return found
 
     def get(self, name: str) -> Dataset:
         dataset = self._datasets.get(name)
         if dataset is None:
+            problem = self.problems.get(name)
+            if problem is not None:
+                raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                                   f"dataset {shown(name)} is not served by this server: {problem}",
+                                   field="dataset.dataset", reason="DATASET_UNAVAILABLE")
             raise not_found(f"no dataset named {shown(name)}", field="dataset.dataset")
         return dataset
 
@@ -123,12 +168,39 @@ class DatasetRegistry:
         if name in self._datasets and not replace:
             raise ServiceError(grpc.StatusCode.ALREADY_EXISTS, f"dataset '{name}' exists (set replace)",
                                field="name", reason="DATASET_EXISTS")
-        dataset = load_dataset(name, str(self.inside_data_dirs(path)))
-        with self._lock, self.store.change("register_dataset", who, dataset=name, path=dataset.source,
-                                           size=len(dataset.labels)):
-            self.store.set_dataset(name, dataset.source)
+        found = self.inside_data_dirs(path)
+        dataset = load_dataset(name, str(found))
+        content_hash = file_hash(found)
+        record = DatasetRecord(dataset.source, content_hash)
+        with self._lock:
+            try:
+                self.store.register_dataset(name, record, len(dataset.labels), who)
+            except StoreUnavailable as exc:
+                raise ServiceError(grpc.StatusCode.UNAVAILABLE, str(exc), reason="STORE_UNAVAILABLE") from None
             self._datasets[name] = dataset
+            self._records[name] = record
+            self.problems.pop(name, None)
         return dataset
+
+
+def _load_checked(name: str, record: DatasetRecord) -> Dataset:
+    """A registered dataset from this server's copy of its label file, which must have the
+    registered content hash (FAILED_PRECONDITION when it differs)."""
+    if record.content_hash and _is_file(Path(record.path)):
+        try:
+            found = file_hash(record.path)
+        except OSError as exc:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, f"{shown(record.path)} cannot be read "
+                               f"({exc.strerror or exc})", field="path", reason="DATASET_UNAVAILABLE") from None
+        if found != record.content_hash:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f"{shown(record.path)} differs from the registered file (content hash {found}, "
+                               f"registered {record.content_hash})", field="path", reason="DATASET_CHANGED")
+    try:
+        return load_dataset(name, record.path)
+    except ServiceError as exc:
+        raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, f"cannot be loaded ({exc.message})", field="path",
+                           reason="DATASET_UNAVAILABLE") from None
 
 
 def predictions_batch(dataset: Dataset, msg: samples_pb2.DatasetPredictions, field: str = "dataset"

@@ -88,7 +88,8 @@ class ServiceError(ErrorTaxaError):
         if len(blob) > MAX_DETAILS:
             detail = service_pb2.ErrorDetail(reason=self.detail.reason)
             blob = encode_status(self.status_code.value[0], self.message[:200], detail)
-        context.set_trailing_metadata(((STATUS_DETAILS_KEY, blob),))
+        kept = tuple(item for item in (context.trailing_metadata() or ()) if item[0] != STATUS_DETAILS_KEY)
+        context.set_trailing_metadata((*kept, (STATUS_DETAILS_KEY, blob)))
         context.abort(self.status_code, self.message)
         raise AssertionError("unreachable")  # context.abort raises
 

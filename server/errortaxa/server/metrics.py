@@ -36,8 +36,10 @@ class Metrics:
     grpc_server_handling_seconds histogram, per grpc_service, grpc_method and grpc_type;
     errortaxa_samples_total{grpc_method}, errortaxa_undeclared_calls_total (per method, refused),
     errortaxa_in_flight, errortaxa_taxonomy_changes_total{action},
-    errortaxa_active_taxonomy_info{name,version,content_hash}, errortaxa_store_findings{path,problem,action}
-    (what start-up found wrong in the store and did about it); process_* from /proc."""
+    errortaxa_active_taxonomy_info{name,version,content_hash,replica}, errortaxa_store_findings{path,problem,action}
+    (what start-up found wrong in the store and did about it), errortaxa_store_connected{replica,store} (1 or 0;
+    a shared store only), errortaxa_dataset_unavailable{replica,dataset,problem} (a registered dataset this
+    server does not serve); process_* from /proc."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -51,6 +53,10 @@ class Metrics:
         self.active: Callable[[], tuple[str, str, str]] | None = None
         self.store_findings: list[tuple[str, str, str]] = []  # (path, problem, action)
         self.undeclared: dict[Call, int] = defaultdict(int)
+        self.replica = ""
+        self.store = ""
+        self.store_connected: Callable[[], bool] | None = None
+        self.dataset_problems: dict[str, str] = {}  # registered dataset -> why it is not served here
 
     def started(self, call: Call) -> None:
         with self._lock:
@@ -123,9 +129,20 @@ class Metrics:
                       f"errortaxa_in_flight {self.in_flight}"]
         if self.active is not None:
             name, version, content_hash = self.active()
-            labels = _labels(name=name, version=version, content_hash=content_hash)
+            labels = _labels(name=name, version=version, content_hash=content_hash,
+                             **({"replica": self.replica} if self.replica else {}))
             lines += ["# HELP errortaxa_active_taxonomy_info The active taxonomy version.",
                       "# TYPE errortaxa_active_taxonomy_info gauge", f"errortaxa_active_taxonomy_info{labels} 1"]
+        if self.store_connected is not None:
+            labels = _labels(replica=self.replica, store=self.store)
+            lines += ["# HELP errortaxa_store_connected Whether the shared store can be reached (1) or not (0).",
+                      "# TYPE errortaxa_store_connected gauge",
+                      f"errortaxa_store_connected{labels} {int(self.store_connected())}"]
+        lines += ["# HELP errortaxa_dataset_unavailable Registered datasets this server does not serve "
+                  "(its copy of the label file is missing or differs).", "# TYPE errortaxa_dataset_unavailable gauge"]
+        for dataset, problem in sorted(self.dataset_problems.items()):
+            labels = _labels(replica=self.replica, dataset=dataset, problem=problem[:200])
+            lines.append(f"errortaxa_dataset_unavailable{labels} 1")
         lines += process_lines()
         return "\n".join(lines) + "\n"
 

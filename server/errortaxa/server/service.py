@@ -25,6 +25,7 @@ from errortaxa.v1 import service_pb2, service_pb2_grpc, taxonomy_pb2
 
 log = logging.getLogger("errortaxa.server")
 RESERVED_LOG_KEYS = STANDARD_KEYS | {"action"}
+REPLICA_KEY = "errortaxa-replica"  # trailing metadata: the server (replica) that answered
 audit_log = logging.getLogger("errortaxa.audit")
 
 R = TypeVar("R")
@@ -36,6 +37,7 @@ def handled(method: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(method)
     def wrapper(self: Service, request: Any, context: grpc.ServicerContext) -> R:
+        context.set_trailing_metadata(self.trailing)
         try:
             return method(self, request, context)
         except ServiceError as exc:
@@ -56,7 +58,8 @@ def _ref(msg: Any) -> taxonomy_pb2.TaxonomyRef | None:
 
 class Service(service_pb2_grpc.ErrorTaxaServicer):
     def __init__(self, config: ServerConfig, registry: TaxonomyRegistry, datasets: DatasetRegistry,
-                 metrics: Metrics, providers: ServerProviders) -> None:
+                 metrics: Metrics, providers: ServerProviders, *, replica: str = "") -> None:
+        self.trailing = ((REPLICA_KEY, replica),) if replica else ()  # every answer names the replica
         self.config = config
         self.providers = providers
         self.registry = registry
@@ -125,6 +128,7 @@ class Service(service_pb2_grpc.ErrorTaxaServicer):
                        context: grpc.ServicerContext) -> Iterator[service_pb2.ClassifyResponse]:
         entry: Entry | None = None
         sequence = -1
+        context.set_trailing_metadata(self.trailing)
         try:
             for request in request_iterator:
                 sequence += 1

@@ -6,9 +6,11 @@ Layout of the store directory::
                                         "created_at", "created_by"}
     activations.jsonl                  one line per Activate {"id", "time", "name", "version"}; the last
                                        line whose version is intact is the active one
-    datasets.json                      {"<dataset>": "<label file path>", ...}
+    datasets.json                      {"<dataset>": {"path": "<label file>", "content_hash": "sha256:..."}}
+                                       (an earlier store's "<dataset>": "<label file>" reads with no hash)
     audit.jsonl                        per change an "intent" line before it and a "done" line after it
     quarantine/                        damaged and foreign files moved aside at start-up
+    lock                               held (fcntl.flock, exclusive) by the one server using the store
 
 Files are replaced atomically by errortaxa.engine.outputs (temporary file, fsync, rename, folder
 fsync); the two logs are appended with one write and fsynced. A change (Put, Activate, Delete,
@@ -19,11 +21,17 @@ is moved to ``quarantine/``, a log line that does not parse (a torn last line) i
 there, an intent without its done record is completed from the store's real state (was the change
 applied or not), temporary files of a crash are removed. ``repair=False`` only reports (``errortaxa
 store check``). Without a directory the store lives in memory (lost at exit).
+
+The file store serves one process: a server holds ``lock`` while it runs (released on exit, and by
+the kernel on a crash), and a second server started on the same directory is refused
+(StoreLocked). Several replicas share a PostgreSQL store (errortaxa.server.pgstore) instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -34,14 +42,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from errortaxa.engine.errors import FailedPrecondition
+from errortaxa.engine.errors import FailedPrecondition, Unavailable
 from errortaxa.engine.outputs import fsync_dir, write_bytes
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-TAXONOMIES, ACTIVATIONS, DATASETS, AUDIT, QUARANTINE = (
-    "taxonomies", "activations.jsonl", "datasets.json", "audit.jsonl", "quarantine")
+TAXONOMIES, ACTIVATIONS, DATASETS, AUDIT, QUARANTINE, LOCK = (
+    "taxonomies", "activations.jsonl", "datasets.json", "audit.jsonl", "quarantine", "lock")
 _PARTIAL = re.compile(r"^\..+\.partial$")  # errortaxa.engine.outputs' temporary files
 
 
@@ -71,8 +79,82 @@ class Finding:
         return f"{self.path}: {self.problem}: {self.action}"
 
 
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A registered dataset as stored: its label file and that file's content hash ("" when an
+    earlier store did not keep one)."""
+
+    path: str
+    content_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the replicas of a shared store follow: the activation number and the active version
+    (None: the built-in default), every stored version (name, version, content hash; oldest first),
+    the registered datasets."""
+
+    seq: int
+    active: tuple[str, str] | None
+    versions: tuple[tuple[str, str, str], ...]
+    datasets: dict[str, DatasetRecord]
+
+
+class Store(Protocol):
+    """What the server needs of a store: TaxonomyStore (files, one process) and
+    errortaxa.server.pgstore.PostgresStore (several replicas). Reads and changes raise
+    StoreUnavailable when the store cannot be reached."""
+
+    findings: list[Finding]
+    description: str
+    shared: bool  # several servers use it (PostgreSQL): start-up changes nothing there
+
+    @property
+    def repair(self) -> bool: ...
+
+    def versions(self) -> list[StoredVersion]: ...
+
+    def get(self, name: str, version: str) -> StoredVersion | None: ...
+
+    def activations(self) -> list[tuple[str, str]]: ...
+
+    def active_key(self) -> tuple[int, tuple[str, str] | None]: ...
+
+    def datasets(self) -> dict[str, DatasetRecord]: ...
+
+    def audit_records(self) -> list[dict[str, Any]]: ...
+
+    def put_version(self, stored: StoredVersion, who: str) -> str | None: ...
+
+    def activate_version(self, name: str, version: str, content_hash: str, who: str, *, stored: bool = True,
+                         **what: Any) -> int | None: ...
+
+    def delete_version(self, name: str, version: str, who: str) -> StoredVersion | None: ...
+
+    def register_dataset(self, name: str, record: DatasetRecord, size: int, who: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class StoreError(FailedPrecondition):
-    """The store directory cannot be used at all (not a folder, unreadable)."""
+    """The store cannot be used at all (not a folder, unreadable, locked by another server)."""
+
+
+class StoreUnavailable(Unavailable):
+    """The store cannot be reached now (the database is down); the message says why."""
+
+
+class ActiveVersion(FailedPrecondition):
+    """The version is the active one, which cannot be deleted."""
+
+
+def file_hash(path: str | Path) -> str:
+    """``sha256:<hex>`` of the file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
 
 
 def now() -> str:
@@ -114,14 +196,23 @@ def _activation_record(doc: Any) -> str | None:
     return None
 
 
-def _datasets_document(data: bytes) -> dict[str, str]:
+def _datasets_document(data: bytes) -> dict[str, DatasetRecord]:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON ({exc})") from None
-    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+    if not isinstance(doc, dict):
         raise ValueError("not an object of dataset name -> label file")
-    return doc
+    out: dict[str, DatasetRecord] = {}
+    for name, value in doc.items():
+        if isinstance(value, str):  # an earlier store: the path alone
+            out[name] = DatasetRecord(value)
+        elif isinstance(value, dict) and isinstance(value.get("path"), str) \
+                and isinstance(value.get("content_hash", ""), str):
+            out[name] = DatasetRecord(value["path"], value.get("content_hash", ""))
+        else:
+            raise ValueError("not an object of dataset name -> label file and content hash")
+    return out
 
 
 def _append(path: Path, data: bytes) -> None:
@@ -141,14 +232,18 @@ def _append(path: Path, data: bytes) -> None:
 class TaxonomyStore:
     """Persisted taxonomy versions, the activation log, datasets and the audit log (thread-safe)."""
 
-    def __init__(self, root: Path | None, *, repair: bool = True) -> None:
+    def __init__(self, root: Path | None, *, repair: bool = True, lock: bool = False) -> None:
         self.root = root
         self.repair = repair
+        self.description = f"file store {root}" if root is not None else "in-memory store"
+        self.shared = False
+        self._lock_fd: int | None = None
         self.findings: list[Finding] = []
         self._lock = threading.Lock()
+        self._lock_changes = threading.RLock()  # one change at a time (check, then apply)
         self._memory: dict[tuple[str, str], StoredVersion] = {}
         self._activations: list[tuple[str, str]] = []  # in memory; on disk: read from the log
-        self._datasets: dict[str, str] = {}
+        self._datasets: dict[str, DatasetRecord] = {}
         self._set_aside: set[Path] = set()  # a check's damaged files: read as absent
         self._rebuilt: list[dict[str, Any]] | None = None  # a check's activation log as start-up would rebuild it
         if root is not None:
@@ -156,8 +251,31 @@ class TaxonomyStore:
                 root.mkdir(parents=True, exist_ok=True)
             if not root.is_dir():
                 raise StoreError(f"{root}: not a folder")
+            if lock:
+                self._take_lock(root)
             self._stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             self._open(root)
+
+    def _take_lock(self, root: Path) -> None:
+        """Hold ``root/lock`` exclusively while this store is open (StoreError when another
+        server holds it)."""
+        fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise StoreError(f"{root}: the store is in use by another server (pid {holder or '?'}); the file "
+                             "store serves one process: run several replicas on a PostgreSQL store") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Release the lock (a no-op without one)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- opening: check, quarantine, reconcile ---------------------------------------------------
     def _open(self, root: Path) -> None:
@@ -167,7 +285,7 @@ class TaxonomyStore:
         for entry in sorted(root.iterdir()):
             if entry.name == QUARANTINE and entry.is_dir() and not entry.is_symlink():
                 continue
-            if self._partial(entry):
+            if self._partial(entry) or (entry.name == LOCK and _regular(entry)):
                 continue
             if entry.name == TAXONOMIES and entry.is_dir() and not entry.is_symlink():
                 self._check_taxonomies(entry)
@@ -344,7 +462,8 @@ class TaxonomyStore:
         if action == "activate":
             return any(r.get("id") == intent["id"] for r in self._activation_records())
         if action == "register_dataset":
-            return self.datasets().get(str(intent.get("dataset"))) == intent.get("path")
+            record = self.datasets().get(str(intent.get("dataset")))
+            return record is not None and record.path == intent.get("path")
         return False
 
     # -- versions ----------------------------------------------------------------------------
@@ -428,6 +547,12 @@ class TaxonomyStore:
                 out.append(doc)
         return out
 
+    def activation_log(self) -> list[dict[str, Any]]:
+        """The activation records {"id", "time", "name", "version"}, oldest first."""
+        if self.root is None:
+            return [{"id": str(i), "time": "", "name": n, "version": v} for i, (n, v) in enumerate(self._activations)]
+        return self._activation_records()
+
     def activations(self) -> list[tuple[str, str]]:
         """Every (name, version) activated, newest first (the active one is the first intact one)."""
         if self.root is None:
@@ -444,8 +569,8 @@ class TaxonomyStore:
             _append(self.root / ACTIVATIONS, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
     # -- datasets ----------------------------------------------------------------------------
-    def datasets(self) -> dict[str, str]:
-        """Datasets registered by admin calls (name -> label file)."""
+    def datasets(self) -> dict[str, DatasetRecord]:
+        """Datasets registered by admin calls (name -> label file and its hash)."""
         if self.root is None:
             return dict(self._datasets)
         path = self.root / DATASETS
@@ -456,14 +581,15 @@ class TaxonomyStore:
         except FileNotFoundError:
             return {}
 
-    def set_dataset(self, name: str, path: str) -> None:
+    def set_dataset(self, name: str, record: DatasetRecord) -> None:
         with self._lock:
             current = self.datasets()
-            current[name] = path
+            current[name] = record
             if self.root is None:
                 self._datasets = current
             else:
-                write_bytes(self.root / DATASETS, json.dumps(current, indent=1).encode())
+                doc = {k: asdict(v) for k, v in current.items()}
+                write_bytes(self.root / DATASETS, json.dumps(doc, indent=1).encode())
 
     # -- audit -------------------------------------------------------------------------------
     def _record(self, record: dict[str, Any]) -> None:
@@ -494,6 +620,58 @@ class TaxonomyStore:
         if self.root is None or not (self.root / AUDIT).exists():
             return []
         return [json.loads(line) for line in (self.root / AUDIT).read_bytes().splitlines() if line.strip()]
+
+    # -- the changes, each with its audit record (the interface PostgresStore shares) ----------
+    def active_key(self) -> tuple[int, tuple[str, str] | None]:
+        """(the number of activations, the last activated (name, version) or None)."""
+        activations = self.activations()
+        return len(activations), (activations[0] if activations else None)
+
+    def put_version(self, stored: StoredVersion, who: str) -> str | None:
+        """Store a new version (None) or, when ``name@version`` is stored already, its content hash
+        (the same content: an idempotent put, audited; other content: nothing is changed)."""
+        with self._lock_changes:
+            existing = self.get(stored.name, stored.version)
+            if existing is not None:
+                if existing.content_hash == stored.content_hash:
+                    with self.change("put", who, taxonomy=stored.name, version=stored.version,
+                                     content_hash=stored.content_hash, new=False):
+                        pass
+                return existing.content_hash
+            with self.change("put", who, taxonomy=stored.name, version=stored.version,
+                             content_hash=stored.content_hash, new=True):
+                self.put(stored)
+            return None
+
+    def activate_version(self, name: str, version: str, content_hash: str, who: str, *, stored: bool = True,
+                         **what: Any) -> int | None:
+        """Make ``name@version`` the active one (``stored``: not the built-in default): its activation
+        number, None when it is active already (nothing appended)."""
+        with self._lock_changes:
+            count, active = self.active_key()
+            if active == (name, version):
+                return None
+            with self.change("activate", who, taxonomy=name, version=version, content_hash=content_hash,
+                             **what) as change_id:
+                self.activate(name, version, change_id)
+            return count + 1
+
+    def delete_version(self, name: str, version: str, who: str) -> StoredVersion | None:
+        """Delete a stored version (None: there is none); ActiveVersion when it is the active one."""
+        with self._lock_changes:
+            if self.active_key()[1] == (name, version):
+                raise ActiveVersion(f"{name}@{version}")
+            stored = self.get(name, version)
+            if stored is None:
+                return None
+            with self.change("delete", who, taxonomy=name, version=version, content_hash=stored.content_hash):
+                self.delete(name, version)
+            return stored
+
+    def register_dataset(self, name: str, record: DatasetRecord, size: int, who: str) -> None:
+        with self._lock_changes, self.change("register_dataset", who, dataset=name, path=record.path,
+                                             content_hash=record.content_hash, size=size):
+            self.set_dataset(name, record)
 
 
 def _lines(data: bytes) -> list[bytes]:

@@ -1,7 +1,11 @@
 """Compiled taxonomy versions in memory, over the persistent store, with an atomic active pointer.
 
 A request resolves its taxonomy once, at its start, to an immutable ``Entry``; Activate swaps one
-reference, so requests in flight finish on the version they started with.
+reference, so requests in flight finish on the version they started with. With a store shared by
+several replicas, ``apply`` follows the store (errortaxa.server.propagation calls it on every
+change notification and poll): it compiles every new version when it is put, off the serving path,
+so that an activation is a plain swap, and swaps to the store's active version when the store's
+activation number is ahead of the one served.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from errortaxa.engine.features import ProviderDeclaration
 from errortaxa.engine.language.limits import TaxonomyTooLarge
 from errortaxa.engine.language.problems import Problem
 from errortaxa.server.errors import ServiceError, not_found, problem_proto, shown
-from errortaxa.server.store import ACTIVATIONS, NAME_PATTERN, Finding, StoredVersion, TaxonomyStore, now
+from errortaxa.server.store import (
+    ACTIVATIONS,
+    NAME_PATTERN,
+    ActiveVersion,
+    Finding,
+    Snapshot,
+    Store,
+    StoredVersion,
+    StoreUnavailable,
+    now,
+)
 from errortaxa.v1 import taxonomy_pb2
 
 log = logging.getLogger("errortaxa.server")
@@ -78,6 +92,10 @@ class Entry:
         return msg
 
 
+def unavailable(exc: StoreUnavailable) -> ServiceError:
+    return ServiceError(grpc.StatusCode.UNAVAILABLE, str(exc), reason="STORE_UNAVAILABLE")
+
+
 def _problems_error(message: str, problems: list[Problem]) -> ServiceError:
     return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message, field="yaml", reason="TAXONOMY_INVALID",
                         problems=[problem_proto(p) for p in problems])
@@ -110,7 +128,7 @@ def _not_compiling(exc: TaxonomyError) -> ServiceError:
 class TaxonomyRegistry:
     """The builtin taxonomy, stored versions (compiled on demand, cached) and the active one."""
 
-    def __init__(self, store: TaxonomyStore, *, default_taxonomy: str | None = None,
+    def __init__(self, store: Store, *, default_taxonomy: str | None = None,
                  providers: ProvidersFor | None = None,
                  declarations: Mapping[str, ProviderDeclaration] | None = None) -> None:
         self.store = store
@@ -119,12 +137,15 @@ class TaxonomyRegistry:
         self._lock = threading.RLock()  # serializes Put / Activate / Delete and compiles
         self._cache: OrderedDict[tuple[str, str], Entry] = OrderedDict()
         self._newest: dict[str, str] = {}  # taxonomy name -> newest stored version (store order)
+        self._known: dict[tuple[str, str], str] = {}  # stored versions seen -> content hash
         for kept in store.versions():
             self._newest[kept.name] = kept.version
+            self._known[(kept.name, kept.version)] = kept.content_hash
         compiled = default_compiled() if default_taxonomy is None else compile_taxonomy(
             load_taxonomy(default_taxonomy), providers=declarations)
         self.builtin = self._entry(compiled, compiled.loaded.sources[0].text, builtin=True)
         self._active = self._last_activated()
+        self._seq = store.active_key()[0]  # the activation number of the version served
         log.info("active taxonomy", extra={"taxonomy": self._active.name, "version": self._active.version,
                                            "content_hash": self._active.compiled.content_hash})
 
@@ -155,11 +176,10 @@ class TaxonomyRegistry:
                 ACTIVATIONS, f"the activated {chosen.name}@{chosen.version} asks feature provider(s) "
                              f"{', '.join(missing)}, not installed here",
                 "served; its rules using them are not evaluated"))
-        if passed_over and self.store.repair:
-            with self.store.change("activate", STARTUP, taxonomy=chosen.name, version=chosen.version,
-                                   content_hash=chosen.compiled.content_hash,
-                                   reason="the versions activated later are not intact") as change_id:
-                self.store.activate(chosen.name, chosen.version, change_id)
+        if passed_over and self.store.repair and not self.store.shared:  # a replica never changes the others
+            self.store.activate_version(chosen.name, chosen.version, chosen.compiled.content_hash, STARTUP,
+                                        stored=not chosen.builtin,
+                                        reason="the versions activated later are not intact")
         return chosen
 
     def _entry(self, compiled: CompiledTaxonomy, text: str, *, builtin: bool, created_at: str = "",
@@ -193,6 +213,56 @@ class TaxonomyRegistry:
     def active(self) -> Entry:
         return self._active
 
+    # -- following a shared store --------------------------------------------------------------
+    def follow(self, take: Callable[[], Snapshot]) -> None:
+        """Follow the store: take its snapshot (with changes made here held back, so that it is not
+        older than them), take the newest version of each name from it, forget versions deleted,
+        compile new ones now (not on a request's path), then swap in the store's active version
+        when its activation number is ahead."""
+        with self._lock:
+            snapshot = take()
+            known = {(name, version): content_hash for name, version, content_hash in snapshot.versions}
+            new = [key for key, content_hash in known.items() if self._known.get(key) != content_hash]
+            self._known = known
+            self._newest = {name: version for name, version, _ in snapshot.versions}
+            for key in [k for k in self._cache if k not in known]:
+                del self._cache[key]
+        for key in new[-CACHE_SIZE:]:
+            stored = self.store.get(*key)
+            if stored is None:
+                continue
+            try:
+                entry = self._compile_stored(stored)
+            except ServiceError as exc:
+                log.warning("stored taxonomy does not compile", extra={"taxonomy": key[0], "version": key[1],
+                                                                       "problem": exc.message})
+                continue
+            with self._lock:
+                if self._known.get(key) == stored.content_hash:  # not deleted meanwhile
+                    self._remember(entry)
+        if snapshot.seq <= self._seq:
+            return
+        active = snapshot.active
+        try:
+            entry = self.builtin if active is None or active == self.builtin.key else self._cached(*active)
+        except ServiceError as exc:  # it does not compile here (other limits?): keep serving, say so once
+            log.error("activated taxonomy not served", extra={"taxonomy": active[0] if active else "",
+                                                               "version": active[1] if active else "",
+                                                               "problem": exc.message,
+                                                               "serving": self._active.version})
+            entry = self._active
+        with self._lock:
+            if snapshot.seq > self._seq:
+                self._swap(entry, snapshot.seq)
+
+    def _swap(self, entry: Entry, seq: int) -> None:
+        previous, self._active, self._seq = self._active, entry, seq
+        if not previous.builtin:
+            self._remember(previous)
+        if previous is not entry:
+            log.info("active taxonomy", extra={"taxonomy": entry.name, "version": entry.version,
+                                               "content_hash": entry.compiled.content_hash, "activation": seq})
+
     # -- lookup ------------------------------------------------------------------------------
     def resolve(self, ref: taxonomy_pb2.TaxonomyRef | None) -> Entry:
         """The version a request names (see TaxonomyRef); NOT_FOUND when there is none."""
@@ -223,7 +293,10 @@ class TaxonomyRegistry:
             if entry is not None:
                 self._cache.move_to_end((name, version))
                 return entry
-            stored = self.store.get(name, version)
+            try:
+                stored = self.store.get(name, version)
+            except StoreUnavailable as exc:
+                raise unavailable(exc) from None
             if stored is None:
                 raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
             entry = self._compile_stored(stored)
@@ -239,7 +312,11 @@ class TaxonomyRegistry:
     def infos(self, name: str = "") -> list[taxonomy_pb2.TaxonomyInfo]:
         active = self._active
         out = [self.builtin.info(active=self.builtin is active)]
-        for stored in self.store.versions():
+        try:
+            versions = self.store.versions()
+        except StoreUnavailable as exc:
+            raise unavailable(exc) from None
+        for stored in versions:
             key = (stored.name, stored.version)
             entry = active if active.key == key else self._cache.get(key)
             if entry is not None:
@@ -273,48 +350,43 @@ class TaxonomyRegistry:
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"taxonomy {label} {shown(value)} cannot be stored: use letters, digits, '.', "
                                    "'_' and '-' (at most 128)", field=f"yaml.{label}", reason="BAD_NAME")
+        if self.builtin.key == (compiled.name, compiled.version) \
+                and self.builtin.compiled.content_hash != compiled.content_hash:
+            raise _exists(compiled, self.builtin.compiled.content_hash)
+        stored = StoredVersion(compiled.name, compiled.version, text, filename, compiled.content_hash, now(), who)
         with self._lock:
-            existing = self._content_hash(compiled.name, compiled.version)
-            if existing is not None:
-                if existing != compiled.content_hash:
-                    raise ServiceError(
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        f"{compiled.name}@{compiled.version} is stored with other content "
-                        f"({existing}); give the new one another version",
-                        field="yaml.version", reason="VERSION_EXISTS")
-                with self.store.change("put", who, taxonomy=compiled.name, version=compiled.version,
-                                       content_hash=compiled.content_hash, new=False):
-                    pass
+            try:
+                existing = None if self.builtin.key == (stored.name, stored.version) \
+                    else self.store.put_version(stored, who)
+            except StoreUnavailable as exc:
+                raise unavailable(exc) from None
+            if existing is not None and existing != compiled.content_hash:
+                raise _exists(compiled, existing)
+            if existing is not None or self.builtin.key == (stored.name, stored.version):
                 return self.resolve(taxonomy_pb2.TaxonomyRef(name=compiled.name, version=compiled.version)), False
-            stored = StoredVersion(compiled.name, compiled.version, text, filename, compiled.content_hash,
-                                   now(), who)
-            with self.store.change("put", who, taxonomy=stored.name, version=stored.version,
-                                   content_hash=stored.content_hash, new=True):
-                self.store.put(stored)
             self._newest[stored.name] = stored.version
+            self._known[(stored.name, stored.version)] = stored.content_hash
             entry = self._entry(compiled, text, builtin=False, created_at=stored.created_at, created_by=who)
             self._remember(entry)
             return entry, True
 
-    def _content_hash(self, name: str, version: str) -> str | None:
-        """The content hash of the builtin or stored version ``name@version`` (None: there is none)."""
-        if self.builtin.key == (name, version):
-            return self.builtin.compiled.content_hash
-        stored = self.store.get(name, version)
-        return None if stored is None else stored.content_hash
-
     def activate(self, ref: taxonomy_pb2.TaxonomyRef, *, who: str) -> tuple[Entry, Entry]:
-        """Make a version the default: (new active, previous active)."""
+        """Make a version the default: (new active, previous active). The version already active:
+        nothing is appended (a retried Activate is a no-op)."""
         with self._lock:
             entry = self.resolve(ref)
             previous = self._active
-            with self.store.change("activate", who, taxonomy=entry.name, version=entry.version,
-                                   content_hash=entry.compiled.content_hash,
-                                   previous={"taxonomy": previous.name, "version": previous.version}) as change_id:
-                self.store.activate(entry.name, entry.version, change_id)  # durable first, then visible
-            self._active = entry
-            if not previous.builtin:
-                self._remember(previous)
+            try:
+                seq = self.store.activate_version(  # durable first, then visible
+                    entry.name, entry.version, entry.compiled.content_hash, who, stored=not entry.builtin,
+                    previous={"taxonomy": previous.name, "version": previous.version})
+            except StoreUnavailable as exc:
+                raise unavailable(exc) from None
+            except KeyError:
+                raise not_found(f"no version {shown(entry.version)} of taxonomy {shown(entry.name)}",
+                                field="taxonomy.version") from None
+            if seq is not None and seq > self._seq:
+                self._swap(entry, seq)
             return entry, previous
 
     def delete(self, ref: taxonomy_pb2.TaxonomyRef, *, who: str) -> StoredVersion:
@@ -323,23 +395,32 @@ class TaxonomyRegistry:
             if self.builtin.key == (name, version):
                 raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, f"{name}@{version} is built in",
                                    field="taxonomy", reason="BUILTIN")
-            if self._active.key == (name, version):
+            try:
+                stored = self.store.delete_version(name, version, who)  # the store decides what is active
+                if stored is None:
+                    raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}",
+                                    field="taxonomy.version")
+                self._cache.pop((name, version), None)
+                self._known.pop((name, version), None)
+                if self._newest.get(name) == version:
+                    remaining = [v.version for v in self.store.versions() if v.name == name]
+                    if remaining:
+                        self._newest[name] = remaining[-1]
+                    else:
+                        del self._newest[name]
+            except ActiveVersion:
                 raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION,
                                    f"{name}@{version} is the active taxonomy: activate another one first",
-                                   field="taxonomy", reason="ACTIVE")
-            stored = self.store.get(name, version)
-            if stored is None:
-                raise not_found(f"no version {shown(version)} of taxonomy {shown(name)}", field="taxonomy.version")
-            with self.store.change("delete", who, taxonomy=name, version=version, content_hash=stored.content_hash):
-                self.store.delete(name, version)
-            self._cache.pop((name, version), None)
-            if self._newest.get(name) == version:
-                remaining = [v.version for v in self.store.versions() if v.name == name]
-                if remaining:
-                    self._newest[name] = remaining[-1]
-                else:
-                    del self._newest[name]
+                                   field="taxonomy", reason="ACTIVE") from None
+            except StoreUnavailable as exc:
+                raise unavailable(exc) from None
             return stored
+
+
+def _exists(compiled: CompiledTaxonomy, existing: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.ALREADY_EXISTS,
+                        f"{compiled.name}@{compiled.version} is stored with other content ({existing}); give the "
+                        "new one another version", field="yaml.version", reason="VERSION_EXISTS")
 
 
 def info_of(compiled: CompiledTaxonomy) -> taxonomy_pb2.TaxonomyInfo:

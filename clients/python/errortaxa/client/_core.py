@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+from errortaxa.client.balancing import service_config
 from errortaxa.client.columns import (
     OOV_KEYS,
     OovInputs,
@@ -181,11 +182,15 @@ def dataset_chunks(
 
 def channel_options(max_message_bytes: int, backoff: Backoff, extra: Sequence[tuple[str, Any]] = ()
                     ) -> list[tuple[str, Any]]:
-    """Channel options: message size limits, keepalive, and the channel's reconnect backoff within
+    """Channel options: the service config (round-robin over replicas, the retry policy of the
+    idempotent methods: errortaxa.client.balancing), message size limits, keepalive, and the
+    channel's reconnect backoff within
     the client's retry backoff bounds (gRPC's default waits 1 s, then longer, before reconnecting
     to a server that went away, and calls fail at once meanwhile); an option in ``extra`` replaces
     the one of the same name (gRPC would keep the first)."""
     defaults = [
+        ("grpc.service_config", service_config(backoff.retries, backoff.initial, backoff.maximum)),
+        ("grpc.enable_retries", 1),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 60_000),

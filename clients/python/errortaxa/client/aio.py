@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 from errortaxa.client import _core
+from errortaxa.client.balancing import channel_target
 from errortaxa.client.errors import ErrorTaxaError, from_rpc_error
 from errortaxa.client.results import ClassifyResult
 from errortaxa.client.rpcs import AsyncCaller, Batched, Call, Stream, StreamCall, Unary
@@ -34,7 +35,7 @@ class AsyncClient(AsyncCaller):
 
     def __init__(
         self,
-        target: str = f"localhost:{_core.DEFAULT_PORT}",
+        target: str | Sequence[str] = f"localhost:{_core.DEFAULT_PORT}",
         *,
         token: str | None = None,
         tls: bool = False,
@@ -58,9 +59,9 @@ class AsyncClient(AsyncCaller):
             private_key=private_key, server_name=server_name, max_message_bytes=max_message_bytes,
             backoff=self.backoff, options=options)
         if creds is not None:
-            self._channel = grpc.aio.secure_channel(target, creds, options=opts)
+            self._channel = grpc.aio.secure_channel(channel_target(target), creds, options=opts)
         else:
-            self._channel = grpc.aio.insecure_channel(target, options=opts)
+            self._channel = grpc.aio.insecure_channel(channel_target(target), options=opts)
         self._callables: dict[str, Any] = {}
 
     async def close(self) -> None:
@@ -84,15 +85,13 @@ class AsyncClient(AsyncCaller):
         await asyncio.sleep(delay)
 
     async def _call(self, rpc: Unary[Any, T], call: Call) -> T:
+        """One unary call; gRPC's retry policy (errortaxa.client.balancing) retries it."""
         send = self._callable(rpc.method)
         timeout = call.timeout if call.timeout is not None else self.timeout
-        attempt = 0
-        while True:
-            try:
-                return rpc.parse(await send(call.request, timeout=timeout, metadata=self._metadata))
-            except grpc.RpcError as error:
-                await self._wait_or_raise(error, attempt)
-                attempt += 1
+        try:
+            return rpc.parse(await send(call.request, timeout=timeout, metadata=self._metadata))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
 
     async def _unary(self, rpc: Unary[Any, T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         return await self._call(rpc, rpc.build(*args, **kwargs))

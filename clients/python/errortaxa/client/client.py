@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import grpc
 from errortaxa.client import _core
+from errortaxa.client.balancing import channel_target
 from errortaxa.client.errors import ErrorTaxaError, from_rpc_error
 from errortaxa.client.results import ClassifyResult
 from errortaxa.client.rpcs import Batched, Call, Stream, StreamCall, SyncCaller, Unary
@@ -34,16 +35,20 @@ class Client(SyncCaller):
     ...     result = client.classify(target=[250], labels=[[250, 248]], pred=[248])
     ...     result.category, result.taxonomy.version
 
-    ``target`` is the server address (``host:port``). ``token`` is sent as
+    ``target`` is the server address (``host:port``), a name with several address records
+    (``dns:///name:port``) or several addresses (a list of ``host:port``): calls are balanced
+    round-robin over the replicas (see errortaxa.client.balancing). ``token`` is sent as
     ``authorization: Bearer <token>``. TLS is used when ``tls`` is true or any certificate is
     given (``root_certificates`` as PEM bytes or a path; None = system roots). ``timeout`` is
-    the default deadline in seconds of unary calls (streams have none unless given). Unary calls
-    that fail with UNAVAILABLE are retried ``retries`` times with exponential backoff and jitter.
+    the default deadline in seconds of unary calls (streams have none unless given). Idempotent
+    unary calls that fail with UNAVAILABLE are retried by gRPC's retry policy, ``retries`` times
+    (gRPC allows at most 4) with exponential backoff and jitter, and wait for a ready replica up to
+    their deadline; a ClassifyStream that fails with UNAVAILABLE is resumed ``retries`` times.
     """
 
     def __init__(
         self,
-        target: str = f"localhost:{_core.DEFAULT_PORT}",
+        target: str | Sequence[str] = f"localhost:{_core.DEFAULT_PORT}",
         *,
         token: str | None = None,
         tls: bool = False,
@@ -67,9 +72,9 @@ class Client(SyncCaller):
             private_key=private_key, server_name=server_name, max_message_bytes=max_message_bytes,
             backoff=self.backoff, options=options)
         if creds is not None:
-            self._channel = grpc.secure_channel(target, creds, options=opts)
+            self._channel = grpc.secure_channel(channel_target(target), creds, options=opts)
         else:
-            self._channel = grpc.insecure_channel(target, options=opts)
+            self._channel = grpc.insecure_channel(channel_target(target), options=opts)
         self._callables: dict[str, Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -94,15 +99,13 @@ class Client(SyncCaller):
         time.sleep(delay)
 
     def _call(self, rpc: Unary[Any, T], call: Call) -> T:
+        """One unary call; gRPC's retry policy (errortaxa.client.balancing) retries it."""
         send = self._callable(rpc.method)
         timeout = call.timeout if call.timeout is not None else self.timeout
-        attempt = 0
-        while True:
-            try:
-                return rpc.parse(send(call.request, timeout=timeout, metadata=self._metadata))
-            except grpc.RpcError as error:
-                self._wait_or_raise(error, attempt)
-                attempt += 1
+        try:
+            return rpc.parse(send(call.request, timeout=timeout, metadata=self._metadata))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
 
     def _unary(self, rpc: Unary[Any, T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         return self._call(rpc, rpc.build(*args, **kwargs))
