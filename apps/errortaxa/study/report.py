@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,14 +78,7 @@ def trend_fits(result: StudyResult, color_by: str | None = None) -> pd.DataFrame
     for group in ("organism_by_label", "artifact_by_label"):
         if f"{group}.mla" not in table.columns:
             continue
-        x = table[f"{group}.mla"].to_numpy(dtype=float)
-        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - table[f"{group}.mla_share"].to_numpy(float))
-        for cat in result.error_categories:
-            column = f"{group}.n.{cat}"
-            if column not in table.columns or table[column].sum() == 0:
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                y = table[column].to_numpy(dtype=float) / errors
+        for cat, x, y in _group_error_shares(table, group, result.error_categories):
             rows.append({"plot": "organism_vs_artifact", "panel": group, "group": cat, **linear_trend(x, y)})
     out = pd.DataFrame(rows)
     out["models"] = out["models"].astype(np.int64)
@@ -177,14 +171,7 @@ def plot_organism_vs_artifact(result: StudyResult) -> Figure:
         if f"{group}.mla" not in table.columns:
             ax.axis("off")
             continue
-        x = table[f"{group}.mla"].to_numpy(dtype=float)
-        errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - table[f"{group}.mla_share"].to_numpy(float))
-        for cat in result.error_categories:
-            column = f"{group}.n.{cat}"
-            if column not in table.columns or table[column].sum() == 0:
-                continue
-            with np.errstate(invalid="ignore", divide="ignore"):
-                y = table[column].to_numpy(dtype=float) / errors
+        for cat, x, y in _group_error_shares(table, group, result.error_categories):
             ax.scatter(x, y, s=8, alpha=0.5, color=colours[cat], label=cat.replace("_", " "))
             _trend(ax, x, y, colours[cat])
         ax.set_title(f"{group.split('_')[0]}s (an image in the group when any label is)")
@@ -642,3 +629,17 @@ def write_report(result: StudyResult, out_dir: PathLike, color_by: str | None = 
     write_text(report, render_html(result, paths, diff, trends=trends))
     paths["report"] = str(report)
     return paths
+
+
+def _group_error_shares(table: pd.DataFrame, group: str, categories: Sequence[str]
+                        ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Per category with errors in ``group``: (category, the group's MLA per model, the category's
+    share of the group's errors per model)."""
+    x = table[f"{group}.mla"].to_numpy(dtype=float)
+    errors = table[f"{group}.samples"].to_numpy(dtype=float) * (1 - table[f"{group}.mla_share"].to_numpy(float))
+    for cat in categories:
+        column = f"{group}.n.{cat}"
+        if column not in table.columns or table[column].sum() == 0:
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            yield cat, x, table[column].to_numpy(dtype=float) / errors
