@@ -43,8 +43,6 @@ def _chunk(taxonomy: CompiledTaxonomy, images: ImageSet, models: Sequence[ModelF
                                             ReadOptions(vocabulary=taxonomy.vocabulary, columns=columns or Columns())))
     if pairs:
         acc.pair_counts()  # sparse before it travels
-    if acc.errors is not None:
-        acc.errors.compact()
     return acc
 
 

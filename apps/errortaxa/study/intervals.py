@@ -6,14 +6,20 @@ seeded percentile bootstrap over images. Each resample draws, within every strat
 the same target and the same membership of the bootstrapped groups (headline, organism, artifact),
 as many images as it has, with replacement; every group then keeps its classes and their image
 counts, and a model's statistic in a resample is linear in the resample's image weights. All models
-share the same resamples (matrix products over all models at once), which also makes the
-differences from a baseline model paired.
+share the same resamples (matrix products over chunks of models), which also makes the
+differences from a baseline model paired. A study hands the models over in chunks as it decides
+them (:class:`Resampling`), so that the products run on another core meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import stats
@@ -23,6 +29,7 @@ BOOTSTRAP_GROUPS = ("all", "organism_by_label", "artifact_by_label")
 CLASS_MEANS = ("mla", "mla_minor", "mla_explainable")
 HEADLINE = ("top1", "mla_share", *CLASS_MEANS)
 _CHUNK = 256  # models per matrix product
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -70,78 +77,193 @@ def bootstrap(values: np.ndarray, levels: np.ndarray, predicted: np.ndarray, tar
     none) in each group of ``masks`` (bool[N]; ``BOOTSTRAP_GROUPS``), and with ``baseline`` (a
     model's row) the paired differences of every model from it in the headline group's statistics
     (``HEADLINE``; ``top1``: bool[M, N], top-1 correct) with McNemar's p-value of the per-image
-    correctness. ``predicted``: bool[M, N]."""
-    import time
-
-    start = time.perf_counter()
-    lut = levels.astype(np.float32)
-    groups = [g for g in BOOTSTRAP_GROUPS if g in masks]
-    member = np.stack([masks[g] for g in groups])  # [G, N]
-    rows = np.flatnonzero(member.any(axis=0))
-    pattern = (np.left_shift(1, np.arange(len(groups)))[:, None] * member[:, rows]).sum(axis=0)
-    num_classes = int(target.max()) + 1 if target.size else 1
-    strata = pattern * num_classes + target[rows]
-    order = np.argsort(strata, kind="stable")
-    rows = rows[order]  # the images sorted by stratum: the weights need no reordering
-    weights = sorted_weights(strata[order], resamples, seed)
-    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    diffs: dict[str, np.ndarray] = {}
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    inside = member[:, rows]
-    for g, (group, draws) in enumerate(zip(groups, _group_draws(values, lut, weights, rows, inside, target),
-                                           strict=True)):
-        cols = rows[inside[g]]
-        draws[:, :, ~np.asarray(predicted[:, cols].all(axis=1))] = np.nan  # a model without a prediction here
-        lo, hi = np.percentile(draws, q, axis=1)  # [3, M] each
-        for k, stat in enumerate(CLASS_MEANS):
-            intervals[f"{group}.{stat}"] = (lo[k], hi[k])
-        if baseline is not None and group == "all":
-            if top1 is None:
-                raise ValueError("a baseline needs the top-1 correctness (top1)")
-            correct = levels[:, values[:, cols]]  # [3, M, n]
-            plain = np.stack([top1[:, cols], correct[0]]).astype(np.float32)  # top1, mla_share: image shares
-            shares = _draws(plain, weights[:, inside[g]] / np.float32(cols.shape[0]))
-            shares[:, :, ~np.asarray(predicted[:, cols].all(axis=1))] = np.nan
-            all_draws = np.concatenate([shares, draws])  # [5, B, M] in HEADLINE order
-            per_image = np.stack([top1[:, cols], correct[0], *correct])
-            diffs = _paired(all_draws, per_image, predicted[:, cols], baseline, q)
-    return Bootstrap(intervals=intervals, baseline=diffs, resamples=resamples,
-                     seconds=time.perf_counter() - start)
+    correctness. ``predicted``: bool[M, N]. All models at once; :class:`Resampling` takes them in
+    chunks."""
+    if baseline is not None and top1 is None:
+        raise ValueError("a baseline needs the top-1 correctness (top1)")
+    with Resampling(levels, target, masks, resamples=resamples, seed=seed, paired=baseline is not None,
+                    alpha=alpha) as run:
+        run.add(values, predicted, top1)
+        return run.result(baseline)
 
 
-def _group_draws(values: np.ndarray, lut: np.ndarray, weights: np.ndarray, rows: np.ndarray, inside: np.ndarray,
-                 target: np.ndarray) -> list[np.ndarray]:
-    """Per group (``inside``: bool[G, n] over ``rows``), float64[K, B, M]: each model's class mean of
-    its correctness (``lut[:, values]``) in every resample. A group g within the first one takes an
-    image of a class all of whose first-group images are in g (a "pure" class) with the first
+class Resampling:
+    """A bootstrap of models that arrive in chunks (:func:`bootstrap` of all of them): the resamples
+    are drawn once, and each chunk's products and percentiles run in one background thread while the
+    caller decides the next models. ``paired``: keep the headline group's draws for the differences
+    from a baseline (``add`` then needs ``top1``). Close it (``with``) to stop the thread."""
+
+    def __init__(self, levels: np.ndarray, target: np.ndarray, masks: Mapping[str, np.ndarray], *,
+                 resamples: int = RESAMPLES, seed: int = 0, paired: bool = False, alpha: float = 0.05) -> None:
+        self.resamples = resamples
+        self.paired = paired
+        self.groups = [g for g in BOOTSTRAP_GROUPS if g in masks]
+        if paired and self.groups[:1] != ["all"]:
+            raise ValueError("a paired bootstrap compares in the headline group: masks need 'all'")
+        self._lut = levels.astype(np.float32)
+        self._levels = levels
+        self._q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+        member = np.stack([masks[g] for g in self.groups])  # [G, N]
+        rows = np.flatnonzero(member.any(axis=0))
+        pattern = (np.left_shift(1, np.arange(len(self.groups)))[:, None] * member[:, rows]).sum(axis=0)
+        num_classes = int(target.max()) + 1 if target.size else 1
+        strata = pattern * num_classes + target[rows]
+        order = np.argsort(strata, kind="stable")
+        self._rows = rows[order]  # the images sorted by stratum: the weights need no reordering
+        self._inside = member[:, self._rows]  # [G, n]
+        self._plan = _Plan.of(target[self._rows], self._inside)
+        self._busy = 0.0  # seconds the background thread has computed
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap")
+        self._weights = self._pool.submit(self._timed, self._weigh, strata[order], resamples, seed)
+        self._chunks: list[Future[_Chunk]] = []
+
+    def __enter__(self) -> Resampling:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def add(self, values: np.ndarray, predicted: np.ndarray, top1: np.ndarray | None = None) -> None:
+        """Queue a chunk of models (``values``: int[c, N]; ``predicted``, ``top1``: bool[c, N])."""
+        if self.paired and top1 is None:
+            raise ValueError("a paired bootstrap needs the top-1 correctness (top1)")
+        self._chunks.append(self._pool.submit(self._timed, self._chunk, values, predicted, top1))
+
+    @contextmanager
+    def sharing_cores(self) -> Iterator[None]:
+        """While this thread decides models: BLAS takes one core fewer, the one this thread uses."""
+        from threadpoolctl import threadpool_limits
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        with threadpool_limits(limits=max(1, cores - 1), user_api="blas"):
+            yield
+
+    def result(self, baseline: int | None = None) -> Bootstrap:
+        """The intervals of every model added (in order); with ``baseline`` (a model's row, on a
+        ``paired`` run) the paired differences from it and McNemar's p."""
+        chunks = [f.result() for f in self._chunks]
+        self._pool.shutdown()
+        keys = [f"{g}.{stat}" for g in self.groups for stat in CLASS_MEANS]
+        intervals = {key: (np.concatenate([c.lo[key] for c in chunks]) if chunks else np.zeros(0),
+                           np.concatenate([c.hi[key] for c in chunks]) if chunks else np.zeros(0))
+                     for key in keys}
+        diffs: dict[str, np.ndarray] = {}
+        if baseline is not None:
+            if not self.paired:
+                raise ValueError("differences from a baseline need a paired run (paired=True)")
+            draws = np.concatenate([c.draws for c in chunks if c.draws is not None], axis=2)
+            diffs = _paired(draws, np.concatenate([c.per_image for c in chunks if c.per_image is not None], axis=1),
+                            np.concatenate([c.predicted for c in chunks if c.predicted is not None]),
+                            baseline, self._q)
+        return Bootstrap(intervals=intervals, baseline=diffs, resamples=self.resamples, seconds=self._busy)
+
+    def _timed(self, work: Callable[..., _T], *args: Any) -> _T:
+        start = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            self._busy += time.perf_counter() - start
+
+    def _weigh(self, strata: np.ndarray, resamples: int, seed: int) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """The plan's weighed products and, on a paired run, the headline group's image-share weights."""
+        weights = sorted_weights(strata, resamples, seed)
+        shares = weights[:, self._inside[0]] / np.float32(np.count_nonzero(self._inside[0])) if self.paired else None
+        return self._plan.weigh(weights), shares
+
+    def _chunk(self, values: np.ndarray, predicted: np.ndarray, top1: np.ndarray | None) -> _Chunk:
+        weighed, share_weights = self._weights.result()
+        rows, inside = self._rows, self._inside
+        out = _Chunk(lo={}, hi={})
+        for g, (group, draws) in enumerate(zip(self.groups, self._plan.draws(values[:, rows], self._lut, weighed),
+                                               strict=True)):
+            cols = rows[inside[g]]
+            missing = ~np.asarray(predicted[:, cols].all(axis=1))
+            draws[:, :, missing] = np.nan  # a model without a prediction here
+            lo, hi = np.percentile(draws, self._q, axis=1)  # [3, c] each
+            for k, stat in enumerate(CLASS_MEANS):
+                out.lo[f"{group}.{stat}"], out.hi[f"{group}.{stat}"] = lo[k], hi[k]
+            if share_weights is not None and g == 0 and top1 is not None:
+                correct = self._levels[:, values[:, cols]]  # [3, c, n]
+                plain = np.stack([top1[:, cols], correct[0]]).astype(np.float32)  # top1, mla_share: image shares
+                shares = _draws(plain, share_weights)
+                shares[:, :, missing] = np.nan
+                out.draws = np.concatenate([shares, draws])  # [5, B, c] in HEADLINE order
+                out.per_image = np.stack([top1[:, cols], correct[0], *correct])
+                out.predicted = predicted[:, cols]
+        return out
+
+
+@dataclass
+class _Chunk:
+    """A chunk of models' percentiles ("group.stat" -> [c]) and, on a paired run, the headline
+    group's draws with the per-image correctness the McNemar tests count."""
+
+    lo: dict[str, np.ndarray]
+    hi: dict[str, np.ndarray]
+    draws: np.ndarray | None = None  # float64[5, B, c]
+    per_image: np.ndarray | None = None  # bool[5, c, n]
+    predicted: np.ndarray | None = None  # bool[c, n]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the groups' class means are products of the resample weights (over the images sorted by
+    stratum) with the models' correctness: each group's draws are a weighted sum of ``products``
+    (images, and the group whose class-mean factors weigh them). A group g within the first one takes
+    an image of a class all of whose first-group images are in g (a "pure" class) with the first
     group's weight times C_first / C_g (C: the groups' classes), so the first group's product, taken
     in blocks of such images, also gives g's sum over them; only g's other images need a product of
     their own."""
-    tgt = target[rows]
-    size = int(target.max()) + 1 if target.size else 1
-    counts = np.stack([np.bincount(tgt[member], minlength=size) for member in inside])  # [G, C]
-    present = np.count_nonzero(counts, axis=1)
-    scale = np.where(inside, 1.0 / (np.maximum(present, 1)[:, None] * np.maximum(counts[:, tgt], 1)), 0.0)
-    scale = scale.astype(np.float32)  # the class mean as a weighted sum over images
 
-    def product(sel: np.ndarray, g: int) -> np.ndarray:
-        return _draws(values[:, rows[sel]], weights[:, sel] * scale[g, sel], lut)
+    products: list[tuple[np.ndarray, int]]  # (positions among the sorted images, group of the factors)
+    sums: list[list[tuple[int, float]]]  # per group: (product, multiplier) whose sum are its draws
+    scale: np.ndarray  # float32[G, n]: an image's factor in its group's class mean
 
-    within = [bool(np.all(inside[0] | ~member)) for member in inside]
-    block = np.zeros(tgt.shape[0], np.int64)  # the group whose pure class an image of the first group has
-    for g in range(1, inside.shape[0]):
-        if within[g]:
-            pure = (counts[g] == counts[0]) & (counts[g] > 0)
-            block[(block == 0) & pure[tgt] & inside[0]] = g
-    parts = {int(b): product(inside[0] & (block == b), 0) for b in np.unique(block[inside[0]])}
-    out = [sum(parts.values()) if parts else product(inside[0], 0)]
-    for g in range(1, inside.shape[0]):
-        if not within[g] or g not in parts:
-            out.append(product(inside[g], g))
-            continue
-        rest = inside[g] & (block != g)
-        out.append(parts[g] * (present[0] / present[g]) + (product(rest, g) if rest.any() else 0.0))
-    return [np.asarray(d, np.float64) for d in out]
+    @classmethod
+    def of(cls, target: np.ndarray, inside: np.ndarray) -> _Plan:
+        size = int(target.max()) + 1 if target.size else 1
+        counts = np.stack([np.bincount(target[member], minlength=size) for member in inside])  # [G, C]
+        present = np.count_nonzero(counts, axis=1)
+        scale = np.where(inside, 1.0 / (np.maximum(present, 1)[:, None] * np.maximum(counts[:, target], 1)), 0.0)
+        within = [bool(np.all(inside[0] | ~member)) for member in inside]
+        block = np.zeros(target.shape[0], np.int64)  # the group whose pure class an image of the first group has
+        for g in range(1, inside.shape[0]):
+            if within[g]:
+                pure = (counts[g] == counts[0]) & (counts[g] > 0)
+                block[(block == 0) & pure[target] & inside[0]] = g
+        products: list[tuple[np.ndarray, int]] = []
+
+        def product(sel: np.ndarray, g: int) -> int:
+            products.append((np.flatnonzero(sel), g))
+            return len(products) - 1
+
+        blocks = {int(b): product(inside[0] & (block == b), 0) for b in np.unique(block[inside[0]])}
+        sums = [[(j, 1.0) for j in blocks.values()] or [(product(inside[0], 0), 1.0)]]
+        for g in range(1, inside.shape[0]):
+            if not within[g] or g not in blocks:
+                sums.append([(product(inside[g], g), 1.0)])
+                continue
+            rest = inside[g] & (block != g)
+            own = [(product(rest, g), 1.0)] if rest.any() else []
+            sums.append([(blocks[g], float(present[0] / present[g])), *own])
+        return cls(products=products, sums=sums, scale=scale.astype(np.float32))
+
+    def weigh(self, weights: np.ndarray) -> list[np.ndarray]:
+        """Per product, float32[B, k]: the resample weights (``weights``: [B, n]) of its images times
+        their factors."""
+        return [weights[:, pos] * self.scale[g, pos] for pos, g in self.products]
+
+    def draws(self, values: np.ndarray, lut: np.ndarray, weighed: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per group, float64[K, B, c]: each model's class mean of its correctness (``lut[:, values]``;
+        ``values``: int[c, n] over the sorted images) in every resample (``weighed``: :meth:`weigh`)."""
+        done = [_draws(values[:, pos], w, lut) for (pos, _), w in zip(self.products, weighed, strict=True)]
+        out = []
+        for terms in self.sums:
+            total = done[terms[0][0]] * terms[0][1] if terms[0][1] != 1.0 else done[terms[0][0]].copy()
+            for j, factor in terms[1:]:
+                total += done[j] * factor
+            out.append(total)
+        return out
 
 
 def _draws(x: np.ndarray, weights: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-_DENSE_KEYS = 1 << 26  # (image, class) keys counted in a dense array up to this many
+_BLOCK_ENTRIES = 1 << 20  # (model, image) decisions counted at a time
+_BLOCK_KEYS = 1 << 21  # (image, class) keys a block's counter holds at most
 
 
 @dataclass(frozen=True)
@@ -32,77 +33,37 @@ class SharedErrors:
     headline: np.ndarray  # bool[N]
 
 
-class ErrorCounter:
-    """Counts, model by model, the study's distinct errors (keys ``row * classes + pred``, distinct
-    within a model) with their values, and per study row the models that err on it and that predict
-    it: a dense counter over every (row, class) key while there are few enough, else sorted parts
-    merged now and then."""
-
-    def __init__(self, rows: int, classes: int) -> None:
-        self.rows, self.classes = rows, classes
-        self.predicted = np.zeros(rows, np.int64)
-        size = rows * classes
-        self._count = np.zeros(size, np.uint32) if size <= _DENSE_KEYS else None
-        self._value = np.full(size, -1, np.int16) if size <= _DENSE_KEYS else None
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._pending = 0
-
-    def add(self, keys: np.ndarray, values: np.ndarray, predicted_rows: np.ndarray | None) -> None:
-        """One model's errors (``keys`` distinct, ``values`` their primary-axis values) and the rows
-        it predicts (None: every row)."""
-        if predicted_rows is None:
-            self.predicted += 1
-        else:
-            self.predicted[predicted_rows] += 1
-        if self._count is not None and self._value is not None:
-            self._count[keys] += 1
-            self._value[keys] = values
-            return
-        self._merge(keys, np.ones(keys.shape[0], np.int64), values)
-
-    def extend(self, other: ErrorCounter) -> None:
-        """Add another counter's counts (a chunk of the study's models)."""
-        self.predicted += other.predicted
-        keys, counts, values = other.counts()
-        if self._count is not None and self._value is not None:
-            self._count[keys] += counts.astype(np.uint32)
-            self._value[keys] = values
-        else:
-            self._merge(keys, counts, values)
-
-    def _merge(self, keys: np.ndarray, counts: np.ndarray, values: np.ndarray) -> None:
-        self._parts.append((keys, counts, values))
-        self._pending += keys.shape[0]
-        if self._pending > 1 << 22:
-            self.counts()
-
-    def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The distinct keys (sorted), how many models make each, and its value."""
-        if self._count is not None and self._value is not None:
-            keys = np.flatnonzero(self._count)
-            return keys, self._count[keys].astype(np.int64), self._value[keys].astype(np.int64)
-        if len(self._parts) != 1:
-            keys = np.concatenate([k for k, _, _ in self._parts]) if self._parts else np.zeros(0, np.int64)
-            counts = np.concatenate([c for _, c, _ in self._parts]) if self._parts else np.zeros(0, np.int64)
-            values = np.concatenate([v for _, _, v in self._parts]) if self._parts else np.zeros(0, np.int64)
-            uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-            totals = np.bincount(inverse.ravel(), weights=counts, minlength=uniq.shape[0]).astype(np.int64)
-            self._parts = [(uniq, totals, values[first].astype(np.int64))]
-        self._pending = 0
-        return self._parts[0]
-
-    def compact(self) -> None:
-        """Drop the dense arrays (before the counter travels from a Ray task)."""
-        if self._count is not None:
-            self._parts = [self.counts()]
-            self._count = self._value = None
-
-    def result(self, headline: np.ndarray) -> SharedErrors:
-        keys, counts, values = self.counts()
-        rows, preds = np.divmod(keys, self.classes)
-        wrong = np.bincount(rows, weights=counts, minlength=self.rows).astype(np.int64)  # a model errs once a row
-        return SharedErrors(rows=rows, preds=preds, values=values, models=counts, wrong=wrong,
-                            predicted=self.predicted.copy(), headline=headline)
+def count_errors(values: np.ndarray, preds: np.ndarray, correct: np.ndarray, headline: np.ndarray,
+                 classes: int) -> SharedErrors:
+    """The distinct errors of every model's decisions (``values``: int[M, N] primary-axis values,
+    -1 none; ``preds``: int[M, N] predictions, -1 none; ``correct``: bool[V + 1], a value counted
+    correct by multi-label accuracy, last: none), counted a block of images at a time so that each
+    block's (image, class) counter stays small and near in memory."""
+    models, n = values.shape
+    rows_per_block = max(1, min(_BLOCK_ENTRIES // max(models, 1), _BLOCK_KEYS // max(classes, 1)))
+    keys_of: list[np.ndarray] = []
+    counts_of: list[np.ndarray] = []
+    values_of: list[np.ndarray] = []
+    for r0 in range(0, n, rows_per_block):
+        r1 = min(n, r0 + rows_per_block)
+        pred = preds[:, r0:r1]
+        error = (pred >= 0) & ~correct[values[:, r0:r1]] & headline[None, r0:r1]
+        model, row = np.nonzero(error)
+        keys = row.astype(np.int64) * classes + pred[model, row]
+        counts = np.bincount(keys, minlength=(r1 - r0) * classes)
+        distinct = np.flatnonzero(counts)
+        value = np.empty(counts.shape[0], np.int16)
+        value[keys] = values[model, r0 + row]  # a pair has one value whichever model makes it
+        keys_of.append(distinct + r0 * classes)
+        counts_of.append(counts[distinct])
+        values_of.append(value[distinct].astype(np.int64))
+    keys = np.concatenate(keys_of) if keys_of else np.zeros(0, np.int64)
+    counts = np.concatenate(counts_of) if counts_of else np.zeros(0, np.int64)
+    value_of = np.concatenate(values_of) if values_of else np.zeros(0, np.int64)
+    rows, pred_of = np.divmod(keys, classes)
+    return SharedErrors(rows=rows, preds=pred_of, values=value_of,
+                        models=counts, wrong=np.bincount(rows, weights=counts, minlength=n).astype(np.int64),
+                        predicted=np.count_nonzero(preds >= 0, axis=0).astype(np.int64), headline=headline)
 
 
 def common_errors_frame(shared: SharedErrors, images: Sequence[str], target: np.ndarray,

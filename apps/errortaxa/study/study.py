@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,10 @@ from errortaxa.engine.outputs import open_binary, write_text
 from errortaxa.engine.providers import registry
 from errortaxa.study.classes import MIN_IMAGES, WORST_K
 from errortaxa.study.distributed import run_on_ray
-from errortaxa.study.intervals import HEADLINE, RESAMPLES, bootstrap
+from errortaxa.study.intervals import HEADLINE, RESAMPLES, Resampling
 from errortaxa.study.models import ImageSet, ModelFile, PathLike, read_model
 from errortaxa.study.scores import ExtraScores, read_with_scores
-from errortaxa.study.shared import ErrorCounter, SharedErrors, common_errors_frame, images_frame
+from errortaxa.study.shared import SharedErrors, common_errors_frame, count_errors, images_frame
 from errortaxa.study.tabulate import Accumulator, StudyDecisions, Tabulator, frame, top_errors
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from errortaxa.study.consistency import Consistency
     from errortaxa.study.diff import DiffResult
     from errortaxa.study.factors import FactorShares
+
+
+_RESAMPLED_CHUNK = 64  # models the bootstrap takes at a time
 
 
 @dataclass
@@ -218,35 +222,44 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         annotations = annotation_table(factors)
     options = read_options or ReadOptions(vocabulary=taxonomy.vocabulary)
     pairs = compare is not None
-    tab = Tabulator(taxonomy, image_set, image_list, pairs=pairs, providers=providers)
-    acc = Accumulator()
-    if ray_address is not None:
-        acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress,
-                         pairs=pairs, provider_configs=configs, columns=options.columns)
-    else:
-        from tqdm import tqdm
-
-        read = predictions or (lambda m: read_model(m.path, image_set, options))
-        for model in tqdm(models, desc="models", unit="model", disable=(None if progress is None else not progress)):
-            if extra is not None:
-                pred, extras = read_with_scores(model.path, image_set.index, image_set.batch.target, extra, options)
-                tab.add(acc, model.name, pred, extras)
-            else:
-                tab.add(acc, model.name, read(model))
-    decisions = StudyDecisions.of(tab, acc)
-    values, preds = decisions.values, decisions.preds
-    timings: dict[str, float] = {}
-    boot = None
-    if baseline is not None and baseline not in acc.models:
-        raise ValueError(f"baseline {baseline!r} is not a model of the study")
     if baseline is not None and resamples < 1:
         raise ValueError("a baseline needs bootstrap resamples (resamples >= 1)")
-    if resamples > 0 and len(acc.models):
-        target = image_set.batch.target
-        boot = bootstrap(values, tab.levels, preds >= 0, target, tab.masks, resamples=resamples, seed=seed,
-                         top1=None if baseline is None else preds == target[None, :],
-                         baseline=None if baseline is None else acc.models.index(baseline))
-        timings["bootstrap_s"] = boot.seconds
+    tab = Tabulator(taxonomy, image_set, image_list, pairs=pairs, providers=providers)
+    acc = Accumulator()
+    with ExitStack() as stack:
+        resampling, resampled = None, 0  # the bootstrap, and how many of the models it has
+        if resamples > 0:  # in a background thread, a chunk of models at a time
+            resampling = stack.enter_context(Resampling(tab.levels, image_set.batch.target, tab.masks,
+                                                        resamples=resamples, seed=seed, paired=baseline is not None))
+        if ray_address is not None:
+            acc = run_on_ray(taxonomy, image_set, models, image_list, ray_address, chunks=chunks, progress=progress,
+                             pairs=pairs, provider_configs=configs, columns=options.columns)
+        else:
+            from tqdm import tqdm
+
+            read = predictions or (lambda m: read_model(m.path, image_set, options))
+            with resampling.sharing_cores() if resampling is not None else nullcontext():
+                for model in tqdm(models, desc="models", unit="model",
+                                  disable=(None if progress is None else not progress)):
+                    if extra is not None:
+                        pred, extras = read_with_scores(model.path, image_set.index, image_set.batch.target, extra,
+                                                        options)
+                        tab.add(acc, model.name, pred, extras)
+                    else:
+                        tab.add(acc, model.name, read(model))
+                    if resampling is not None and len(acc.values) - resampled >= _RESAMPLED_CHUNK:
+                        resampled = _resample(resampling, acc, resampled, image_set.batch.target)
+        if baseline is not None and baseline not in acc.models:
+            raise ValueError(f"baseline {baseline!r} is not a model of the study")
+        if resampling is not None:  # the last models' resamples, while the shared errors are counted
+            _resample(resampling, acc, resampled, image_set.batch.target)
+        decisions = StudyDecisions.of(tab, acc)
+        errors_of = count_errors(decisions.values, decisions.preds, tab.levels[0], tab.headline, tab.classes)
+        boot = None
+        timings: dict[str, float] = {}
+        if resampling is not None and len(acc.models):
+            boot = resampling.result(None if baseline is None else acc.models.index(baseline))
+            timings["bootstrap_s"] = boot.seconds
     table = frame(tab, acc, boot.intervals if boot is not None else None)
     if boot is not None and baseline is not None:
         table = _with_baseline(table, acc.models.index(baseline), boot.baseline)
@@ -273,7 +286,6 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         from errortaxa.study.classes import class_breakdown
 
         breakdown = class_breakdown(decisions, taxonomy, acc.models, worst_k=worst_k, min_images=min_images)
-    errors_of = (acc.errors or ErrorCounter(len(image_set), tab.classes)).result(tab.headline)
     top = top_errors(tab, errors_of, top_k)
     diff = None
     if compare is not None:
@@ -299,6 +311,14 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         classes=breakdown, factors=factor_shares,
         **(_shared_tables(errors_of, tab, taxonomy) if shared else {}),
     )
+
+
+def _resample(resampling: Resampling, acc: Accumulator, start: int, target: np.ndarray) -> int:
+    """Hand the bootstrap the models decided from ``start`` on; how many models it has now."""
+    if start < len(acc.values):
+        values, preds = np.stack(acc.values[start:]), np.stack(acc.preds[start:])
+        resampling.add(values, preds >= 0, preds == target[None, :] if resampling.paired else None)
+    return len(acc.values)
 
 
 def _shared_tables(errors: SharedErrors, tab: Tabulator, taxonomy: CompiledTaxonomy) -> dict[str, pd.DataFrame]:

@@ -23,7 +23,7 @@ from errortaxa.engine.results.accuracy import (
 )
 from errortaxa.engine.run.imageset import ImageSetClassifier
 from errortaxa.study.models import ImageSet
-from errortaxa.study.shared import ErrorCounter, SharedErrors
+from errortaxa.study.shared import SharedErrors
 from errortaxa.study.stats import clopper_pearson
 
 GROUPS = (*(f"{g}_by_label" for g in LABEL_GROUPS), *(f"{g}_by_target" for g in TARGET_GROUPS))
@@ -49,7 +49,6 @@ class Accumulator:
     values: list[np.ndarray] = field(default_factory=list)
     preds: list[np.ndarray] = field(default_factory=list)
     not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[G, R]: samples per group and rule
-    errors: ErrorCounter | None = None  # the headline errors of all models (shared errors, top errors)
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
     # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
     # parts merged now and then
@@ -69,10 +68,6 @@ class Accumulator:
         self.values += other.values
         self.preds += other.preds
         self.not_evaluated += other.not_evaluated
-        if other.errors is not None:
-            if self.errors is None:  # its own arrays: another's may be read-only (from a Ray task)
-                self.errors = ErrorCounter(other.errors.rows, other.errors.classes)
-            self.errors.extend(other.errors)
         if other.pairs or other._dense is not None:
             self.add_pairs(*other.pair_counts())
 
@@ -176,10 +171,6 @@ class Tabulator:
                                               cells.per_group(cells.count(cell, listed & wrong))], axis=1)))
         acc.extras.append(dict(extras or {}))
         acc.counts.append(_ints(counts[:, 1:]))
-        errors = np.flatnonzero(self.headline[rows] & ~self.levels[0][value])
-        if acc.errors is None:
-            acc.errors = ErrorCounter(pred.shape[0], self.classes)
-        acc.errors.add(rows[errors] * self.classes + shown[errors], value[errors], None if full else rows)
         if full:
             acc.values.append(value.astype(np.int16))
             acc.preds.append(pred.astype(self.pred_dtype, copy=True))
