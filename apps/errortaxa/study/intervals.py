@@ -29,6 +29,7 @@ BOOTSTRAP_GROUPS = ("all", "organism_by_label", "artifact_by_label")
 CLASS_MEANS = ("mla", "mla_minor", "mla_explainable")
 HEADLINE = ("top1", "mla_share", *CLASS_MEANS)
 _CHUNK = 256  # models per matrix product
+_SPARSE_SHARE = 0.03  # a level's difference from the one before is a sparse product below this density
 _T = TypeVar("_T")
 
 
@@ -166,8 +167,8 @@ class Resampling:
 
     def _weigh(self, strata: np.ndarray, resamples: int, seed: int) -> tuple[list[np.ndarray], np.ndarray | None]:
         """The plan's weighed products and, on a paired run, the headline group's image-share weights."""
-        weights = sorted_weights(strata, resamples, seed)
-        shares = weights[:, self._inside[0]] / np.float32(np.count_nonzero(self._inside[0])) if self.paired else None
+        weights = np.ascontiguousarray(sorted_weights(strata, resamples, seed).T)  # [n, B]: an image's row
+        shares = weights[self._inside[0]] / np.float32(np.count_nonzero(self._inside[0])) if self.paired else None
         return self._plan.weigh(weights), shares
 
     def _chunk(self, values: np.ndarray, predicted: np.ndarray, top1: np.ndarray | None) -> _Chunk:
@@ -249,9 +250,9 @@ class _Plan:
         return cls(products=products, sums=sums, scale=scale.astype(np.float32))
 
     def weigh(self, weights: np.ndarray) -> list[np.ndarray]:
-        """Per product, float32[B, k]: the resample weights (``weights``: [B, n]) of its images times
+        """Per product, float32[k, B]: the resample weights of its images (``weights``: [n, B]) times
         their factors."""
-        return [weights[:, pos] * self.scale[g, pos] for pos, g in self.products]
+        return [weights[pos] * self.scale[g, pos][:, None] for pos, g in self.products]
 
     def draws(self, values: np.ndarray, lut: np.ndarray, weighed: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per group, float64[K, B, c]: each model's class mean of its correctness (``lut[:, values]``;
@@ -267,18 +268,38 @@ class _Plan:
 
 
 def _draws(x: np.ndarray, weights: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
-    """float64[K, B, M]: each model's weighted sum (``weights``: float32[B, n]) per resample of
-    ``lut[:, x]`` (``x``: int[M, n] values; ``lut``: float32[K, V + 1]) or, without ``lut``, of
-    ``x`` itself (float32[K, M, n])."""
+    """float64[K, B, M]: each model's weighted sum (``weights``: float32[n, B], an image's weight in
+    each resample) per resample of ``lut[:, x]`` (``x``: int[M, n] values; ``lut``: float32[K, V + 1])
+    or, without ``lut``, of ``x`` itself (float32[K, M, n])."""
     k = lut.shape[0] if lut is not None else x.shape[0]
     models = x.shape[0] if lut is not None else x.shape[1]
-    out = np.empty((k, weights.shape[0], models), np.float64)
+    out = np.empty((k, weights.shape[1], models), np.float64)
     for m0 in range(0, models, _CHUNK):
         m1 = min(models, m0 + _CHUNK)
-        block = lut[:, x[m0:m1]] if lut is not None else x[:, m0:m1]  # [K, c, n] float32
-        block = block.reshape(k * (m1 - m0), -1)
-        out[:, :, m0:m1] = (weights @ block.T).reshape(weights.shape[0], k, m1 - m0).transpose(1, 0, 2)
+        if lut is not None:
+            sums = _level_sums(x[m0:m1], weights, lut)
+        else:
+            sums = (x[:, m0:m1].reshape(k * (m1 - m0), -1) @ weights).reshape(k, m1 - m0, -1)
+        out[:, :, m0:m1] = sums.transpose(0, 2, 1)
     return out
+
+
+def _level_sums(x: np.ndarray, weights: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """float64[K, c, B]: :func:`_draws` of the levels ``lut[:, x]``: the first level a dense
+    product, each further one the level before plus the product of where the two differ, a sparse
+    product when they differ on few images (as a model's minor and explainable levels mostly do)."""
+    from scipy import sparse
+
+    previous = lut[0][x]
+    sums = np.empty((lut.shape[0], x.shape[0], weights.shape[1]), np.float64)
+    sums[0] = previous @ weights
+    for k in range(1, lut.shape[0]):
+        level = lut[k][x]
+        differ = level - previous
+        rare = np.count_nonzero(differ) < _SPARSE_SHARE * differ.size
+        sums[k] = sums[k - 1] + (sparse.csr_matrix(differ) @ weights if rare else differ @ weights)
+        previous = level
+    return sums
 
 
 def _paired(draws: np.ndarray, per_image: np.ndarray, predicted: np.ndarray, baseline: int,
