@@ -356,6 +356,15 @@ def test_image_set_classifier_equals_plain_evaluation() -> None:
         assert np.array_equal(shared.primary.rule, plain.primary.rule)
         assert np.array_equal(shared.primary.witness, plain.primary.witness)
         assert [shared.record(i) for i in range(n)] == [plain.record(i) for i in range(n)]
+        outcome = clf.primary(pred)  # what a study counts, without the rest
+        assert np.array_equal(outcome.value, plain.primary.value)
+        assert np.array_equal(outcome.not_evaluated, plain.primary.not_evaluated)
+        rows = np.flatnonzero(rng.random(n) < 0.5)
+        some = clf.primary(pred[rows], rows)
+        assert np.array_equal(some.value, plain.primary.value[rows])
+        for r in range(len(tx.axes[tx.primary_axis].rules)):
+            assert np.array_equal(some.rule_not_evaluated(r), plain.primary.rule_not_evaluated(r)[rows])
+    assert plain.primary.not_evaluated.any()  # the OOV rule, without its provider
 
 
 def test_classify_many_equals_per_model_classification() -> None:

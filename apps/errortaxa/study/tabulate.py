@@ -146,8 +146,8 @@ class Tabulator:
         rows = np.flatnonzero(pred >= 0)
         full = rows.shape[0] == pred.shape[0]
         shown = pred if full else pred[rows]
-        decisions = self.classifier.classify(shown, None if full else rows)
-        value = decisions.primary.value.astype(np.int64)  # per present prediction; -1 = no value
+        primary = self.classifier.primary(shown, None if full else rows)
+        value = primary.value.astype(np.int64)  # per present prediction; -1 = no value
         cells = self.cells
         cell = cells.cell if full else cells.cell[rows]
         v = len(self.values)
@@ -179,7 +179,6 @@ class Tabulator:
             per_row[rows] = value
             acc.values.append(per_row)
             acc.preds.append(np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
-        primary = decisions.primary
         skipped = [cells.count(cell, primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
         acc.not_evaluated.append(_ints(cells.per_group(np.stack(skipped, axis=1))) if skipped
                                  else np.zeros((cells.groups, 0), np.int64))

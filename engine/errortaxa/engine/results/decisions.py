@@ -20,6 +20,24 @@ def bitset_width(rules: int) -> int:
     return (rules + 7) // 8
 
 
+def bit_set(bitsets: np.ndarray, r: int) -> np.ndarray:
+    """bool[N]: bit ``r`` of each sample's bit set (``bitsets``: uint8[N, bytes], little-endian bits)."""
+    return (bitsets[:, r >> 3] >> np.uint8(r & 7)) & np.uint8(1) > 0
+
+
+@dataclass(frozen=True)
+class PrimaryOutcome:
+    """Of one model's predictions, what a study counts: the primary-axis value (-1: none) and the
+    rules not evaluated (as :class:`AxisDecisions`)."""
+
+    value: np.ndarray  # int16[N]
+    not_evaluated: np.ndarray  # uint8[N, ceil(rules / 8)]: bit r set when rule r could not be evaluated
+
+    def rule_not_evaluated(self, r: int) -> np.ndarray:
+        """bool[N]: rule r could not be evaluated for the sample."""
+        return bit_set(self.not_evaluated, r)
+
+
 @dataclass
 class AxisDecisions:
     """One axis' outcome for N samples (indices into ``values`` / ``rules``; -1 = none)."""
@@ -52,7 +70,7 @@ class AxisDecisions:
 
     def rule_not_evaluated(self, r: int) -> np.ndarray:
         """bool[N]: rule r could not be evaluated for the sample."""
-        return (self.not_evaluated[:, r >> 3] >> np.uint8(r & 7)) & np.uint8(1) > 0
+        return bit_set(self.not_evaluated, r)
 
     def not_evaluated_rules(self, i: int) -> list[int]:
         """The rules that could not be evaluated for sample i."""

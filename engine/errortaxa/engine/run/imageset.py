@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
 from errortaxa.engine.features import FeatureProvider
-from errortaxa.engine.results.decisions import AxisDecisions, Decisions, bitset_width, reason_remap
+from errortaxa.engine.results.decisions import AxisDecisions, Decisions, PrimaryOutcome, bitset_width, reason_remap
 from errortaxa.engine.run.evaluate import evaluate
 from errortaxa.engine.samples import SampleBatch
 
@@ -57,16 +57,7 @@ class ImageSetClassifier:
 
     def classify(self, pred: np.ndarray, rows: np.ndarray | None = None) -> Decisions:
         """Decisions for one model: ``pred[i]`` is its prediction on image ``rows[i]`` (default: all)."""
-        rows = self._rows(rows)
-        pred = np.asarray(pred)
-        if pred.shape != rows.shape:
-            raise ValueError(f"pred has {pred.shape[0]} entries for {rows.shape[0]} images")
-        self._check_classes(pred, "pred")
-        flat = rows * self.classes + pred.astype(np.int64)
-        primary = self.taxonomy.primary_axis
-        code = self.codes[primary].ravel()[flat]
-        if not code.all():
-            self._fill_missing(flat[code == 0])
+        rows, pred, flat = self._decided(pred, rows)
         in_order = rows.shape[0] == len(self.images) and bool((rows == np.arange(rows.shape[0])).all())
         batch = replace(self.images, pred=pred.astype(np.int32, copy=False)) if in_order \
             else self.images.take(rows, pred)
@@ -74,10 +65,7 @@ class ImageSetClassifier:
         for name, ax in self.taxonomy.axes.items():
             rule = self.codes[name].ravel()[flat].astype(np.int16) - 2
             witness = self.witnesses[name].ravel()[flat].astype(np.int32) - 1
-            table = self.skipped[name]
-            skipped = np.zeros(flat.shape[0], table.dtype)
-            late = np.flatnonzero((rule > self.first_unknowable[name]) | (rule < 0))
-            skipped[late] = table.ravel()[flat[late]]
+            late, skipped = self._skipped(name, flat, rule)
             sources = self.sources.get(name)
             source = sources.ravel()[flat] - 1 if sources is not None else None
             evidence = self.evidence[name]
@@ -88,12 +76,42 @@ class ImageSetClassifier:
                     codes[r][late] = memo.ravel()[flat[late]] - 1
             axes[name] = AxisDecisions(
                 axis=name, values=ax.value_ids, rules=ax.rule_ids, value=self.value_of_code[name][rule + 2],
-                rule=rule, witness=witness, source=source,
-                not_evaluated=skipped.view(np.uint8).reshape(flat.shape[0], table.dtype.itemsize),
+                rule=rule, witness=witness, source=source, not_evaluated=skipped,
                 evidence={i: evidence[k] for i, k in enumerate(flat.tolist()) if k in evidence} if evidence else {},
                 reason_codes=codes,
             )
         return Decisions(self.taxonomy, batch, axes, self.reasons)
+
+    def primary(self, pred: np.ndarray, rows: np.ndarray | None = None) -> PrimaryOutcome:
+        """What a study counts of one model (arguments as :meth:`classify`): each prediction's
+        primary-axis value and the rules not evaluated for it, without the rest of the decisions."""
+        _, _, flat = self._decided(pred, rows)
+        name = self.taxonomy.primary_axis
+        rule = self.codes[name].ravel()[flat].astype(np.int16) - 2
+        _, skipped = self._skipped(name, flat, rule)
+        return PrimaryOutcome(value=self.value_of_code[name][rule + 2], not_evaluated=skipped)
+
+    def _decided(self, pred: np.ndarray, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows, the predictions and their flat memo indices, every pair decided."""
+        rows = self._rows(rows)
+        pred = np.asarray(pred)
+        if pred.shape != rows.shape:
+            raise ValueError(f"pred has {pred.shape[0]} entries for {rows.shape[0]} images")
+        self._check_classes(pred, "pred")
+        flat = rows * self.classes + pred.astype(np.int64)
+        code = self.codes[self.taxonomy.primary_axis].ravel()[flat]
+        if not code.all():
+            self._fill_missing(flat[code == 0])
+        return rows, pred, flat
+
+    def _skipped(self, axis: str, flat: np.ndarray, rule: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The samples whose rule comes after the axis' first rule that can be 'not evaluated' (or
+        none held), and every sample's not-evaluated bit set (uint8[n, bytes])."""
+        table = self.skipped[axis]
+        skipped = np.zeros(flat.shape[0], table.dtype)
+        late = np.flatnonzero((rule > self.first_unknowable[axis]) | (rule < 0))
+        skipped[late] = table.ravel()[flat[late]]
+        return late, skipped.view(np.uint8).reshape(flat.shape[0], table.dtype.itemsize)
 
     def classify_many(self, preds: np.ndarray, rows: np.ndarray | None = None, *,
                       threads: int | None = None) -> ModelSetDecisions:
