@@ -152,7 +152,7 @@ class Resampling:
         if baseline is not None:
             if not self.paired:
                 raise ValueError("differences from a baseline need a paired run (paired=True)")
-            draws = np.concatenate([c.draws for c in chunks if c.draws is not None], axis=2)
+            draws = np.concatenate([c.draws for c in chunks if c.draws is not None], axis=1)
             diffs = _paired(draws, np.concatenate([c.per_image for c in chunks if c.per_image is not None], axis=1),
                             np.concatenate([c.predicted for c in chunks if c.predicted is not None]),
                             baseline, self._q)
@@ -179,16 +179,16 @@ class Resampling:
                                                strict=True)):
             cols = rows[inside[g]]
             missing = ~np.asarray(predicted[:, cols].all(axis=1))
-            draws[:, :, missing] = np.nan  # a model without a prediction here
-            lo, hi = np.percentile(draws, self._q, axis=1)  # [3, c] each
+            draws[:, missing] = np.nan  # a model without a prediction here
+            lo, hi = np.percentile(draws, self._q, axis=2)  # [3, c] each
             for k, stat in enumerate(CLASS_MEANS):
                 out.lo[f"{group}.{stat}"], out.hi[f"{group}.{stat}"] = lo[k], hi[k]
             if share_weights is not None and g == 0 and top1 is not None:
                 correct = self._levels[:, values[:, cols]]  # [3, c, n]
                 plain = np.stack([top1[:, cols], correct[0]]).astype(np.float32)  # top1, mla_share: image shares
                 shares = _draws(plain, share_weights)
-                shares[:, :, missing] = np.nan
-                out.draws = np.concatenate([shares, draws])  # [5, B, c] in HEADLINE order
+                shares[:, missing] = np.nan
+                out.draws = np.concatenate([shares, draws])  # [5, c, B] in HEADLINE order
                 out.per_image = np.stack([top1[:, cols], correct[0], *correct])
                 out.predicted = predicted[:, cols]
         return out
@@ -201,7 +201,7 @@ class _Chunk:
 
     lo: dict[str, np.ndarray]
     hi: dict[str, np.ndarray]
-    draws: np.ndarray | None = None  # float64[5, B, c]
+    draws: np.ndarray | None = None  # float64[5, c, B]
     per_image: np.ndarray | None = None  # bool[5, c, n]
     predicted: np.ndarray | None = None  # bool[c, n]
 
@@ -255,7 +255,7 @@ class _Plan:
         return [weights[pos] * self.scale[g, pos][:, None] for pos, g in self.products]
 
     def draws(self, values: np.ndarray, lut: np.ndarray, weighed: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Per group, float64[K, B, c]: each model's class mean of its correctness (``lut[:, values]``;
+        """Per group, float64[K, c, B]: each model's class mean of its correctness (``lut[:, values]``;
         ``values``: int[c, n] over the sorted images) in every resample (``weighed``: :meth:`weigh`)."""
         done = [_draws(values[:, pos], w, lut) for (pos, _), w in zip(self.products, weighed, strict=True)]
         out = []
@@ -268,19 +268,19 @@ class _Plan:
 
 
 def _draws(x: np.ndarray, weights: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
-    """float64[K, B, M]: each model's weighted sum (``weights``: float32[n, B], an image's weight in
+    """float64[K, M, B]: each model's weighted sum (``weights``: float32[n, B], an image's weight in
     each resample) per resample of ``lut[:, x]`` (``x``: int[M, n] values; ``lut``: float32[K, V + 1])
     or, without ``lut``, of ``x`` itself (float32[K, M, n])."""
     k = lut.shape[0] if lut is not None else x.shape[0]
     models = x.shape[0] if lut is not None else x.shape[1]
-    out = np.empty((k, weights.shape[1], models), np.float64)
+    out = np.empty((k, models, weights.shape[1]), np.float64)
     for m0 in range(0, models, _CHUNK):
         m1 = min(models, m0 + _CHUNK)
         if lut is not None:
             sums = _level_sums(x[m0:m1], weights, lut)
         else:
             sums = (x[:, m0:m1].reshape(k * (m1 - m0), -1) @ weights).reshape(k, m1 - m0, -1)
-        out[:, :, m0:m1] = sums.transpose(0, 2, 1)
+        out[:, m0:m1] = sums
     return out
 
 
@@ -310,8 +310,8 @@ def _paired(draws: np.ndarray, per_image: np.ndarray, predicted: np.ndarray, bas
     out: dict[str, np.ndarray] = {}
     both = predicted & predicted[baseline]
     for k, stat in enumerate(HEADLINE):
-        diff = draws[k] - draws[k][:, [baseline]]  # [B, M]
-        lo, hi = np.percentile(diff, q, axis=0)
+        diff = draws[k] - draws[k][[baseline]]  # [M, B]
+        lo, hi = np.percentile(diff, q, axis=1)
         out[f"{stat}_lo"], out[f"{stat}_hi"] = lo, hi
         x = per_image[k]
         only_model = np.count_nonzero(x & ~x[baseline] & both, axis=1)
