@@ -2,13 +2,14 @@
 
     python bench/compare.py OLD_CHECKOUT NEW_CHECKOUT [--runs 5] [--bench engine service study]
 
-Each run executes ``bench/NAME.py`` of one checkout with that checkout's source folders first on
-``PYTHONPATH`` (old, new, old, new, ...), reads its ``RESULT {json}`` line and, at the end, prints per
-headline figure the median of each side and new/old (for figures where lower is better, old/new, so
-that a ratio >= 1 always means the new checkout is at least as good).  Both checkouts are
-byte-compiled first, as an install is (so that neither compiles its sources at each start, even
-with PYTHONDONTWRITEBYTECODE set), and the service benchmark takes 5,000 latency calls (its p99 is
-the 50th slowest).  Ends with ``RESULT {json}``.
+Each run executes ``bench/NAME.py`` of one checkout (old, new, old, new, ...) with that checkout's
+source folders first on ``PYTHONPATH``, under that checkout's ``.venv/bin/python`` where it has one
+(an older checkout's code can fail on a newer install's entry points) or else this interpreter,
+reads its ``RESULT {json}`` line and, at the end, prints per headline figure the median of each
+side and new/old (for figures where lower is better, old/new, so that a ratio >= 1 always means the
+new checkout is at least as good).  Both checkouts are byte-compiled first, as an install is (so
+that neither compiles its sources at each start, even with PYTHONDONTWRITEBYTECODE set), and the
+service benchmark takes 5,000 latency calls (its p99 is the 50th slowest).  Ends with ``RESULT {json}``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ ARGS = {"engine": [], "service": ["--latency-calls", "5000"], "study": ["--no-ra
 def run_once(checkout: Path, bench: str) -> dict[str, float]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(str(checkout / f) for f in SOURCE_FOLDERS if (checkout / f).is_dir())
-    done = subprocess.run([sys.executable, str(checkout / "bench" / f"{bench}.py"), *ARGS[bench]], cwd=checkout,
+    own = checkout / ".venv" / "bin" / "python"  # its own installed entry points (providers), when it has them
+    python = str(own) if own.is_file() else sys.executable
+    done = subprocess.run([python, str(checkout / "bench" / f"{bench}.py"), *ARGS[bench]], cwd=checkout,
                           env=env, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:

@@ -4,9 +4,10 @@ Default: 1000 models x 20,000 images, each model a top-1 .npz over the 50,000 va
 (the images are the first 20,000). Reports seconds and predictions per second, single-process
 and, when Ray is installed, on a local Ray cluster, and the same single-process study with a taxonomy
 comparison (``--compare-taxonomy`` with the severity taxonomy's ``severity`` axis, all models pooled).
-``bootstrap_s`` is the default study's bootstrap of the per-class means' intervals (part of
-``single_s``), ``consistency_s`` the error consistency of all pairs of models (``--consistency``,
-computed apart on the same decisions, not written). Ends with one line ``RESULT {json}``.
+``bootstrap_s`` is the compute time of the default study's bootstrap of the per-class means'
+intervals (in a background thread, mostly while ``single_s`` decides the models), ``consistency_s``
+the error consistency of all pairs of models (``--consistency``, computed apart on the same
+decisions, not written). Ends with one line ``RESULT {json}``.
 
     python bench/study.py [--models 1000] [--images 20000] [--no-ray] [--no-compare]
 """
