@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -155,9 +156,9 @@ def main() -> int:
                     page_ms.append(seconds * 1000)
             thumb_ms: list[float] = []
             for name in names:
-                _, seconds = request(url + "thumb/" + urllib.request.quote(name))
+                _, seconds = request(url + "thumb/" + urllib.parse.quote(name))
                 thumb_ms.append(seconds * 1000)
-            _, warm = request(url + "thumb/" + urllib.request.quote(names[0]))
+            _, warm = request(url + "thumb/" + urllib.parse.quote(names[0]))
         finally:
             server.shutdown()
             server.server_close()

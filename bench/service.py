@@ -114,7 +114,7 @@ def throughput_stream(client: Client, batch: Samples, seconds: float) -> float:
         while time.perf_counter() - started < seconds:
             yield batch
 
-    done = sum(len(r) for r in client.classify_stream(batches(), max_in_flight=4))  # type: ignore[arg-type]
+    done = sum(len(r) for r in client.classify_stream(batches(), max_in_flight=4))  # type: ignore[arg-type,misc]
     return done / (time.perf_counter() - started)
 
 
