@@ -80,8 +80,6 @@ def bootstrap(values: np.ndarray, levels: np.ndarray, predicted: np.ndarray, tar
     (``HEADLINE``; ``top1``: bool[M, N], top-1 correct) with McNemar's p-value of the per-image
     correctness. ``predicted``: bool[M, N]. All models at once; :class:`Resampling` takes them in
     chunks."""
-    if baseline is not None and top1 is None:
-        raise ValueError("a baseline needs the top-1 correctness (top1)")
     with Resampling(levels, target, masks, resamples=resamples, seed=seed, paired=baseline is not None,
                     alpha=alpha) as run:
         run.add(values, predicted, top1)
