@@ -42,6 +42,11 @@ REFUSAL_SECONDS = 0.25  # at stop: how long calls arriving are still answered UN
 STREAM_END_SECONDS = 1.0  # at stop, once the grace is over: how long streams get to end UNAVAILABLE
 
 
+def grpc_address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 literal in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 @dataclass
 class RunningServer:
     """A started server. ``port`` is the bound port (useful with port 0)."""
@@ -60,8 +65,7 @@ class RunningServer:
 
     @property
     def address(self) -> str:
-        host = self.config.host
-        return f"[{host}]:{self.port}" if ":" in host and not host.startswith("[") else f"{host}:{self.port}"
+        return grpc_address(self.config.host, self.port)
 
     @property
     def metrics_port(self) -> int | None:
@@ -177,7 +181,7 @@ def _build(config: ServerConfig, store: Store, started: float) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
         enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
-    address = f"{config.host}:{config.port}"
+    address = grpc_address(config.host, config.port)
     if config.tls_cert is not None and config.tls_key is not None:
         credentials = grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
         port = server.add_secure_port(address, credentials)
