@@ -180,6 +180,32 @@ def test_example_taxonomy_with_the_provider(annotations: dict[str, dict[str, int
         assert got.values[got.value[i]] == expected, name
 
 
+def test_rules_test_checks_annotated_cases_with_the_provider_option(annotations: dict[str, dict[str, int]],
+                                                                   config: Path, tmp_path: Path) -> None:
+    """`rules test --imagenet_x-config`: a case on an annotated image is checked (PASS / FAIL), not
+    left open as without the option."""
+    image = next(n for n, fs in sorted(annotations.items()) if fs["pose"])  # the first rule's factor
+    expect = {"a": "pose", "b": "background"}
+    sample = f"{{target: 207, labels: [207], pred: 817, image: {image}}}"  # a golden retriever as a sports car
+    cases = "".join(f"  - name: case {k}\n    sample: {sample}\n    expect: {{factor: {v}}}\n"
+                    for k, v in expect.items())
+    taxonomy = tmp_path / "mine.yaml"
+    taxonomy.write_text(f"schema: errortaxa/v1\nextends: {EXAMPLE}\nname: mine\nversion: '1'\ncases:\n{cases}")
+    exe = str(Path(sys.executable).with_name("errortaxa"))
+
+    def rules_test(*options: str) -> tuple[int, dict[str, str]]:
+        done = subprocess.run([exe, "rules", "test", str(taxonomy), "--format", "json", *options],
+                              capture_output=True, text=True, timeout=300)
+        assert done.stderr == "", done.stderr
+        return done.returncode, {c["name"]: c["status"] for c in json.loads(done.stdout)["cases"]}
+
+    assert rules_test() == (0, {"case a": "skipped", "case b": "skipped"})
+    assert rules_test("--imagenet_x-config", str(config)) == (1, {"case a": "passed", "case b": "failed"})
+    done = subprocess.run([exe, "rules", "test", str(taxonomy), "--imagenet_x-config", str(tmp_path / "none.yaml")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--imagenet_x-config" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_the_compiler_checks_the_declared_parameters(tmp_path: Path) -> None:
     from errortaxa.engine.errors import ErrorTaxaError
 

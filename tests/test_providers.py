@@ -116,7 +116,7 @@ def test_classify_takes_the_providers_option(parity: dict[str, Path], tmp_path: 
     bad = tmp_path / "bad.yaml"
     bad.write_text("modulus: zero\n")
     for args, message in (([ "--parity-config", str(bad)], "modulus must be a positive integer"),
-                          (["--parity-config", str(tmp_path / "nope.yaml")], "No such file"),
+                          (["--parity-config", str(tmp_path / "nope.yaml")], "nope.yaml: no such file"),
                           (["--parity-config", str(bad), "--server", "127.0.0.1:1"], "applies to local mode")):
         capsys.readouterr()
         assert main(["classify", str(records), "--taxonomy", taxonomy, *args]) == 2

@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--format", choices=(*FORMATS, "junit"), default="text",
                    help="text (default), a JSON report, or JUnit XML for CI systems, on stdout")
+    add_provider_options(p, " (the cases its rules decide are checked instead of left open)")
     add_limit_option(p)
     p.set_defaults(func=cmd_rules_test)
     p = rsub.add_parser("explain", help="every rule tried on one record, and why it held or failed")

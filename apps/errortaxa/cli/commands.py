@@ -100,7 +100,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         else:
             raise
         return 2
-    results = run_cases(taxonomy)
+    results = run_cases(taxonomy, providers_from(args, taxonomy))
     n = counts(results)
     if args.format == "json":
         print(json.dumps(cases_json(args.file, taxonomy, results), indent=2))

@@ -88,7 +88,7 @@ def get(name: str) -> ProviderFactory:
 
 def build(name: str, config: str | Path, taxonomy: CompiledTaxonomy) -> FeatureProvider:
     """Provider ``name`` for ``taxonomy`` from its config file, strictly: ProviderConfigError for an
-    unknown provider or a malformed config, ProviderUnavailable (with the reason) where it cannot run."""
+    unknown provider, a missing or malformed config, ProviderUnavailable (with the reason) where it cannot run."""
     try:
         factory = get(name)
     except KeyError as exc:
@@ -96,6 +96,8 @@ def build(name: str, config: str | Path, taxonomy: CompiledTaxonomy) -> FeatureP
     reason = factory.unavailable()
     if reason is not None:
         raise ProviderUnavailable(f"'{factory.config_option}' {reason}")
+    if not Path(config).is_file():
+        raise ProviderConfigError(f"{factory.config_option} {config}: no such file")
     return factory.build(config, taxonomy)
 
 
