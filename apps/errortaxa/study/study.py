@@ -13,6 +13,7 @@ memo asks a provider about each (image, predicted class) pair once, whichever mo
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy
 from errortaxa.engine.features import FeatureProvider
+from errortaxa.engine.gcpause import gc_paused
 from errortaxa.engine.inputs import LabeledImages, ReadOptions
 from errortaxa.engine.outputs import open_binary, write_text
 from errortaxa.engine.providers import registry
@@ -238,9 +240,12 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
             from tqdm import tqdm
 
             read = predictions or (lambda m: read_model(m.path, image_set, options))
-            with resampling.sharing_cores() if resampling is not None else nullcontext():
-                for model in tqdm(models, desc="models", unit="model",
-                                  disable=(None if progress is None else not progress)):
+            # the loop makes arrays, not cycles: the cyclic collector runs once a chunk of models
+            with resampling.sharing_cores() if resampling is not None else nullcontext(), gc_paused():
+                for i, model in enumerate(tqdm(models, desc="models", unit="model",
+                                               disable=(None if progress is None else not progress))):
+                    if i % _RESAMPLED_CHUNK == 0:
+                        gc.collect(1)
                     if extra is not None:
                         pred, extras = read_with_scores(model.path, image_set.index, image_set.batch.target, extra,
                                                         options)
