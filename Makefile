@@ -37,6 +37,7 @@ lint: install codegen
 	$(CODEGEN)/bin/python scripts/gen_protos.py --check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy bench scripts
 	$(PY) scripts/check_imports.py
 
 test: lint

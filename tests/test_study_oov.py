@@ -208,7 +208,7 @@ def test_study_cli_oov_config(setup: dict[str, Any], tmp_path: Path, capsys: pyt
     typo = tmp_path / "typo.yaml"
     typo.write_text(yaml.safe_dump({"modle": "ViT-B-32"}))
     for cfg, message in ((bad, "checkpoint not found"), (typo, "unknown oov configuration keys"),
-                         (tmp_path / "nope.yaml", "No such file")):
+                         (tmp_path / "nope.yaml", "--oov-config " + str(tmp_path / "nope.yaml") + ": no such file")):
         assert main(["study", str(setup["models"]), "--out", str(tmp_path / "o2"), "--oov-config", str(cfg),
                      "--no-progress"]) == 2
         err = capsys.readouterr().err
