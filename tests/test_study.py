@@ -214,3 +214,30 @@ def test_study_cli_writes_csv_and_parquet(generated: dict, tmp_path: Path) -> No
     assert parquet.loc[2, "all.mla"] == 1.0 and parquet.loc[2, "all.mla_share"] == 1.0
     assert parquet.loc[2, "all.n.correct"] == parquet.loc[2, "all.samples"]
     assert len(tax.vocabulary) == 1000
+
+
+def test_reserved_decisions_are_sliced_not_stacked() -> None:
+    from errortaxa.study.tabulate import Accumulator
+
+    rng = np.random.default_rng(3)
+    rows = [(rng.integers(-1, 9, 12), rng.integers(-1, 999, 12)) for _ in range(5)]
+    reserved, plain = Accumulator(), Accumulator()
+    reserved.reserve(3, 12, np.int16)  # room for three: the last two rows are copies
+    for values, preds in rows:
+        reserved.add_decisions(values, preds)
+        plain.add_decisions(values, preds.astype(np.int16))
+    first = reserved.decisions(0)
+    assert not np.shares_memory(first[0], reserved.values[0])  # stacked: more rows than were reserved
+    for acc in (reserved, plain):
+        values, preds = acc.decisions(1)
+        assert np.array_equal(values, np.stack([v for v, _ in rows[1:]])) and values.dtype == np.int16
+        assert np.array_equal(preds, np.stack([p for _, p in rows[1:]]))
+    sliced = Accumulator()
+    sliced.reserve(5, 12, np.int16)
+    for values, preds in rows:
+        sliced.add_decisions(values, preds)
+    values, preds = sliced.decisions(2)
+    assert values.base is sliced.decisions(0)[0].base and np.shares_memory(values, sliced.values[2])
+    assert np.array_equal(preds, np.stack([p for _, p in rows[2:]]))
+    with pytest.raises(ValueError, match="before the first model"):
+        sliced.reserve(1, 12, np.int16)

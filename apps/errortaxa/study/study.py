@@ -240,6 +240,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
             from tqdm import tqdm
 
             read = predictions or (lambda m: read_model(m.path, image_set, options))
+            acc.reserve(len(models), len(image_set), tab.pred_dtype)
             # the loop makes arrays, not cycles: the cyclic collector runs once a chunk of models
             with resampling.sharing_cores() if resampling is not None else nullcontext(), gc_paused():
                 for i, model in enumerate(tqdm(models, desc="models", unit="model",
@@ -321,7 +322,7 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
 def _resample(resampling: Resampling, acc: Accumulator, start: int, target: np.ndarray) -> int:
     """Hand the bootstrap the models decided from ``start`` on; how many models it has now."""
     if start < len(acc.values):
-        values, preds = np.stack(acc.values[start:]), np.stack(acc.preds[start:])
+        values, preds = acc.decisions(start)
         resampling.add(values, preds >= 0, preds == target[None, :] if resampling.paired else None)
     return len(acc.values)
 

@@ -55,6 +55,37 @@ class Accumulator:
     pairs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     _dense: np.ndarray | None = None
     _pending: int = 0
+    # with reserve(): every model's decision rows written in place into one [models, N] array each
+    _blocks: tuple[np.ndarray, np.ndarray] | None = None
+
+    def reserve(self, models: int, images: int, pred_dtype: type[np.integer[Any]]) -> None:
+        """Room for the decisions of ``models`` models (before the first is added), so that
+        :meth:`decisions` hands out slices instead of stacking the rows."""
+        if self.values:
+            raise ValueError("reserve() before the first model is added")
+        self._blocks = (np.empty((models, images), np.int16), np.empty((models, images), pred_dtype))
+
+    def add_decisions(self, values: np.ndarray, preds: np.ndarray) -> None:
+        """One model's decision rows: its primary-axis values (-1: none) and predictions (-1: none)."""
+        i = len(self.values)
+        if self._blocks is not None and i < self._blocks[0].shape[0]:
+            rows = self._blocks[0][i], self._blocks[1][i]
+            np.copyto(rows[0], values, casting="unsafe")
+            np.copyto(rows[1], preds, casting="unsafe")
+            self.values.append(rows[0])
+            self.preds.append(rows[1])
+        else:
+            self.values.append(values.astype(np.int16))
+            self.preds.append(preds.astype(self._blocks[1].dtype if self._blocks is not None else preds.dtype))
+
+    def decisions(self, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The decision rows of the models from ``start`` on, [m, N] each: slices of the reserved
+        arrays while every row is in them, else stacked."""
+        end = len(self.values)
+        if self._blocks is not None and end <= self._blocks[0].shape[0] and \
+                all(v.base is self._blocks[0] for v in self.values[start:end]):
+            return self._blocks[0][start:end], self._blocks[1][start:end]
+        return np.stack(self.values[start:end]), np.stack(self.preds[start:end])
 
     def extend(self, other: Accumulator) -> None:
         self.models += other.models
@@ -172,13 +203,11 @@ class Tabulator:
         acc.extras.append(dict(extras or {}))
         acc.counts.append(_ints(counts[:, 1:]))
         if full:
-            acc.values.append(value.astype(np.int16))
-            acc.preds.append(pred.astype(self.pred_dtype, copy=True))
+            acc.add_decisions(value, pred.astype(self.pred_dtype, copy=False))
         else:
             per_row = np.full(pred.shape[0], -1, np.int16)
             per_row[rows] = value
-            acc.values.append(per_row)
-            acc.preds.append(np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
+            acc.add_decisions(per_row, np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
         skipped = [cells.count(cell, primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
         acc.not_evaluated.append(_ints(cells.per_group(np.stack(skipped, axis=1))) if skipped
                                  else np.zeros((cells.groups, 0), np.int64))
@@ -203,9 +232,9 @@ class StudyDecisions:
     def of(cls, tab: Tabulator, acc: Accumulator) -> StudyDecisions:
         """The decisions of an accumulator's models (their per-row arrays are released)."""
         n = len(tab.images)
-        values = np.stack(acc.values) if acc.values else np.zeros((0, n), np.int16)
-        preds = np.stack(acc.preds) if acc.preds else np.zeros((0, n), tab.pred_dtype)
-        acc.values, acc.preds = [], []
+        values, preds = acc.decisions() if acc.values else (np.zeros((0, n), np.int16),
+                                                            np.zeros((0, n), tab.pred_dtype))
+        acc.values, acc.preds, acc._blocks = [], [], None
         return cls(values=values, preds=preds, target=tab.images.batch.target, headline=tab.headline,
                    levels=tab.levels, value_ids=list(tab.values))
 
