@@ -29,7 +29,7 @@ BOOTSTRAP_GROUPS = ("all", "organism_by_label", "artifact_by_label")
 CLASS_MEANS = ("mla", "mla_minor", "mla_explainable")
 HEADLINE = ("top1", "mla_share", *CLASS_MEANS)
 _CHUNK = 256  # models per matrix product
-_SPARSE_SHARE = 0.03  # a level's difference from the one before is a sparse product below this density
+_FEW_COLUMNS = 0.7  # a level's difference from the one before: a product of its columns below this share
 _T = TypeVar("_T")
 
 
@@ -284,18 +284,20 @@ def _draws(x: np.ndarray, weights: np.ndarray, lut: np.ndarray | None = None) ->
 
 def _level_sums(x: np.ndarray, weights: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """float64[K, c, B]: :func:`_draws` of the levels ``lut[:, x]``: the first level a dense
-    product, each further one the level before plus the product of where the two differ, a sparse
-    product when they differ on few images (as a model's minor and explainable levels mostly do)."""
-    from scipy import sparse
-
+    product, each further one the level before plus the product of where the two differ, over only
+    the images where some model's levels differ when those are few (as a model's minor and
+    explainable levels mostly are: a dense product of the columns beats a sparse one here)."""
     previous = lut[0][x]
     sums = np.empty((lut.shape[0], x.shape[0], weights.shape[1]), np.float64)
     sums[0] = previous @ weights
     for k in range(1, lut.shape[0]):
         level = lut[k][x]
         differ = level - previous
-        rare = np.count_nonzero(differ) < _SPARSE_SHARE * differ.size
-        sums[k] = sums[k - 1] + (sparse.csr_matrix(differ) @ weights if rare else differ @ weights)
+        columns = np.flatnonzero(differ.any(axis=0))
+        if columns.shape[0] < _FEW_COLUMNS * differ.shape[1]:
+            sums[k] = sums[k - 1] + differ[:, columns] @ weights[columns]
+        else:
+            sums[k] = sums[k - 1] + differ @ weights
         previous = level
     return sums
 
