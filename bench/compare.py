@@ -9,7 +9,7 @@ reads its ``RESULT {json}`` line and, at the end, prints per headline figure the
 side and new/old (for figures where lower is better, old/new, so that a ratio >= 1 always means the
 new checkout is at least as good).  Both checkouts are byte-compiled first, as an install is (so
 that neither compiles its sources at each start, even with PYTHONDONTWRITEBYTECODE set), and the
-service benchmark takes 5,000 latency calls (its p99 is the 50th slowest).  Ends with ``RESULT {json}``.
+service benchmark takes 20,000 latency calls (its p99 is the 200th slowest).  Ends with ``RESULT {json}``.
 """
 
 from __future__ import annotations

@@ -115,13 +115,22 @@ def plain(study: dict[str, Path]) -> Iterator[Client]:
     yield from (Client(base) for base in serve([str(study["models"]), "--taxonomy", str(study["taxonomy"])]))
 
 
+def rule_values(taxonomy: Path) -> dict[str, str]:
+    """The primary-axis category each rule of the taxonomy file decides."""
+    from errortaxa.engine import compile_path
+
+    compiled = compile_path(taxonomy)
+    axis = compiled.axes[compiled.primary_axis]
+    return {rule.id: axis.value_ids[rule.value] for rule in axis.rules}
+
+
 def study_rows(study: dict[str, Path]) -> dict[str, dict[str, str]]:
     with open(study["study"] / "models.csv", newline="") as stream:
         return {row["model"]: row for row in csv.DictReader(stream)}
 
 
 def assert_rows_match_study(rows: list[dict[str, Any]], expected: dict[str, dict[str, str]],
-                            categories: list[str]) -> None:
+                            categories: list[str], rule_values: dict[str, str]) -> None:
     assert sorted(r["model"] for r in rows) == sorted(expected)
     for row in rows:
         want = expected[row["model"]]
@@ -129,9 +138,17 @@ def assert_rows_match_study(rows: list[dict[str, Any]], expected: dict[str, dict
         for key, column in (("top1", "all.top1"), ("top1_lo", "all.top1_lo"), ("top1_hi", "all.top1_hi"),
                             ("mla", "all.mla_share"), ("mla_lo", "all.mla_share_lo"), ("mla_hi", "all.mla_share_hi")):
             assert row[key] == pytest.approx(float(want[column]), abs=1e-12), (row["model"], key)
+        # a category decided by a rule the study could not evaluate on some image has no share
+        unknown: dict[str, dict[str, int]] = {}
+        for column, value in want.items():
+            if column.startswith("all.not_evaluated.") and float(value) > 0:
+                rule = column.removeprefix("all.not_evaluated.")
+                unknown.setdefault(rule_values[rule], {})[rule] = int(float(value))
+        assert row["not_evaluated"] == unknown
         for cat in categories:
             assert row["counts"][cat] == int(float(want[f"all.n.{cat}"]))
-            assert row["shares"][cat] == pytest.approx(float(want[f"all.share.{cat}"]), abs=1e-12)
+            share = None if cat in unknown else pytest.approx(float(want[f"all.share.{cat}"]), abs=1e-12)
+            assert row["shares"][cat] == share, (row["model"], cat)
 
 
 # ---------------------------------------------------------------------- numbers
@@ -145,15 +162,20 @@ def test_models_are_the_study_numbers(api: Client, study: dict[str, Path]) -> No
     expected = study_rows(study)
     models = api.json("/api/models")
     assert models["tx"] == state["taxonomy"]["tx"]
-    assert_rows_match_study(models["rows"], expected, state["categories"])
+    values = rule_values(study["taxonomy"])
+    assert_rows_match_study(models["rows"], expected, state["categories"], values)
+    # no OOV provider here: its rule is not evaluated, and its category has no share
+    assert any(r["shares"]["fine_grained_oov"] is None and r["not_evaluated"]["fine_grained_oov"]
+               for r in models["rows"])
     for row in models["rows"]:
         assert row["mla_class"] == pytest.approx(float(expected[row["model"]]["all.mla"]), abs=1e-12)
     # the edit path (counts from the shared per-pair decisions) gives the same table
     applied = api.json("/api/taxonomy", study["taxonomy"].read_text())
     assert applied["ok"] and applied["tx"] == state["taxonomy"]["tx"]
-    assert_rows_match_study(applied["table"], expected, state["categories"])
+    assert_rows_match_study(applied["table"], expected, state["categories"], values)
     plots = api.json("/api/plots")["plots"]
     assert plots and all(len(p["points"]) == 5 for p in plots)
+    assert not any(p["y"] == "fine_grained_oov" for p in plots)  # no model has that share
     one = next(p for p in plots if p["id"] == "fine_grained-vs-mla")
     by_model = {r["model"]: r for r in models["rows"]}
     assert all(pt["y"] == by_model[pt["model"]]["shares"]["fine_grained"] for pt in one["points"])
@@ -169,8 +191,10 @@ def test_edited_taxonomy_numbers_are_the_study_numbers(api: Client, study: dict[
     out = tmp_path / "edited-study"
     assert main(["study", str(study["models"]), "--taxonomy", str(copy), "--out", str(out), "-q"]) == 0
     expected = study_rows({"study": out})
-    assert_rows_match_study(applied["table"], expected, applied["categories"])
-    assert_rows_match_study(api.json(f"/api/models?tx={applied['tx']}")["rows"], expected, applied["categories"])
+    values = rule_values(copy)
+    assert_rows_match_study(applied["table"], expected, applied["categories"], values)
+    assert_rows_match_study(api.json(f"/api/models?tx={applied['tx']}")["rows"], expected, applied["categories"],
+                            values)
 
 
 # ---------------------------------------------------------------------- errors
@@ -489,7 +513,7 @@ def test_study_folder_reopens_and_names_a_changed_source(study: dict[str, Path],
     for base in serve([str(study["study"])]):
         client = Client(base)
         assert_rows_match_study(client.json("/api/models")["rows"], study_rows(study),
-                                client.json("/api/state")["categories"])
+                                client.json("/api/state")["categories"], rule_values(study["taxonomy"]))
     # a changed model file: one line naming it, exit status 2
     copy = tmp_path / "study"
     copy.mkdir()

@@ -259,14 +259,15 @@ class Explorer:
                                                                       "image_list", "error_share.")) and c != "model"]
         rows = []
         for record in table.to_dict("records"):
+            unknown = view.unknown({rule: int(record[f"all.not_evaluated.{rule}"]) for rule in view.not_evaluated})
             rows.append({
                 "model": record["model"], "samples": int(record["all.samples"]),
                 "top1": _num(record["all.top1"]), "top1_lo": _num(record["all.top1_lo"]),
                 "top1_hi": _num(record["all.top1_hi"]),
                 "mla": _num(record["all.mla_share"]), "mla_lo": _num(record["all.mla_share_lo"]),
                 "mla_hi": _num(record["all.mla_share_hi"]), "mla_class": _num(record["all.mla"]),
-                "shares": {c: _num(record[f"all.share.{c}"]) for c in view.categories},
-                "counts": {c: int(record[f"all.n.{c}"]) for c in view.categories},
+                "shares": view.shares({c: record[f"all.share.{c}"] for c in view.categories}, unknown),
+                "counts": {c: int(record[f"all.n.{c}"]) for c in view.categories}, "not_evaluated": unknown,
                 "extra": {c: _json_value(record[c]) for c in extra_cols},
             })
         columns = [{"key": "model", "label": "model"}, {"key": "top1", "label": "top-1"},
@@ -286,6 +287,8 @@ class Explorer:
                     continue
                 points = [{"model": r["model"], "x": r[x], "y": r["shares"][cat]} for r in rows
                           if r[x] is not None and r["shares"][cat] is not None]
+                if not points:  # no model has this share (its rule was not evaluated)
+                    continue
                 plots.append({"id": f"{cat}-vs-{x}", "title": f"{cat} share vs {'MLA' if x == 'mla' else 'top-1'}",
                               "x": x, "y": cat, "points": points, "fit": _fit(points)})
         return {"tx": view.tx, "plots": plots, "command": self.study_command(view) + " --report"}

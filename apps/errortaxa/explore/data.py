@@ -158,10 +158,16 @@ class View:
         codes = decided.codes[taxonomy.primary_axis][0]
         self.pair_rule = codes.astype(np.int16) - 2
         self.pair_value = classifier.value_of_code[taxonomy.primary_axis][codes]
+        skipped = classifier.primary(corpus.pair_pred, corpus.pair_row)
         del classifier, decided
         self.timings["classify_many"] = time.perf_counter() - start
         start = time.perf_counter()
         self.counts = self._counts()
+        # per rule that can be 'not evaluated': each model's headline samples where it was not (the
+        # study's ``not_evaluated.RULE``), and the category it decides
+        self.not_evaluated = {axis.rules[r].id: self._not_evaluated(skipped.rule_not_evaluated(r))
+                              for r in range(len(axis.rules)) if axis.rules[r].node.can_be_unknown()}
+        self.rule_category = {rule.id: self.categories[rule.value] for rule in axis.rules}
         self.timings["counts"] = time.perf_counter() - start
         self._lock = threading.Lock()
         self._study: pd.DataFrame | None = None
@@ -191,6 +197,17 @@ class View:
             counts[:, common] += c.top1_headline - rest
         return counts[:, 1:-1].astype(np.int64)
 
+    def _not_evaluated(self, pair_skipped: np.ndarray) -> np.ndarray:
+        """int64 [models]: each model's headline predictions whose pair is marked in ``pair_skipped``."""
+        c = self.corpus
+        marked = pair_skipped & c.headline[c.pair_row]
+        counts = np.zeros(len(c.models), np.int64)
+        if not marked.any():
+            return counts
+        counts += np.bincount(c.error_model[marked[c.error_pair]], minlength=len(c.models))
+        rows = np.flatnonzero(c.headline & (c.target_pair >= 0))
+        return counts + c.hit[:, rows[marked[c.target_pair[rows]]]].sum(axis=1)
+
     # ------------------------------------------------------------------ the model table
 
     def rows(self) -> list[dict[str, Any]]:
@@ -208,14 +225,29 @@ class View:
             shares = np.where(n[:, None] > 0, self.counts / np.maximum(n, 1)[:, None], np.nan)
         out = []
         for m, name in enumerate(c.models):
+            unknown = self.unknown({rule: int(counts[m]) for rule, counts in self.not_evaluated.items()})
             out.append({
                 "model": name, "samples": int(n[m]),
                 "top1": _num(top1[m]), "top1_lo": _num(top_lo[m]), "top1_hi": _num(top_hi[m]),
                 "mla": _num(mla[m]), "mla_lo": _num(mla_lo[m]), "mla_hi": _num(mla_hi[m]),
-                "shares": {cat: _num(shares[m, j]) for j, cat in enumerate(self.categories)},
+                "shares": self.shares({cat: shares[m, j] for j, cat in enumerate(self.categories)}, unknown),
                 "counts": {cat: int(self.counts[m, j]) for j, cat in enumerate(self.categories)},
+                "not_evaluated": unknown,
             })
         return out
+
+    def unknown(self, not_evaluated: Mapping[str, int]) -> dict[str, dict[str, int]]:
+        """Of one model's not-evaluated samples per rule, those above zero, by the category each rule
+        decides: those categories have no share (the count is a lower bound)."""
+        out: dict[str, dict[str, int]] = {}
+        for rule, samples in not_evaluated.items():
+            if samples > 0:
+                out.setdefault(self.rule_category[rule], {})[rule] = samples
+        return out
+
+    def shares(self, shares: Mapping[str, Any], unknown: Mapping[str, Any]) -> dict[str, float | None]:
+        """Each category's share, None for the categories in ``unknown``."""
+        return {cat: None if cat in unknown else _num(share) for cat, share in shares.items()}
 
     def study_table(self) -> pd.DataFrame:
         """The table ``errortaxa study`` writes (models.csv) for these inputs and this taxonomy,

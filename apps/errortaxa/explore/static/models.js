@@ -77,6 +77,10 @@ function renderTable() {
           td.prepend(bar);
         }
         if (row.counts && row.counts[c] !== undefined) td.title = `${row.counts[c]} samples`;
+        const unknown = Object.entries((row.not_evaluated || {})[c] || {});
+        if (unknown.length) {
+          td.title += `; ${unknown.map(([rule, n]) => `rule ${rule} not evaluated on ${n} samples`).join(', ')}`;
+        }
         return td;
       }),
       extras.map((e) => h('td', {class: 'extra', text: row.extra && row.extra[e] !== null && row.extra[e] !== undefined ? String(row.extra[e]) : ''})));
