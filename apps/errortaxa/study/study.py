@@ -17,6 +17,7 @@ import gc
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,12 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         if resampling is not None:  # the last models' resamples, while the shared errors are counted
             _resample(resampling, acc, resampled, image_set.batch.target)
         decisions = StudyDecisions.of(tab, acc)
-        errors_of = count_errors(decisions.values, decisions.preds, tab.levels[0], tab.headline, tab.classes)
+        # the shared errors are counted beside the rest (numpy leaves the GIL): the bootstrap's last
+        # chunk, the table, a taxonomy comparison
+        counting = ThreadPoolExecutor(1, thread_name_prefix="shared-errors")
+        counted = counting.submit(count_errors, decisions.values, decisions.preds, tab.levels[0], tab.headline,
+                                  tab.classes)
+        counting.shutdown(wait=False)  # its one task runs on; the thread ends with it
         boot = None
         timings: dict[str, float] = {}
         if resampling is not None and len(acc.models):
@@ -292,7 +298,6 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         from errortaxa.study.classes import class_breakdown
 
         breakdown = class_breakdown(decisions, taxonomy, acc.models, worst_k=worst_k, min_images=min_images)
-    top = top_errors(tab, errors_of, top_k)
     diff = None
     if compare is not None:
         from errortaxa.study.diff import diff_taxonomies
@@ -306,6 +311,8 @@ def run_study(taxonomy: CompiledTaxonomy, images: ImageSet | LabeledImages, mode
         diff = diff_taxonomies(taxonomy, compare, image_set.batch.take(rows, preds), axis_b=compare_axis,
                                weights=counts, examples=diff_examples, decisions_a=tab.classifier.classify(preds, rows),
                                providers_b=compare_providers)
+    errors_of = counted.result()
+    top = top_errors(tab, errors_of, top_k)
     return StudyResult(
         table=table, top_errors=top, categories=list(tab.values), error_categories=errors,
         groups=list(tab.group_names), taxonomy=taxonomy.name, images=len(image_set),
