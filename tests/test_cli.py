@@ -54,6 +54,12 @@ def test_classify_writes_records_in_input_order_and_a_summary(tmp_path: Path) ->
     # MLA as the reference defines it: per target class (207: 2/2, 250: 1/1, 0: 0/1), then the mean
     assert head["mla"] == pytest.approx(2 / 3, abs=1e-6)
     assert head["mla_minor"] == head["mla_explainable"] == head["mla"]  # the error is a model failure
+    # ... that fell through the OOV rule (not evaluated: no provider), whose minor error would count
+    # under mla_minor and mla_explainable, not under plain MLA
+    assert (head["mla_not_evaluated"], head["mla_minor_not_evaluated"], head["mla_explainable_not_evaluated"]) == \
+        (0, 1, 1)
+    assert head["groups_by_target"]["other_animals"]["mla_minor_not_evaluated"] == 1  # class 0 (tench)
+    assert s["problematic"]["mla_minor_not_evaluated"] == 0
     assert head["categories"]["multi_label"] == {"count": 1, "share": 0.25}
     assert set(head["groups_by_any_label"]) == {"organism", "artifact", "other"}
     assert set(head["groups_by_target"]) == {"dogs", "other_animals", "objects"}

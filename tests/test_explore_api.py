@@ -135,9 +135,15 @@ def assert_rows_match_study(rows: list[dict[str, Any]], expected: dict[str, dict
     for row in rows:
         want = expected[row["model"]]
         assert row["samples"] == int(float(want["all.samples"]))
+        # an MLA figure a rule not evaluated on some samples might change is null
+        unsure = int(float(want.get("all.mla_not_evaluated", 0)))
+        assert row["mla_not_evaluated"] == unsure
         for key, column in (("top1", "all.top1"), ("top1_lo", "all.top1_lo"), ("top1_hi", "all.top1_hi"),
                             ("mla", "all.mla_share"), ("mla_lo", "all.mla_share_lo"), ("mla_hi", "all.mla_share_hi")):
-            assert row[key] == pytest.approx(float(want[column]), abs=1e-12), (row["model"], key)
+            if unsure and key.startswith("mla"):
+                assert row[key] is None, (row["model"], key)
+            else:
+                assert row[key] == pytest.approx(float(want[column]), abs=1e-12), (row["model"], key)
         # a category decided by a rule the study could not evaluate on some image has no share
         unknown: dict[str, dict[str, int]] = {}
         for column, value in want.items():
@@ -398,6 +404,28 @@ def test_notes_only_to_the_notes_file(api: Client, plain: Client, study: dict[st
                         ({"image": image, "kind": "label_problem", "note": "x" * 5000}, "note")):
         assert api.json("/api/notes", json.dumps(body), status=400)["error"]["field"] == field
     assert api.json("/api/notes", "not json", status=400)["error"]["field"] == "body"
+
+
+def test_mla_is_null_where_an_unevaluated_rule_might_change_it(api: Client, study: dict[str, Path]) -> None:
+    # a rule giving an MLA-correct value from a sample list that is not there: not evaluated
+    text = study["taxonomy"].read_text()
+    text = text.replace("resources:\n", "resources:\n  absent: {kind: sample_list, file: absent.txt, optional: true, "
+                                         "source: nowhere}\n", 1)
+    rule = "      - id: model_failure\n        description: Step 9.\n"
+    text = text.replace(rule, "      - id: absent\n        when: {in_sample_list: absent}\n"
+                              "        then: multi_label\n" + rule)
+    applied = api.json("/api/taxonomy", text)
+    assert applied["ok"], applied["problems"]
+    models = api.json(f"/api/models?tx={applied['tx']}")["rows"]
+    assert all(r["mla_not_evaluated"] > 0 and r["mla"] is None and r["mla_class"] is None for r in models)
+    # the edit path's counts (from the shared per-pair decisions) are the study's
+    edited = {r["model"]: r for r in applied["table"]}
+    assert {r["model"]: r["mla_not_evaluated"] for r in models} == \
+        {m: r["mla_not_evaluated"] for m, r in edited.items()}
+    assert all(r["mla"] is None and r["mla_lo"] is None for r in edited.values())
+    # every MLA plot is left out (no model has the figure), the top-1 plots stay
+    plots = [p["x"] for p in api.json(f"/api/plots?tx={applied['tx']}")["plots"]]
+    assert "top1" in plots and "mla" not in plots
 
 
 def test_notes_are_a_sample_list_for_the_rules(api: Client, study: dict[str, Path]) -> None:

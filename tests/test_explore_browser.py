@@ -296,6 +296,28 @@ def test_rule_edit_opens_the_moved_errors_and_the_link_reproduces_the_view(brows
     expect(fresh.locator("#tx-state")).to_be_visible()
 
 
+def test_mla_an_unevaluated_rule_might_change_says_so(browser: Any, server: str, console: Console) -> None:
+    page = open_page(browser, console, f"{server}/#view=rules")
+    area = page.locator("#yaml-input")
+    text = area.input_value()
+    # a rule giving an MLA-correct value from a sample list that is not there: never evaluated
+    rule = "      - id: model_failure\n        description: Step 9.\n"
+    assert "resources:\n" in text and text.count(rule) == 1
+    text = text.replace("resources:\n", "resources:\n  absent: {kind: sample_list, file: absent.txt, optional: true, "
+                                         "source: nowhere}\n", 1)
+    area.fill(text.replace(rule, "      - id: absent\n        when: {in_sample_list: absent}\n"
+                                 "        then: multi_label\n" + rule))
+    page.locator("#apply").click()
+    expect(page.locator("table.matrix").first).to_be_visible()
+    page.locator("#tab-models").click()
+    mla = page.locator("#model-table tbody tr td:nth-of-type(2)")
+    expect(mla).to_have_count(len(DEMO_MODELS))
+    assert set(mla.all_inner_texts()) == {"not evaluated"}
+    assert all(re.fullmatch(r"a rule not evaluated on \d+ samples might change it", t or "")
+               for t in mla.evaluate_all("cells => cells.map(c => c.title)"))
+    expect(page.locator("#model-table tbody tr td:nth-of-type(1)").first).not_to_have_text("not evaluated")
+
+
 def test_a_forgotten_edit_is_sent_again(browser: Any, server: str, console: Console) -> None:
     page = open_page(browser, console, f"{server}/#view=rules&model=resnet50")
     _apply_edit(page)

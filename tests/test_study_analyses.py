@@ -331,6 +331,74 @@ def test_identical_models_are_fully_consistent() -> None:
     assert c.kappa[0, 1] == pytest.approx(1.0) and c.observed[0, 2] == 0 and c.kappa[0, 2] < 0
 
 
+# ------------------------------------------------------------------ MLA figures a rule not evaluated might change
+
+
+def test_mla_figures_say_what_an_unevaluated_rule_might_change(study: dict) -> None:
+    """No OOV provider: the minor and explainable figures count fine_grained_oov's value (minor)
+    correct, so an error that fell through it might have counted; plain MLA counts nothing after it."""
+    tax, images, names = study["tax"], study["images"], study["names"]
+    table = study["result"].table.set_index("model")
+    axis = tax.axes[tax.primary_axis]
+    oov = axis.rule_ids.index("fine_grained_oov")
+    tags = [set(v.tags) for v in axis.values]
+    counted = {"mla": {"mla_correct"}, "mla_minor": {"mla_correct", "minor"},
+               "mla_explainable": {"mla_correct", "minor", "explainable"}}
+    for m, name in enumerate(names):
+        value, rows = _decisions(study, m)
+        pred = study["preds"][m]
+        skipped = evaluate(tax, images.take(rows, pred[rows])).primary.rule_not_evaluated(oov)
+        for stat, correct in counted.items():
+            oov_counts = bool(tags[axis.rules[oov].value] & correct)
+            want = sum(1 for i, row in enumerate(rows.tolist()) if skipped[i] and not images.problematic[row]
+                       and bool(tags[value[row]] & correct) != oov_counts)
+            assert table.loc[name, f"all.{stat}_not_evaluated"] == want, (name, stat)
+    assert (table["all.mla_not_evaluated"] == 0).all() and (table["all.mla_minor_not_evaluated"] > 0).all()
+
+
+def test_an_unevaluated_rule_changes_mla_on_exactly_the_images_counted(tmp_path: Path) -> None:
+    """A sample-list rule giving an MLA-correct value, before the errors: without its list it is not
+    evaluated; with a list of every image it holds wherever it is reached. The images whose MLA count
+    differs between the two studies are the ones the first counted as ``mla_not_evaluated``."""
+    from errortaxa.engine.compile.compiler import compile_path
+    from errortaxa.engine.language.loader import rules_dir
+
+    source = rules_dir() / "imagenet"
+    text = (source / "peychev2023.yaml").read_text()
+    text = text.replace("resources:\n", "resources:\n  listed: {kind: sample_list, file: listed.txt, optional: true, "
+                                         "source: this test}\n", 1)
+    rule = "      - id: fine_grained_oov\n        description: Step 6"
+    assert text.count(rule) == 1
+    text = text.replace(rule, "      - id: listed\n        when: {in_sample_list: listed}\n"
+                              "        then: multi_label\n" + rule)
+    (tmp_path / "non_prototypical.txt").write_text((source / "non_prototypical.txt").read_text())
+    (tmp_path / "mine.yaml").write_text(text)
+    tax = default_compiled()
+    images = make_images(tax, 600, seed=31)
+    preds = make_predictions(tax, images, 4, seed=32).astype(np.int32)
+    names = [f"m{i}" for i in range(4)]
+
+    def decide() -> tuple[pd.DataFrame, np.ndarray]:
+        mine = compile_path(tmp_path / "mine.yaml")
+        result = run_study(mine, ImageSet(images), [ModelFile(n, "") for n in names], progress=False, resamples=0,
+                           predictions=lambda m: preds[names.index(m.name)])
+        axis = mine.axes[mine.primary_axis]
+        counted = np.stack([axis.mla_correct[evaluate(mine, images.take(np.arange(len(images)), p)).primary.value]
+                            for p in preds])
+        return result.table.set_index("model"), counted
+
+    without, counted_without = decide()
+    (tmp_path / "listed.txt").write_text("".join(f"{name}\n" for name in images.images))
+    with_list, counted_with = decide()
+    headline = ~images.problematic
+    changed = ((counted_without != counted_with) & headline[None, :]).sum(axis=1)
+    assert (changed > 0).all()
+    assert without["all.mla_not_evaluated"].tolist() == changed.tolist()
+    assert (with_list["all.mla_not_evaluated"] == 0).all() and (with_list["all.mla"] > without["all.mla"]).all()
+    for group in ("organism_by_label", "artifact_by_label"):
+        assert (without[f"{group}.mla_not_evaluated"] <= without["all.mla_not_evaluated"]).all()
+
+
 # ------------------------------------------------------------------ per class and superclass
 
 

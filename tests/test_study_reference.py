@@ -17,7 +17,7 @@ from errortaxa.engine.features import FeatureResult
 from errortaxa.engine.knowledge.vocabulary import Vocabulary
 from errortaxa.engine.knowledge.wordnet import WordNet
 from errortaxa.study.models import ImageSet, ModelFile
-from errortaxa.study.reference import COUNT_COLUMNS, ReferenceTablesError, reference_tables
+from errortaxa.study.reference import COUNT_COLUMNS, GROUPS, ReferenceTablesError, reference_tables
 from errortaxa.study.study import run_study
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -163,6 +163,10 @@ def test_reference_tables_leave_unevaluated_counts_empty(generated: dict[str, An
         assert header[header.index("num_non_prototypical") + 1] == "num_OOV_clip"
         table = pd.read_csv(paths[f"reference_{group}"])
         assert table["num_OOV_clip"].isna().all()  # empty, never 0
+        # and the MLA figures its minor errors would change (not plain MLA: it counts nothing after the rule)
+        unsure = result.table[f"{GROUPS[group]}.mla_minor_not_evaluated"] > 0
+        assert unsure.any() and table["mla_group_minor_error"].isna().tolist() == unsure.tolist()
+        assert table["mla_all_minor_error"].isna().all() and table["mla_group"].notna().all()
         assert (table["num_not_classified"] > 0).all() and table["mla_all"].between(0, 100).all()
         # the other counts still add up: top-1 errors = the evaluated categories
         others = [c for c in COUNT_COLUMNS if c != "num_OOV_clip"]

@@ -31,7 +31,7 @@ from errortaxa.engine.language.problems import Problem
 from errortaxa.engine.outputs import write_text
 from errortaxa.engine.providers import registry
 from errortaxa.engine.results.accuracy import LABEL_GROUPS
-from errortaxa.explore.data import Corpus, ExploreInputs, View, _num
+from errortaxa.explore.data import Corpus, ExploreInputs, View, _num, mla_figures
 
 PAGE_LIMIT = 500  # the most records one /api/errors page holds
 EXPORT_LIMIT = 1_000_000  # the most records one export holds
@@ -264,8 +264,9 @@ class Explorer:
                 "model": record["model"], "samples": int(record["all.samples"]),
                 "top1": _num(record["all.top1"]), "top1_lo": _num(record["all.top1_lo"]),
                 "top1_hi": _num(record["all.top1_hi"]),
-                "mla": _num(record["all.mla_share"]), "mla_lo": _num(record["all.mla_share_lo"]),
-                "mla_hi": _num(record["all.mla_share_hi"]), "mla_class": _num(record["all.mla"]),
+                **mla_figures(int(record.get("all.mla_not_evaluated", 0)), mla=record["all.mla_share"],
+                              mla_lo=record["all.mla_share_lo"], mla_hi=record["all.mla_share_hi"],
+                              mla_class=record["all.mla"]),
                 "shares": view.shares({c: record[f"all.share.{c}"] for c in view.categories}, unknown),
                 "counts": {c: int(record[f"all.n.{c}"]) for c in view.categories}, "not_evaluated": unknown,
                 "extra": {c: _json_value(record[c]) for c in extra_cols},

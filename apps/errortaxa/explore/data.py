@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from errortaxa.engine import CompiledTaxonomy, FeatureProvider, evaluate
 from errortaxa.engine.inputs import ReadOptions
-from errortaxa.engine.results.accuracy import LABEL_GROUPS, class_sets, group_masks
+from errortaxa.engine.results.accuracy import LABEL_GROUPS, class_sets, group_masks, levels_not_evaluated
 from errortaxa.engine.run.imageset import ImageSetClassifier
 from errortaxa.study.models import ImageSet, ModelFile
 
@@ -168,6 +168,12 @@ class View:
         self.not_evaluated = {axis.rules[r].id: self._not_evaluated(skipped.rule_not_evaluated(r))
                               for r in range(len(axis.rules)) if axis.rules[r].node.can_be_unknown()}
         self.rule_category = {rule.id: self.categories[rule.value] for rule in axis.rules}
+        # each model's headline samples whose MLA count such a rule might change: its value is counted
+        # otherwise than the one the pair got (the study's ``all.mla_not_evaluated``)
+        unsure = levels_not_evaluated(axis.mla_correct[None, :], self.pair_value.astype(np.int64),
+                                      ((rule.value, skipped.rule_not_evaluated(r)) for r, rule in enumerate(axis.rules)
+                                       if rule.node.can_be_unknown()))
+        self.mla_not_evaluated = self._not_evaluated(unsure[0])
         self.timings["counts"] = time.perf_counter() - start
         self._lock = threading.Lock()
         self._study: pd.DataFrame | None = None
@@ -226,10 +232,11 @@ class View:
         out = []
         for m, name in enumerate(c.models):
             unknown = self.unknown({rule: int(counts[m]) for rule, counts in self.not_evaluated.items()})
+            unsure = int(self.mla_not_evaluated[m])
             out.append({
                 "model": name, "samples": int(n[m]),
                 "top1": _num(top1[m]), "top1_lo": _num(top_lo[m]), "top1_hi": _num(top_hi[m]),
-                "mla": _num(mla[m]), "mla_lo": _num(mla_lo[m]), "mla_hi": _num(mla_hi[m]),
+                **mla_figures(unsure, mla=mla[m], mla_lo=mla_lo[m], mla_hi=mla_hi[m]),
                 "shares": self.shares({cat: shares[m, j] for j, cat in enumerate(self.categories)}, unknown),
                 "counts": {cat: int(self.counts[m, j]) for j, cat in enumerate(self.categories)},
                 "not_evaluated": unknown,
@@ -298,3 +305,9 @@ def _num(x: Any) -> float | None:
     """A JSON number (None for NaN)."""
     value = float(x)
     return None if value != value else value
+
+
+def mla_figures(unsure: int, **figures: Any) -> dict[str, Any]:
+    """A model's MLA figures as JSON numbers, all None where a rule not evaluated on ``unsure`` of its
+    samples might change them; with ``mla_not_evaluated``: ``unsure``."""
+    return {**{key: None if unsure else _num(x) for key, x in figures.items()}, "mla_not_evaluated": unsure}

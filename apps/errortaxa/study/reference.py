@@ -20,7 +20,9 @@ the same four tables from a study, so that both load side by side:
 * with ``--image-list``: ``num_all_imagenet-m_samples``, ``num_group_imagenet-m_samples``,
   ``num_imagenet-m_errors`` (listed images of the group whose top-1 is not a correct label);
 * a count whose rule was not evaluated on some image of the group (``num_OOV_clip`` without an
-  OOV provider) is left empty, never 0.
+  OOV provider) is left empty, never 0; so is an ``mla_*`` figure that an unevaluated rule might
+  change (``mla_*_minor_error`` and ``mla_*_explainable_error`` without an OOV provider, as its
+  errors are minor).
 """
 
 from __future__ import annotations
@@ -99,7 +101,9 @@ def reference_tables(result: StudyResult, taxonomy: CompiledTaxonomy) -> dict[st
         for where in ("all", "group"):
             source = "all" if where == "all" else group
             for stat, tail in MLA_COLUMNS.items():
-                cols[f"mla_{where}{tail}"] = 100.0 * t[f"{source}.{stat}"]
+                figure = 100.0 * t[f"{source}.{stat}"]
+                unsure = f"{source}.{stat}_not_evaluated"
+                cols[f"mla_{where}{tail}"] = figure.mask(t[unsure] > 0) if unsure in t.columns else figure
         for column in COUNT_COLUMNS:
             cols[column] = _count(t, group, columns[column], value_rules)
         if "all.listed" in t.columns:

@@ -306,6 +306,21 @@ def _share_cell(row: Any, category: str, unknown: dict[str, str]) -> str:
     return f"<td>{_fmt(row[f'error_share.{category}'])}</td>"
 
 
+def _unsure(row: Any, stat: str) -> int:
+    """A model's headline images on which a rule not evaluated might change its figure ``stat``
+    (the ``all.STAT_not_evaluated`` column; the MLA share shares the MLA's)."""
+    return int(row.get(f"all.{'mla' if stat == 'mla_share' else stat}_not_evaluated", 0))
+
+
+def _figure_cells(unsure: int, *texts: str) -> str:
+    """One cell per text (a figure, its interval), or "not evaluated" where ``unsure`` images of the
+    figure had a rule not evaluated that might change it."""
+    if unsure > 0:
+        title = f"a rule not evaluated on {unsure} images might change it"
+        return "".join(f"<td class='not-evaluated' title='{title}'>not evaluated</td>" for _ in texts)
+    return "".join(f"<td>{text}</td>" for text in texts)
+
+
 def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
                 diff: DiffResult | None = None, max_rows: int = 200, trends: pd.DataFrame | None = None) -> str:
     """One self-contained HTML page: summary, per-model table, plots (base64 PNG) with their trend
@@ -338,11 +353,12 @@ def render_html(result: StudyResult, plot_paths: dict[str, str] | None = None,
         cells = [f"<td class='l'>{_fmt(row['model'])}</td>", *[f"<td class='l'>{_fmt(row[m])}</td>" for m in meta],
                  f"<td>{int(row['all.samples'])}</td>", f"<td>{_fmt(row['all.top1'])}</td>",
                  f"<td>[{_fmt(row['all.top1_lo'])}, {_fmt(row['all.top1_hi'])}]</td>",
-                 f"<td>{_fmt(row['all.mla'])}</td>",
-                 *([f"<td>[{_fmt(row['all.mla_lo'])}, {_fmt(row['all.mla_hi'])}]</td>"] if boot else []),
-                 f"<td>{_fmt(row['all.mla_share'])}</td>",
-                 f"<td>[{_fmt(row['all.mla_share_lo'])}, {_fmt(row['all.mla_share_hi'])}]</td>",
-                 f"<td>{_fmt(row['all.mla_minor'])}</td>", f"<td>{_fmt(row['all.mla_explainable'])}</td>",
+                 _figure_cells(_unsure(row, "mla"), _fmt(row["all.mla"]),
+                               *([f"[{_fmt(row['all.mla_lo'])}, {_fmt(row['all.mla_hi'])}]"] if boot else []),
+                               _fmt(row["all.mla_share"]),
+                               f"[{_fmt(row['all.mla_share_lo'])}, {_fmt(row['all.mla_share_hi'])}]"),
+                 *[_figure_cells(_unsure(row, stat), _fmt(row[f"all.{stat}"]))
+                   for stat in ("mla_minor", "mla_explainable")],
                  *[_share_cell(row, c, unknown) for c in shares]]
         if "image_list.accuracy" in t.columns:
             cells.append(f"<td>{_fmt(row['image_list.accuracy'])}</td>")
@@ -458,9 +474,11 @@ def _baseline_html(result: StudyResult, max_rows: int) -> list[str]:
              "<p>Each model's value minus the baseline's, the percentile interval of the differences over the "
              "same bootstrap resamples (paired), and the exact McNemar p-value of the per-image correctness.</p>",
              f"<div class='scroll'><table id='baseline'><tr><th class='l'>model</th>{head}</tr>"]
+    base = t.loc[t["model"] == result.baseline].iloc[0]
     for _, row in t.sort_values("all.mla", ascending=False).head(max_rows).iterrows():
-        cells = "".join(f"<td>{_fmt(row[f'vs_baseline.{s}'])} [{_fmt(row[f'vs_baseline.{s}_lo'])}, "
-                        f"{_fmt(row[f'vs_baseline.{s}_hi'])}]</td><td>{_fmt_p(row[f'vs_baseline.{s}_p'])}</td>"
+        cells = "".join(_figure_cells(_unsure(row, s) + _unsure(base, s),
+                                      f"{_fmt(row[f'vs_baseline.{s}'])} [{_fmt(row[f'vs_baseline.{s}_lo'])}, "
+                                      f"{_fmt(row[f'vs_baseline.{s}_hi'])}]", _fmt_p(row[f"vs_baseline.{s}_p"]))
                         for s in HEADLINE)
         parts.append(f"<tr class='vs-baseline'><td class='l'>{_fmt(row['model'])}</td>{cells}</tr>")
     parts.append("</table></div>")

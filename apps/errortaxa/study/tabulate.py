@@ -18,6 +18,7 @@ from errortaxa.engine.results.accuracy import (
     GroupCells,
     class_sets,
     group_masks,
+    levels_not_evaluated,
     pred_in_labels,
     value_masks,
 )
@@ -49,6 +50,8 @@ class Accumulator:
     values: list[np.ndarray] = field(default_factory=list)
     preds: list[np.ndarray] = field(default_factory=list)
     not_evaluated: list[np.ndarray] = field(default_factory=list)  # int64[G, R]: samples per group and rule
+    # int64[G, 3]: samples an unevaluated rule might have counted otherwise under MLA, minor, explainable
+    levels_not_evaluated: list[np.ndarray] = field(default_factory=list)
     # with a taxonomy comparison: distinct headline predictions (row * C + pred) and how many models
     # made each: a dense counter over every (row, class) while it is small enough, else (keys, counts)
     # parts merged now and then
@@ -99,6 +102,7 @@ class Accumulator:
         self.values += other.values
         self.preds += other.preds
         self.not_evaluated += other.not_evaluated
+        self.levels_not_evaluated += other.levels_not_evaluated
         if other.pairs or other._dense is not None:
             self.add_pairs(*other.pair_counts())
 
@@ -151,6 +155,7 @@ class Tabulator:
         self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
         batch = images.batch
         self.levels = np.stack(list(value_masks(axis).values()))  # bool[3, V + 1]
+        self.unknowable_values = [axis.rules[r].value for r, _ in self.unknowable]
         groups = group_masks(batch, class_sets(taxonomy.vocabulary))
         problematic = batch.problematic
         masks = {"all": ~problematic}
@@ -208,9 +213,12 @@ class Tabulator:
             per_row = np.full(pred.shape[0], -1, np.int16)
             per_row[rows] = value
             acc.add_decisions(per_row, np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
-        skipped = [cells.count(cell, primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
-        acc.not_evaluated.append(_ints(cells.per_group(np.stack(skipped, axis=1))) if skipped
-                                 else np.zeros((cells.groups, 0), np.int64))
+        skipped = [primary.rule_not_evaluated(r) for r, _ in self.unknowable]
+        acc.not_evaluated.append(_ints(cells.per_group(np.stack([cells.count(cell, s) for s in skipped], axis=1)))
+                                 if skipped else np.zeros((cells.groups, 0), np.int64))
+        unsure = levels_not_evaluated(self.levels, value, zip(self.unknowable_values, skipped, strict=True))
+        acc.levels_not_evaluated.append(_ints(cells.per_group(np.stack([cells.count(cell[u]) for u in unsure], axis=1)))
+                                        if unsure.any() else np.zeros((cells.groups, 3), np.int64))
         if self.pairs:
             seen = np.flatnonzero(self.headline[rows])
             acc.add_pairs(rows[seen] * self.classes + shown[seen], size=len(pred) * self.classes)
@@ -263,8 +271,10 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
     (per-class means, see :mod:`errortaxa.engine.results.accuracy`; with their bootstrap intervals
     where ``intervals``, ``"group.stat" -> (lo, hi)``, has them); ``top1_errors``; ``n.VALUE`` and
     ``share.VALUE`` (with its Clopper-Pearson interval) per value; ``not_evaluated.RULE`` (samples
-    whose rule could not be evaluated). On an image list: ``samples``, ``errors`` (top-1 not a
-    correct label, the reference's count) and ``accuracy``; per group also ``listed`` /
+    whose rule could not be evaluated) and, where a rule can be, ``STAT_not_evaluated`` per MLA figure
+    (samples an unevaluated rule might have counted otherwise: the figure is then not exact). On an
+    image list: ``samples``, ``errors`` (top-1 not a correct label, the reference's count) and
+    ``accuracy``; per group also ``listed`` /
     ``listed_errors``. ``error_share.VALUE`` (with its interval): the value's share of the headline
     errors. All accuracies are fractions in [0, 1].
     """
@@ -278,6 +288,7 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
     levels = np.stack(acc.levels)  # [M, 3, G]
     counts = np.stack(acc.counts)  # [M, G, V]
     not_evaluated = np.stack(acc.not_evaluated)  # [M, G, R]
+    levels_not_evaluated = np.stack(acc.levels_not_evaluated)  # [M, G, 3]
     listed = np.stack(acc.listed) if acc.listed else None  # [M, G, 2]
     extras = sorted({k for e in acc.extras for k in e})
     for key in extras:
@@ -305,6 +316,8 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
                 cols[f"{group}.{stat}"] = levels[:, j, g]
                 if f"{group}.{stat}" in intervals:
                     cols[f"{group}.{stat}_lo"], cols[f"{group}.{stat}_hi"] = intervals[f"{group}.{stat}"]
+                if tab.unknowable:
+                    cols[f"{group}.{stat}_not_evaluated"] = levels_not_evaluated[:, g, j]
             cols[f"{group}.top1_errors"] = n - top1[:, g]
             for j, cat in enumerate(tab.values):
                 cols[f"{group}.n.{cat}"] = counts[:, g, j]

@@ -64,8 +64,9 @@ function renderTable() {
     const tr = h('tr', {class: row.model === ctx.st.model ? 'selected' : '', dataset: {model: row.model}, tabindex: 0},
       h('th', {scope: 'row', class: 'model-name', text: row.model}),
       h('td', {class: 'num', title: interval(row.top1_lo, row.top1_hi)}, fmt(row.top1)),
-      h('td', {class: 'num'}, fmt(row.mla), ' ', h('span', {class: 'ci', text: interval(row.mla_lo, row.mla_hi)})),
-      perClass ? h('td', {class: 'num', text: fmt(row.mla_class)}) : null,
+      row.mla === null ? notEvaluated(row) : h('td', {class: 'num'}, fmt(row.mla), ' ',
+        h('span', {class: 'ci', text: interval(row.mla_lo, row.mla_hi)})),
+      perClass ? (row.mla_class === null ? notEvaluated(row) : h('td', {class: 'num', text: fmt(row.mla_class)})) : null,
       cats.map((c) => {
         const share = row.shares ? row.shares[c] : null;
         const td = h('td', {class: 'num share'}, share === null || share === undefined
@@ -91,6 +92,12 @@ function renderTable() {
   });
   put($('#model-table'), h('thead', {}, head), h('tbody', {}, body));
   $('#model-count').textContent = `${rows.length} models`;
+}
+
+// an MLA cell whose figure a rule not evaluated on some samples might change (the API sends null)
+function notEvaluated(row) {
+  return h('td', {class: 'num', title: `a rule not evaluated on ${row.mla_not_evaluated} samples might change it`},
+    h('span', {class: 'not-evaluated', text: 'not evaluated'}));
 }
 
 const W = 300;

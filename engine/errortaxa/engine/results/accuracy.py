@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +42,20 @@ def value_masks(axis: CompiledAxis) -> dict[str, np.ndarray]:
     (indexed by a decision's value; the last entry, -1 = no value, is false)."""
     return {name: np.array([any(t in v.tags for t in tags) for v in axis.values] + [False])
             for name, tags in MLA_LEVELS.items()}
+
+
+def levels_not_evaluated(levels: np.ndarray, value: np.ndarray,
+                         skipped: Iterable[tuple[int, np.ndarray]]) -> np.ndarray:
+    """bool[L, N]: per MLA variant (``levels``: bool[L, V + 1], :func:`value_masks` stacked), the
+    samples whose count in it a rule not evaluated on them might change: that rule's value is counted
+    otherwise than the value they got (``value``: int[N], -1 = none). ``skipped``: per rule that can
+    be not evaluated, its value and bool[N], the samples it was not evaluated on."""
+    unsure = np.zeros((levels.shape[0], value.shape[0]), bool)
+    for rule_value, mask in skipped:
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            unsure[:, rows] |= levels[:, value[rows]] != levels[:, [rule_value]]
+    return unsure
 
 
 def class_sets(vocab: Vocabulary) -> dict[str, np.ndarray]:

@@ -6,7 +6,13 @@ from typing import Any
 
 import numpy as np
 from errortaxa.engine.compile.compiler import CompiledTaxonomy
-from errortaxa.engine.results.accuracy import class_mean_accuracy, class_sets, group_masks, value_masks
+from errortaxa.engine.results.accuracy import (
+    class_mean_accuracy,
+    class_sets,
+    group_masks,
+    levels_not_evaluated,
+    value_masks,
+)
 from errortaxa.engine.results.decisions import Decisions
 from errortaxa.engine.version import ENGINE_VERSION
 
@@ -15,7 +21,9 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
     """Counts and shares per category, top-1 accuracy, multi-label accuracy (``mla``: the mean over
     target classes of the per-class accuracy, as the reference and TFDS define it; ``mla_share``:
     the plain share of images; ``mla_minor`` / ``mla_explainable``: MLA with the values tagged
-    ``minor`` / ``minor`` and ``explainable`` counted correct), all as fractions, per group
+    ``minor`` / ``minor`` and ``explainable`` counted correct), all as fractions, with
+    ``STAT_not_evaluated`` beside each MLA figure where a rule can be not evaluated (samples it was
+    not evaluated on whose count in the figure it might change), per group
     (``groups_by_any_label``: organism / artifact / other, an image in every group one of its labels
     is in, the reference's; ``groups_by_target``: dogs / other_animals / objects, Shankar et al.'s),
     for the non-problematic samples (the headline) and, apart, for the problematic ones; and the
@@ -25,6 +33,9 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
     axis = taxonomy.axes[primary.axis]
     levels = value_masks(axis)
     correct = np.stack([mask[primary.value] for mask in levels.values()])  # [3, N]
+    unknowable = [(r, rule.value) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
+    unsure = levels_not_evaluated(np.stack(list(levels.values())), primary.value.astype(np.int64),
+                                  ((value, primary.rule_not_evaluated(r)) for r, value in unknowable))
     top1_correct = batch.pred == batch.target
     groups = group_masks(batch, class_sets(taxonomy.vocabulary))
     classes = len(taxonomy.vocabulary)
@@ -37,6 +48,8 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
             "top1_accuracy": _share(int(top1_correct[mask].sum()), n),
             "mla_share": _share(int(correct[0][mask].sum()), n),
             **{name: None if not n else round(float(value), 6) for name, value in zip(levels, mla, strict=True)},
+            **({f"{name}_not_evaluated": int(unsure[j][mask].sum()) for j, name in enumerate(levels)}
+               if unknowable else {}),
             "categories": {k: {"count": v, "share": _share(v, n)} for k, v in counts.items()},
         }
         for name, ax in decisions.axes.items():
