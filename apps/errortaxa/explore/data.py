@@ -170,10 +170,11 @@ class View:
         self.rule_category = {rule.id: self.categories[rule.value] for rule in axis.rules}
         # each model's headline samples whose MLA count such a rule might change: its value is counted
         # otherwise than the one the pair got (the study's ``all.mla_not_evaluated``)
-        unsure = levels_not_evaluated(axis.mla_correct[None, :], self.pair_value.astype(np.int64),
-                                      ((rule.value, skipped.rule_not_evaluated(r)) for r, rule in enumerate(axis.rules)
-                                       if rule.node.can_be_unknown()))
-        self.mla_not_evaluated = self._not_evaluated(unsure[0])
+        unsure = np.zeros(len(self.pair_value), bool)
+        unsure[levels_not_evaluated(axis.mla_correct[None, :], self.pair_value.astype(np.int64),
+                                    ((rule.value, np.flatnonzero(skipped.rule_not_evaluated(r)))
+                                     for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()))[0]] = True
+        self.mla_not_evaluated = self._not_evaluated(unsure)
         self.timings["counts"] = time.perf_counter() - start
         self._lock = threading.Lock()
         self._study: pd.DataFrame | None = None

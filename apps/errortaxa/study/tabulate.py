@@ -213,15 +213,24 @@ class Tabulator:
             per_row = np.full(pred.shape[0], -1, np.int16)
             per_row[rows] = value
             acc.add_decisions(per_row, np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
-        skipped = [primary.rule_not_evaluated(r) for r, _ in self.unknowable]
-        acc.not_evaluated.append(_ints(cells.per_group(np.stack([cells.count(cell, s) for s in skipped], axis=1)))
-                                 if skipped else np.zeros((cells.groups, 0), np.int64))
+        skipped = [np.flatnonzero(primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
         unsure = levels_not_evaluated(self.levels, value, zip(self.unknowable_values, skipped, strict=True))
-        acc.levels_not_evaluated.append(_ints(cells.per_group(np.stack([cells.count(cell[u]) for u in unsure], axis=1)))
-                                        if unsure.any() else np.zeros((cells.groups, 3), np.int64))
+        counts_not_evaluated = self._per_group(cell, [*skipped, *unsure])  # [G, R + 3]
+        acc.not_evaluated.append(counts_not_evaluated[:, :len(skipped)])
+        acc.levels_not_evaluated.append(counts_not_evaluated[:, len(skipped):])
         if self.pairs:
             seen = np.flatnonzero(self.headline[rows])
             acc.add_pairs(rows[seen] * self.classes + shown[seen], size=len(pred) * self.classes)
+
+    def _per_group(self, cell: np.ndarray, rows: Sequence[np.ndarray]) -> np.ndarray:
+        """int64[G, len(rows)]: per group, how many of each entry's samples (indices into ``cell``)
+        it has."""
+        cells = self.cells
+        if not any(r.size for r in rows):
+            return np.zeros((cells.groups, len(rows)), np.int64)
+        keys = np.concatenate([cell[r] + k * cells.size for k, r in enumerate(rows)])  # one bincount for all
+        per_cell = np.bincount(keys, minlength=len(rows) * cells.size).reshape(len(rows), cells.size)
+        return _ints(cells.per_group(per_cell.T.astype(np.float64)))
 
 
 @dataclass(frozen=True)

@@ -45,17 +45,21 @@ def value_masks(axis: CompiledAxis) -> dict[str, np.ndarray]:
 
 
 def levels_not_evaluated(levels: np.ndarray, value: np.ndarray,
-                         skipped: Iterable[tuple[int, np.ndarray]]) -> np.ndarray:
-    """bool[L, N]: per MLA variant (``levels``: bool[L, V + 1], :func:`value_masks` stacked), the
-    samples whose count in it a rule not evaluated on them might change: that rule's value is counted
-    otherwise than the value they got (``value``: int[N], -1 = none). ``skipped``: per rule that can
-    be not evaluated, its value and bool[N], the samples it was not evaluated on."""
-    unsure = np.zeros((levels.shape[0], value.shape[0]), bool)
-    for rule_value, mask in skipped:
-        rows = np.flatnonzero(mask)
+                         skipped: Iterable[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+    """Per MLA variant (``levels``: bool[L, V + 1], :func:`value_masks` stacked), the samples
+    (sorted indices) whose count in it a rule not evaluated on them might change: that rule's value is
+    counted otherwise than the value they got (``value``: int[N], -1 = none). ``skipped``: per rule
+    that can be not evaluated, its value and the samples (sorted indices) it was not evaluated on."""
+    parts: list[list[np.ndarray]] = [[] for _ in range(levels.shape[0])]
+    for rule_value, rows in skipped:
         if rows.size:
-            unsure[:, rows] |= levels[:, value[rows]] != levels[:, [rule_value]]
-    return unsure
+            got = value[rows]
+            for part, level in zip(parts, levels, strict=True):
+                differs = level != level[rule_value]  # bool[V + 1]: the values counted otherwise
+                if differs.any():
+                    part.append(rows[differs[got]])
+    return [part[0] if len(part) == 1 else np.unique(np.concatenate(part)) if part else np.zeros(0, np.intp)
+            for part in parts]
 
 
 def class_sets(vocab: Vocabulary) -> dict[str, np.ndarray]:

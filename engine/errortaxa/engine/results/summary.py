@@ -35,7 +35,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
     correct = np.stack([mask[primary.value] for mask in levels.values()])  # [3, N]
     unknowable = [(r, rule.value) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
     unsure = levels_not_evaluated(np.stack(list(levels.values())), primary.value.astype(np.int64),
-                                  ((value, primary.rule_not_evaluated(r)) for r, value in unknowable))
+                                  ((value, np.flatnonzero(primary.rule_not_evaluated(r))) for r, value in unknowable))
     top1_correct = batch.pred == batch.target
     groups = group_masks(batch, class_sets(taxonomy.vocabulary))
     classes = len(taxonomy.vocabulary)
@@ -48,7 +48,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
             "top1_accuracy": _share(int(top1_correct[mask].sum()), n),
             "mla_share": _share(int(correct[0][mask].sum()), n),
             **{name: None if not n else round(float(value), 6) for name, value in zip(levels, mla, strict=True)},
-            **({f"{name}_not_evaluated": int(unsure[j][mask].sum()) for j, name in enumerate(levels)}
+            **({f"{name}_not_evaluated": int(np.count_nonzero(mask[unsure[j]])) for j, name in enumerate(levels)}
                if unknowable else {}),
             "categories": {k: {"count": v, "share": _share(v, n)} for k, v in counts.items()},
         }
