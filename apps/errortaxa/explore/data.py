@@ -165,15 +165,15 @@ class View:
         self.counts = self._counts()
         # per rule that can be 'not evaluated': each model's headline samples where it was not (the
         # study's ``not_evaluated.RULE``), and the category it decides
-        self.not_evaluated = {axis.rules[r].id: self._not_evaluated(skipped.rule_not_evaluated(r))
-                              for r in range(len(axis.rules)) if axis.rules[r].node.can_be_unknown()}
+        pair_skipped = [skipped.rule_not_evaluated(r) for r in axis.unknowable]
+        self.not_evaluated = {axis.rules[r].id: self._not_evaluated(mask)
+                              for r, mask in zip(axis.unknowable, pair_skipped, strict=True)}
         self.rule_category = {rule.id: self.categories[rule.value] for rule in axis.rules}
         # each model's headline samples whose MLA count such a rule might change: its value is counted
         # otherwise than the one the pair got (the study's ``all.mla_not_evaluated``)
         unsure = np.zeros(len(self.pair_value), bool)
-        unsure[levels_not_evaluated(axis.mla_correct[None, :], self.pair_value.astype(np.int64),
-                                    ((rule.value, np.flatnonzero(skipped.rule_not_evaluated(r)))
-                                     for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()))[0]] = True
+        unsure[levels_not_evaluated(axis, axis.mla_correct[None, :], self.pair_value.astype(np.int64),
+                                    [np.flatnonzero(mask) for mask in pair_skipped])[0]] = True
         self.mla_not_evaluated = self._not_evaluated(unsure)
         self.timings["counts"] = time.perf_counter() - start
         self._lock = threading.Lock()

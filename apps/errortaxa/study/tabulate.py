@@ -152,10 +152,10 @@ class Tabulator:
         self.values = axis.value_ids
         self.mla_value = axis.mla_correct
         # rules that can be 'not evaluated' (a provider or a sample list): counted per model
-        self.unknowable = [(r, rule.id) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
+        self.axis = axis
+        self.unknowable = [(r, axis.rules[r].id) for r in axis.unknowable]
         batch = images.batch
         self.levels = np.stack(list(value_masks(axis).values()))  # bool[3, V + 1]
-        self.unknowable_values = [axis.rules[r].value for r, _ in self.unknowable]
         groups = group_masks(batch, class_sets(taxonomy.vocabulary))
         problematic = batch.problematic
         masks = {"all": ~problematic}
@@ -214,7 +214,7 @@ class Tabulator:
             per_row[rows] = value
             acc.add_decisions(per_row, np.where(pred >= 0, pred, -1).astype(self.pred_dtype))
         skipped = [np.flatnonzero(primary.rule_not_evaluated(r)) for r, _ in self.unknowable]
-        unsure = levels_not_evaluated(self.levels, value, zip(self.unknowable_values, skipped, strict=True))
+        unsure = levels_not_evaluated(self.axis, self.levels, value, skipped)
         counts_not_evaluated = self._per_group(cell, [*skipped, *unsure])  # [G, R + 3]
         acc.not_evaluated.append(counts_not_evaluated[:, :len(skipped)])
         acc.levels_not_evaluated.append(counts_not_evaluated[:, len(skipped):])
@@ -283,9 +283,8 @@ def frame(tab: Tabulator, acc: Accumulator, intervals: Mapping[str, tuple[np.nda
     whose rule could not be evaluated) and, where a rule can be, ``STAT_not_evaluated`` per MLA figure
     (samples an unevaluated rule might have counted otherwise: the figure is then not exact). On an
     image list: ``samples``, ``errors`` (top-1 not a correct label, the reference's count) and
-    ``accuracy``; per group also ``listed`` /
-    ``listed_errors``. ``error_share.VALUE`` (with its interval): the value's share of the headline
-    errors. All accuracies are fractions in [0, 1].
+    ``accuracy``; per group also ``listed`` / ``listed_errors``. ``error_share.VALUE`` (with its
+    interval): the value's share of the headline errors. All accuracies are fractions in [0, 1].
     """
     cols: dict[str, Any] = {"model": acc.models}
     if not acc.models:

@@ -90,7 +90,7 @@ def _largest_record(compiled: CompiledTaxonomy, size: Callable[[Any], int]) -> t
             for key, value in leaf.pair_evidence_bound().items():
                 if key not in evidence or _json_size(value) > _json_size(evidence[key]):
                     evidence[key] = value
-        unknown = [rule.id for rule in axis.rules if rule.node.can_be_unknown()]
+        unknown = [axis.rules[r].id for r in axis.unknowable]
         if unknown:
             rule_id = _longest(unknown, size)
             evidence["not_evaluated"] = [{"rule": rule_id, "reason": "x" * REASON_BYTES} for _ in unknown]

@@ -71,6 +71,11 @@ class CompiledAxis:
         return [r.id for r in self.rules]
 
     @cached_property
+    def unknowable(self) -> list[int]:
+        """Indices of the rules that can be "not evaluated" (they ask a provider or a sample list)."""
+        return [k for k, rule in enumerate(self.rules) if rule.node.can_be_unknown()]
+
+    @cached_property
     def tracks_sources(self) -> bool:
         """Some rule has several class-pair tests, so decisions keep which one gave the witness."""
         return any(len(r.witness_leaves) > 1 for r in self.rules)

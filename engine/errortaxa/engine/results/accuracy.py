@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,22 +44,22 @@ def value_masks(axis: CompiledAxis) -> dict[str, np.ndarray]:
             for name, tags in MLA_LEVELS.items()}
 
 
-def levels_not_evaluated(levels: np.ndarray, value: np.ndarray,
-                         skipped: Iterable[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+def levels_not_evaluated(axis: CompiledAxis, levels: np.ndarray, value: np.ndarray,
+                         skipped: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Per MLA variant (``levels``: bool[L, V + 1], :func:`value_masks` stacked), the samples
     (sorted indices) whose count in it a rule not evaluated on them might change: that rule's value is
     counted otherwise than the value they got (``value``: int[N], -1 = none). ``skipped``: per rule
-    that can be not evaluated, its value and the samples (sorted indices) it was not evaluated on."""
+    of ``axis.unknowable``, the samples (sorted indices) it was not evaluated on."""
     parts: list[list[np.ndarray]] = [[] for _ in range(levels.shape[0])]
-    for rule_value, rows in skipped:
+    for r, rows in zip(axis.unknowable, skipped, strict=True):
         if rows.size:
             got = value[rows]
             for part, level in zip(parts, levels, strict=True):
-                differs = level != level[rule_value]  # bool[V + 1]: the values counted otherwise
+                differs = level != level[axis.rules[r].value]  # bool[V + 1]: the values counted otherwise
                 if differs.any():
                     part.append(rows[differs[got]])
-    return [part[0] if len(part) == 1 else np.unique(np.concatenate(part)) if part else np.zeros(0, np.intp)
-            for part in parts]
+    empty = np.zeros(0, np.intp)
+    return [np.unique(np.concatenate(part)) if len(part) > 1 else part[0] if part else empty for part in parts]
 
 
 def class_sets(vocab: Vocabulary) -> dict[str, np.ndarray]:

@@ -33,9 +33,8 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
     axis = taxonomy.axes[primary.axis]
     levels = value_masks(axis)
     correct = np.stack([mask[primary.value] for mask in levels.values()])  # [3, N]
-    unknowable = [(r, rule.value) for r, rule in enumerate(axis.rules) if rule.node.can_be_unknown()]
-    unsure = levels_not_evaluated(np.stack(list(levels.values())), primary.value.astype(np.int64),
-                                  ((value, np.flatnonzero(primary.rule_not_evaluated(r))) for r, value in unknowable))
+    unsure = levels_not_evaluated(axis, np.stack(list(levels.values())), primary.value.astype(np.int64),
+                                  [np.flatnonzero(primary.rule_not_evaluated(r)) for r in axis.unknowable])
     top1_correct = batch.pred == batch.target
     groups = group_masks(batch, class_sets(taxonomy.vocabulary))
     classes = len(taxonomy.vocabulary)
@@ -49,7 +48,7 @@ def summarize(taxonomy: CompiledTaxonomy, decisions: Decisions, *, skipped: int 
             "mla_share": _share(int(correct[0][mask].sum()), n),
             **{name: None if not n else round(float(value), 6) for name, value in zip(levels, mla, strict=True)},
             **({f"{name}_not_evaluated": int(np.count_nonzero(mask[unsure[j]])) for j, name in enumerate(levels)}
-               if unknowable else {}),
+               if axis.unknowable else {}),
             "categories": {k: {"count": v, "share": _share(v, n)} for k, v in counts.items()},
         }
         for name, ax in decisions.axes.items():

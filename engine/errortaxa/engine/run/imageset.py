@@ -51,8 +51,8 @@ class ImageSetClassifier:
         self.value_of_code = {a: np.array([-1, -1] + [r.value for r in ax.rules], np.int16)
                               for a, ax in taxonomy.axes.items()}
         # rules before the first one that can be 'not evaluated' never leave skipped bits
-        self.first_unknowable = {a: next((k for k, r in enumerate(ax.rules) if r.node.can_be_unknown()),
-                                         len(ax.rules)) for a, ax in taxonomy.axes.items()}
+        self.first_unknowable = {a: ax.unknowable[0] if ax.unknowable else len(ax.rules)
+                                 for a, ax in taxonomy.axes.items()}
         self._reasons_lock = threading.Lock()
 
     def classify(self, pred: np.ndarray, rows: np.ndarray | None = None) -> Decisions:
