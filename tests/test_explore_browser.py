@@ -208,6 +208,8 @@ def test_gallery_filters_explanation_notes_and_export(browser: Any, server: str,
 
     page.keyboard.press("Escape")
     expect(modal).to_be_hidden()
+    # the dialog's 'close' event, which updates the URL, fires after it is hidden
+    page.wait_for_function("() => !new URLSearchParams(location.hash.slice(1)).has('open')")
     assert "open" not in hash_state(page)
 
     # thumbnails load; an image without a file (every 7th here) gets the placeholder, not an error
